@@ -1,0 +1,414 @@
+"""Tests for the Bubble Data API test double (devstack/bubble_double.py), driven over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.bubble_double import BubbleDouble
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+LIVE = "/api/1.1/obj"
+TEST = "/version-test/api/1.1/obj"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def bubble() -> Iterator[BubbleDouble]:
+    with BubbleDouble(token=TOKEN) as double:
+        yield double
+
+
+@pytest.fixture
+def client(bubble: BubbleDouble) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=bubble.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5) as c:
+        yield c
+
+
+def search(client: httpx.Client, *constraints: dict[str, Any], prefix: str = LIVE, **params: Any) -> Any:
+    response = client.get(f"{prefix}/user", params={"constraints": json.dumps(constraints), **params})
+    assert response.status_code == 200, response.text
+    return response.json()["response"]
+
+
+def bulk(client: httpx.Client, *lines: str) -> httpx.Response:
+    return client.post(f"{LIVE}/user/bulk", content="\n".join(lines), headers={"Content-Type": "text/plain"})
+
+
+def test_create_answers_201_with_a_bubble_id_and_stores_the_record(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    response = client.post(f"{LIVE}/user", json={"email": "ada@example.com", "name": "Ada"})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "success"
+    assert re.fullmatch(r"\d{13}x\d{18}", body["id"])
+    [record] = bubble.records("user")
+    assert record["_id"] == body["id"]
+    assert (record["email"], record["name"]) == ("ada@example.com", "Ada")
+    assert record["Created Date"] == record["Modified Date"]
+    assert record["Created Date"].endswith("Z")
+
+
+def test_patch_answers_204_and_changes_only_the_given_fields(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    thing_id = client.post(f"{LIVE}/user", json={"email": "a@example.com", "name": "A"}).json()["id"]
+
+    response = client.patch(f"{LIVE}/user/{thing_id}", json={"name": "B"})
+
+    assert response.status_code == 204
+    assert response.content == b""
+    record = client.get(f"{LIVE}/user/{thing_id}").json()["response"]
+    assert (record["_id"], record["email"], record["name"]) == (thing_id, "a@example.com", "B")
+    assert record["Modified Date"] >= record["Created Date"]
+    assert client.patch(f"{LIVE}/user/1x1", json={"name": "C"}).status_code == 404
+    # A 204 carries no body, so the keep-alive connection stays usable for the next request.
+    assert len({entry["connection"] for entry in bubble.requests()}) == 1
+
+
+def test_unknown_id_answers_404_in_bubbles_error_envelope(client: httpx.Client) -> None:
+    response = client.get(f"{LIVE}/user/1700000000000x000000000000000001")
+
+    assert response.status_code == 404
+    body = response.json()
+    assert body["statusCode"] == 404
+    assert body["body"]["status"] == "MISSING_DATA"
+    assert "1700000000000x000000000000000001" in body["body"]["message"]
+
+
+def test_put_replaces_and_delete_removes(bubble: BubbleDouble, client: httpx.Client) -> None:
+    thing_id = client.post(f"{LIVE}/item", json={"a": 1, "b": 2}).json()["id"]
+
+    assert client.put(f"{LIVE}/item/{thing_id}", json={"a": 3}).status_code == 204
+    record = bubble.records("item")[0]
+    assert record["a"] == 3 and "b" not in record and record["_id"] == thing_id
+    assert client.delete(f"{LIVE}/item/{thing_id}").status_code == 204
+    assert bubble.records("item") == []
+
+
+def test_search_filters_by_constraints_and_pages_with_cursor(client: httpx.Client) -> None:
+    for n in range(5):
+        fields = {"email": f"u{n}@example.com", "n": n}
+        if n % 2 == 0:
+            fields["plan"] = "pro"
+        client.post(f"{LIVE}/user", json=fields)
+
+    found = search(client, {"key": "email", "constraint_type": "equals", "value": "u3@example.com"})
+    assert [r["n"] for r in found["results"]] == [3]
+    assert (found["count"], found["remaining"]) == (1, 0)
+    assert [r["n"] for r in search(client, {"key": "plan", "constraint_type": "is_empty"})["results"]] == [
+        1,
+        3,
+    ]
+    not_pro = search(client, {"key": "plan", "constraint_type": "not equal", "value": "pro"})
+    assert [r["n"] for r in not_pro["results"]] == [1, 3]
+    in_list = search(client, {"key": "n", "constraint_type": "in", "value": [0, 4, 9]})
+    assert [r["n"] for r in in_list["results"]] == [0, 4]
+
+    first = search(client, limit=2)
+    assert [r["n"] for r in first["results"]] == [0, 1]
+    assert (first["cursor"], first["count"], first["remaining"]) == (0, 2, 3)
+    last = search(client, limit=2, cursor=4)
+    assert [r["n"] for r in last["results"]] == [4]
+    assert (last["cursor"], last["count"], last["remaining"]) == (4, 1, 0)
+
+
+def test_search_limit_is_capped_at_100(client: httpx.Client) -> None:
+    assert bulk(client, *[json.dumps({"n": n}) for n in range(105)]).status_code == 200
+
+    page = search(client, limit=500)
+
+    assert (page["count"], page["remaining"]) == (100, 5)
+
+
+@pytest.mark.parametrize(
+    "constraints",
+    ["not json", '{"key": "email"}', '[{"key": "email", "constraint_type": "resembles", "value": 1}]'],
+)
+def test_malformed_constraints_answer_400(client: httpx.Client, constraints: str) -> None:
+    response = client.get(f"{LIVE}/user", params={"constraints": constraints})
+
+    assert response.status_code == 400
+    assert response.json()["body"]["status"] == "INVALID_DATA"
+
+
+def test_chunked_request_bodies_are_read_and_the_connection_reused(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    # httpx sends an iterator body with Transfer-Encoding: chunked.
+    response = client.post(f"{LIVE}/user", content=iter([b'{"email": "chunk', b'@example.com"}']))
+
+    assert response.status_code == 201
+    assert (
+        client.get(f"{LIVE}/user/{response.json()['id']}").json()["response"]["email"] == "chunk@example.com"
+    )
+    assert len({entry["connection"] for entry in bubble.requests()}) == 1
+
+
+def test_concurrent_creates_with_one_email_store_exactly_one(bubble: BubbleDouble) -> None:
+    def create(_: int) -> int:
+        with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            return c.post(f"{bubble.url}{LIVE}/user", json={"email": "race@example.com"}).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = sorted(pool.map(create, range(10)))
+
+    assert statuses == [201] + [400] * 9
+    assert len(bubble.records("user")) == 1
+
+
+def test_live_and_test_prefixes_have_separate_stores(bubble: BubbleDouble, client: httpx.Client) -> None:
+    live_id = client.post(f"{LIVE}/user", json={"email": "same@example.com"}).json()["id"]
+    # The same email is fine in the other environment, because the data is separate.
+    test_response = client.post(f"{TEST}/user", json={"email": "same@example.com"})
+
+    assert test_response.status_code == 201
+    assert client.get(f"{TEST}/user/{live_id}").status_code == 404
+    assert [r["_id"] for r in bubble.records("user", env="live")] == [live_id]
+    assert [r["_id"] for r in bubble.records("user", env="test")] == [test_response.json()["id"]]
+    assert search(client, prefix=TEST)["count"] == 1
+
+
+def test_bulk_answers_one_result_per_line_and_keeps_the_good_lines(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    client.post(f"{LIVE}/user", json={"email": "taken@example.com"})
+
+    response = bulk(
+        client,
+        json.dumps({"email": "one@example.com"}),
+        "{not json",
+        json.dumps({"email": "TAKEN@example.com"}),
+        json.dumps({"email": "two@example.com"}),
+        json.dumps({"email": "two@example.com"}),
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    results = [json.loads(line) for line in response.text.splitlines()]
+    assert [r["status"] for r in results] == ["success", "error", "error", "success", "error"]
+    assert "already exists" in results[2]["message"]
+    emails = [r["email"] for r in bubble.records("user")]
+    assert emails == ["taken@example.com", "one@example.com", "two@example.com"]
+    assert [r["_id"] for r in bubble.records("user")[1:]] == [results[0]["id"], results[3]["id"]]
+
+
+def test_bulk_over_1000_lines_is_refused_whole(bubble: BubbleDouble, client: httpx.Client) -> None:
+    response = bulk(client, *[json.dumps({"n": n}) for n in range(1001)])
+
+    assert response.status_code == 400
+    assert response.json()["body"]["status"] == "INVALID_DATA"
+    assert bubble.records("user") == []
+
+
+@pytest.mark.parametrize("authorization", [None, f"Bearer {TOKEN}x", "Bearer", f"Basic {TOKEN}"])
+def test_missing_or_wrong_token_answers_401_and_stores_nothing(
+    bubble: BubbleDouble, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+
+    response = httpx.post(f"{bubble.url}{LIVE}/user", json={"email": "x@example.com"}, headers=headers)
+
+    assert response.status_code == 401
+    assert response.json() == {
+        "statusCode": 401,
+        "body": {"status": "UNAUTHORIZED", "message": "missing or invalid API token"},
+    }
+    assert bubble.records("user") == []
+
+
+def test_user_email_is_unique_ignoring_case_on_create_and_patch(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    client.post(f"{LIVE}/user", json={"email": "dup@example.com"})
+    other_id = client.post(f"{LIVE}/user", json={"email": "other@example.com"}).json()["id"]
+
+    create = client.post(f"{LIVE}/user", json={"email": "DUP@Example.com"})
+    patch = client.patch(f"{LIVE}/user/{other_id}", json={"email": "dup@example.com", "name": "x"})
+    invalid = client.post(f"{LIVE}/user", json={"email": "not-an-email"})
+
+    assert create.status_code == 400 and create.json()["body"]["status"] == "USED_EMAIL"
+    assert patch.status_code == 400 and "dup@example.com" in patch.json()["body"]["message"]
+    assert invalid.status_code == 400 and invalid.json()["body"]["status"] == "NOT_VALID_EMAIL"
+    records = bubble.records("user")
+    assert [r["email"] for r in records] == ["dup@example.com", "other@example.com"]
+    assert "name" not in records[1]
+    # Re-saving a user's own email is not a duplicate.
+    assert client.patch(f"{LIVE}/user/{other_id}", json={"email": "OTHER@example.com"}).status_code == 204
+
+
+def test_rate_limit_answers_429_with_retry_after_and_changes_nothing(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    # 6/min refills one token every 10 s, so the third request cannot be admitted during this test.
+    bubble.configure(rate_limit_per_minute=6, rate_limit_burst=2)
+
+    statuses = [client.post(f"{LIVE}/user", json={"n": n}).status_code for n in range(2)]
+    limited = client.post(f"{LIVE}/user", json={"n": 2})
+
+    assert statuses == [201, 201]
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 10
+    assert limited.json()["statusCode"] == 429
+    assert [r["n"] for r in bubble.records("user")] == [0, 1]
+    bubble.configure(rate_limit_per_minute=0)
+    assert client.post(f"{LIVE}/user", json={"n": 3}).status_code == 201
+
+
+def test_status_fault_with_count_1_fails_once_then_succeeds(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    bubble.configure(faults=[{"kind": "status", "status": 503, "count": 1, "method": "POST"}])
+
+    first = client.post(f"{LIVE}/user", json={"n": 1})
+    second = client.post(f"{LIVE}/user", json={"n": 2})
+
+    assert first.status_code == 503
+    assert first.json()["body"]["status"] == "SERVICE_UNAVAILABLE"
+    assert second.status_code == 201
+    assert [r["n"] for r in bubble.records("user")] == [2]
+    assert [entry["fault"] for entry in bubble.requests()] == ["status", None]
+
+
+def test_fault_probability_is_reproducible_with_a_seed(bubble: BubbleDouble, client: httpx.Client) -> None:
+    def run() -> list[int]:
+        bubble.reset()
+        bubble.configure(seed=7, faults=[{"kind": "status", "status": 500, "probability": 0.5}])
+        return [client.get(f"{LIVE}/user").status_code for _ in range(20)]
+
+    first, second = run(), run()
+
+    assert first == second
+    assert set(first) == {200, 500}
+
+
+def test_hang_outlasts_a_short_client_timeout_without_blocking_others(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    bubble.configure(faults=[{"kind": "hang", "hang_seconds": 1.2, "count": 1, "method": "POST"}])
+
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(f"{LIVE}/user", json={"n": 1}, timeout=0.3)
+    # The hung request sleeps without the store's lock, so other requests are served meanwhile.
+    assert client.get(f"{LIVE}/user").status_code == 200
+    assert time.monotonic() - started < 1.0
+
+    # After the hang the request is processed normally, so the give-up was ambiguous.
+    deadline = time.monotonic() + 3
+    while not bubble.records("user") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["n"] for r in bubble.records("user")] == [1]
+
+
+def test_close_after_store_drops_the_connection_but_keeps_the_record(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    bubble.configure(faults=[{"kind": "close_after_store", "count": 1}])
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post(f"{LIVE}/user", json={"email": "ambiguous@example.com"})
+
+    assert [r["email"] for r in bubble.records("user")] == ["ambiguous@example.com"]
+    entry = bubble.requests()[-1]
+    assert (entry["status"], entry["responded"], entry["fault"]) == (201, False, "close_after_store")
+    # The rule is spent: the client's retry is answered (and hits the duplicate).
+    assert client.post(f"{LIVE}/user", json={"email": "ambiguous@example.com"}).status_code == 400
+
+
+def test_latency_delays_each_request(bubble: BubbleDouble, client: httpx.Client) -> None:
+    bubble.configure(latency_ms=150)
+
+    started = time.monotonic()
+    client.get(f"{LIVE}/user")
+
+    assert time.monotonic() - started >= 0.15
+
+
+def test_request_log_has_no_token_and_caps_bodies(bubble: BubbleDouble, client: httpx.Client) -> None:
+    client.post(f"{LIVE}/user", json={"bio": "x" * 5000})
+    # Bubble also takes the token as a query parameter; the log must not keep it there either.
+    client.get(f"{LIVE}/user", params={"api_token": TOKEN})
+
+    log = bubble.requests()
+
+    assert [(e["method"], e["path"], e["status"]) for e in log] == [
+        ("POST", f"{LIVE}/user", 201),
+        ("GET", f"{LIVE}/user", 200),
+    ]
+    assert TOKEN not in json.dumps(log)
+    assert all("authorization" not in key.lower() for entry in log for key in entry)
+    assert log[0]["body_bytes"] > 5000 and len(log[0]["body"]) <= 201
+    # One client, one keep-alive connection: Content-Length framing is right.
+    assert log[0]["connection"] == log[1]["connection"]
+
+
+def test_admin_endpoints_configure_inspect_and_reset(bubble: BubbleDouble, client: httpx.Client) -> None:
+    admin = httpx.Client(base_url=f"{bubble.url}/_double")
+    client.post(f"{TEST}/user", json={"email": "t@example.com"})
+
+    assert admin.get("/health").status_code == 200
+    assert [
+        r["email"] for r in admin.get("/records", params={"env": "test", "type": "user"}).json()["records"]
+    ] == ["t@example.com"]
+    assert len(admin.get("/requests").json()["requests"]) == 1
+    configured = admin.post(
+        "/config", json={"latency_ms": 5, "faults": [{"kind": "hang", "hang_seconds": 0}]}
+    )
+    assert configured.status_code == 200
+    assert configured.json()["config"]["latency_ms"] == 5 and "token" not in configured.json()["config"]
+    assert admin.post("/config", json={"latency_ms": -1}).status_code == 400
+    assert admin.post("/config", json={"no_such_knob": 1}).status_code == 400
+
+    assert admin.post("/reset").status_code == 200
+    assert bubble.records("user", env="test") == []
+    assert bubble.requests() == []
+    assert bubble.config()["faults"] == [] and bubble.config()["latency_ms"] == 5
+    with pytest.raises(ValueError):
+        bubble.configure(faults=[{"kind": "explode"}])
+
+
+def test_cli_prints_the_url_then_stops_on_sigterm() -> None:
+    env = {**os.environ, "BUBBLE_DOUBLE_TOKEN": TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.bubble_double", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"BUBBLE_URL=(http://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        response = httpx.post(
+            f"{match[1]}{LIVE}/user", json={"n": 1}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert response.status_code == 201
+
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 0, stderr
+    assert stdout == ""  # exactly one line in all
+    assert TOKEN not in line + stdout + stderr
