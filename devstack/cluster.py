@@ -249,7 +249,9 @@ class Cluster:
         base.mkdir(parents=True, exist_ok=True)
         return base
 
-    def _pg_ctl(self, *args: str, what: str = "pg_ctl", check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _pg_ctl(
+        self, *args: str, what: str = "pg_ctl", check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [str(Path(self._state.bindir) / "pg_ctl"), "-D", str(self.data_dir), *args]
         return self._run_as_server_user(cmd, what=what, check=check)
 
@@ -261,7 +263,9 @@ class Cluster:
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()
             log_tail = _tail(self.log_file) if self._state_file.exists() else ""
-            raise ClusterError(f"{what} failed: {detail}" + (f"\nserver log:\n{log_tail}" if log_tail else ""))
+            raise ClusterError(
+                f"{what} failed: {detail}" + (f"\nserver log:\n{log_tail}" if log_tail else "")
+            )
         return result
 
     def _append_as_server_user(self, path: Path, text: str) -> None:

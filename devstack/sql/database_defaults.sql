@@ -34,3 +34,13 @@ create extension if not exists pgcrypto with schema extensions;
 -- Vault is on by default on hosted projects. Here it is the devstack's double (see
 -- devstack/extensions/supabase_vault--0.3.1.sql).
 create extension if not exists supabase_vault;
+
+-- ---------------------------------------------------------------------------------------------------
+-- pg_net, as a project enables it: `create extension pg_net with schema extensions` run by `postgres`.
+-- Here it is the devstack's double (devstack/extensions/pg_net--0.20.4.sql), a trusted extension so
+-- that `postgres` may create it as supautils allows on Supabase; running it as `postgres` checks that.
+-- Requests are only sent while devstack/pgnet_worker.py serves the database.
+-- ---------------------------------------------------------------------------------------------------
+set role postgres;
+create extension if not exists pg_net with schema extensions;
+reset role;
