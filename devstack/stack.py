@@ -1,0 +1,255 @@
+"""The local stack: PostgreSQL with pg_cron, the pg_net and Vault doubles, the Bubble double and the
+edge-function host, started together and stopped together.
+
+Everything a later `down` or `status` needs is kept in <state dir>/stack.json (mode 600: it holds the
+generated keys). Progress goes to stderr; `up` prints the connection lines on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from devstack import functions
+from devstack.cluster import Cluster, free_port
+from devstack.processes import Started, is_alive, spawn, stop
+
+__all__ = ["StackError", "StackInfo", "down", "status", "up"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
+STATE_FILE = "stack.json"
+# The devstack's function talks to the double's development environment, as a dev stack would.
+BUBBLE_DOUBLE_PREFIX = "/version-test/api/1.1"
+
+
+class StackError(RuntimeError):
+    """A part of the local stack failed; the message names the part."""
+
+
+@dataclass
+class StackInfo:
+    """What `up` started, as saved in stack.json."""
+
+    database_url: str
+    functions_url: str
+    bubble_url: str
+    bubble_is_double: bool
+    service_role_key: str
+    bubble_token: str
+    processes: dict[str, Started] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> StackInfo:
+        data = json.loads(text)
+        data["processes"] = {name: Started(**p) for name, p in data["processes"].items()}
+        return cls(**data)
+
+    def connection_lines(self) -> list[str]:
+        lines = [f"DATABASE_URL={self.database_url}", f"FUNCTIONS_URL={self.functions_url}"]
+        if self.bubble_is_double:
+            lines.append(f"BUBBLE_URL={self.bubble_url}")
+        return lines
+
+
+def load(state_dir: Path) -> StackInfo | None:
+    try:
+        return StackInfo.from_json((state_dir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | None = None) -> StackInfo:
+    """Starts every part, or raises StackError naming the part that failed (after cleaning up)."""
+    state_dir = state_dir.resolve()
+    existing = load(state_dir)
+    if existing is not None:
+        dead = [name for name, p in existing.processes.items() if not is_alive(p)]
+        if not dead and Cluster(state_dir).is_running():
+            raise AlreadyUp(existing)
+        _progress(
+            f"found a stale devstack in {state_dir} ({', '.join(dead) or 'postgres'} not running);"
+            " removing it"
+        )
+        down(state_dir)
+
+    if bubble_url is not None and not bubble_token:
+        raise StackError(
+            "--bubble-url needs the Bubble API token in the environment variable BUBBLE_API_TOKEN"
+        )
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(state_dir)
+    logs = state_dir / "logs"
+    processes: dict[str, Started] = {}
+    try:
+        with _step("PostgreSQL with pg_cron"):
+            cluster.create()
+
+        with _step("pg_net double (delivery worker)"):
+            proc, _ = spawn(
+                "pg_net worker",
+                [sys.executable, "-m", "devstack.pgnet_worker", "--dsn", cluster.admin_dsn("postgres")],
+                env=_child_env(),
+                log_path=logs / "pgnet_worker.log",
+            )
+            processes["pgnet_worker"] = Started.of(proc.pid)
+            _wait_until(lambda: _pg_net_worker_is_up(cluster.dsn()), "the pg_net worker to connect", logs)
+
+        token = bubble_token or secrets.token_hex(16)
+        if bubble_url is None:
+            with _step("Bubble double"):
+                proc, bubble_url = spawn(
+                    "Bubble double",
+                    [sys.executable, "-m", "devstack.bubble_double", "--port", "0"],
+                    env=_child_env(BUBBLE_DOUBLE_TOKEN=token),
+                    log_path=logs / "bubble_double.log",
+                    ready_prefix="BUBBLE_URL=",
+                )
+                processes["bubble_double"] = Started.of(proc.pid)
+        assert bubble_url is not None
+
+        service_role_key = "sb_secret_devstack_" + secrets.token_urlsafe(24)
+        with _step("edge function host (Deno)"):
+            # SUPABASE_URL must be known before the host starts, so its port is chosen here.
+            port = free_port()
+            supabase_url = f"http://127.0.0.1:{port}"
+            bubble_base = (
+                bubble_url.rstrip("/") + BUBBLE_DOUBLE_PREFIX if "bubble_double" in processes else bubble_url
+            )
+            proc, functions_url = functions.start_functions_host(
+                functions_dir=FUNCTIONS_DIR,
+                port=port,
+                env=functions.function_env(
+                    supabase_url=supabase_url,
+                    db_url=cluster.dsn(),
+                    service_role_key=service_role_key,
+                    extra={"BUBBLE_BASE_URL": bubble_base, "BUBBLE_API_TOKEN": token},
+                ),
+                log_path=logs / "functions_host.log",
+            )
+            processes["functions_host"] = Started.of(proc.pid)
+
+        info = StackInfo(
+            database_url=cluster.dsn(),
+            functions_url=functions_url,
+            bubble_url=bubble_url,
+            bubble_is_double="bubble_double" in processes,
+            service_role_key=service_role_key,
+            bubble_token=token,
+            processes=processes,
+        )
+        state_file = state_dir / STATE_FILE
+        state_file.write_text(info.to_json())
+        state_file.chmod(0o600)
+        return info
+    except BaseException:
+        for started in processes.values():
+            stop(started)
+        cluster.destroy()
+        _remove_state(state_dir)
+        raise
+
+
+def down(state_dir: Path) -> bool:
+    """Stops everything `up` started and removes the state. Returns False if nothing was there."""
+    state_dir = state_dir.resolve()
+    info = load(state_dir)
+    cluster = Cluster(state_dir)
+    if info is None and not cluster.exists():
+        return False
+    for name, started in reversed(list((info.processes if info else {}).items())):
+        _progress(f"stopping {name} (pid {started.pid})")
+        stop(started)
+    _progress("stopping PostgreSQL")
+    cluster.destroy()
+    _remove_state(state_dir)
+    return True
+
+
+def status(state_dir: Path) -> dict[str, bool]:
+    """Which parts are running: an empty dict when there is no stack in `state_dir`."""
+    state_dir = state_dir.resolve()
+    info = load(state_dir)
+    if info is None:
+        return {}
+    parts = {"postgres": Cluster(state_dir).is_running()}
+    parts.update({name: is_alive(started) for name, started in info.processes.items()})
+    return parts
+
+
+class AlreadyUp(StackError):
+    def __init__(self, info: StackInfo) -> None:
+        super().__init__("the devstack is already up")
+        self.info = info
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _step(part: str) -> Iterator[None]:
+    started = time.monotonic()
+    _progress(f"starting {part} …")
+    try:
+        yield
+    except StackError:
+        raise
+    except Exception as exc:
+        raise StackError(f"{part} failed: {exc}") from exc
+    _progress(f"  {part}: ready in {time.monotonic() - started:.1f} s")
+
+
+def _progress(message: str) -> None:
+    print(f"devstack: {message}", file=sys.stderr, flush=True)
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    """Environment for our Python children: enough to run, nothing inherited by accident."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TZ") if key in os.environ}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def _pg_net_worker_is_up(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            conn.execute("select net.check_worker_is_up()")
+        except psycopg.Error:
+            return False
+    return True
+
+
+def _wait_until(check: Callable[[], bool], what: str, logs: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise StackError(f"timed out waiting for {what}; see {logs}")
+
+
+def _remove_state(state_dir: Path) -> None:
+    """Removes only what the devstack wrote, so a --state-dir pointing at a shared folder is safe."""
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    shutil.rmtree(state_dir / "logs", ignore_errors=True)
+    try:
+        state_dir.rmdir()
+    except OSError:
+        pass  # not empty: something else lives there

@@ -1,0 +1,148 @@
+"""`python -m devstack up|status|down` as a newcomer uses it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from devstack import stack
+from devstack.processes import is_alive
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def devstack(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def parse_lines(stdout: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    state = tmp_path_factory.mktemp("stack") / "state"
+    result = devstack("up", "--state-dir", str(state))
+    assert result.returncode == 0, result.stderr
+    try:
+        yield state, parse_lines(result.stdout)
+    finally:
+        devstack("down", "--state-dir", str(state))
+
+
+def test_up_prints_the_three_connection_lines(running: tuple[Path, dict[str, str]]) -> None:
+    _, urls = running
+    assert set(urls) == {"DATABASE_URL", "FUNCTIONS_URL", "BUBBLE_URL"}
+    assert urls["FUNCTIONS_URL"].endswith("/functions/v1")
+
+
+def test_every_part_answers(running: tuple[Path, dict[str, str]]) -> None:
+    _, urls = running
+    with psycopg.connect(urls["DATABASE_URL"]) as conn:
+        (user, cron) = conn.execute(
+            "select current_user, (select count(*) from pg_extension where extname in ('pg_cron','pg_net'))"
+        ).fetchone()  # type: ignore[misc]
+        conn.execute("select net.check_worker_is_up()")
+    assert (user, cron) == ("postgres", 2)
+    assert httpx.get(urls["FUNCTIONS_URL"] + "/bubble_sync").json() == {
+        "status": "ok",
+        "function": "bubble_sync",
+    }
+    assert httpx.get(urls["BUBBLE_URL"] + "/_double/health").status_code == 200
+
+
+def test_state_holds_keys_readable_only_by_the_owner(running: tuple[Path, dict[str, str]]) -> None:
+    state, _ = running
+    assert (state / "stack.json").stat().st_mode & 0o077 == 0
+
+
+def test_up_when_already_up_says_so(running: tuple[Path, dict[str, str]]) -> None:
+    state, urls = running
+    again = devstack("up", "--state-dir", str(state))
+    assert again.returncode == 0
+    assert "already up" in again.stderr
+    assert parse_lines(again.stdout) == urls
+
+
+def test_status_lists_every_part_running(running: tuple[Path, dict[str, str]]) -> None:
+    state, _ = running
+    result = devstack("status", "--state-dir", str(state))
+    assert result.returncode == 0
+    for part in ("postgres", "pgnet_worker", "bubble_double", "functions_host"):
+        assert f"{part}" in result.stdout
+    assert "NOT RUNNING" not in result.stdout
+
+
+def test_down_stops_every_process_and_removes_state(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert devstack("up", "--state-dir", str(state)).returncode == 0
+    info = stack.load(state)
+    assert info is not None
+    down = devstack("down", "--state-dir", str(state))
+    assert down.returncode == 0
+    assert not any(is_alive(p) for p in info.processes.values())
+    assert not state.exists()
+    assert devstack("status", "--state-dir", str(state)).returncode == 3
+
+
+def test_bubble_url_without_token_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "BUBBLE_API_TOKEN"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "up",
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--bubble-url",
+            "http://x",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "BUBBLE_API_TOKEN" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_failed_part_is_named_and_everything_is_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_host(**_: object) -> None:
+        # By now PostgreSQL, the pg_net worker and the Bubble double are running.
+        assert (tmp_path / "s" / "cluster.json").exists()
+        raise RuntimeError("deno exploded")
+
+    monkeypatch.setattr(stack.functions, "start_functions_host", broken_host)
+    spawned: list[object] = []
+    real_spawn = stack.spawn
+
+    def recording_spawn(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        proc, value = real_spawn(*args, **kwargs)  # type: ignore[arg-type]
+        spawned.append(proc)
+        return proc, value
+
+    monkeypatch.setattr(stack, "spawn", recording_spawn)
+    with pytest.raises(stack.StackError, match="edge function host .*deno exploded"):
+        stack.up(tmp_path / "s")
+    assert len(spawned) == 2
+    assert all(p.poll() is not None for p in spawned)  # type: ignore[attr-defined]
+    assert not (tmp_path / "s").exists()
