@@ -11,8 +11,8 @@ from tests.conftest import Database
 def test_postgres_is_not_a_superuser_but_owns_the_database(db: Database) -> None:
     with db.connect() as conn:
         row = conn.execute(
-            "select r.rolsuper, r.rolbypassrls, pg_get_userbyid(d.datdba)"
-            " from pg_roles r, pg_database d where r.rolname = current_user and d.datname = current_database()"
+            "select r.rolsuper, r.rolbypassrls, pg_get_userbyid(d.datdba) from pg_roles r, pg_database d"
+            " where r.rolname = current_user and d.datname = current_database()"
         ).fetchone()
     assert row == (False, True, "postgres")
 
@@ -41,8 +41,8 @@ def test_new_public_table_is_open_to_api_roles_by_default(db: Database, role: st
         conn.execute("insert into public.signup_probe values (1)")
         assert conn.execute("select count(*) from public.signup_probe").fetchone() == (1,)
         privs = conn.execute(
-            "select array_agg(privilege_type::text order by privilege_type) from information_schema.role_table_grants"
-            " where table_name = 'signup_probe' and grantee = %s",
+            "select array_agg(privilege_type::text order by privilege_type)"
+            " from information_schema.role_table_grants where table_name = 'signup_probe' and grantee = %s",
             (role,),
         ).fetchone()
     assert privs is not None
