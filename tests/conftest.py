@@ -61,3 +61,68 @@ def cron_db(cluster: Cluster) -> Database:
     """The `postgres` database, the only one where pg_cron runs jobs (cron.database_name). Shared by
     the session: tests that use it must clean up the jobs they schedule."""
     return Database(name="postgres", dsn=cluster.dsn("postgres"), admin_dsn=cluster.admin_dsn("postgres"))
+
+
+def apply_sql(conn: psycopg.Connection, relative_path: str, params: dict[str, object] | None = None) -> None:
+    """Runs one file under sql/, rendered with the suggested defaults (overridden by `params`), one statement
+    at a time, as the providers do."""
+    from components.sql_templates import DEFAULT_PARAMS, load, render, split_statements
+
+    for statement in split_statements(render(load(relative_path), {**DEFAULT_PARAMS, **(params or {})})):
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def queue_template(cluster: Cluster) -> str:
+    """A database with the queue layer (sql/, default params) applied once, in one transaction, as `postgres`;
+    `queue_db` copies it, which is cheaper than applying the SQL for every test."""
+    from components.sql_templates import QUEUE_FILES
+
+    name = "bubble_sync_queue_template"
+    cluster.create_database(name)
+    with psycopg.connect(cluster.dsn(name)) as conn:
+        for relative_path in QUEUE_FILES:
+            apply_sql(conn, relative_path)
+    # No connections from now on, autovacuum's included: CREATE DATABASE waits for them to leave a template.
+    cluster.psql(f'alter database "{name}" with is_template true allow_connections false')
+    return name
+
+
+@pytest.fixture
+def queue_db(cluster: Cluster, queue_template: str) -> Iterator[Database]:
+    """A fresh database with the queue layer applied (no dispatch trigger, no cron jobs: tests that want those
+    apply sql/dispatch_trigger.sql themselves or use cron_db)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    cluster.create_database(name, template=queue_template)
+    try:
+        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
+    finally:
+        cluster.drop_database(name)
+
+
+_EMPTY_QUEUE = """
+drop trigger if exists bubble_sync_dispatch on public.sync_queue;
+truncate public.sync_queue restart identity;
+update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null;
+delete from net.http_request_queue;
+delete from vault.secrets;
+"""
+
+
+@pytest.fixture(scope="module")
+def _module_queue_db(cluster: Cluster, queue_template: str) -> Iterator[Database]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    cluster.create_database(name, template=queue_template)
+    try:
+        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def shared_queue_db(_module_queue_db: Database) -> Database:
+    """Like `queue_db`, but one database per test module, emptied before each test (queue rows, dispatch
+    state and trigger, queued pg_net requests, Vault secrets). For tests that create no other objects."""
+    with _module_queue_db.connect() as conn:
+        conn.execute(_EMPTY_QUEUE)
+    return _module_queue_db

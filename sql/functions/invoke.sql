@@ -1,0 +1,146 @@
+-- bubble-sync: waking the edge function (what the cron jobs and the dispatch trigger call).
+--
+-- The two public functions keep the seed's names, notices and behaviour, so `SELECT invoke_bubble_sync_processor();`
+-- still works as the seed's manual test, and the cron commands stay `select public.invoke_bubble_sync_...()`.
+-- What changed: a missing Vault secret is an error (it shows in cron.job_run_details as a failed run) instead
+-- of a warning nobody sees, the timeout is explicit, and they return the pg_net request id (NULL when there
+-- was nothing to do).
+--
+-- pg_net sends the request only when the calling transaction commits, and nobody reads its response: the
+-- edge function writes every outcome into sync_queue itself.
+
+-- The seed's setup script created the two public functions returning void. PostgreSQL cannot change a
+-- function's return type in place (create or replace fails), so drop those seed versions, and only those,
+-- first; nothing depends on them but the cron jobs' command text. Apply this file in one transaction.
+do $seed_versions$
+declare
+  v_function regprocedure;
+begin
+  for v_function in
+    select p.oid::regprocedure
+      from pg_catalog.pg_proc p
+     where p.oid in (to_regprocedure('public.invoke_bubble_sync_processor()'),
+                     to_regprocedure('public.invoke_bubble_sync_retry()'))
+       and p.prorettype <> 'bigint'::regtype
+  loop
+    execute format('drop function %s', v_function);
+  end loop;
+end
+$seed_versions$;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- The request
+-- ---------------------------------------------------------------------------------------------------------
+
+-- invoke_function: queues POST <supabase_url>/functions/v1/bubble_sync {"action": p_action} with the service
+-- key from Vault as the bearer token, and returns pg_net's request id. Raises, naming the secret (never its
+-- value), when supabase_url or service_role_key is missing or empty.
+create or replace function bubble_sync.invoke_function(p_action text)
+returns bigint
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_url text;
+  v_key text;
+begin
+  if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
+    raise exception 'bubble_sync.invoke_function: unknown action %', coalesce(quote_literal(p_action), 'NULL')
+      using errcode = '22023';
+  end if;
+
+  select s.decrypted_secret into v_url from vault.decrypted_secrets s where s.name = 'supabase_url';
+  if coalesce(v_url, '') = '' then
+    raise exception 'bubble_sync: Vault secret "supabase_url" is missing or empty'
+      using errcode = 'P0002',
+            hint = 'Create it: select vault.create_secret(''https://<project-ref>.supabase.co'', ''supabase_url'');';
+  end if;
+
+  select s.decrypted_secret into v_key from vault.decrypted_secrets s where s.name = 'service_role_key';
+  if coalesce(v_key, '') = '' then
+    raise exception 'bubble_sync: Vault secret "service_role_key" is missing or empty'
+      using errcode = 'P0002',
+            hint = 'Create it: select vault.create_secret(''<service role or sb_secret_ key>'', ''service_role_key'');';
+  end if;
+
+  return net.http_post(
+    url                  := rtrim(v_url, '/') || '/functions/v1/bubble_sync',
+    body                 := jsonb_build_object('action', p_action),
+    headers              := jsonb_build_object('Content-Type', 'application/json',
+                                               'Authorization', 'Bearer ' || v_key),
+    timeout_milliseconds := {{ http_timeout_ms }}
+  );
+end;
+$fn$;
+
+revoke all on function bubble_sync.invoke_function(text) from public, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- The seed's two functions (called by the cron jobs bubble-sync-processor and bubble-sync-retry)
+-- ---------------------------------------------------------------------------------------------------------
+
+-- invoke_bubble_sync_processor: if any row is claimable by process_queue_data_api (pending and due, or a
+-- processing row whose lease ran out), asks the edge function to process the queue; otherwise says so and
+-- returns NULL. SECURITY DEFINER (owned by postgres) so it can read Vault whoever calls it; only postgres may.
+create or replace function public.invoke_bubble_sync_processor()
+returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $fn$
+declare
+  v_now        timestamptz := clock_timestamp();
+  v_eligible   bigint;
+  v_request_id bigint;
+begin
+  select count(*) into v_eligible
+    from public.sync_queue q
+   where (q.status = 'pending' and (q.next_retry_at is null or q.next_retry_at <= v_now))
+      or (q.status = 'processing' and q.lease_expires_at <= v_now);
+
+  if v_eligible = 0 then
+    raise notice '[bubble_sync_processor] No pending items in queue';
+    return null;
+  end if;
+
+  raise notice '[bubble_sync_processor] Found % pending items, invoking Edge Function', v_eligible;
+  v_request_id := bubble_sync.invoke_function('process_queue_data_api');
+  raise notice '[bubble_sync_processor] Edge Function invoked, request ID: %', v_request_id;
+  return v_request_id;
+end;
+$fn$;
+
+revoke all on function public.invoke_bubble_sync_processor() from public, anon, authenticated, service_role;
+
+-- invoke_bubble_sync_retry: if any failed row is due for a retry (retry_count < max_retries and next_retry_at
+-- null or past: the seed's condition), asks the edge function to retry them; otherwise says so and returns NULL.
+create or replace function public.invoke_bubble_sync_retry()
+returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $fn$
+declare
+  v_now        timestamptz := clock_timestamp();
+  v_eligible   bigint;
+  v_request_id bigint;
+begin
+  select count(*) into v_eligible
+    from public.sync_queue q
+   where q.status = 'failed'
+     and q.retry_count < q.max_retries
+     and (q.next_retry_at is null or q.next_retry_at <= v_now);
+
+  if v_eligible = 0 then
+    raise notice '[bubble_sync_retry] No failed items to retry';
+    return null;
+  end if;
+
+  raise notice '[bubble_sync_retry] Found % failed items to retry', v_eligible;
+  v_request_id := bubble_sync.invoke_function('retry_failed');
+  raise notice '[bubble_sync_retry] Retry request sent, ID: %', v_request_id;
+  return v_request_id;
+end;
+$fn$;
+
+revoke all on function public.invoke_bubble_sync_retry() from public, anon, authenticated, service_role;

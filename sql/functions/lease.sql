@@ -1,0 +1,316 @@
+-- bubble-sync: claiming rows and reporting on them (the worker's side of the queue).
+--
+-- A worker (the bubble_sync edge function) runs:
+--     rows := bubble_sync.claim(action, batch size, lease)     -- each row comes back with its own lease_token
+--     for each row: call Bubble, then
+--         bubble_sync.complete(row.lease_token, bubble id)     -- or
+--         bubble_sync.fail(row.lease_token, message, kind, retry-after)
+--     repeat until claim returns fewer rows than asked for
+-- and must keep claiming until then: a claim for process_queue_data_api consumes the pending dispatch wake, so
+-- rows left behind by a worker that stops early wait for the minute cron.
+--
+-- Every function that changes state takes `p_now timestamptz default null` and uses
+-- coalesce(p_now, clock_timestamp()): tests pin the clock instead of sleeping, production passes nothing.
+-- clock_timestamp(), not now(): a long transaction must not freeze the clock that leases are measured with.
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Retry policy
+-- ---------------------------------------------------------------------------------------------------------
+
+-- backoff: the wait before retry number p_attempt (1 = after the first failure): the base doubled per attempt,
+-- capped, then spread by p_jitter in [0, 1) over 75 %..125 % of that, so rows that failed together (a Bubble
+-- outage) do not all come back at once. p_jitter = 0.5 gives the nominal value; callers pass random().
+-- With the suggested defaults (base 30 s, cap 1 h):
+--   attempt    1      2      3      4      5       6       7       8 and later
+--   nominal   30 s   1 min  2 min  4 min  8 min  16 min  32 min   1 h
+--   range     23-38 s  ...                                         45-75 min
+create or replace function bubble_sync.backoff(p_attempt integer, p_jitter double precision)
+returns interval
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select make_interval(secs =>
+    least({{ backoff_cap_seconds }}::double precision,
+          {{ backoff_base_seconds }} * power(2::double precision, least(greatest(p_attempt, 1) - 1, 30)))
+    * (0.75 + 0.5 * least(greatest(coalesce(p_jitter, 0.5), 0), 1)))
+$fn$;
+
+revoke all on function bubble_sync.backoff(integer, double precision)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.backoff(integer, double precision) to service_role;
+
+-- failure_kind: how to treat a Bubble HTTP status (null = no response: timeout or network error). The rule
+-- lives here once; a worker may pass failure_kind(status) straight to fail().
+--   429                      rate_limited   wait for Retry-After, no attempt used
+--   408, 5xx, no response    retryable      backoff, attempt used
+--   other 4xx                permanent      failed for good now (a bad payload will not get better)
+--   anything else            retryable      (1xx/2xx/3xx reaching here is a protocol surprise: try again)
+create or replace function bubble_sync.failure_kind(p_http_status integer)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select case
+    when p_http_status = 429 then 'rate_limited'
+    when p_http_status = 408 then 'retryable'
+    when p_http_status between 400 and 499 then 'permanent'
+    else 'retryable'
+  end
+$fn$;
+
+revoke all on function bubble_sync.failure_kind(integer) from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.failure_kind(integer) to service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Leases
+-- ---------------------------------------------------------------------------------------------------------
+
+-- reclaim: ends the leases that ran out before their holder completed or failed the row (the edge function hit
+-- its wall-clock limit, crashed, or lost its connection). That attempt counts: retry_count + 1, then back to
+-- pending, or failed for good once retry_count reaches max_retries, so a row that kills its worker every time
+-- cannot loop forever. Returns how many rows it took back. claim() calls it first; it is also safe on its own.
+create or replace function bubble_sync.reclaim(p_now timestamptz default null)
+returns integer
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now   timestamptz := coalesce(p_now, clock_timestamp());
+  v_count integer;
+begin
+  with expired as (
+    select q.ctid as row_ctid
+      from public.sync_queue q
+     where q.status = 'processing'
+       and q.lease_expires_at <= v_now
+     for update skip locked
+  )
+  update public.sync_queue q
+     set retry_count      = coalesce(q.retry_count, 0) + 1,
+         status           = case when coalesce(q.retry_count, 0) + 1 >= coalesce(q.max_retries, {{ default_max_retries }})
+                                 then 'failed' else 'pending' end,
+         next_retry_at    = null,
+         error_message    = format('lease expired at %s before the worker completed or failed the row',
+                                   q.lease_expires_at),
+         lease_token      = null,
+         lease_expires_at = null,
+         updated_at       = v_now
+    from expired e
+   where q.ctid = e.row_ctid;
+
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$fn$;
+
+revoke all on function bubble_sync.reclaim(timestamptz) from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.reclaim(timestamptz) to service_role;
+
+-- claim: leases up to p_limit rows for one action and returns them, each with a fresh lease_token that
+-- complete/fail must present; the lease runs out after p_lease_seconds.
+--   process_queue_data_api  pending rows that are due (next_retry_at, set only by a 429, has passed), oldest
+--                           first; rows whose lease expired come back through reclaim (called first). Consumes
+--                           the dispatch wake before it looks, see bubble_sync.dispatch_wake.
+--   retry_failed            failed rows with retry_count < max_retries and next_retry_at null or past (the
+--                           seed's condition), most overdue first.
+-- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
+-- workers never get the same row, and nobody waits for rows another worker holds.
+create or replace function bubble_sync.claim(
+  p_action        text,
+  p_limit         integer default 10,
+  p_lease_seconds integer default {{ lease_seconds }},
+  p_now           timestamptz default null
+)
+returns setof public.sync_queue
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now     timestamptz := coalesce(p_now, clock_timestamp());
+  v_expires timestamptz;
+begin
+  if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
+    raise exception 'bubble_sync.claim: unknown action %', coalesce(quote_literal(p_action), 'NULL')
+      using errcode = '22023', hint = 'Use process_queue_data_api or retry_failed.';
+  end if;
+  if p_limit is null or p_limit < 1 or p_limit > 1000 then
+    raise exception 'bubble_sync.claim: p_limit must be between 1 and 1000, got %', p_limit using errcode = '22023';
+  end if;
+  if p_lease_seconds is null or p_lease_seconds < 1 then
+    raise exception 'bubble_sync.claim: p_lease_seconds must be positive, got %', p_lease_seconds
+      using errcode = '22023';
+  end if;
+  v_expires := v_now + make_interval(secs => p_lease_seconds);
+
+  perform bubble_sync.reclaim(v_now);
+
+  if p_action = 'process_queue_data_api' then
+    -- Consume the outstanding wake, if there is one. Updating the row waits for every transaction that is
+    -- inserting queue rows right now (the dispatch trigger holds the row lock until it commits), so the claim
+    -- below, which takes a fresh snapshot, sees their rows; an insert after this point finds no outstanding
+    -- wake and posts a new one. With no wake outstanding there is nothing to wait for: an inserter busy right
+    -- now is posting its own wake. Always the wall clock: the trigger has no p_now to compare with.
+    update bubble_sync.dispatch_state s
+       set wake_consumed_at = clock_timestamp()
+     where s.id = 1
+       and s.wake_requested_at > coalesce(s.wake_consumed_at, '-infinity'::timestamptz);
+
+    return query
+      with picked as (
+        select q.ctid as row_ctid
+          from public.sync_queue q
+         where q.status = 'pending'
+           and (q.next_retry_at is null or q.next_retry_at <= v_now)
+         order by q.created_at
+         limit p_limit
+         for update skip locked
+      )
+      update public.sync_queue q
+         set status           = 'processing',
+             lease_token      = gen_random_uuid(),
+             lease_expires_at = v_expires,
+             updated_at       = v_now
+        from picked p
+       where q.ctid = p.row_ctid
+      returning q.*;
+  else
+    return query
+      with picked as (
+        select q.ctid as row_ctid
+          from public.sync_queue q
+         where q.status = 'failed'
+           and q.retry_count < q.max_retries
+           and (q.next_retry_at is null or q.next_retry_at <= v_now)
+         order by q.next_retry_at nulls first, q.created_at
+         limit p_limit
+         for update skip locked
+      )
+      update public.sync_queue q
+         set status           = 'processing',
+             lease_token      = gen_random_uuid(),
+             lease_expires_at = v_expires,
+             updated_at       = v_now
+        from picked p
+       where q.ctid = p.row_ctid
+      returning q.*;
+  end if;
+end;
+$fn$;
+
+revoke all on function bubble_sync.claim(text, integer, integer, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.claim(text, integer, integer, timestamptz) to service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Verdicts: only the current lease holder gives one
+-- ---------------------------------------------------------------------------------------------------------
+--
+-- A lease token stays valid past lease_expires_at until someone actually takes the row back (reclaim clears the
+-- token, a new claim issues a new one): a slow worker that finishes before that is believed, one that finishes
+-- after gets false and changes nothing. Either way Bubble holds at most one record, because a retry looks the
+-- record up by its key before creating it.
+
+-- complete: marks the row synced (remembering Bubble's id) if p_lease_token is its current lease; true if so.
+create or replace function bubble_sync.complete(
+  p_lease_token uuid,
+  p_bubble_id   text default null,
+  p_now         timestamptz default null
+)
+returns boolean
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now timestamptz := coalesce(p_now, clock_timestamp());
+begin
+  update public.sync_queue q
+     set status           = 'completed',
+         bubble_id        = coalesce(p_bubble_id, q.bubble_id),
+         completed_at     = v_now,
+         updated_at       = v_now,
+         next_retry_at    = null,
+         lease_token      = null,
+         lease_expires_at = null
+   where q.lease_token = p_lease_token
+     and q.status = 'processing';
+  return found;
+end;
+$fn$;
+
+revoke all on function bubble_sync.complete(uuid, text, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.complete(uuid, text, timestamptz) to service_role;
+
+-- fail: records a failed attempt if p_lease_token is the row's current lease; true if so. p_kind says what
+-- happens next (bubble_sync.failure_kind maps an HTTP status to it):
+--   retryable     retry_count + 1; failed with next_retry_at = now + backoff(retry_count, p_jitter), or failed
+--                 for good (next_retry_at null) once retry_count reaches max_retries
+--   rate_limited  back to pending, due after p_retry_after_seconds (Bubble's Retry-After; without one, the
+--                 backoff for the next attempt); retry_count unchanged, being throttled is not the row's fault
+--   permanent     failed for good now: retry_count := greatest(retry_count + 1, max_retries), so the seed's
+--                 retry condition retry_count < max_retries never picks it up
+-- p_jitter (0..1) defaults to random(); tests pass it to get exact times. The message is kept in error_message,
+-- cut to 2000 characters.
+create or replace function bubble_sync.fail(
+  p_lease_token         uuid,
+  p_error               text,
+  p_kind                text default 'retryable',
+  p_retry_after_seconds integer default null,
+  p_jitter              double precision default null,
+  p_now                 timestamptz default null
+)
+returns boolean
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now    timestamptz := coalesce(p_now, clock_timestamp());
+  v_jitter double precision := coalesce(p_jitter, random());
+  v_error  text := left(coalesce(p_error, 'unknown error'), 2000);
+begin
+  if p_kind is null or p_kind not in ('retryable', 'rate_limited', 'permanent') then
+    raise exception 'bubble_sync.fail: unknown kind %', coalesce(quote_literal(p_kind), 'NULL')
+      using errcode = '22023', hint = 'Use retryable, rate_limited or permanent (see bubble_sync.failure_kind).';
+  end if;
+
+  update public.sync_queue q
+     set status = case
+                    when p_kind = 'rate_limited' then 'pending'
+                    else 'failed'
+                  end,
+         retry_count = case p_kind
+                         when 'rate_limited' then coalesce(q.retry_count, 0)
+                         when 'permanent' then greatest(coalesce(q.retry_count, 0) + 1,
+                                                        coalesce(q.max_retries, {{ default_max_retries }}))
+                         else coalesce(q.retry_count, 0) + 1
+                       end,
+         next_retry_at = case
+                           when p_kind = 'rate_limited' then
+                             v_now + case
+                                       when p_retry_after_seconds is not null
+                                         then make_interval(secs => greatest(p_retry_after_seconds, 0))
+                                       else bubble_sync.backoff(coalesce(q.retry_count, 0) + 1, v_jitter)
+                                     end
+                           when p_kind = 'retryable'
+                                and coalesce(q.retry_count, 0) + 1 < coalesce(q.max_retries, {{ default_max_retries }}) then
+                             v_now + bubble_sync.backoff(coalesce(q.retry_count, 0) + 1, v_jitter)
+                           else null
+                         end,
+         error_message    = case when p_kind = 'rate_limited' then 'rate limited: ' || v_error else v_error end,
+         lease_token      = null,
+         lease_expires_at = null,
+         updated_at       = v_now
+   where q.lease_token = p_lease_token
+     and q.status = 'processing';
+  return found;
+end;
+$fn$;
+
+revoke all on function bubble_sync.fail(uuid, text, text, integer, double precision, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.fail(uuid, text, text, integer, double precision, timestamptz)
+  to service_role;

@@ -1,0 +1,99 @@
+-- bubble-sync: monitoring.
+--
+-- The seed's daily health check, extended with what tells you why something is stuck:
+--
+--     select * from bubble_sync.health();
+--
+-- active_jobs, pending_items, failed_items and completed_today answer the seed's check (completed_today is
+-- counted by completion time). The seed's own queries keep working unchanged against public.sync_queue and
+-- cron.job as well. Only postgres (the owner) may call it; nothing here is reachable through the Data API.
+
+-- health: one row describing the pipeline at p_now (default: the wall clock).
+--   active_jobs               active cron jobs named bubble-sync%  (the seed's check; 2 when all is well)
+--   pending_items             rows waiting to be processed (the seed's check), including rows held back by a 429
+--   processing_items          rows leased to a worker right now
+--   expired_leases            of those, leases that ran out (the worker died; the next claim takes them back)
+--   failed_items              all failed rows (the seed's check)
+--   retryable_items           failed rows still under their retry budget
+--   permanently_failed_items  failed rows at or over max_retries: these need a person
+--   completed_today           rows completed in the last 24 hours
+--   oldest_pending_age        how long the oldest pending row has waited (NULL when none)
+--   failed_job_runs_24h       failed runs of our cron jobs in the last 24 hours (NULL without pg_cron)
+--   recent_errors             the p_recent most recently failed rows: table, record, attempts, message, when
+--   recent_job_failures       the p_recent most recent failed runs of our cron jobs: job, start, message
+create or replace function bubble_sync.health(p_now timestamptz default null, p_recent integer default 5)
+returns table (
+  active_jobs              bigint,
+  pending_items            bigint,
+  processing_items         bigint,
+  expired_leases           bigint,
+  failed_items             bigint,
+  retryable_items          bigint,
+  permanently_failed_items bigint,
+  completed_today          bigint,
+  oldest_pending_age       interval,
+  failed_job_runs_24h      bigint,
+  recent_errors            jsonb,
+  recent_job_failures      jsonb
+)
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now timestamptz := coalesce(p_now, clock_timestamp());
+begin
+  select count(*) filter (where q.status = 'pending'),
+         count(*) filter (where q.status = 'processing'),
+         count(*) filter (where q.status = 'processing' and q.lease_expires_at <= v_now),
+         count(*) filter (where q.status = 'failed'),
+         count(*) filter (where q.status = 'failed' and q.retry_count < q.max_retries),
+         count(*) filter (where q.status = 'failed' and not (q.retry_count < q.max_retries)),
+         count(*) filter (where q.status = 'completed'
+                            and coalesce(q.completed_at, q.created_at) >= v_now - interval '24 hours'),
+         v_now - min(q.created_at) filter (where q.status = 'pending')
+    into pending_items, processing_items, expired_leases, failed_items, retryable_items,
+         permanently_failed_items, completed_today, oldest_pending_age
+    from public.sync_queue q;
+
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'table_name', e.table_name, 'record_id', e.record_id, 'retry_count', e.retry_count,
+           'max_retries', e.max_retries, 'error_message', e.error_message, 'failed_at', e.updated_at)
+           order by e.updated_at desc), '[]'::jsonb)
+    into recent_errors
+    from (select q.table_name, q.record_id, q.retry_count, q.max_retries, q.error_message, q.updated_at
+            from public.sync_queue q
+           where q.status = 'failed'
+           order by q.updated_at desc nulls last
+           limit greatest(p_recent, 0)) e;
+
+  if to_regclass('cron.job') is not null then
+    select count(*) into active_jobs
+      from cron.job j
+     where j.jobname like 'bubble-sync%' and j.active;
+
+    select count(*) into failed_job_runs_24h
+      from cron.job_run_details d
+      join cron.job j on j.jobid = d.jobid
+     where (j.jobname like 'bubble-sync-%' or j.jobname = 'bubble_sync.purge')
+       and d.status = 'failed'
+       and d.start_time >= v_now - interval '24 hours';
+
+    select coalesce(jsonb_agg(jsonb_build_object(
+             'job', f.jobname, 'started_at', f.start_time, 'message', f.return_message)
+             order by f.start_time desc), '[]'::jsonb)
+      into recent_job_failures
+      from (select j.jobname, d.start_time, d.return_message
+              from cron.job_run_details d
+              join cron.job j on j.jobid = d.jobid
+             where (j.jobname like 'bubble-sync-%' or j.jobname = 'bubble_sync.purge')
+               and d.status = 'failed'
+             order by d.start_time desc nulls last
+             limit greatest(p_recent, 0)) f;
+  end if;
+
+  return next;
+end;
+$fn$;
+
+revoke all on function bubble_sync.health(timestamptz, integer)
+  from public, anon, authenticated, service_role;
