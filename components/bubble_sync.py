@@ -1,0 +1,213 @@
+"""`BubbleSync`: the database side of the pipeline as one component.
+
+Children, and what each `depends_on` (so `up` creates them in this order and `destroy` removes them in
+reverse: cron jobs are unscheduled before anything they call goes away):
+
+    pg_cron, pg_net          pulumi_postgresql.Extension; kept on destroy unless dropExtensionsOnDestroy
+    queue                    QueueSchema (public.sync_queue + private schema bubble_sync)    <- extensions
+                             the table and its rows are kept on destroy unless dropQueueOnDestroy
+    functions                SqlFunction per sql_templates.FUNCTIONS entry     <- queue, previous function
+    Vault secrets            VaultSecret supabase_url, service_role_key               (Vault is built in)
+    dispatch trigger         SqlObject, only when dispatchMode is `immediate`
+                                                        <- queue, dispatch_wake, Vault secrets
+    cron jobs                CronJob bubble-sync-processor, bubble-sync-retry, bubble_sync.purge
+                                                        <- pg_cron, every function, secrets, trigger
+
+Every SQL text comes from `render_sql.sql_plan(config)`, the same units `python -m components render-sql`
+prints, so the Pulumi program and the generated script cannot disagree. Importing this module has no side
+effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_postgresql as postgresql
+
+from components.config import StackConfig
+from components.providers import (
+    CronJob,
+    CronJobArgs,
+    QueueSchema,
+    QueueSchemaArgs,
+    SqlFunction,
+    SqlFunctionArgs,
+    SqlObject,
+    SqlObjectArgs,
+    VaultSecret,
+    VaultSecretArgs,
+)
+from components.render_sql import QUEUE_TABLE, SqlPlan, sql_plan
+
+__all__ = ["BubbleSync", "BubbleSyncArgs"]
+
+
+@dataclass
+class BubbleSyncArgs:
+    """`config`: the validated stack config. `postgres_provider`: the pulumi-postgresql provider for the
+    extensions (None: the default provider, configured by the `postgresql:` config namespace). The dynamic
+    providers find the database themselves, from the same stack config (components/connection.py)."""
+
+    config: StackConfig
+    postgres_provider: postgresql.Provider | None = None
+
+
+class BubbleSync(pulumi.ComponentResource):
+    """Extensions, queue, functions, Vault secrets, dispatch trigger and cron jobs of one environment."""
+
+    extensions: list[postgresql.Extension]
+    queue: QueueSchema
+    functions: list[SqlFunction]
+    secrets: list[VaultSecret]
+    dispatch_trigger: SqlObject | None
+    cron_jobs: list[CronJob]
+
+    queue_table: pulumi.Output[str]
+    function_names: pulumi.Output[list[str]]
+    secret_names: pulumi.Output[list[str]]
+    cron_job_names: pulumi.Output[list[str]]
+    dispatch_mode: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BubbleSyncArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        config = args.config
+        if config.service_role_key is None or config.supabase_url is None:
+            raise ValueError("BubbleSync needs a deploy config (load_config without for_sql=True)")
+        plan = sql_plan(config)
+        super().__init__("bubblesync:index:BubbleSync", name, None, opts)
+
+        self.extensions = self._extensions(name, plan, config, args.postgres_provider)
+        self.queue = QueueSchema(
+            f"{name}-queue",
+            QueueSchemaArgs(
+                ddl=plan.queue.ddl,
+                columns=dict(plan.queue.columns),
+                drop_table_on_delete=config.drop_queue_on_destroy,
+            ),
+            # After the extensions, so destroy removes our objects before an extension that may be dropped
+            # (dropExtensionsOnDestroy), and `up` applies things in the script's order.
+            pulumi.ResourceOptions(parent=self, depends_on=self.extensions),
+        )
+        self.functions = self._functions(name, plan)
+        self.secrets = self._secrets(name, plan, config)
+        self.dispatch_trigger = self._dispatch_trigger(name, plan)
+        self.cron_jobs = self._cron_jobs(name, plan)
+
+        self.queue_table = pulumi.Output.from_input(QUEUE_TABLE)
+        self.function_names = pulumi.Output.from_input([unit.spec.signature for unit in plan.functions])
+        self.secret_names = pulumi.Output.from_input([unit.name for unit in plan.secrets])
+        self.cron_job_names = pulumi.Output.from_input([unit.name for unit in plan.cron_jobs])
+        self.dispatch_mode = pulumi.Output.from_input(config.dispatch_mode)
+        self.register_outputs(
+            {
+                "queue_table": self.queue_table,
+                "function_names": self.function_names,
+                "secret_names": self.secret_names,
+                "cron_job_names": self.cron_job_names,
+                "dispatch_mode": self.dispatch_mode,
+            }
+        )
+
+    def _extensions(
+        self, name: str, plan: SqlPlan, config: StackConfig, provider: postgresql.Provider | None
+    ) -> list[postgresql.Extension]:
+        extensions = []
+        for unit in plan.extensions:
+            extensions.append(
+                postgresql.Extension(
+                    f"{name}-{unit.name.replace('_', '-')}",
+                    # Explicit name: the bridge would otherwise autoname it (pg_cron-1a2b3c4).
+                    name=unit.name,
+                    schema=unit.schema,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        # The stack's connection (non-superuser, its sslmode), not an ambient default.
+                        provider=provider,
+                        # Dropping pg_cron deletes every cron job in the database, ours or not, and either
+                        # extension may have been enabled before this stack: destroy leaves them in place
+                        # unless dropExtensionsOnDestroy says otherwise.
+                        retain_on_delete=not config.drop_extensions_on_destroy,
+                    ),
+                )
+            )
+        return extensions
+
+    def _functions(self, name: str, plan: SqlPlan) -> list[SqlFunction]:
+        functions: list[SqlFunction] = []
+        for unit in plan.functions:
+            # After the queue (functions return its row type) and after the functions before it in
+            # sql_templates.FUNCTIONS order (SQL-language bodies are checked against what they call).
+            after: list[pulumi.Resource] = [self.queue, *functions[-1:]]
+            functions.append(
+                SqlFunction(
+                    f"{name}-fn-{unit.spec.schema}.{unit.spec.name}",
+                    SqlFunctionArgs(
+                        schema=unit.spec.schema,
+                        name=unit.spec.name,
+                        identity_args=unit.spec.identity_args,
+                        definition=unit.definition,
+                        execute_grants=unit.execute_grants,
+                    ),
+                    pulumi.ResourceOptions(parent=self, depends_on=after),
+                )
+            )
+        return functions
+
+    def _secrets(self, name: str, plan: SqlPlan, config: StackConfig) -> list[VaultSecret]:
+        values: dict[str, pulumi.Input[str]] = {
+            "supabase_url": config.supabase_url,  # type: ignore[dict-item]  # checked in __init__
+            "service_role_key": config.service_role_key,  # type: ignore[dict-item]
+        }
+        secrets = []
+        for unit in plan.secrets:
+            secrets.append(
+                VaultSecret(
+                    f"{name}-secret-{unit.name}",
+                    VaultSecretArgs(
+                        name=unit.name,
+                        # Secret in the state whatever the config gave (the resource also lists the output
+                        # in additional_secret_outputs).
+                        value=pulumi.Output.secret(values[unit.variable]),
+                        description=unit.description,
+                    ),
+                    # Vault ships with every Supabase project; nothing of ours must exist first.
+                    pulumi.ResourceOptions(parent=self),
+                )
+            )
+        return secrets
+
+    def _dispatch_trigger(self, name: str, plan: SqlPlan) -> SqlObject | None:
+        unit = plan.dispatch_trigger
+        if unit is None:
+            return None
+        wake = next(
+            f for f, u in zip(self.functions, plan.functions, strict=True) if u.spec.name == "dispatch_wake"
+        )
+        return SqlObject(
+            f"{name}-dispatch-trigger",
+            SqlObjectArgs(
+                name=unit.name,
+                apply_sql=unit.apply_sql,
+                drop_sql=unit.drop_sql,
+                probe_sql=unit.probe_sql,
+                expected=unit.expected,
+            ),
+            # The trigger fires dispatch_wake, which reads the Vault secrets: all of them first, and on
+            # destroy the trigger goes before them.
+            pulumi.ResourceOptions(parent=self, depends_on=[self.queue, wake, *self.secrets]),
+        )
+
+    def _cron_jobs(self, name: str, plan: SqlPlan) -> list[CronJob]:
+        # A job may run the moment it exists: everything it calls comes first, and destroy unschedules the
+        # jobs before dropping any of it.
+        needs: list[pulumi.Resource] = [*self.extensions, *self.functions, *self.secrets]
+        if self.dispatch_trigger is not None:
+            needs.append(self.dispatch_trigger)
+        return [
+            CronJob(
+                f"{name}-job-{unit.name}",
+                CronJobArgs(name=unit.name, schedule=unit.schedule, command=unit.command, active=True),
+                pulumi.ResourceOptions(parent=self, depends_on=needs),
+            )
+            for unit in plan.cron_jobs
+        ]

@@ -1,0 +1,657 @@
+"""Stack configuration: one typed, frozen `StackConfig`, validated before any resource is declared.
+
+Every key lives in the project namespace `bubble-sync` (`pulumi config set batchSize 100` writes
+`bubble-sync:batchSize`). `KEYS` is the single list of keys, their types, defaults and descriptions;
+`Pulumi.yaml`'s `config:` schema mirrors it (a test keeps the two in step).
+
+Two ways in:
+  * `from_pulumi(pulumi.Config())` inside a Pulumi program. Secret keys are read with `get_secret`, so
+    their values stay secret `pulumi.Output`s in the dataclass; a secret key whose stack value is stored
+    in plain text is an error.
+  * `load_config(get, ...)` with any getter, e.g. values read from `Pulumi.<stack>.yaml` by
+    `python -m components render-sql`. There secrets are plain strings, or `None` when they cannot be
+    read (the SQL render replaces them with psql variables anyway).
+
+Invalid input raises `ConfigError`, which lists every problem at once, each naming its key
+(`bubble-sync:<key>`) and the reason. No error message ever contains a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+import pulumi
+
+from components.connection import ENV_VAR as DATABASE_URL_ENV
+
+__all__ = [
+    "KEYS",
+    "PROJECT",
+    "ConfigError",
+    "ConfigProblem",
+    "DbConnection",
+    "KeySpec",
+    "Secret",
+    "StackConfig",
+    "from_pulumi",
+    "load_config",
+    "validate_schedule",
+]
+
+PROJECT = "bubble-sync"
+
+# A secret value: a secret `pulumi.Output[str]` in a Pulumi program, a plain `str` elsewhere.
+Secret: TypeAlias = "pulumi.Output[str] | str"
+DispatchMode = Literal["immediate", "cron"]
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One stack config key as `Pulumi.yaml` declares it (`default=None`: no default)."""
+
+    name: str
+    type: Literal["string", "integer", "boolean"]
+    description: str
+    default: str | int | bool | None = None
+    secret: bool = False
+
+
+# Optional keys get a default ("" means "not set") because the Pulumi CLI rejects a stack that lacks a
+# schema-declared key with no default ("Stack 'x' is missing configuration value 'y'").
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("projectRef", "string", "Supabase project ref: the 20 lowercase letters in <ref>.supabase.co"),
+    KeySpec(
+        "databaseUrl", "string",
+        "postgresql://user:password@host:port/dbname?sslmode=require. Either this or dbHost + dbPassword. "
+        "From IPv4-only CI use the session pooler: aws-0-<region>.pooler.supabase.com:5432, "
+        "user postgres.<projectRef>",
+        default="", secret=True,
+    ),
+    KeySpec("dbHost", "string", "db.<projectRef>.supabase.co (IPv6) or aws-0-<region>.pooler.supabase.com",
+            default=""),
+    KeySpec("dbPort", "integer", "5432 (direct, or pooler session mode)", default=5432),
+    KeySpec("dbUser", "string", "postgres (direct) or postgres.<projectRef> (pooler)", default="postgres"),
+    KeySpec("dbPassword", "string", "database password (with dbHost)", default="", secret=True),
+    KeySpec("dbName", "string", "database name", default="postgres"),
+    KeySpec("dbSslMode", "string", "disable | require | verify-ca | verify-full", default="require"),
+    KeySpec("supabaseUrl", "string", "API URL; default https://<projectRef>.supabase.co", default=""),
+    KeySpec("serviceRoleKey", "string", "service_role key (JWT or sb_secret_...), stored in Vault",
+            secret=True),
+    KeySpec("supabaseAccessToken", "string",
+            "Management API token for the Edge Function deploy; or env SUPABASE_ACCESS_TOKEN",
+            default="", secret=True),
+    KeySpec("bubbleBaseUrl", "string",
+            "https://<app>.bubbleapps.io/api/1.1 (live) or .../version-test/api/1.1 (development)"),
+    KeySpec("bubbleApiToken", "string", "Bubble Data API token", secret=True),
+    KeySpec("bubbleDataType", "string", "Bubble data type signups are written to", default="user"),
+    KeySpec("processorSchedule", "string", "cron schedule of bubble-sync-processor", default="* * * * *"),
+    KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
+    KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",
+            default="17 3 * * *"),
+    KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50),
+    KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5),
+    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=5),
+    # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
+    # is still alive never loses its rows to another.
+    KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed httpTimeoutMs",
+            default=180),
+    # pg_net's own default; the function answers at once and works in the background.
+    KeySpec("httpTimeoutMs", "integer", "timeout of each HTTP call, pg_net and Bubble (1000..150000)",
+            default=5000),
+    KeySpec("runDetailsRetentionDays", "integer", "days of cron.job_run_details kept for our jobs",
+            default=7),
+    KeySpec("completedRetentionDays", "integer", "days completed sync_queue rows are kept", default=30),
+    KeySpec("dispatchMode", "string", "immediate (trigger + cron safety net) | cron (cron only)",
+            default="immediate"),
+    KeySpec("dropExtensionsOnDestroy", "boolean",
+            "drop pg_cron/pg_net on destroy (deletes EVERY cron job in the database)", default=False),
+    KeySpec("dropQueueOnDestroy", "boolean", "drop sync_queue and its rows on destroy", default=False),
+)  # fmt: skip
+
+_DEFAULTS = {spec.name: spec.default for spec in KEYS}
+
+# Inclusive ranges of the integer keys.
+_RANGES: dict[str, tuple[int, int]] = {
+    "dbPort": (1, 65535),
+    "batchSize": (1, 1000),
+    "concurrency": (1, 20),
+    "maxRetries": (0, 50),
+    "leaseSeconds": (30, 900),
+    # Supabase answers 504 after 150 s without a response, so longer waits buy nothing.
+    "httpTimeoutMs": (1000, 150_000),
+    "runDetailsRetentionDays": (1, 365),
+    "completedRetentionDays": (1, 3650),
+}
+# lib/pq (under pulumi-postgresql) does not support `prefer` or `allow`.
+_SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_POOLER_HOST = re.compile(r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$")
+_DIRECT_HOST = re.compile(r"^db\.([a-z]+)\.supabase\.co$")
+_PROJECT_REF = re.compile(r"^[a-z]{20}$")
+_DATA_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+class ConfigError(pulumi.RunError, ValueError):
+    """The stack configuration is invalid. `problems` lists each one; the message shows them all.
+
+    A `pulumi.RunError`, so `pulumi up` prints just the message (no Python traceback)."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid stack configuration ({len(problems)} {noun}):\n{lines}")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{PROJECT}:{self.key}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class DbConnection:
+    """How Pulumi reaches the database (pulumi-postgresql's provider and our dynamic providers)."""
+
+    host: str
+    port: int
+    user: str
+    password: Secret
+    dbname: str
+    sslmode: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A validated stack configuration. Secret fields hold secret Outputs inside a Pulumi program.
+
+    `project_ref`, `supabase_url`, `bubble_base_url`, `database` and the secrets are `None` only in
+    a config loaded with `for_sql=True` (SQL rendering needs none of them).
+    """
+
+    project_ref: str | None
+    supabase_url: str | None
+    bubble_base_url: str | None
+    bubble_data_type: str
+    database: DbConnection | None
+    service_role_key: Secret | None
+    supabase_access_token: Secret | None
+    bubble_api_token: Secret | None
+    processor_schedule: str
+    retry_schedule: str
+    maintenance_schedule: str
+    batch_size: int
+    concurrency: int
+    max_retries: int
+    lease_seconds: int
+    http_timeout_ms: int
+    run_details_retention_days: int
+    completed_retention_days: int
+    dispatch_mode: DispatchMode
+    drop_extensions_on_destroy: bool
+    drop_queue_on_destroy: bool
+
+    @property
+    def bubble_environment(self) -> Literal["live", "version-test"] | None:
+        if self.bubble_base_url is None:
+            return None
+        return "version-test" if self.bubble_base_url.endswith("/version-test/api/1.1") else "live"
+
+
+def from_pulumi(cfg: pulumi.Config | None = None) -> StackConfig:
+    """The stack's config inside a Pulumi program (or under `pulumi.runtime.set_mocks`)."""
+    cfg = cfg or pulumi.Config(PROJECT)
+
+    def wrap_secret(key: str, _plain: str) -> Secret:
+        value = cfg.get_secret(key)
+        assert value is not None  # only called for keys that have a value
+        return value
+
+    return load_config(
+        cfg.get,
+        is_secret=lambda key: pulumi.runtime.is_config_secret(cfg.full_key(key)),
+        wrap_secret=wrap_secret,
+    )
+
+
+def load_config(
+    get: Callable[[str], str | None],
+    *,
+    is_secret: Callable[[str], bool] | None = None,
+    wrap_secret: Callable[[str, str], Secret] | None = None,
+    env: Mapping[str, str] | None = None,
+    for_sql: bool = False,
+) -> StackConfig:
+    """Builds and validates a `StackConfig`, or raises `ConfigError` listing every problem.
+
+    get: the raw value of a key (without namespace), `None` when unset.
+    is_secret: whether the stack stores a key's value encrypted; when given, a secret key whose value
+        is plain text is an error.
+    wrap_secret: turns a secret key's value into what the dataclass holds (`from_pulumi` makes it a
+        secret Output); by default the plain string is kept.
+    env: where `SUPABASE_ACCESS_TOKEN` and `BUBBLE_SYNC_DATABASE_URL` (used when no connection is
+        configured) are looked up (default `os.environ`).
+    for_sql: the values only feed the SQL render, so the project ref, Bubble URL, database connection
+        and secrets are optional (values that are present are still validated).
+    """
+    return _Loader(get, is_secret, wrap_secret, os.environ if env is None else env, for_sql).load()
+
+
+# -- cron schedules ------------------------------------------------------------------------------------------
+
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    # 0 and 7 are both Sunday, as in Vixie cron (which pg_cron's parser comes from).
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_SECONDS = re.compile(r"^\s*(\d+)\s*seconds?\s*$")
+_SPECIALS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def validate_schedule(expr: str) -> str | None:
+    """Why `expr` is not a schedule pg_cron accepts, or None if it is.
+
+    Follows pg_cron's parser (`src/entry.c`, from Vixie cron): five fields of numbers, `*`, ranges
+    `a-b`, steps `*/n` and `a-b/n` (not `a/n`), lists `a,b`, month and weekday names; the `@daily`
+    style shorthands; and the interval form `'[1-59] seconds'` (pg_cron 1.5+; Supabase runs 1.6).
+    """
+    if expr.strip() in _SPECIALS:
+        return None
+    if expr.strip().startswith("@"):
+        return f"{expr.strip()!r} is not a recurring schedule; use one of {', '.join(_SPECIALS)}"
+    seconds = _SECONDS.match(expr)
+    if seconds:
+        n = int(seconds.group(1))
+        return None if 1 <= n <= 59 else f"interval schedules must be 1-59 seconds, got {n}"
+    fields = expr.split()
+    if len(fields) != 5:
+        return (
+            f"expected 5 fields (minute hour day-of-month month day-of-week) or '[1-59] seconds', "
+            f"got {len(fields)} in {expr!r}"
+        )
+    for text, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        reason = _check_cron_field(text, low, high, names)
+        if reason:
+            return f"{label} field {text!r}: {reason} (in {expr!r})"
+    return None
+
+
+def _check_cron_field(text: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    def value(token: str) -> int | str:
+        if token.isdigit():
+            n = int(token)
+            return n if low <= n <= high else f"{n} is outside {low}-{high}"
+        if token.lower() in names:
+            return names.index(token.lower()) + low
+        return f"{token!r} is not a number" + (" or a name" if names else "")
+
+    for item in text.split(","):
+        if not item:
+            return "empty list item"
+        base, slash, step = item.partition("/")
+        if slash:
+            if not step.isdigit() or not 1 <= int(step) <= high:
+                return f"step {step!r} must be a number from 1 to {high}"
+            if base != "*" and "-" not in base:
+                return "a step needs '*' or a range before it (e.g. */5 or 0-30/5)"
+        if base == "*":
+            continue
+        start, dash, end = base.partition("-")
+        first = value(start)
+        if isinstance(first, str):
+            return first
+        if dash:
+            last = value(end)
+            if isinstance(last, str):
+                return last
+            if last < first:
+                return f"range {base!r} runs backwards"
+    return None
+
+
+# -- the loader ----------------------------------------------------------------------------------------------
+
+
+class _Loader:
+    def __init__(
+        self,
+        get: Callable[[str], str | None],
+        is_secret: Callable[[str], bool] | None,
+        wrap_secret: Callable[[str, str], Secret] | None,
+        env: Mapping[str, str],
+        for_sql: bool,
+    ) -> None:
+        self._get = get
+        self._is_secret = is_secret
+        self._wrap_secret = wrap_secret
+        self._env = env
+        self._for_sql = for_sql
+        self.problems: list[ConfigProblem] = []
+
+    def load(self) -> StackConfig:
+        project_ref = self._project_ref()
+        supabase_url = self._supabase_url(project_ref)
+        bubble_base_url = self._bubble_base_url()
+        bubble_data_type = self._string("bubbleDataType", pattern=_DATA_TYPE, what="a Bubble type name")
+        database = self._database(project_ref)
+        service_role_key = self._secret("serviceRoleKey", required=True)
+        access_token = self._secret("supabaseAccessToken", required=False)
+        if access_token is None and self._env.get("SUPABASE_ACCESS_TOKEN"):
+            token = self._env["SUPABASE_ACCESS_TOKEN"]
+            access_token = pulumi.Output.secret(token) if self._wrap_secret else token
+        bubble_api_token = self._secret("bubbleApiToken", required=True)
+        schedules = {key: self._schedule(key) for key in _SCHEDULE_KEYS}
+        ints = {key: self._int(key) for key in _RANGES if key != "dbPort"}
+        lease, timeout = ints["leaseSeconds"], ints["httpTimeoutMs"]
+        if lease is not None and timeout is not None and lease * 1000 <= timeout:
+            self._problem(
+                "leaseSeconds",
+                f"{lease} s must exceed httpTimeoutMs ({timeout} ms), or a row could be re-claimed while "
+                f"its request is still in flight",
+            )
+        dispatch_mode = self._choice("dispatchMode", ("immediate", "cron"))
+        drop_extensions = self._bool("dropExtensionsOnDestroy")
+        drop_queue = self._bool("dropQueueOnDestroy")
+
+        if self.problems:
+            order = {spec.name: i for i, spec in enumerate(KEYS)}
+            raise ConfigError(sorted(self.problems, key=lambda p: order.get(p.key, len(order))))
+        return StackConfig(
+            project_ref=project_ref,
+            supabase_url=supabase_url,
+            bubble_base_url=bubble_base_url,
+            bubble_data_type=bubble_data_type,  # type: ignore[arg-type]  # problems raised above
+            database=database,
+            service_role_key=service_role_key,
+            supabase_access_token=access_token,
+            bubble_api_token=bubble_api_token,
+            processor_schedule=schedules["processorSchedule"],  # type: ignore[arg-type]
+            retry_schedule=schedules["retrySchedule"],  # type: ignore[arg-type]
+            maintenance_schedule=schedules["maintenanceSchedule"],  # type: ignore[arg-type]
+            batch_size=ints["batchSize"],  # type: ignore[arg-type]
+            concurrency=ints["concurrency"],  # type: ignore[arg-type]
+            max_retries=ints["maxRetries"],  # type: ignore[arg-type]
+            lease_seconds=lease,  # type: ignore[arg-type]
+            http_timeout_ms=timeout,  # type: ignore[arg-type]
+            run_details_retention_days=ints["runDetailsRetentionDays"],  # type: ignore[arg-type]
+            completed_retention_days=ints["completedRetentionDays"],  # type: ignore[arg-type]
+            dispatch_mode=dispatch_mode,  # type: ignore[arg-type]
+            drop_extensions_on_destroy=drop_extensions,  # type: ignore[arg-type]
+            drop_queue_on_destroy=drop_queue,  # type: ignore[arg-type]
+        )
+
+    # -- primitives -----------------------------------------------------------------------------------
+
+    def _problem(self, key: str, reason: str) -> None:
+        self.problems.append(ConfigProblem(key, reason))
+
+    def _raw(self, key: str) -> str | None:
+        """The key's value, or its default when unset or ""; None when neither is there."""
+        value = self._get(key)
+        text = "" if value is None else str(value)
+        if not text:
+            default = _DEFAULTS[key]
+            text = (
+                "" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+            )
+        return text or None
+
+    def _string(self, key: str, *, pattern: re.Pattern[str], what: str) -> str | None:
+        value = self._raw(key)
+        if value is None:
+            self._problem(key, "is required")
+        elif not pattern.match(value):
+            self._problem(key, f"must be {what}, got {value!r}")
+        return value
+
+    def _int(self, key: str) -> int | None:
+        value = self._raw(key)
+        low, high = _RANGES[key]
+        if value is None:
+            self._problem(key, f"is required (an integer from {low} to {high})")
+            return None
+        if not re.fullmatch(r"-?\d+", value.strip()):
+            self._problem(key, f"must be an integer from {low} to {high}, got {value!r}")
+            return None
+        number = int(value)
+        if not low <= number <= high:
+            self._problem(key, f"must be from {low} to {high}, got {number}")
+            return None
+        return number
+
+    def _bool(self, key: str) -> bool | None:
+        value = (self._raw(key) or "").lower()
+        if value not in ("true", "false"):
+            self._problem(key, f"must be true or false, got {value!r}")
+            return None
+        return value == "true"
+
+    def _choice(self, key: str, choices: tuple[str, ...]) -> str | None:
+        value = self._raw(key)
+        if value not in choices:
+            self._problem(key, f"must be one of {' | '.join(choices)}, got {value!r}")
+            return None
+        return value
+
+    def _schedule(self, key: str) -> str | None:
+        value = self._raw(key)
+        if value is None:
+            self._problem(key, "is required (a cron schedule)")
+            return None
+        reason = validate_schedule(value)
+        if reason:
+            self._problem(key, f"invalid schedule: {reason}")
+            return None
+        return value.strip()
+
+    def _secret_text(self, key: str, *, required: bool) -> str | None:
+        """A secret's plain text for validation, after the presence and encryption checks."""
+        value = self._raw(key)
+        command = f"`pulumi config set --secret {key} <value>`"
+        if value is None:
+            if required and not self._for_sql:
+                self._problem(key, f"is required (a secret): run {command}")
+            return None
+        if self._is_secret is not None and not self._is_secret(key):
+            self._problem(
+                key,
+                f"is stored in plain text but is a secret: run {command}, and rotate the value "
+                f"(the plain text is in Pulumi.<stack>.yaml and its history)",
+            )
+            return None
+        return value
+
+    def _secret(self, key: str, *, required: bool) -> Secret | None:
+        value = self._secret_text(key, required=required)
+        if value is None:
+            return None
+        if not value.strip():
+            self._problem(key, "is blank")
+            return None
+        return self._wrap_secret(key, value) if self._wrap_secret else value
+
+    # -- keys with their own rules --------------------------------------------------------------------
+
+    def _project_ref(self) -> str | None:
+        value = self._raw("projectRef")
+        if value is None:
+            if not self._for_sql:
+                self._problem("projectRef", "is required: the 20 lowercase letters in <ref>.supabase.co")
+            return None
+        if not _PROJECT_REF.match(value):
+            self._problem(
+                "projectRef",
+                f"must be exactly 20 lowercase letters (a-z), got {value!r} ({len(value)} characters)",
+            )
+            return None
+        return value
+
+    def _http_url(self, key: str, value: str) -> SplitResult | None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self._problem(key, f"must be an http(s) URL with a host, got {value!r}")
+            return None
+        if parts.query or parts.fragment or parts.username or parts.password:
+            self._problem(key, f"must not contain credentials, a query or a fragment, got {value!r}")
+            return None
+        return parts
+
+    def _supabase_url(self, project_ref: str | None) -> str | None:
+        value = self._raw("supabaseUrl")
+        if value is None:
+            return f"https://{project_ref}.supabase.co" if project_ref else None
+        parts = self._http_url("supabaseUrl", value)
+        if parts is None:
+            return None
+        if parts.path.rstrip("/"):
+            self._problem("supabaseUrl", f"must be the project's base URL without a path, got {value!r}")
+            return None
+        return value.rstrip("/")
+
+    def _bubble_base_url(self) -> str | None:
+        key = "bubbleBaseUrl"
+        value = self._raw(key)
+        if value is None:
+            if not self._for_sql:
+                self._problem(
+                    key, "is required: https://<app>.bubbleapps.io/api/1.1 or .../version-test/api/1.1"
+                )
+            return None
+        parts = self._http_url(key, value)
+        if parts is None:
+            return None
+        if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+            self._problem(key, f"must use https (http only for a local Bubble double), got {value!r}")
+            return None
+        if parts.path.rstrip("/") not in ("/api/1.1", "/version-test/api/1.1"):
+            self._problem(
+                key,
+                f"must end in /api/1.1 (live) or /version-test/api/1.1 (development), got {value!r}",
+            )
+            return None
+        return value.rstrip("/")
+
+    def _database(self, project_ref: str | None) -> DbConnection | None:
+        url = self._secret_text("databaseUrl", required=False)
+        host = self._raw("dbHost")
+        password = self._secret_text("dbPassword", required=False)
+        sslmode = self._raw("dbSslMode") or "require"
+        if sslmode not in _SSL_MODES:
+            self._problem("dbSslMode", f"must be one of {' | '.join(_SSL_MODES)}, got {sslmode!r}")
+        port = self._int("dbPort")
+        user = self._raw("dbUser") or "postgres"
+        dbname = self._raw("dbName") or "postgres"
+
+        if url is not None and (host is not None or password is not None):
+            self._problem("databaseUrl", "set either databaseUrl or dbHost + dbPassword, not both")
+            return None
+        from_env = url is None and host is None and password is None and bool(self._env.get(DATABASE_URL_ENV))
+        if from_env:
+            # The providers fall back to the same variable (components/connection.py).
+            url = self._env[DATABASE_URL_ENV]
+        if url is not None:
+            parsed = self._parse_database_url(url)
+            if parsed is None:
+                return None
+            host, port, user, dbname, url_sslmode = parsed
+            sslmode = url_sslmode or sslmode
+            secret: Secret = url
+            if self._wrap_secret:
+                secret = pulumi.Output.secret(url) if from_env else self._wrap_secret("databaseUrl", url)
+            password_value: Secret = _url_password(secret)
+        elif host is not None:
+            if password is None:
+                if not self._for_sql:
+                    self._problem(
+                        "dbPassword",
+                        "is required with dbHost: run `pulumi config set --secret dbPassword <value>`",
+                    )
+                return None
+            password_value = self._wrap_secret("dbPassword", password) if self._wrap_secret else password
+        else:
+            if not self._for_sql:
+                self._problem(
+                    "databaseUrl",
+                    f"no database connection: set databaseUrl (secret), or dbHost and dbPassword (secret), "
+                    f"or the environment variable {DATABASE_URL_ENV}; from IPv4-only CI use the session "
+                    f"pooler aws-0-<region>.pooler.supabase.com:5432 with user postgres.<projectRef>",
+                )
+            return None
+        if port is None or sslmode not in _SSL_MODES:
+            return None
+        self._check_supabase_host(
+            "databaseUrl" if url is not None else "dbHost", host, port, user, project_ref
+        )
+        return DbConnection(
+            host=host, port=port, user=user, password=password_value, dbname=dbname, sslmode=sslmode
+        )
+
+    def _parse_database_url(self, url: str) -> tuple[str, int, str, str, str | None] | None:
+        # Never echo the URL: it holds the password.
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 5432
+        except ValueError:
+            self._problem("databaseUrl", "is not a valid URL (value not shown: it is a secret)")
+            return None
+        if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
+            self._problem(
+                "databaseUrl",
+                "must look like postgresql://user:password@host:5432/postgres "
+                "(value not shown: it is a secret)",
+            )
+            return None
+        if not parts.username or parts.password is None:
+            self._problem(
+                "databaseUrl", "must include the user and the password (value not shown: it is a secret)"
+            )
+            return None
+        sslmodes = parse_qs(parts.query).get("sslmode")
+        sslmode = sslmodes[-1] if sslmodes else None
+        if sslmode is not None and sslmode not in _SSL_MODES:
+            self._problem("databaseUrl", f"sslmode must be one of {' | '.join(_SSL_MODES)}, got {sslmode!r}")
+            return None
+        dbname = unquote(parts.path.lstrip("/")) or "postgres"
+        return parts.hostname, port, unquote(parts.username), dbname, sslmode
+
+    def _check_supabase_host(
+        self, key: str, host: str, port: int, user: str, project_ref: str | None
+    ) -> None:
+        """Catches a connection that points at another project, or at the pooler's transaction mode."""
+        direct = _DIRECT_HOST.match(host)
+        if direct and project_ref and direct.group(1) != project_ref:
+            self._problem(
+                key, f"host {host} belongs to project {direct.group(1)}, not projectRef {project_ref}"
+            )
+        if _POOLER_HOST.match(host):
+            if port != 5432:
+                self._problem(
+                    key,
+                    f"use the pooler's session mode (port 5432), not port {port}: transaction mode breaks "
+                    f"session state and prepared statements",
+                )
+            if project_ref and user != f"postgres.{project_ref}":
+                self._problem(key, f"the session pooler needs user postgres.{project_ref}, got {user!r}")
+
+
+_SCHEDULE_KEYS = ("processorSchedule", "retrySchedule", "maintenanceSchedule")
+
+
+def _url_password(url: Secret) -> Secret:
+    def password(text: str) -> str:
+        return unquote(urlsplit(text).password or "")
+
+    if isinstance(url, str):
+        return password(url)
+    return url.apply(password)

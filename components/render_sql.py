@@ -1,0 +1,480 @@
+"""The database objects of a stack as an ordered list of SQL units, and the setup script made from them.
+
+`sql_plan(config)` is the one place that decides what a stack puts in the database: which extensions, the
+queue DDL, every function (rendered from `sql/` with the stack's parameters) and its EXECUTE grants, the
+dispatch trigger (only when dispatchMode is `immediate`), the Vault secrets and the cron jobs, in the order
+they must be applied. `BubbleSync` turns each unit into a Pulumi resource; `render_script` turns the same
+units into one psql script (the seed's PGCRON_COMPLETE_SETUP.sql, generated) that the local stack applies
+and a DBA can review or run by hand. Secrets never enter the script: it reads them from psql variables.
+
+Pure Python: no Pulumi, no database, nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+
+from components import sql_templates
+from components.config import KEYS, PROJECT, ConfigError, ConfigProblem, StackConfig, load_config
+from components.sql_templates import FunctionSpec
+
+__all__ = [
+    "API_ROLES",
+    "CronJobUnit",
+    "ExtensionUnit",
+    "FunctionUnit",
+    "QUEUE_COLUMNS",
+    "QUEUE_TABLE",
+    "QueueUnit",
+    "SqlObjectUnit",
+    "SqlPlan",
+    "VaultSecretUnit",
+    "load_stack_config",
+    "render_script",
+    "sql_params",
+    "sql_plan",
+]
+
+QUEUE_TABLE = "public.sync_queue"
+# Roles whose EXECUTE on our functions is revoked (Supabase's default privileges grant it to the API roles).
+API_ROLES = ("public", "anon", "authenticated", "service_role")
+
+# The columns the queue must have (checked for drift by the QueueSchema provider): the seed's, plus what the
+# lease, retry and sync logic needs. Types as format_type() prints them; sql/queue_schema.sql creates or adds
+# exactly these (tests/test_render_sql.py checks the two agree on a real database). Not `id`: an adopted
+# table's id may be a uuid, a bigint or missing, and nothing of ours uses it.
+QUEUE_COLUMNS: Mapping[str, str] = {
+    "table_name": "text",
+    "record_id": "text",
+    "operation": "text",
+    "payload": "jsonb",
+    "status": "text",
+    "retry_count": "integer",
+    "max_retries": "integer",
+    "next_retry_at": "timestamp with time zone",
+    "error_message": "text",
+    "bubble_id": "text",
+    "lease_token": "uuid",
+    "lease_expires_at": "timestamp with time zone",
+    "created_at": "timestamp with time zone",
+    "updated_at": "timestamp with time zone",
+    "completed_at": "timestamp with time zone",
+}
+
+_DISPATCH_TRIGGER = "bubble_sync_dispatch"
+
+
+# -- the units -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtensionUnit:
+    name: str
+    schema: str
+
+    def sql(self) -> str:
+        return f"create extension if not exists {self.name} with schema {self.schema};"
+
+
+@dataclass(frozen=True)
+class QueueUnit:
+    """`public.sync_queue` and the private schema `bubble_sync`, from `sql/queue_schema.sql`."""
+
+    ddl: str
+    columns: Mapping[str, str]
+    source: str = "queue_schema.sql"
+
+    def sql(self) -> str:
+        return self.ddl.strip()
+
+
+@dataclass(frozen=True)
+class FunctionUnit:
+    """One function: its rendered `create or replace function` statement and who may execute it."""
+
+    spec: FunctionSpec
+    definition: str
+
+    @property
+    def execute_grants(self) -> list[str]:
+        return list(self.spec.grant_execute_to)
+
+    def sql(self) -> str:
+        # The same grants the SqlFunction provider sets: nobody but the owner, then exactly the listed roles.
+        lines = [
+            f"{self.definition.strip()};",
+            "",
+            f"revoke all on function {self.spec.signature} from {', '.join(API_ROLES)};",
+        ]
+        if self.execute_grants:
+            lines.append(
+                f"grant execute on function {self.spec.signature} to {', '.join(self.execute_grants)};"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SqlObjectUnit:
+    """An object the SqlObject provider manages: created by `apply_sql`, removed by `drop_sql`, and
+    recognised by `probe_sql` returning `expected`."""
+
+    name: str
+    apply_sql: str
+    drop_sql: str
+    probe_sql: str
+    expected: str
+    source: str
+
+    def sql(self) -> str:
+        return f"{self.apply_sql.strip()};"
+
+
+@dataclass(frozen=True)
+class VaultSecretUnit:
+    """A Vault secret by name. The value is never part of the plan: the program passes the secret Output,
+    the script reads the psql variable `variable`."""
+
+    name: str
+    description: str
+    variable: str
+
+    def sql(self) -> str:
+        # psql does not interpolate variables inside a dollar-quoted DO body, so the value travels in a
+        # transaction-local setting; `\gset` keeps psql from printing it.
+        name, description = _literal(self.name), _literal(self.description)
+        stash = "select set_config('bubble_sync.setup_value', {}, true) is null as bubble_sync_unset \\gset"
+        return "\n".join(
+            [
+                stash.format(f":'{self.variable}'"),
+                "do $vault$",
+                "declare",
+                "  v_id    uuid;",
+                "  v_value text := current_setting('bubble_sync.setup_value');",
+                "begin",
+                "  if coalesce(v_value, '') = '' then",
+                f"    raise exception 'bubble-sync.sql: the psql variable {self.variable} is empty';",
+                "  end if;",
+                f"  select s.id into v_id from vault.secrets s where s.name = {name};",
+                "  if v_id is null then",
+                f"    perform vault.create_secret(v_value, {name}, {description});",
+                "  else",
+                f"    perform vault.update_secret(v_id, v_value, {name}, {description});",
+                "  end if;",
+                "end",
+                "$vault$;",
+                stash.format("''"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class CronJobUnit:
+    name: str
+    schedule: str
+    command: str
+
+    def sql(self) -> str:
+        # cron.schedule upserts by name but leaves a job someone deactivated inactive: switch it back on.
+        name = _literal(self.name)
+        return (
+            f"select cron.schedule({name}, {_literal(self.schedule)}, {_literal(self.command)});\n"
+            "select cron.alter_job(j.jobid, active := true)\n"
+            "  from cron.job j\n"
+            f" where j.jobname = {name} and j.username = current_user and not j.active;"
+        )
+
+
+Unit = ExtensionUnit | QueueUnit | FunctionUnit | SqlObjectUnit | VaultSecretUnit | CronJobUnit
+
+
+@dataclass(frozen=True)
+class SqlPlan:
+    """Everything a stack puts in the database, in apply order (reverse it to tear down)."""
+
+    extensions: tuple[ExtensionUnit, ...]
+    queue: QueueUnit
+    functions: tuple[FunctionUnit, ...]
+    secrets: tuple[VaultSecretUnit, ...]
+    dispatch_trigger: SqlObjectUnit | None
+    cron_jobs: tuple[CronJobUnit, ...]
+
+    @property
+    def units(self) -> list[Unit]:
+        trigger = [self.dispatch_trigger] if self.dispatch_trigger else []
+        return [*self.extensions, self.queue, *self.functions, *self.secrets, *trigger, *self.cron_jobs]
+
+
+# -- building the plan ---------------------------------------------------------------------------------------
+
+
+def sql_params(config: StackConfig) -> dict[str, object]:
+    """The template parameters of a stack: sql_templates' defaults overridden by the stack's config."""
+    return {
+        **sql_templates.DEFAULT_PARAMS,
+        "default_max_retries": config.max_retries,
+        "lease_seconds": config.lease_seconds,
+        "http_timeout_ms": config.http_timeout_ms,
+        "batch_size": config.batch_size,
+        "concurrency": config.concurrency,
+        "run_details_retention": timedelta(days=config.run_details_retention_days),
+        "completed_retention": timedelta(days=config.completed_retention_days),
+        "processor_schedule": config.processor_schedule,
+        "retry_schedule": config.retry_schedule,
+        "purge_schedule": config.maintenance_schedule,
+    }
+
+
+def sql_plan(config: StackConfig) -> SqlPlan:
+    params = sql_params(config)
+    queue_file, *function_files = sql_templates.QUEUE_FILES
+    queue = QueueUnit(ddl=sql_templates.render(sql_templates.load(queue_file), params), columns=QUEUE_COLUMNS)
+    order = {file: i for i, file in enumerate(function_files)}
+    specs = sorted(sql_templates.FUNCTIONS, key=lambda spec: order.get(spec.file, len(order)))
+    functions = tuple(FunctionUnit(spec=spec, definition=spec.statement(params)) for spec in specs)
+    trigger = _dispatch_trigger(params) if config.dispatch_mode == "immediate" else None
+    secrets = (
+        VaultSecretUnit(
+            "supabase_url", "bubble-sync: the project's API URL, for pg_net calls", "supabase_url"
+        ),
+        VaultSecretUnit(
+            "service_role_key",
+            "bubble-sync: bearer credential for the bubble_sync edge function",
+            "service_role_key",
+        ),
+    )
+    jobs = tuple(
+        CronJobUnit(
+            name=job.name,
+            schedule=str(params[job.schedule_param]),
+            command=sql_templates.render(job.command, params),
+        )
+        for job in sql_templates.CRON_JOBS
+    )
+    return SqlPlan(
+        extensions=(ExtensionUnit("pg_cron", "pg_catalog"), ExtensionUnit("pg_net", "extensions")),
+        queue=queue,
+        functions=functions,
+        secrets=secrets,
+        dispatch_trigger=trigger,
+        cron_jobs=jobs,
+    )
+
+
+def _dispatch_trigger(params: Mapping[str, object]) -> SqlObjectUnit:
+    source = sql_templates.DISPATCH_TRIGGER_FILE
+    (statement,) = sql_templates.split_statements(sql_templates.render(sql_templates.load(source), params))
+    return SqlObjectUnit(
+        name=f"{QUEUE_TABLE}.{_DISPATCH_TRIGGER}",
+        apply_sql=statement,
+        drop_sql=f"drop trigger if exists {_DISPATCH_TRIGGER} on {QUEUE_TABLE}",
+        probe_sql=(
+            "select pg_catalog.pg_get_triggerdef(t.oid) from pg_catalog.pg_trigger t "
+            f"where t.tgrelid = pg_catalog.to_regclass({_literal(QUEUE_TABLE)}) "
+            f"and t.tgname = {_literal(_DISPATCH_TRIGGER)}"
+        ),
+        # What pg_get_triggerdef prints for that statement (tests/test_render_sql.py checks it on PostgreSQL).
+        expected=(
+            f"CREATE TRIGGER {_DISPATCH_TRIGGER} AFTER INSERT ON {QUEUE_TABLE} "
+            "REFERENCING NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION bubble_sync.dispatch_wake()"
+        ),
+        source=source,
+    )
+
+
+# -- the script ----------------------------------------------------------------------------------------------
+
+
+def render_script(config: StackConfig, *, stack: str | None = None) -> str:
+    """The complete setup SQL for a stack, for psql. `stack=None`: defaults and placeholders."""
+    plan = sql_plan(config)
+    parts = [_header(config, stack), _variables(config)]
+    parts.append(_section("Transaction: everything below commits together or not at all", "begin;"))
+    parts.append(_section("Extensions", "\n".join(unit.sql() for unit in plan.extensions)))
+    parts.append(_section(f"The queue (sql/{plan.queue.source})", plan.queue.sql()))
+    source = None
+    for unit in plan.functions:
+        if unit.spec.file != source:
+            source = unit.spec.file
+            parts.append(_banner(f"Functions (sql/{source})"))
+        parts.append(unit.sql())
+    parts.append(
+        _section(
+            "Vault secrets: updated in place when the name exists (names are unique), created otherwise",
+            "\n\n".join(unit.sql() for unit in plan.secrets),
+        )
+    )
+    if plan.dispatch_trigger:
+        parts.append(
+            _section(f"Immediate dispatch (sql/{plan.dispatch_trigger.source})", plan.dispatch_trigger.sql())
+        )
+    else:
+        parts.append(
+            _section(
+                "Immediate dispatch: off (dispatchMode = cron); rows wait for bubble-sync-processor",
+                f"drop trigger if exists {_DISPATCH_TRIGGER} on {QUEUE_TABLE};",
+            )
+        )
+    parts.append(
+        _section(
+            "Cron jobs (pg_cron runs them in the `postgres` database)",
+            "\n\n".join(j.sql() for j in plan.cron_jobs),
+        )
+    )
+    parts.append("commit;")
+    parts.append(
+        _section("Verification (the seed's queries; expected results in the comments)", _VERIFICATION)
+    )
+    return "\n\n".join(part.strip("\n") for part in parts) + "\n"
+
+
+def _header(config: StackConfig, stack: str | None) -> str:
+    what = f"stack {stack!r}" if stack else "the default settings (no stack given)"
+    command = "python -m components render-sql" + (f" --stack {stack}" if stack else "")
+    url = config.supabase_url or "https://<project-ref>.supabase.co"
+    lines = [
+        f"bubble-sync: complete database setup for {what}.",
+        f"Generated by `{command}` from sql/ and the stack config; do not edit, re-generate.",
+        "",
+        "Run it with psql, as the `postgres` role, in the database pg_cron runs in (`postgres` on Supabase):",
+        "",
+        f'    psql "$DATABASE_URL" -v service_role_key="$SERVICE_ROLE_KEY" -v supabase_url={url} '
+        "-f bubble-sync.sql",
+        "",
+        "service_role_key (required) and supabase_url"
+        + (f" (default {config.supabase_url})" if config.supabase_url else " (required)")
+        + " are psql variables: the script",
+        "stores them in Vault and never contains them. Safe to run again: every statement is idempotent.",
+        "",
+        "Settings: "
+        + ", ".join(
+            f"{k}={v}"
+            for k, v in (
+                ("dispatchMode", config.dispatch_mode),
+                ("batchSize", config.batch_size),
+                ("maxRetries", config.max_retries),
+                ("leaseSeconds", config.lease_seconds),
+                ("httpTimeoutMs", config.http_timeout_ms),
+                ("runDetailsRetentionDays", config.run_details_retention_days),
+                ("completedRetentionDays", config.completed_retention_days),
+            )
+        ),
+    ]
+    return "\n".join(f"-- {line}".rstrip() for line in lines)
+
+
+def _variables(config: StackConfig) -> str:
+    lines = ["\\set ON_ERROR_STOP on"]
+    if config.supabase_url:
+        lines += [
+            "\\if :{?supabase_url}",
+            "\\else",
+            f"  \\set supabase_url {_literal(config.supabase_url)}",
+            "\\endif",
+        ]
+    required = ("service_role_key",) if config.supabase_url else ("supabase_url", "service_role_key")
+    for variable in required:
+        lines += [
+            f"\\if :{{?{variable}}}",
+            "\\else",
+            "  do $missing$ begin",
+            f"    raise exception 'bubble-sync.sql: set the psql variable {variable}: "
+            f"psql -v {variable}=... -f bubble-sync.sql';",
+            "  end $missing$;",
+            "\\endif",
+        ]
+    return _section("psql variables (secrets are never written into this file)", "\n".join(lines))
+
+
+def _section(title: str, body: str) -> str:
+    return f"{_banner(title)}\n\n{body.strip()}"
+
+
+def _banner(title: str) -> str:
+    rule = "-- " + "-" * 105
+    return f"{rule}\n-- {title}\n{rule}"
+
+
+_VERIFICATION = """\
+-- Cron jobs scheduled and active. Expected (the maintenance job is bubble_sync.purge, so this lists two):
+--   bubble-sync-processor | * * * * *   | t
+--   bubble-sync-retry     | */5 * * * * | t
+SELECT jobid, jobname, schedule, active
+FROM cron.job
+WHERE jobname LIKE 'bubble-sync%';
+
+-- Vault secrets exist. Expected: both listed.
+SELECT name FROM vault.secrets
+WHERE name IN ('supabase_url', 'service_role_key');
+
+-- sync_queue status.
+SELECT status, COUNT(*) FROM sync_queue GROUP BY status;
+
+-- Functions exist. Expected: both listed.
+SELECT proname FROM pg_proc
+WHERE proname IN ('invoke_bubble_sync_processor', 'invoke_bubble_sync_retry');
+
+-- Daily health check. Expected: active_jobs = 2. More detail: select * from bubble_sync.health();
+SELECT
+    (SELECT COUNT(*) FROM cron.job WHERE jobname LIKE 'bubble-sync%' AND active) as active_jobs,
+    (SELECT COUNT(*) FROM sync_queue WHERE status = 'pending') as pending_items,
+    (SELECT COUNT(*) FROM sync_queue WHERE status = 'failed') as failed_items,
+    (SELECT COUNT(*) FROM sync_queue WHERE status = 'completed' AND created_at >= NOW() - INTERVAL '24 hours')
+        as completed_today;
+"""
+
+
+def _literal(value: str) -> str:
+    return sql_templates.literal(value)
+
+
+# -- reading a stack file (for `python -m components render-sql --stack NAME`) -------------------------------
+
+
+def load_stack_config(stack_file: Path) -> StackConfig:
+    """The SQL-relevant config of a `Pulumi.<stack>.yaml`, validated. Encrypted (`secure:`) values cannot be
+    read without the stack's secrets provider and are not needed: the script takes secrets as psql variables.
+    A secret key stored in plain text, or an unknown key in our namespace, is an error."""
+    document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
+    raw = document.get("config") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError([ConfigProblem("config", f"{stack_file.name}: `config:` must be a mapping")])
+    values: dict[str, object] = {}
+    for full_key, value in raw.items():
+        namespace, _, key = str(full_key).rpartition(":")
+        if namespace in ("", PROJECT):
+            values[key] = value
+    known = {spec.name for spec in KEYS}
+    unknown = [
+        ConfigProblem(key, f"unknown key in {stack_file.name}" + _did_you_mean(key, known))
+        for key in values
+        if key not in known
+    ]
+    if unknown:
+        raise ConfigError(unknown)
+
+    def is_encrypted(key: str) -> bool:
+        return isinstance(values.get(key), Mapping) and "secure" in values[key]  # type: ignore[operator]
+
+    def get(key: str) -> str | None:
+        value = values.get(key)
+        if value is None or is_encrypted(key):
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return load_config(get, is_secret=is_encrypted, for_sql=True, env={})
+
+
+def _did_you_mean(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    if not close:
+        close = [k for k in known if k.lower() == key.lower()]
+    return f" (did you mean {close[0]}?)" if close else ""

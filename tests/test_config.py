@@ -1,0 +1,554 @@
+"""Stack config validation: every key's rules, all problems in one error, no secret ever in a message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from components.config import (
+    KEYS,
+    PROJECT,
+    ConfigError,
+    StackConfig,
+    from_pulumi,
+    load_config,
+    validate_schedule,
+)
+
+REF = "abcdefghijklmnopqrst"
+SECRET_KEYS = {"databaseUrl", "dbPassword", "serviceRoleKey", "supabaseAccessToken", "bubbleApiToken"}
+
+# Distinctive secret values: no error message may ever contain them.
+SERVICE_KEY = "svc-SECRET-7f3a"
+BUBBLE_TOKEN = "bubble-SECRET-91c2"
+DB_PASSWORD = "db-SECRET-44d0"
+
+VALID: dict[str, str] = {
+    "projectRef": REF,
+    "dbHost": f"db.{REF}.supabase.co",
+    "dbPassword": DB_PASSWORD,
+    "serviceRoleKey": SERVICE_KEY,
+    "bubbleBaseUrl": "https://myapp.bubbleapps.io/version-test/api/1.1",
+    "bubbleApiToken": BUBBLE_TOKEN,
+}
+
+
+def load(overrides: dict[str, str | None] | None = None, **kwargs: object) -> StackConfig:
+    values = {**VALID, **(overrides or {})}
+    kwargs.setdefault("env", {})
+    return load_config(lambda key: values.get(key), **kwargs)  # type: ignore[arg-type]
+
+
+def problems(overrides: dict[str, str | None], **kwargs: object) -> dict[str, str]:
+    """key -> reason of every problem the overrides cause."""
+    with pytest.raises(ConfigError) as info:
+        load(overrides, **kwargs)
+    found: dict[str, str] = {}
+    for p in info.value.problems:
+        found.setdefault(p.key, p.reason)
+    return found
+
+
+def assert_problem(overrides: dict[str, str | None], key: str, fragment: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load(overrides)
+    message = str(info.value)
+    assert f"{PROJECT}:{key}: " in message, message
+    assert fragment in message, message
+    return info.value
+
+
+# -- a valid stack and its defaults --------------------------------------------------------------------------
+
+
+def test_minimal_stack_gets_every_default() -> None:
+    config = load()
+    assert config.project_ref == REF
+    assert config.supabase_url == f"https://{REF}.supabase.co"
+    assert config.bubble_base_url == "https://myapp.bubbleapps.io/version-test/api/1.1"
+    assert config.bubble_environment == "version-test"
+    assert config.bubble_data_type == "user"
+    assert config.processor_schedule == "* * * * *"
+    assert config.retry_schedule == "*/5 * * * *"
+    assert config.maintenance_schedule == "17 3 * * *"
+    assert (config.batch_size, config.concurrency, config.max_retries) == (50, 5, 5)
+    assert (config.lease_seconds, config.http_timeout_ms) == (180, 5000)
+    assert (config.run_details_retention_days, config.completed_retention_days) == (7, 30)
+    assert config.dispatch_mode == "immediate"
+    assert config.drop_extensions_on_destroy is False
+    assert config.drop_queue_on_destroy is False
+    assert config.service_role_key == SERVICE_KEY
+    assert config.bubble_api_token == BUBBLE_TOKEN
+    assert config.supabase_access_token is None
+    db = config.database
+    assert db is not None
+    assert (db.host, db.port, db.user, db.dbname, db.sslmode) == (
+        f"db.{REF}.supabase.co",
+        5432,
+        "postgres",
+        "postgres",
+        "require",
+    )
+    assert db.password == DB_PASSWORD
+
+
+def test_every_value_can_be_set() -> None:
+    config = load(
+        {
+            "supabaseUrl": "http://127.0.0.1:54321/",
+            "bubbleBaseUrl": "https://sync.example.com/api/1.1/",
+            "bubbleDataType": "signup_log",
+            "processorSchedule": "10 seconds",
+            "retrySchedule": "*/2 * * * *",
+            "maintenanceSchedule": "0 4 * * sun",
+            "batchSize": "1000",
+            "concurrency": "20",
+            "maxRetries": "0",
+            "leaseSeconds": "900",
+            "httpTimeoutMs": "150000",
+            "runDetailsRetentionDays": "365",
+            "completedRetentionDays": "3650",
+            "dispatchMode": "cron",
+            "dropExtensionsOnDestroy": "true",
+            "dropQueueOnDestroy": "True",
+            "supabaseAccessToken": "sbp_token",
+        }
+    )
+    assert config.supabase_url == "http://127.0.0.1:54321"
+    assert config.bubble_base_url == "https://sync.example.com/api/1.1"
+    assert config.bubble_environment == "live"
+    assert config.bubble_data_type == "signup_log"
+    assert config.processor_schedule == "10 seconds"
+    assert (config.batch_size, config.concurrency, config.max_retries) == (1000, 20, 0)
+    assert (config.lease_seconds, config.http_timeout_ms) == (900, 150000)
+    assert config.dispatch_mode == "cron"
+    assert config.drop_extensions_on_destroy is True
+    assert config.drop_queue_on_destroy is True
+    assert config.supabase_access_token == "sbp_token"
+
+
+def test_database_url_is_parsed_into_a_connection() -> None:
+    url = f"postgresql://postgres.{REF}:p%40ss@aws-0-eu-central-1.pooler.supabase.com:5432/postgres?sslmode=verify-full"
+    config = load({"dbHost": None, "dbPassword": None, "databaseUrl": url})
+    db = config.database
+    assert db is not None
+    assert (db.host, db.port, db.user, db.dbname, db.sslmode) == (
+        "aws-0-eu-central-1.pooler.supabase.com",
+        5432,
+        f"postgres.{REF}",
+        "postgres",
+        "verify-full",
+    )
+    assert db.password == "p@ss"
+
+
+def test_access_token_falls_back_to_the_environment() -> None:
+    config = load(env={"SUPABASE_ACCESS_TOKEN": "sbp_from_env"})
+    assert config.supabase_access_token == "sbp_from_env"
+    assert load(
+        {"supabaseAccessToken": "sbp_cfg"}, env={"SUPABASE_ACCESS_TOKEN": "x"}
+    ).supabase_access_token == ("sbp_cfg")
+
+
+def test_config_is_frozen() -> None:
+    config = load()
+    with pytest.raises(AttributeError):
+        config.batch_size = 1  # type: ignore[misc]
+
+
+# -- project ref ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["abcdefghijklmnopqrs", "abcdefghijklmnopqrstu", "ABCDEFGHIJKLMNOPQRST", "abcdefghijklmnopqrs1", "abc"],
+)
+def test_project_ref_must_be_20_lowercase_letters(ref: str) -> None:
+    assert_problem({"projectRef": ref}, "projectRef", "exactly 20 lowercase letters")
+
+
+def test_project_ref_is_required() -> None:
+    assert_problem({"projectRef": None}, "projectRef", "is required")
+
+
+# -- URLs ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("ftp://x.supabase.co", "http(s) URL"),
+        ("x.supabase.co", "http(s) URL"),
+        ("https://", "http(s) URL"),
+        (f"https://{REF}.supabase.co/rest/v1", "without a path"),
+        (f"https://{REF}.supabase.co?x=1", "query"),
+    ],
+)
+def test_supabase_url_must_be_a_base_http_url(url: str, fragment: str) -> None:
+    assert_problem({"supabaseUrl": url}, "supabaseUrl", fragment)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://myapp.bubbleapps.io/api/1.1", "must use https"),
+        ("https://myapp.bubbleapps.io", "must end in /api/1.1"),
+        ("https://myapp.bubbleapps.io/api/1.1/obj/user", "must end in /api/1.1"),
+        ("https://myapp.bubbleapps.io/version-live/api/1.1", "must end in /api/1.1"),
+        ("https://myapp.bubbleapps.io/api/1.1?api_token=x", "query"),
+        ("bubble", "http(s) URL"),
+    ],
+)
+def test_bubble_base_url_must_be_an_https_data_api_root(url: str, fragment: str) -> None:
+    assert_problem({"bubbleBaseUrl": url}, "bubbleBaseUrl", fragment)
+
+
+def test_bubble_base_url_may_use_http_on_loopback_for_the_double() -> None:
+    assert load({"bubbleBaseUrl": "http://127.0.0.1:8080/version-test/api/1.1"}).bubble_base_url == (
+        "http://127.0.0.1:8080/version-test/api/1.1"
+    )
+
+
+def test_bubble_base_url_is_required() -> None:
+    assert_problem({"bubbleBaseUrl": None}, "bubbleBaseUrl", "is required")
+
+
+@pytest.mark.parametrize("name", ["", "user/1", "user type", "x" * 101])
+def test_bubble_data_type_must_be_a_type_name(name: str) -> None:
+    key_problems = problems({"bubbleDataType": name or None}) if name else None
+    if name:
+        assert "bubbleDataType" in key_problems  # type: ignore[operator]
+    else:  # "" means "not set": the default applies
+        assert load({"bubbleDataType": ""}).bubble_data_type == "user"
+
+
+# -- database connection -------------------------------------------------------------------------------------
+
+
+def test_a_database_connection_is_required_and_the_error_mentions_the_pooler() -> None:
+    error = assert_problem({"dbHost": None, "dbPassword": None}, "databaseUrl", "no database connection")
+    assert "aws-0-<region>.pooler.supabase.com:5432" in str(error)
+    assert "postgres.<projectRef>" in str(error)
+
+
+def test_db_host_needs_a_password() -> None:
+    assert_problem({"dbPassword": None}, "dbPassword", "pulumi config set --secret dbPassword")
+
+
+def test_database_url_and_db_host_are_exclusive() -> None:
+    assert_problem(
+        {"databaseUrl": f"postgresql://postgres:{DB_PASSWORD}@db.{REF}.supabase.co/postgres"},
+        "databaseUrl",
+        "not both",
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql://root:{DB_PASSWORD}@db.{REF}.supabase.co/postgres",
+        f"postgresql://db.{REF}.supabase.co/postgres",
+        f"postgresql://postgres:{DB_PASSWORD}@db.{REF}.supabase.co:notaport/postgres",
+        f"postgresql://postgres:{DB_PASSWORD}@db.{REF}.supabase.co/postgres?sslmode=prefer",
+        f"{DB_PASSWORD}",
+    ],
+)
+def test_bad_database_url_is_rejected_without_echoing_it(url: str) -> None:
+    error = assert_problem({"dbHost": None, "dbPassword": None, "databaseUrl": url}, "databaseUrl", "")
+    assert DB_PASSWORD not in str(error)
+
+
+def test_sslmode_prefer_is_rejected_because_lib_pq_lacks_it() -> None:
+    assert_problem({"dbSslMode": "prefer"}, "dbSslMode", "disable | require | verify-ca | verify-full")
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "five"])
+def test_db_port_must_be_a_port(port: str) -> None:
+    assert "dbPort" in problems({"dbPort": port})
+
+
+def test_direct_host_of_another_project_is_rejected() -> None:
+    assert_problem({"dbHost": "db.zyxwvutsrqponmlkjihg.supabase.co"}, "dbHost", "belongs to project")
+
+
+def test_pooler_needs_session_mode_and_the_project_user() -> None:
+    found = problems({"dbHost": "aws-0-us-east-1.pooler.supabase.com", "dbPort": "6543"})
+    assert "session mode (port 5432)" in found["dbHost"]
+    error = assert_problem({"dbHost": "aws-0-us-east-1.pooler.supabase.com"}, "dbHost", f"postgres.{REF}")
+    assert len(error.problems) == 1
+    assert load({"dbHost": "aws-0-us-east-1.pooler.supabase.com", "dbUser": f"postgres.{REF}"}).database
+
+
+# -- secrets -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["serviceRoleKey", "bubbleApiToken"])
+def test_required_secret_missing(key: str) -> None:
+    assert_problem({key: None}, key, f"pulumi config set --secret {key}")
+
+
+@pytest.mark.parametrize("key", sorted(SECRET_KEYS - {"databaseUrl"}))
+def test_plain_text_where_a_secret_is_required(key: str) -> None:
+    overrides: dict[str, str | None] = {key: VALID.get(key, "plain-SECRET-value")}
+    with pytest.raises(ConfigError) as info:
+        load(overrides, is_secret=lambda k: k in SECRET_KEYS and k != key)
+    message = str(info.value)
+    assert f"{PROJECT}:{key}: is stored in plain text" in message
+    assert f"pulumi config set --secret {key}" in message
+    assert overrides[key] not in message
+
+
+def test_plain_database_url_is_rejected() -> None:
+    url = f"postgresql://postgres:{DB_PASSWORD}@db.{REF}.supabase.co/postgres"
+    with pytest.raises(ConfigError) as info:
+        load({"dbHost": None, "dbPassword": None, "databaseUrl": url}, is_secret=lambda k: k != "databaseUrl")
+    assert "pulumi config set --secret databaseUrl" in str(info.value)
+    assert DB_PASSWORD not in str(info.value)
+
+
+def test_blank_secret_is_rejected() -> None:
+    assert_problem({"serviceRoleKey": "   "}, "serviceRoleKey", "blank")
+
+
+# -- schedules -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "* * * * *",
+        "*/5 * * * *",
+        "17 3 * * *",
+        "0-30/10 9-17 1,15 jan-jun mon-fri",
+        "0 0 * * 7",
+        "0 12 * DEC SUN",
+        "10 seconds",
+        "59 seconds",
+        "1 second",
+        "@daily",
+        "@hourly",
+    ],
+)
+def test_valid_schedules(schedule: str) -> None:
+    assert validate_schedule(schedule) is None
+    assert load({"processorSchedule": schedule}).processor_schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fragment"),
+    [
+        ("* * * *", "expected 5 fields"),
+        ("* * * * * *", "expected 5 fields"),
+        ("60 * * * *", "60 is outside 0-59"),
+        ("* 24 * * *", "24 is outside 0-23"),
+        ("* * 0 * *", "0 is outside 1-31"),
+        ("* * 32 * *", "32 is outside 1-31"),
+        ("* * * 13 *", "13 is outside 1-12"),
+        ("* * * * 8", "8 is outside 0-7"),
+        ("*/0 * * * *", "step"),
+        ("*/x * * * *", "step"),
+        ("5/10 * * * *", "a step needs"),
+        ("30-10 * * * *", "runs backwards"),
+        ("1,,2 * * * *", "empty list item"),
+        ("* * * foo *", "not a number or a name"),
+        ("mon * * * *", "not a number"),
+        ("0 seconds", "1-59 seconds"),
+        ("60 seconds", "1-59 seconds"),
+        ("@reboot", "not a recurring schedule"),
+        ("", "expected 5 fields"),
+    ],
+)
+def test_invalid_schedules(schedule: str, fragment: str) -> None:
+    reason = validate_schedule(schedule)
+    assert reason is not None and fragment in reason, reason
+    for key in ("processorSchedule", "retrySchedule", "maintenanceSchedule"):
+        if schedule:
+            assert_problem({key: schedule}, key, "invalid schedule")
+
+
+# -- numbers, choices, booleans ------------------------------------------------------------------------------
+
+INT_RANGES = {
+    "batchSize": (1, 1000),
+    "concurrency": (1, 20),
+    "maxRetries": (0, 50),
+    "leaseSeconds": (30, 900),
+    "httpTimeoutMs": (1000, 150000),
+    "runDetailsRetentionDays": (1, 365),
+    "completedRetentionDays": (1, 3650),
+}
+
+
+@pytest.mark.parametrize("key", sorted(INT_RANGES))
+def test_integers_out_of_range(key: str) -> None:
+    low, high = INT_RANGES[key]
+    for bad in (low - 1, high + 1):
+        assert_problem({key: str(bad)}, key, f"must be from {low} to {high}, got {bad}")
+    for bad_text in ("1.5", "ten", "true"):
+        assert_problem({key: bad_text}, key, "must be an integer")
+
+
+def test_lease_must_exceed_the_http_timeout() -> None:
+    assert_problem(
+        {"leaseSeconds": "30", "httpTimeoutMs": "30000"}, "leaseSeconds", "must exceed httpTimeoutMs"
+    )
+    assert load({"leaseSeconds": "31", "httpTimeoutMs": "30000"}).lease_seconds == 31
+
+
+def test_dispatch_mode_choices() -> None:
+    assert_problem({"dispatchMode": "webhook"}, "dispatchMode", "immediate | cron")
+
+
+@pytest.mark.parametrize("key", ["dropExtensionsOnDestroy", "dropQueueOnDestroy"])
+def test_booleans(key: str) -> None:
+    assert_problem({key: "yes"}, key, "true or false")
+
+
+# -- all problems at once, and nothing secret ----------------------------------------------------------------
+
+
+def test_all_problems_are_reported_together_in_key_order() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(
+            {
+                "projectRef": "nope",
+                "serviceRoleKey": None,
+                "bubbleBaseUrl": "https://app.bubbleapps.io/wrong",
+                "processorSchedule": "every minute",
+                "batchSize": "0",
+                "concurrency": "99",
+                "dispatchMode": "sometimes",
+                "dropQueueOnDestroy": "maybe",
+            }
+        )
+    keys = [p.key for p in info.value.problems]
+    assert keys == [
+        "projectRef",
+        "serviceRoleKey",
+        "bubbleBaseUrl",
+        "processorSchedule",
+        "batchSize",
+        "concurrency",
+        "dispatchMode",
+        "dropQueueOnDestroy",
+    ]
+    message = str(info.value)
+    assert message.startswith("invalid stack configuration (8 problems):")
+    for key in keys:
+        assert f"{PROJECT}:{key}: " in message
+
+
+def test_no_secret_value_appears_in_any_message() -> None:
+    url = f"postgres://postgres:{DB_PASSWORD}@db.zyxwvutsrqponmlkjihg.supabase.co:6543/x?sslmode=bogus"
+    secrets = {
+        "databaseUrl": url,
+        "dbPassword": DB_PASSWORD,
+        "serviceRoleKey": SERVICE_KEY,
+        "bubbleApiToken": BUBBLE_TOKEN,
+        "supabaseAccessToken": "sbp_SECRET_ffff",
+    }
+    for is_secret in (None, lambda key: False):
+        with pytest.raises(ConfigError) as info:
+            load({**secrets, "projectRef": "bad", "batchSize": "-1"}, is_secret=is_secret)
+        message = str(info.value) + repr(info.value.problems)
+        for value in (DB_PASSWORD, SERVICE_KEY, BUBBLE_TOKEN, "sbp_SECRET_ffff"):
+            assert value not in message
+
+
+# -- SQL-only loading (render-sql) ---------------------------------------------------------------------------
+
+
+def test_for_sql_needs_no_project_connection_or_secrets() -> None:
+    config = load_config(lambda key: None, for_sql=True, env={})
+    assert config.project_ref is None
+    assert config.supabase_url is None
+    assert config.database is None
+    assert config.service_role_key is None
+    assert config.batch_size == 50
+
+
+def test_for_sql_still_validates_present_values() -> None:
+    with pytest.raises(ConfigError, match="bubble-sync:batchSize"):
+        load_config({"batchSize": "0"}.get, for_sql=True, env={})
+
+
+# -- inside a Pulumi program ---------------------------------------------------------------------------------
+
+
+class _NoResources(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        return f"{args.name}_id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
+        return {}, None
+
+
+@pytest.fixture
+def pulumi_config() -> Iterator[None]:
+    settings = pulumi.runtime.settings.SETTINGS
+    saved = (settings.project, settings.stack, settings.monitor, settings.engine, settings.dry_run)
+    pulumi.runtime.set_mocks(_NoResources(), project=PROJECT, stack="test", preview=False)
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{key}": value for key, value in VALID.items()},
+        secret_keys=[f"{PROJECT}:{key}" for key in SECRET_KEYS],
+    )
+    try:
+        yield
+    finally:
+        pulumi.runtime.set_all_config({}, secret_keys=[])
+        settings.project, settings.stack, settings.monitor, settings.engine, settings.dry_run = saved
+
+
+@pulumi.runtime.test
+def test_from_pulumi_keeps_secrets_secret(pulumi_config: None) -> None:
+    config = from_pulumi()
+    assert config.database is not None
+
+    async def check() -> None:
+        for value in (config.service_role_key, config.bubble_api_token, config.database.password):
+            assert isinstance(value, pulumi.Output)
+            assert await value.is_secret()
+        assert await config.service_role_key.future() == SERVICE_KEY  # type: ignore[union-attr]
+
+    return check()  # type: ignore[return-value]
+
+
+def test_from_pulumi_rejects_a_plain_secret(pulumi_config: None) -> None:
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{key}": value for key, value in VALID.items()},
+        secret_keys=[f"{PROJECT}:{key}" for key in SECRET_KEYS - {"serviceRoleKey"}],
+    )
+    with pytest.raises(ConfigError, match=r"bubble-sync:serviceRoleKey: is stored in plain text"):
+        from_pulumi()
+
+
+# -- Pulumi.yaml mirrors KEYS --------------------------------------------------------------------------------
+
+
+def test_pulumi_yaml_schema_matches_the_keys() -> None:
+    project = yaml.safe_load((Path(__file__).parent.parent / "Pulumi.yaml").read_text())
+    assert project["name"] == PROJECT
+    schema = project["config"]
+    assert list(schema) == [spec.name for spec in KEYS]
+    for spec in KEYS:
+        entry = schema[spec.name]
+        assert entry["type"] == spec.type, spec.name
+        assert entry.get("secret", False) == spec.secret, spec.name
+        assert entry.get("default") == spec.default, spec.name
+        assert entry.get("description"), spec.name
+
+
+def test_database_url_falls_back_to_the_environment() -> None:
+    url = f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:5433/postgres?sslmode=disable"
+    config = load({"dbHost": None, "dbPassword": None}, env={"BUBBLE_SYNC_DATABASE_URL": url})
+    assert config.database is not None
+    assert (config.database.host, config.database.port, config.database.sslmode) == (
+        "127.0.0.1",
+        5433,
+        "disable",
+    )
+    assert config.database.password == DB_PASSWORD

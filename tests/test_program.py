@@ -1,0 +1,448 @@
+"""The Pulumi program (`__main__.py` + `BubbleSync`) under `pulumi.runtime.set_mocks`: no CLI, no engine.
+
+A recording mock monitor keeps every RegisterResource request, so the tests see what the engine would:
+types, names, parents, `depends_on`, `retainOnDelete`, providers, and which inputs are secret.
+"""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.rpc import is_rpc_secret
+
+from components.config import PROJECT, ConfigError
+from components.sql_templates import CRON_JOBS, FUNCTIONS, QUEUE_FILES
+
+MAIN = Path(__file__).resolve().parent.parent / "__main__.py"
+REF = "abcdefghijklmnopqrst"
+SERVICE_KEY = "svc-SECRET-7f3a"
+BUBBLE_TOKEN = "bubble-SECRET-91c2"
+DB_PASSWORD = "db-SECRET-44d0"
+
+CONFIG = {
+    "projectRef": REF,
+    "dbHost": "aws-0-eu-central-1.pooler.supabase.com",
+    "dbUser": f"postgres.{REF}",
+    "dbPassword": DB_PASSWORD,
+    "serviceRoleKey": SERVICE_KEY,
+    "bubbleBaseUrl": "https://myapp.bubbleapps.io/version-test/api/1.1",
+    "bubbleApiToken": BUBBLE_TOKEN,
+}
+SECRET_KEYS = ["dbPassword", "serviceRoleKey", "bubbleApiToken", "databaseUrl", "supabaseAccessToken"]
+
+EXTENSION = "postgresql:index/extension:Extension"
+PROVIDER = "pulumi:providers:postgresql"
+COMPONENT = "bubblesync:index:BubbleSync"
+QUEUE = "pulumi-python:dynamic/bubblesync:QueueSchema"
+FUNCTION = "pulumi-python:dynamic/bubblesync:SqlFunction"
+SQL_OBJECT = "pulumi-python:dynamic/bubblesync:SqlObject"
+VAULT = "pulumi-python:dynamic/bubblesync:VaultSecret"
+CRON = "pulumi-python:dynamic/bubblesync:CronJob"
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    dependencies: list[str]
+    retain_on_delete: bool | None
+    provider: str
+    additional_secret_outputs: list[str]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, keeping each registration's options as well as its inputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: dict[str, Registration] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations[request.name] = Registration(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                retain_on_delete=request.retainOnDelete if request.HasField("retainOnDelete") else None,
+                provider=request.provider,
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+            )
+        return response
+
+
+class EchoMocks(pulumi.runtime.Mocks):
+    """Every resource's outputs are its inputs; the raw (still secret-wrapped) inputs are kept by name."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.inputs[args.name] = dict(args.inputs)
+        return f"{args.name}_id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return {}, None
+
+
+@dataclass
+class Program:
+    registrations: dict[str, Registration]
+    inputs: dict[str, dict[str, Any]]
+    exports: dict[str, Any]
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.type == type_]
+
+    def __getitem__(self, name: str) -> Registration:
+        return self.registrations[name]
+
+    def urn(self, name: str) -> str:
+        return self.registrations[name].urn
+
+
+@pytest.fixture
+def run_program(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Runs __main__.py under mocks with the given config overrides; returns what it registered."""
+    for var in ("SUPABASE_ACCESS_TOKEN", "BUBBLE_SYNC_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    settings = pulumi.runtime.settings.SETTINGS
+    saved = (settings.project, settings.stack, settings.monitor, settings.engine, settings.dry_run)
+
+    def run(
+        overrides: dict[str, str | None] | None = None,
+        *,
+        plain: tuple[str, ...] = (),
+        check: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> Program:
+        """`check`, if given, runs inside the program with its module namespace (to await Outputs)."""
+        run.monitor = None  # type: ignore[attr-defined]
+        values = {k: v for k, v in {**CONFIG, **(overrides or {})}.items() if v is not None}
+        mocks = EchoMocks()
+        monitor = RecordingMonitor(mocks)
+        run.monitor = monitor  # type: ignore[attr-defined]
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(
+            {f"{PROJECT}:{k}": v for k, v in values.items()},
+            secret_keys=[f"{PROJECT}:{k}" for k in SECRET_KEYS if k not in plain],
+        )
+        exports: dict[str, Any] = {}
+
+        @pulumi.runtime.test
+        def program() -> Awaitable[None] | None:
+            namespace = runpy.run_path(str(MAIN), run_name="__main__")
+            exports.update(namespace)
+            return check(namespace) if check else None
+
+        program()
+        return Program(monitor.registrations, mocks.inputs, exports)
+
+    try:
+        yield run
+    finally:
+        pulumi.runtime.set_all_config({}, secret_keys=[])
+        settings.project, settings.stack, settings.monitor, settings.engine, settings.dry_run = saved
+
+
+# -- types and names -----------------------------------------------------------------------------------------
+
+
+def test_resource_types_and_names(run_program: Any) -> None:
+    program = run_program()
+    assert program["supabase-postgres"].type == PROVIDER
+    assert program["bubble-sync"].type == COMPONENT
+    assert sorted(r.name for r in program.of_type(EXTENSION)) == ["bubble-sync-pg-cron", "bubble-sync-pg-net"]
+    assert [r.name for r in program.of_type(QUEUE)] == ["bubble-sync-queue"]
+    assert sorted(r.name for r in program.of_type(FUNCTION)) == sorted(
+        f"bubble-sync-fn-{spec.schema}.{spec.name}" for spec in FUNCTIONS
+    )
+    assert [r.name for r in program.of_type(SQL_OBJECT)] == ["bubble-sync-dispatch-trigger"]
+    assert sorted(r.name for r in program.of_type(VAULT)) == [
+        "bubble-sync-secret-service_role_key",
+        "bubble-sync-secret-supabase_url",
+    ]
+    assert sorted(r.name for r in program.of_type(CRON)) == sorted(
+        f"bubble-sync-job-{j.name}" for j in CRON_JOBS
+    )
+    assert len(program.registrations) == 2 + 2 + 1 + len(FUNCTIONS) + 1 + 2 + len(CRON_JOBS)
+
+
+def test_extensions_have_explicit_names_and_supabase_schemas(run_program: Any) -> None:
+    program = run_program()
+    assert program.inputs["bubble-sync-pg-cron"]["name"] == "pg_cron"
+    assert program.inputs["bubble-sync-pg-cron"]["schema"] == "pg_catalog"
+    assert program.inputs["bubble-sync-pg-net"]["name"] == "pg_net"
+    assert program.inputs["bubble-sync-pg-net"]["schema"] == "extensions"
+
+
+def test_provider_connects_as_non_superuser_with_ssl(run_program: Any) -> None:
+    program = run_program()
+    provider = program.inputs["supabase-postgres"]
+    assert provider["host"] == "aws-0-eu-central-1.pooler.supabase.com"
+    assert provider["port"] == "5432" or provider["port"] == 5432
+    assert provider["username"] == f"postgres.{REF}"
+    assert provider["database"] == "postgres"
+    assert provider["sslmode"] == "require"
+    assert provider["superuser"] in (False, "false")
+    assert is_rpc_secret(provider["password"])
+    # only the extensions are bridged resources: they, and nothing else, use this provider
+    users = [
+        r.name
+        for r in program.registrations.values()
+        if r.provider.startswith(program.urn("supabase-postgres"))
+    ]
+    assert sorted(users) == ["bubble-sync-pg-cron", "bubble-sync-pg-net"]
+
+
+def test_cron_jobs_match_the_seed(run_program: Any) -> None:
+    program = run_program()
+    jobs = {program.inputs[r.name]["name"]: program.inputs[r.name] for r in program.of_type(CRON)}
+    assert jobs["bubble-sync-processor"]["schedule"] == "* * * * *"
+    assert jobs["bubble-sync-processor"]["command"] == "select public.invoke_bubble_sync_processor()"
+    assert jobs["bubble-sync-retry"]["schedule"] == "*/5 * * * *"
+    assert jobs["bubble-sync-retry"]["command"] == "select public.invoke_bubble_sync_retry()"
+    assert jobs["bubble_sync.purge"]["schedule"] == "17 3 * * *"
+    assert jobs["bubble_sync.purge"]["command"] == (
+        "select bubble_sync.purge(interval '7 days', interval '30 days')"
+    )
+    assert all(job["active"] is True for job in jobs.values())
+
+
+def test_config_values_reach_the_resources(run_program: Any) -> None:
+    program = run_program(
+        {
+            "processorSchedule": "*/2 * * * *",
+            "maintenanceSchedule": "0 4 * * *",
+            "runDetailsRetentionDays": "3",
+            "completedRetentionDays": "90",
+            "maxRetries": "9",
+            "httpTimeoutMs": "8000",
+        }
+    )
+    jobs = {program.inputs[r.name]["name"]: program.inputs[r.name] for r in program.of_type(CRON)}
+    assert jobs["bubble-sync-processor"]["schedule"] == "*/2 * * * *"
+    assert jobs["bubble_sync.purge"]["schedule"] == "0 4 * * *"
+    assert "interval '3 days', interval '90 days'" in jobs["bubble_sync.purge"]["command"]
+    assert "default 9" in program.inputs["bubble-sync-queue"]["ddl"]
+    invoke = program.inputs["bubble-sync-fn-bubble_sync.invoke_function"]["definition"]
+    assert "timeout_milliseconds := 8000" in invoke
+
+
+def test_functions_pin_search_path_and_grant_execute_only_to_their_roles(run_program: Any) -> None:
+    program = run_program()
+    by_name = {spec.name: spec for spec in FUNCTIONS}
+    for registration in program.of_type(FUNCTION):
+        inputs = program.inputs[registration.name]
+        spec = by_name[inputs["name"]]
+        assert inputs["schema"] == spec.schema
+        assert inputs["identity_args"] == spec.identity_args
+        assert inputs["definition"].lower().count(f"function {spec.schema}.{spec.name}(") == 1
+        assert "set search_path = ''" in inputs["definition"]
+        assert list(inputs["execute_grants"]) == list(spec.grant_execute_to)
+        assert not {"anon", "authenticated", "public"} & set(inputs["execute_grants"])
+
+
+# -- parents and dependency order ----------------------------------------------------------------------------
+
+
+def test_every_resource_but_the_provider_is_a_child_of_the_component(run_program: Any) -> None:
+    program = run_program()
+    component = program.urn("bubble-sync")
+    for registration in program.registrations.values():
+        if registration.name in ("bubble-sync", "supabase-postgres"):
+            continue
+        assert registration.parent == component, registration.name
+
+
+def test_dependency_order(run_program: Any) -> None:
+    program = run_program()
+    deps = {name: set(r.dependencies) for name, r in program.registrations.items()}
+    extensions = {program.urn("bubble-sync-pg-cron"), program.urn("bubble-sync-pg-net")}
+    queue = program.urn("bubble-sync-queue")
+    files = list(QUEUE_FILES)
+    specs = sorted(FUNCTIONS, key=lambda spec: files.index(spec.file))
+    functions = [program.urn(f"bubble-sync-fn-{spec.schema}.{spec.name}") for spec in specs]
+    secrets = {r.urn for r in program.of_type(VAULT)}
+    trigger = program.urn("bubble-sync-dispatch-trigger")
+
+    assert extensions <= deps["bubble-sync-queue"]
+    for registration in program.of_type(FUNCTION):
+        assert queue in deps[registration.name], registration.name
+    # one after another, in the order of their files in sql_templates.QUEUE_FILES (as the script has them)
+    for earlier, later in zip(functions, functions[1:], strict=False):
+        later_name = later.rsplit("::", 1)[1]
+        assert earlier in deps[later_name], later_name
+    _topological_order(deps, program)  # no cycles
+    assert queue in deps["bubble-sync-dispatch-trigger"]
+    assert program.urn("bubble-sync-fn-bubble_sync.dispatch_wake") in deps["bubble-sync-dispatch-trigger"]
+    assert secrets <= deps["bubble-sync-dispatch-trigger"]
+    for registration in program.of_type(CRON):
+        needs = deps[registration.name]
+        assert set(functions) <= needs, registration.name
+        assert secrets <= needs
+        assert program.urn("bubble-sync-pg-cron") in needs
+        assert trigger in needs
+
+
+def _topological_order(deps: dict[str, set[str]], program: Program) -> list[str]:
+    """URNs in an order that respects every depends_on edge (fails on a cycle)."""
+    by_urn = {program.urn(name): urns for name, urns in deps.items()}
+    order: list[str] = []
+    remaining = dict(by_urn)
+    while remaining:
+        ready = sorted(urn for urn, needs in remaining.items() if not (needs & remaining.keys()))
+        assert ready, f"dependency cycle among {sorted(remaining)}"
+        for urn in ready:
+            order.append(urn)
+            del remaining[urn]
+    return order
+
+
+# -- secrets -------------------------------------------------------------------------------------------------
+
+
+def test_secrets_are_secret(run_program: Any) -> None:
+    program = run_program()
+    for name in ("bubble-sync-secret-service_role_key", "bubble-sync-secret-supabase_url"):
+        value = program.inputs[name]["value"]
+        assert is_rpc_secret(value), name
+        assert program[name].additional_secret_outputs == ["value"]
+    assert program.inputs["bubble-sync-secret-service_role_key"]["value"]["value"] == SERVICE_KEY
+    assert program.inputs["bubble-sync-secret-supabase_url"]["value"]["value"] == f"https://{REF}.supabase.co"
+
+
+def test_secret_outputs_stay_secret(run_program: Any) -> None:
+    async def check(namespace: dict[str, Any]) -> None:
+        sync, config = namespace["sync"], namespace["config"]
+        for secret in sync.secrets:
+            assert await secret.value.is_secret()
+        for value in (config.service_role_key, config.bubble_api_token, config.database.password):
+            assert await value.is_secret()
+        assert not await sync.cron_job_names.is_secret()
+
+    run_program(check=check)
+
+
+def test_no_secret_in_any_plain_input_or_export(run_program: Any) -> None:
+    program = run_program()
+
+    def plain_strings(value: Any) -> Iterator[str]:
+        if is_rpc_secret(value):
+            return
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from plain_strings(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                yield from plain_strings(v)
+
+    for name, inputs in program.inputs.items():
+        for key, value in inputs.items():
+            if key == "__provider":  # the pickled provider: always stored as a secret by the SDK
+                assert is_rpc_secret(value)
+                continue
+            for text in plain_strings(value):
+                for secret in (SERVICE_KEY, BUBBLE_TOKEN, DB_PASSWORD):
+                    assert secret not in text, f"{name}.{key} holds a secret in plain text"
+
+
+def test_modules_import_without_side_effects() -> None:
+    """The dynamic-provider process imports these to unpickle providers: no engine, resources or output."""
+    code = "import components.bubble_sync, components.render_sql, components.config, components.__main__"
+    result = subprocess.run([sys.executable, "-c", code], cwd=MAIN.parent, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_exports(run_program: Any) -> None:
+    program = run_program()
+    sync = program.exports["sync"]
+    config = program.exports["config"]
+    assert config.project_ref == REF
+    assert config.bubble_environment == "version-test"
+    assert isinstance(sync.queue_table, pulumi.Output)
+
+
+# -- destroy behaviour ---------------------------------------------------------------------------------------
+
+
+def test_extensions_are_retained_on_destroy_by_default(run_program: Any) -> None:
+    program = run_program()
+    for registration in program.of_type(EXTENSION):
+        assert registration.retain_on_delete is True, registration.name
+    for registration in program.registrations.values():
+        if registration.type != EXTENSION:
+            assert not registration.retain_on_delete, registration.name
+
+
+def test_extensions_are_dropped_when_the_flag_says_so(run_program: Any) -> None:
+    program = run_program({"dropExtensionsOnDestroy": "true"})
+    for registration in program.of_type(EXTENSION):
+        assert registration.retain_on_delete is False, registration.name
+
+
+def test_queue_is_kept_on_destroy_unless_the_flag_says_so(run_program: Any) -> None:
+    assert run_program().inputs["bubble-sync-queue"]["drop_table_on_delete"] is False
+    assert (
+        run_program({"dropQueueOnDestroy": "true"}).inputs["bubble-sync-queue"]["drop_table_on_delete"]
+        is True
+    )
+
+
+# -- dispatch mode -------------------------------------------------------------------------------------------
+
+
+def test_no_dispatch_trigger_in_cron_mode(run_program: Any) -> None:
+    program = run_program({"dispatchMode": "cron"})
+    assert program.of_type(SQL_OBJECT) == []
+    # the dispatch function still exists (harmless without its trigger); the jobs do not wait for a trigger
+    assert "bubble-sync-fn-bubble_sync.dispatch_wake" in program.registrations
+
+
+def test_dispatch_trigger_sql(run_program: Any) -> None:
+    inputs = run_program().inputs["bubble-sync-dispatch-trigger"]
+    assert "create or replace trigger bubble_sync_dispatch" in inputs["apply_sql"]
+    assert inputs["drop_sql"] == "drop trigger if exists bubble_sync_dispatch on public.sync_queue"
+    assert inputs["expected"].startswith(
+        "CREATE TRIGGER bubble_sync_dispatch AFTER INSERT ON public.sync_queue"
+    )
+
+
+# -- invalid config ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "plain", "key"),
+    [
+        ({"projectRef": "not-a-ref"}, (), "projectRef"),
+        ({"processorSchedule": "every minute"}, (), "processorSchedule"),
+        ({"serviceRoleKey": None}, (), "serviceRoleKey"),
+        ({}, ("serviceRoleKey",), "serviceRoleKey"),
+        ({"bubbleBaseUrl": "https://myapp.bubbleapps.io"}, (), "bubbleBaseUrl"),
+        ({"batchSize": "5000"}, (), "batchSize"),
+    ],
+)
+def test_invalid_config_is_rejected_before_any_resource(
+    run_program: Any, overrides: dict[str, str | None], plain: tuple[str, ...], key: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"bubble-sync:{key}: ") as info:
+        run_program(overrides, plain=plain)
+    for secret in (SERVICE_KEY, BUBBLE_TOKEN, DB_PASSWORD):
+        assert secret not in str(info.value)
+    assert run_program.monitor.registrations == {}
