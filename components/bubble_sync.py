@@ -81,7 +81,7 @@ class BubbleSync(pulumi.ComponentResource):
             f"{name}-queue",
             QueueSchemaArgs(
                 ddl=plan.queue.ddl,
-                columns=dict(plan.queue.columns),
+                columns={column: list(types) for column, types in plan.queue.columns.items()},
                 drop_table_on_delete=config.drop_queue_on_destroy,
             ),
             # After the extensions, so destroy removes our objects before an extension that may be dropped

@@ -22,7 +22,7 @@ import yaml
 
 from components import sql_templates
 from components.config import KEYS, PROJECT, ConfigError, ConfigProblem, StackConfig, load_config
-from components.sql_templates import FunctionSpec
+from components.sql_templates import QUEUE_COLUMNS, FunctionSpec
 
 __all__ = [
     "API_ROLES",
@@ -45,27 +45,6 @@ QUEUE_TABLE = "public.sync_queue"
 # Roles whose EXECUTE on our functions is revoked (Supabase's default privileges grant it to the API roles).
 API_ROLES = ("public", "anon", "authenticated", "service_role")
 
-# The columns the queue must have (checked for drift by the QueueSchema provider): the seed's, plus what the
-# lease, retry and sync logic needs. Types as format_type() prints them; sql/queue_schema.sql creates or adds
-# exactly these (tests/test_render_sql.py checks the two agree on a real database). Not `id`: an adopted
-# table's id may be a uuid, a bigint or missing, and nothing of ours uses it.
-QUEUE_COLUMNS: Mapping[str, str] = {
-    "table_name": "text",
-    "record_id": "text",
-    "operation": "text",
-    "payload": "jsonb",
-    "status": "text",
-    "retry_count": "integer",
-    "max_retries": "integer",
-    "next_retry_at": "timestamp with time zone",
-    "error_message": "text",
-    "bubble_id": "text",
-    "lease_token": "uuid",
-    "lease_expires_at": "timestamp with time zone",
-    "created_at": "timestamp with time zone",
-    "updated_at": "timestamp with time zone",
-    "completed_at": "timestamp with time zone",
-}
 
 _DISPATCH_TRIGGER = "bubble_sync_dispatch"
 
@@ -87,7 +66,7 @@ class QueueUnit:
     """`public.sync_queue` and the private schema `bubble_sync`, from `sql/queue_schema.sql`."""
 
     ddl: str
-    columns: Mapping[str, str]
+    columns: Mapping[str, tuple[str, ...]]
     source: str = "queue_schema.sql"
 
     def sql(self) -> str:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 __all__ = [
+    "QUEUE_COLUMNS",
     "CRON_JOBS",
     "CRON_JOBS_FILE",
     "DEFAULT_PARAMS",
@@ -39,6 +40,31 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 # The values the SQL was designed around. Stack config overrides them; every placeholder in sql/ has one.
+# The columns the queue needs, each with the types an adopted table may have for it (the first is the one
+# sql/queue_schema.sql creates). The QueueSchema provider reports drift against this; the adoption check in
+# sql/queue_schema.sql accepts the same types (tests/test_sql_templates.py keeps the two in step). Not `id`:
+# an adopted table's id may be a uuid, a bigint or missing, and nothing of ours uses it.
+_TEXT = ("text", "character varying")
+_INT = ("integer", "smallint", "bigint")
+_TIME = ("timestamp with time zone",)
+QUEUE_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "table_name": _TEXT,
+    "record_id": _TEXT,
+    "operation": _TEXT,
+    "payload": ("jsonb",),
+    "status": _TEXT,
+    "retry_count": _INT,
+    "max_retries": _INT,
+    "next_retry_at": _TIME,
+    "error_message": _TEXT,
+    "bubble_id": _TEXT,
+    "lease_token": ("uuid",),
+    "lease_expires_at": _TIME,
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "completed_at": _TIME,
+}
+
 DEFAULT_PARAMS: Mapping[str, object] = {
     "default_max_retries": 3,  # the seed's table default: 3 failed attempts, then failed for good
     "lease_seconds": 180,  # > the edge function's 150 s wall clock (Free plan): a live worker keeps its rows

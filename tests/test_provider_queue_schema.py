@@ -15,6 +15,7 @@ from pulumi.output import Unknown
 
 from components.providers import ProviderError, QueueSchemaProvider
 from components.providers.queue_schema import normalize_type
+from components.sql_templates import DEFAULT_PARAMS, QUEUE_COLUMNS, load, render
 from devstack.cluster import Cluster
 from tests.conftest import Database
 
@@ -170,6 +171,34 @@ def test_create_adopts_an_existing_queue_and_keeps_its_rows(db: Database) -> Non
     assert query(db, "select id, status, retry_count from public.sync_queue order by id") == [
         (1, "pending", 0),
         (2, "failed", 0),
+    ]
+
+
+def test_the_real_ddl_adopts_a_hand_made_queue_with_varchar_and_uuid_columns(db: Database) -> None:
+    # The user's current table (the seed's setup): uuid ids, varchar status, rows waiting in it.
+    with db.connect() as conn:
+        conn.execute(
+            "create table public.sync_queue (id uuid primary key default gen_random_uuid(),"
+            " table_name varchar(100) not null, record_id varchar(100) not null, operation varchar(20),"
+            " status varchar(20) not null default 'pending', retry_count smallint default 0, max_retries"
+            " smallint default 3, next_retry_at timestamptz, created_at timestamptz default now())"
+        )
+        conn.execute(
+            "insert into public.sync_queue (table_name, record_id, operation, status)"
+            " values ('profiles', 'u1', 'INSERT', 'pending'), ('profiles', 'u2', 'INSERT', 'failed')"
+        )
+    provider = configured(db.dsn)
+    real = {
+        "ddl": render(load("queue_schema.sql"), DEFAULT_PARAMS),
+        "columns": {column: list(types) for column, types in QUEUE_COLUMNS.items()},
+        "drop_table_on_delete": False,
+    }
+    created = provider.create(real)
+    read = provider.read(created.id, created.outs)
+    assert provider.diff(created.id, read.outs, real).changes is False
+    assert query(db, "select record_id, status from public.sync_queue order by record_id") == [
+        ("u1", "pending"),
+        ("u2", "failed"),
     ]
 
 

@@ -315,7 +315,8 @@ def test_applied_objects_are_what_the_providers_expect(postgres_db: Database, tm
                 "where a.attrelid = 'public.sync_queue'::regclass and a.attnum > 0 and not a.attisdropped"
             ).fetchall()
         )
-        assert columns == {"id": "bigint", **QUEUE_COLUMNS}
+        # a new table gets the first (preferred) type of each column
+        assert columns == {"id": "bigint", **{c: types[0] for c, types in QUEUE_COLUMNS.items()}}
         assert plan.dispatch_trigger is not None
         (probe,) = conn.execute(plan.dispatch_trigger.probe_sql).fetchone()
         assert probe == plan.dispatch_trigger.expected

@@ -223,3 +223,13 @@ def test_module_imports_nothing_but_the_standard_library() -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert {name.split(".")[0] for name in imported} <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_queue_columns_match_the_adoption_check_in_the_sql() -> None:
+    # sql/queue_schema.sql refuses to adopt a table whose column types it cannot work with; the QueueSchema
+    # provider reports drift against QUEUE_COLUMNS. Both must accept the same types, or `pulumi up` would
+    # adopt a table and then report it as drifted forever (or the reverse).
+    text = st.load("queue_schema.sql")
+    rows = re.findall(r"\('(\w+)',\s*array\[([^\]]*)\],\s*(?:true|false)\)", text)
+    in_sql = {column: tuple(re.findall(r"'([^']+)'", types)) for column, types in rows}
+    assert in_sql == dict(st.QUEUE_COLUMNS)

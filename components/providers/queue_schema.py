@@ -17,7 +17,7 @@ table, revoke all from public/anon/authenticated, and create `bubble_sync`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from pulumi.dynamic import (
 
 from components.providers._base import PostgresProvider, changed, inputs_of, is_unknown
 
-__all__ = ["QueueSchema", "QueueSchemaArgs", "QueueSchemaProvider", "normalize_type"]
+__all__ = ["QueueSchema", "QueueSchemaArgs", "QueueSchemaProvider", "accepts", "normalize_type"]
 
 TABLE_SCHEMA = "public"
 TABLE_NAME = "sync_queue"
@@ -128,14 +128,31 @@ def normalize_type(spelling: str) -> str:
     return f"{base}{mod}{m.group('array')}"
 
 
+def _type_options(wanted: object) -> list[str]:
+    """The accepted types of one column: a type name or a list of them ([] when malformed)."""
+    options = (
+        [wanted] if isinstance(wanted, str) else list(wanted) if isinstance(wanted, (list, tuple)) else []
+    )
+    return options if options and all(isinstance(o, str) and o.strip() for o in options) else []
+
+
+def accepts(wanted: str | Sequence[str], live: str) -> bool:
+    """Whether a live column type (as `format_type` prints it) is one the queue accepts."""
+    live_type = normalize_type(live)
+    live_base = re.sub(r"\([^)]*\)", "", live_type)
+    return any(normalize_type(o) in (live_type, live_base) for o in _type_options(wanted))
+
+
 @dataclass
 class QueueSchemaArgs:
     """`ddl`: idempotent SQL creating or adopting the queue (see module docstring for what it must do).
-    `columns`: column name -> type the queue needs (as `format_type` prints it, or a common alias).
+    `columns`: column name -> the type the queue needs (as `format_type` prints it, or a common alias), or
+    the list of types it accepts: an adopted table may hold `status` as `character varying(20)`, which our
+    functions handle as well as `text`. A length or precision on the live type does not matter.
     `drop_table_on_delete`: drop `public.sync_queue` and its rows on destroy (default: keep them)."""
 
     ddl: pulumi.Input[str]
-    columns: pulumi.Input[Mapping[str, pulumi.Input[str]]]
+    columns: pulumi.Input[Mapping[str, pulumi.Input[str | Sequence[str]]]]
     drop_table_on_delete: pulumi.Input[bool] = False
 
 
@@ -152,9 +169,11 @@ class QueueSchemaProvider(PostgresProvider):
         if not is_unknown(columns) and (
             not isinstance(columns, Mapping)
             or not columns
-            or not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in columns.items())
+            or not all(isinstance(k, str) and _type_options(v) for k, v in columns.items())
         ):
-            failures.append(CheckFailure("columns", "columns must map column names to type names"))
+            failures.append(
+                CheckFailure("columns", "columns must map column names to a type name or a list of them")
+            )
         if not is_unknown(inputs["drop_table_on_delete"]) and not isinstance(
             inputs["drop_table_on_delete"], bool
         ):
@@ -231,12 +250,11 @@ def _inspect(conn: psycopg.Connection[Any], columns: Mapping[str, str]) -> dict[
         return None
     oid, rls_enabled, policy_count, private_schema_exists = row
     types = dict(conn.execute(_COLUMNS, (oid,)).fetchall())
-    live_columns = {}
+    live_columns: dict[str, Any] = {}
     for column, wanted in columns.items():
         if column in types:
-            # Keep the requested spelling when it means the same type: refresh then shows no change.
-            same = normalize_type(wanted) == normalize_type(types[column])
-            live_columns[column] = wanted if same else types[column]
+            # Keep the requested spelling when the live type is acceptable: refresh then shows no change.
+            live_columns[column] = wanted if accepts(wanted, types[column]) else types[column]
     privileges = [r[0] for r in conn.execute(_API_PRIVILEGES, (list(API_ROLES), oid, oid)).fetchall()]
     return {
         "columns": live_columns,
@@ -256,8 +274,12 @@ def _drift(wanted_columns: Any, live: Mapping[str, Any]) -> list[str]:
         is_unknown(wanted_columns)
         or not isinstance(wanted_columns, Mapping)
         or not isinstance(live_columns, Mapping)
-        or {c: normalize_type(t) for c, t in wanted_columns.items()}
-        != {c: normalize_type(t) for c, t in live_columns.items()}
+        or set(wanted_columns) != set(live_columns)
+        or not all(
+            live_columns[c] == wanted
+            or (isinstance(live_columns[c], str) and accepts(wanted, live_columns[c]))
+            for c, wanted in wanted_columns.items()
+        )
     ):
         problems.insert(0, "columns")
     return problems
@@ -267,7 +289,7 @@ class QueueSchema(Resource, module="bubblesync", name="QueueSchema"):
     """The queue table and the private schema, from one idempotent DDL; id = `public.sync_queue`."""
 
     ddl: pulumi.Output[str]
-    columns: pulumi.Output[dict[str, str]]
+    columns: pulumi.Output[dict[str, Any]]
     drop_table_on_delete: pulumi.Output[bool]
     missing_columns: pulumi.Output[list[str]]
     rls_enabled: pulumi.Output[bool]
