@@ -95,7 +95,8 @@ KEYS: tuple[KeySpec, ...] = (
             default="17 3 * * *"),
     KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50),
     KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5),
-    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=5),
+    # 3: the default of the user's existing sync_queue.max_retries, kept so adopted rows behave as before.
+    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3),
     # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
     # is still alive never loses its rows to another.
     KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed httpTimeoutMs",

@@ -159,14 +159,7 @@ class CronJobUnit:
     command: str
 
     def sql(self) -> str:
-        # cron.schedule upserts by name but leaves a job someone deactivated inactive: switch it back on.
-        name = _literal(self.name)
-        return (
-            f"select cron.schedule({name}, {_literal(self.schedule)}, {_literal(self.command)});\n"
-            "select cron.alter_job(j.jobid, active := true)\n"
-            "  from cron.job j\n"
-            f" where j.jobname = {name} and j.username = current_user and not j.active;"
-        )
+        return sql_templates.schedule_statement(self.name, self.schedule, self.command)
 
 
 Unit = ExtensionUnit | QueueUnit | FunctionUnit | SqlObjectUnit | VaultSecretUnit | CronJobUnit

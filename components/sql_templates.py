@@ -20,7 +20,6 @@ from pathlib import Path
 __all__ = [
     "QUEUE_COLUMNS",
     "CRON_JOBS",
-    "CRON_JOBS_FILE",
     "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
     "FUNCTIONS",
@@ -32,6 +31,7 @@ __all__ = [
     "literal",
     "placeholders",
     "render",
+    "schedule_statement",
     "split_statements",
 ]
 
@@ -230,8 +230,6 @@ QUEUE_FILES: tuple[str, ...] = (
 )
 # Applied after QUEUE_FILES only when immediate dispatch is on.
 DISPATCH_TRIGGER_FILE = "dispatch_trigger.sql"
-# The cron jobs as one script, for the generated setup script (the Pulumi program uses CRON_JOBS instead).
-CRON_JOBS_FILE = "cron_jobs.sql"
 
 
 @dataclass(frozen=True)
@@ -336,6 +334,10 @@ class CronJobSpec:
     schedule_param: str
     command: str
 
+    def statement(self, params: Mapping[str, object]) -> str:
+        """The SQL that schedules this job with the stack's parameters (for the generated script)."""
+        return schedule_statement(self.name, str(params[self.schedule_param]), render(self.command, params))
+
 
 CRON_JOBS: tuple[CronJobSpec, ...] = (
     CronJobSpec(
@@ -349,3 +351,14 @@ CRON_JOBS: tuple[CronJobSpec, ...] = (
         "select bubble_sync.purge({{ run_details_retention }}, {{ completed_retention }})",
     ),
 )
+
+
+def schedule_statement(name: str, schedule: str, command: str) -> str:
+    """Schedules (or updates) a pg_cron job by name and switches it back on: cron.schedule upserts by
+    name but leaves a job someone deactivated inactive."""
+    return (
+        f"select cron.schedule({literal(name)}, {literal(schedule)}, {literal(command)});\n"
+        "select cron.alter_job(j.jobid, active := true)\n"
+        "  from cron.job j\n"
+        f" where j.jobname = {literal(name)} and j.username = current_user and not j.active;"
+    )

@@ -75,7 +75,7 @@ def test_minimal_stack_gets_every_default() -> None:
     assert config.processor_schedule == "* * * * *"
     assert config.retry_schedule == "*/5 * * * *"
     assert config.maintenance_schedule == "17 3 * * *"
-    assert (config.batch_size, config.concurrency, config.max_retries) == (50, 5, 5)
+    assert (config.batch_size, config.concurrency, config.max_retries) == (50, 5, 3)
     assert (config.lease_seconds, config.http_timeout_ms) == (180, 5000)
     assert (config.run_details_retention_days, config.completed_retention_days) == (7, 30)
     assert config.dispatch_mode == "immediate"

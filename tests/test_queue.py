@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_templates import CRON_JOBS_FILE, DEFAULT_PARAMS, QUEUE_FILES
+from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, QUEUE_FILES
 from tests.conftest import Database, apply_sql
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -898,13 +898,19 @@ SELECT
 """  # noqa: E501
 
 
+def schedule_jobs(c: psycopg.Connection[Any]) -> None:
+    for job in CRON_JOBS:
+        c.execute(job.statement(DEFAULT_PARAMS))
+
+
 @pytest.fixture
 def cron_tx(cron_db: Database) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """The `postgres` database (the one with pg_cron) with our layer applied inside a transaction that is
     rolled back afterwards, so the shared database is left as it was."""
     with psycopg.connect(cron_db.dsn, row_factory=dict_row) as c:
-        for relative_path in (*QUEUE_FILES, CRON_JOBS_FILE):
+        for relative_path in QUEUE_FILES:
             apply_sql(c, relative_path)
+        schedule_jobs(c)
         try:
             yield c
         finally:
@@ -974,7 +980,7 @@ def test_cron_jobs_script_reactivates_a_deactivated_job(cron_tx: psycopg.Connect
     c.execute(
         "select cron.alter_job(jobid, active := false) from cron.job where jobname = 'bubble-sync-retry'"
     )
-    apply_sql(c, CRON_JOBS_FILE)
+    schedule_jobs(c)
     active = c.execute(
         "select jobname, active from cron.job where jobname like 'bubble%' order by jobname"
     ).fetchall()

@@ -135,7 +135,7 @@ def test_load_reads_files_under_sql_only() -> None:
 
 
 def test_every_file_is_listed_somewhere() -> None:
-    listed = set(st.QUEUE_FILES) | {st.DISPATCH_TRIGGER_FILE, st.CRON_JOBS_FILE}
+    listed = set(st.QUEUE_FILES) | {st.DISPATCH_TRIGGER_FILE}
     assert set(_all_sql_files()) == listed
 
 
@@ -150,6 +150,8 @@ def test_every_file_renders_with_the_defaults_and_splits(relative_path: str) -> 
 
 def test_every_default_is_used_by_some_file() -> None:
     used = set().union(*(st.placeholders(st.load(f)) for f in _all_sql_files()))
+    used |= {job.schedule_param for job in st.CRON_JOBS}
+    used |= set().union(*(st.placeholders(job.command) for job in st.CRON_JOBS))
     assert used == set(st.DEFAULT_PARAMS)
 
 
@@ -202,15 +204,13 @@ def test_signature_and_regprocedure() -> None:
     assert processor.signature == processor.regprocedure == "public.invoke_bubble_sync_processor()"
 
 
-def test_cron_jobs_match_the_generated_script() -> None:
-    script = st.render(st.load(st.CRON_JOBS_FILE), st.DEFAULT_PARAMS)
+def test_cron_job_statements_schedule_and_reactivate_by_name() -> None:
     for job in st.CRON_JOBS:
-        command = st.render(job.command, st.DEFAULT_PARAMS)
-        assert (
-            f"select cron.schedule('{job.name}', {st.literal(st.DEFAULT_PARAMS[job.schedule_param])},"
-            in script
-        )
-        assert command in script
+        statement = job.statement(st.DEFAULT_PARAMS)
+        schedule = st.literal(st.DEFAULT_PARAMS[job.schedule_param])
+        assert statement.startswith(f"select cron.schedule('{job.name}', {schedule}, ")
+        assert st.literal(st.render(job.command, st.DEFAULT_PARAMS)) in statement
+        assert "cron.alter_job(j.jobid, active := true)" in statement
     # the seed's two jobs keep the seed's names and schedules; ours does not match the seed's LIKE
     names = {job.name: job for job in st.CRON_JOBS}
     assert st.DEFAULT_PARAMS[names["bubble-sync-processor"].schedule_param] == "* * * * *"
