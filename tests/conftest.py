@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from devstack.cluster import Cluster
+from devstack.cluster import TEMPLATE_DB, Cluster
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,29 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.destroy()
 
 
-@pytest.fixture
-def db(cluster: Cluster) -> Iterator[Database]:
-    """A fresh database from the template: Supabase roles, default privileges, extensions."""
+@contextmanager
+def fresh_database(cluster: Cluster, template: str = TEMPLATE_DB) -> Iterator[Database]:
+    """A new database copied from `template`, dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name)
+    cluster.create_database(name, template=template)
     try:
         yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
     finally:
         cluster.drop_database(name)
+
+
+@pytest.fixture
+def db(cluster: Cluster) -> Iterator[Database]:
+    """A fresh database from the template: Supabase roles, default privileges, extensions."""
+    with fresh_database(cluster) as database:
+        yield database
+
+
+@pytest.fixture(scope="module")
+def module_db(cluster: Cluster) -> Iterator[Database]:
+    """One fresh database for a whole test module, for modules that clean up after each test themselves."""
+    with fresh_database(cluster) as database:
+        yield database
 
 
 @pytest.fixture
@@ -65,7 +80,7 @@ def cron_db(cluster: Cluster) -> Database:
 
 def apply_sql(conn: psycopg.Connection, relative_path: str, params: dict[str, object] | None = None) -> None:
     """Runs one file under sql/, rendered with the suggested defaults (overridden by `params`), one statement
-    at a time, as the providers do."""
+    at a time."""
     from components.sql_templates import DEFAULT_PARAMS, load, render, split_statements
 
     for statement in split_statements(render(load(relative_path), {**DEFAULT_PARAMS, **(params or {})})):
@@ -92,12 +107,8 @@ def queue_template(cluster: Cluster) -> str:
 def queue_db(cluster: Cluster, queue_template: str) -> Iterator[Database]:
     """A fresh database with the queue layer applied (no dispatch trigger, no cron jobs: tests that want those
     apply sql/dispatch_trigger.sql themselves or use cron_db)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name, template=queue_template)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
+    with fresh_database(cluster, queue_template) as database:
+        yield database
 
 
 _EMPTY_QUEUE = """
@@ -111,12 +122,8 @@ delete from vault.secrets;
 
 @pytest.fixture(scope="module")
 def _module_queue_db(cluster: Cluster, queue_template: str) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name, template=queue_template)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
+    with fresh_database(cluster, queue_template) as database:
+        yield database
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ password never shows up in an error."""
 from __future__ import annotations
 
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -15,18 +14,7 @@ from pulumi.dynamic import Config, ConfigureRequest
 
 from components.connection import ENV_VAR, ConnectionConfigError, database_url, database_url_from_env
 from components.providers import ProviderError, VaultSecretProvider
-from devstack.cluster import Cluster
 from tests.conftest import Database
-
-
-@pytest.fixture(scope="module")
-def module_db(cluster: Cluster) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
 
 
 @pytest.fixture

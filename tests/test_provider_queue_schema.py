@@ -4,7 +4,6 @@ trigger whose function lives there."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,18 +15,7 @@ from pulumi.output import Unknown
 from components.providers import ProviderError, QueueSchemaProvider
 from components.providers.queue_schema import normalize_type
 from components.sql_templates import DEFAULT_PARAMS, QUEUE_COLUMNS, load, render
-from devstack.cluster import Cluster
 from tests.conftest import Database
-
-
-@pytest.fixture(scope="module")
-def module_db(cluster: Cluster) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ the non-superuser `postgres` as on Supabase (where default privileges hand EXECU
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,18 +17,7 @@ from components.providers.function_definition import (
     canonical_config,
     parse_function_definition,
 )
-from devstack.cluster import Cluster
 from tests.conftest import Database
-
-
-@pytest.fixture(scope="module")
-def module_db(cluster: Cluster) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,18 +10,7 @@ from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
 from components.providers import ProviderError, SqlObjectProvider
-from devstack.cluster import Cluster
 from tests.conftest import Database
-
-
-@pytest.fixture(scope="module")
-def module_db(cluster: Cluster) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
 
 
 @pytest.fixture

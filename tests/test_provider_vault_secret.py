@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import traceback
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,18 +11,7 @@ from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
 from components.providers import ProviderError, VaultSecretProvider
-from devstack.cluster import Cluster
 from tests.conftest import Database
-
-
-@pytest.fixture(scope="module")
-def module_db(cluster: Cluster) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    cluster.create_database(name)
-    try:
-        yield Database(name=name, dsn=cluster.dsn(name), admin_dsn=cluster.admin_dsn(name))
-    finally:
-        cluster.drop_database(name)
 
 
 @pytest.fixture
