@@ -1,5 +1,6 @@
 """The local stack: PostgreSQL with pg_cron, the pg_net and Vault doubles, the Bubble double and the
-edge-function host, started together and stopped together.
+edge-function host, started together and stopped together, with the `local` stack's database objects
+(queue, functions, Vault secrets, cron jobs) applied from the same generated SQL a user would run.
 
 Everything a later `down` or `status` needs is kept in <state dir>/stack.json (mode 600: it holds the
 generated keys). Progress goes to stderr; `up` prints the connection lines on stdout.
@@ -23,11 +24,14 @@ import psycopg
 from devstack import functions
 from devstack.cluster import Cluster, free_port
 from devstack.processes import Started, is_alive, spawn, stop
+from devstack.stack_sql import apply_stack_sql
 
 __all__ = ["StackError", "StackInfo", "down", "status", "up"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
+# The stack whose database objects the devstack applies (rendered by `python -m components render-sql`).
+LOCAL_STACK = REPO_ROOT / "Pulumi.local.yaml"
 STATE_FILE = "stack.json"
 # The devstack's function talks to the double's development environment, as a dev stack would.
 BUBBLE_DOUBLE_PREFIX = "/version-test/api/1.1"
@@ -143,6 +147,13 @@ def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | No
                 log_path=logs / "functions_host.log",
             )
             processes["functions_host"] = Started.of(proc.pid)
+
+        with _step(f"bubble-sync database objects (stack {LOCAL_STACK.name})"):
+            apply_stack_sql(
+                LOCAL_STACK,
+                dsn=cluster.dsn(),
+                variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
+            )
 
         info = StackInfo(
             database_url=cluster.dsn(),
