@@ -50,10 +50,10 @@ def test_create_read_no_diff(db: Database) -> None:
     provider = configured(db.dsn)
     created = provider.create(inputs())
     assert live(db) == [(created.id, VALUE, "bubble-sync: project URL")]
-    assert created.outs == inputs()
+    assert created.outs == {**inputs(), "adopted": False}
 
     read = provider.read(created.id, created.outs)
-    assert (read.id, read.outs) == (created.id, inputs())
+    assert (read.id, read.outs) == (created.id, {**inputs(), "adopted": False})
     assert provider.diff(read.id, read.outs, inputs()).changes is False
 
 
@@ -113,6 +113,13 @@ def test_create_adopts_an_existing_secret_of_the_same_name(db: Database) -> None
     provider = configured(db.dsn)
     created = provider.create(inputs())
     assert created.id == existing
+    assert created.outs["adopted"] is True
+    assert live(db) == [(existing, VALUE, "bubble-sync: project URL")]
+    read = provider.read(created.id, created.outs)
+    assert read.outs["adopted"] is True
+    assert provider.diff(created.id, read.outs, inputs()).changes is False
+    # destroy leaves a secret the stack did not create: other jobs of the user's may read it
+    provider.delete(created.id, read.outs)
     assert live(db) == [(existing, VALUE, "bubble-sync: project URL")]
 
 
@@ -120,6 +127,7 @@ def test_delete_is_idempotent_and_only_touches_its_name(db: Database) -> None:
     provider = configured(db.dsn)
     created = provider.create(inputs())
     other = provider.create(inputs(name="service_role_key", value="sb_secret_x"))
+    assert created.outs["adopted"] is False
     provider.delete(created.id, created.outs)
     provider.delete(created.id, created.outs)
     assert live(db) == []

@@ -8,6 +8,10 @@ The value is a secret input, so the engine keeps the same-named output secret in
 also lists it in `additional_secret_outputs`. It never appears in an error message: database errors are
 re-raised with the value masked and without statement parameters. Drift repaired by `update`: the secret
 deleted, its value (or description) changed.
+
+A secret that was already in Vault when the stack first stored it (the seed's setup created both of ours
+by hand) is recorded as `adopted` and left in Vault on destroy: other jobs of the user's may read it.
+Destroy deletes only the secrets the stack created.
 """
 
 from __future__ import annotations
@@ -61,8 +65,8 @@ class VaultSecretProvider(PostgresProvider):
         return CheckResult(inputs, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        secret_id = self._upsert(props)
-        return CreateResult(id_=secret_id, outs=_outs(props))
+        secret_id, existed = self._upsert(props)
+        return CreateResult(id_=secret_id, outs={**_outs(props), "adopted": existed})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         name = props["name"]
@@ -74,9 +78,8 @@ class VaultSecretProvider(PostgresProvider):
         if row is None:
             return ReadResult(id_="", outs={})
         secret_id, value, description = row
-        return ReadResult(
-            id_=secret_id, outs={**inputs_of(props, INPUT_KEYS), "value": value, "description": description}
-        )
+        live = {"value": value, "description": description, "adopted": bool(props.get("adopted", False))}
+        return ReadResult(id_=secret_id, outs={**inputs_of(props, INPUT_KEYS), **live})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Two names can coexist: a rename stores the new secret before deleting the old one.
@@ -85,16 +88,19 @@ class VaultSecretProvider(PostgresProvider):
         changes = bool(replaces) or bool(changed(olds, news, COMPARED_KEYS))
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         self._upsert(news)  # by name, so a secret deleted since the last refresh comes back
-        return UpdateResult(outs=_outs(news))
+        return UpdateResult(outs={**_outs(news), "adopted": bool(olds.get("adopted", False))})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        if props.get("adopted"):
+            return  # it was there before the stack: leave it for whoever else reads it
         name = props["name"]
         with self.session(repr(name), "delete", transaction=True, secrets=_secrets(props)) as conn:
             conn.execute("delete from vault.secrets where name = %s", (name,))
 
-    def _upsert(self, props: Mapping[str, Any]) -> str:
+    def _upsert(self, props: Mapping[str, Any]) -> tuple[str, bool]:
+        """Stores the value by name; returns the secret's id and whether it existed already."""
         name = props["name"]
         description = props.get("description", "")
         with self.session(repr(name), "store", transaction=True, secrets=_secrets(props)) as conn:
@@ -104,12 +110,12 @@ class VaultSecretProvider(PostgresProvider):
                     "select vault.update_secret(%s, new_secret := %s, new_description := %s)",
                     (row[0], props["value"], description),
                 )
-                return str(row[0])
+                return str(row[0]), True
             created = conn.execute(
                 "select vault.create_secret(%s, %s, %s)", (props["value"], name, description)
             ).fetchone()
             assert created is not None
-            return str(created[0])
+            return str(created[0]), False
 
 
 def _outs(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,6 +133,7 @@ class VaultSecret(Resource, module="bubblesync", name="VaultSecret"):
     name: pulumi.Output[str]
     value: pulumi.Output[str]
     description: pulumi.Output[str]
+    adopted: pulumi.Output[bool]
 
     def __init__(
         self, resource_name: str, args: VaultSecretArgs, opts: pulumi.ResourceOptions | None = None
@@ -136,6 +143,7 @@ class VaultSecret(Resource, module="bubblesync", name="VaultSecret"):
             "name": args.name,
             "value": pulumi.Output.secret(args.value),
             "description": args.description,
+            "adopted": None,  # an output: whether the secret was in Vault before the stack
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["value"]))
         super().__init__(VaultSecretProvider(), resource_name, props, opts)
