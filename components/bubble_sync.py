@@ -1,4 +1,4 @@
-"""`BubbleSync`: the database side of the pipeline as one component.
+"""`BubbleSync`: the pipeline of one environment as one component: the database side, then the Edge Function.
 
 Children, and what each `depends_on` (so `up` creates them in this order and `destroy` removes them in
 reverse: cron jobs are unscheduled before anything they call goes away):
@@ -12,6 +12,16 @@ reverse: cron jobs are unscheduled before anything they call goes away):
                                                         <- queue, dispatch_wake, Vault secrets
     cron jobs                CronJob bubble-sync-processor, bubble-sync-retry, bubble_sync.purge
                                                         <- pg_cron, every function, secrets, trigger
+    function secrets         FunctionSecrets BUBBLE_* (Management API)
+                                                        <- queue, every function, Vault secrets
+    edge function            EdgeFunction bubble_sync (Management API)
+                                                        <- the same, and the function secrets
+
+The last two only when `deployEdgeFunction` is true (the default; false for users who deploy the function
+with the Supabase CLI). The function works through the queue's SQL API, so it comes after the database
+objects; its secrets come before it, so its first run finds its configuration. The access token is never
+an input: the providers read it from the stack config or `SUPABASE_ACCESS_TOKEN` themselves. The sources'
+hash is computed here, when the program runs, so `pulumi preview` shows a changed function.
 
 Every SQL text comes from `render_sql.sql_plan(config)`, the same units `python -m components render-sql`
 prints, so the Pulumi program and the generated script cannot disagree. Importing this module has no side
@@ -29,6 +39,11 @@ from components.config import StackConfig
 from components.providers import (
     CronJob,
     CronJobArgs,
+    EdgeFunction,
+    EdgeFunctionArgs,
+    FunctionSecrets,
+    FunctionSecretsArgs,
+    FunctionSourceError,
     QueueSchema,
     QueueSchemaArgs,
     SqlFunction,
@@ -37,10 +52,16 @@ from components.providers import (
     SqlObjectArgs,
     VaultSecret,
     VaultSecretArgs,
+    function_source_hash,
 )
 from components.render_sql import QUEUE_TABLE, SqlPlan, sql_plan
 
-__all__ = ["BubbleSync", "BubbleSyncArgs"]
+__all__ = ["FUNCTION_ENTRYPOINT", "FUNCTION_SLUG", "FUNCTION_SOURCE_DIR", "BubbleSync", "BubbleSyncArgs"]
+
+FUNCTION_SLUG = "bubble_sync"
+#: relative to the project root (the directory `pulumi` runs in), as the Supabase CLI lays it out
+FUNCTION_SOURCE_DIR = "supabase/functions/bubble_sync"
+FUNCTION_ENTRYPOINT = "index.ts"
 
 
 @dataclass
@@ -62,18 +83,33 @@ class BubbleSync(pulumi.ComponentResource):
     secrets: list[VaultSecret]
     dispatch_trigger: SqlObject | None
     cron_jobs: list[CronJob]
+    function_secrets: FunctionSecrets | None
+    edge_function: EdgeFunction | None
 
     queue_table: pulumi.Output[str]
     function_names: pulumi.Output[list[str]]
     secret_names: pulumi.Output[list[str]]
     cron_job_names: pulumi.Output[list[str]]
     dispatch_mode: pulumi.Output[str]
+    edge_function_slug: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: BubbleSyncArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         config = args.config
         if config.service_role_key is None or config.supabase_url is None:
             raise ValueError("BubbleSync needs a deploy config (load_config without for_sql=True)")
         plan = sql_plan(config)
+        source_hash = None
+        if config.deploy_edge_function:
+            if config.supabase_access_token is None:
+                # load_config reports this as a config problem first; this guards other callers.
+                raise ValueError(
+                    "deploying the Edge Function needs a Management API token: set "
+                    "bubble-sync:supabaseAccessToken or SUPABASE_ACCESS_TOKEN, or deployEdgeFunction false"
+                )
+            try:
+                source_hash = function_source_hash(FUNCTION_SOURCE_DIR, FUNCTION_ENTRYPOINT)
+            except FunctionSourceError as exc:
+                raise pulumi.RunError(f"bubble_sync Edge Function: {exc}") from None
         super().__init__("bubblesync:index:BubbleSync", name, None, opts)
 
         self.extensions = self._extensions(name, plan, config, args.postgres_provider)
@@ -92,12 +128,17 @@ class BubbleSync(pulumi.ComponentResource):
         self.secrets = self._secrets(name, plan, config)
         self.dispatch_trigger = self._dispatch_trigger(name, plan)
         self.cron_jobs = self._cron_jobs(name, plan)
+        self.function_secrets = None
+        self.edge_function = None
+        if source_hash is not None:
+            self.function_secrets, self.edge_function = self._edge_function(name, config, source_hash)
 
         self.queue_table = pulumi.Output.from_input(QUEUE_TABLE)
         self.function_names = pulumi.Output.from_input([unit.spec.signature for unit in plan.functions])
         self.secret_names = pulumi.Output.from_input([unit.name for unit in plan.secrets])
         self.cron_job_names = pulumi.Output.from_input([unit.name for unit in plan.cron_jobs])
         self.dispatch_mode = pulumi.Output.from_input(config.dispatch_mode)
+        self.edge_function_slug = pulumi.Output.from_input(FUNCTION_SLUG if self.edge_function else None)
         self.register_outputs(
             {
                 "queue_table": self.queue_table,
@@ -105,6 +146,7 @@ class BubbleSync(pulumi.ComponentResource):
                 "secret_names": self.secret_names,
                 "cron_job_names": self.cron_job_names,
                 "dispatch_mode": self.dispatch_mode,
+                "edge_function_slug": self.edge_function_slug,
             }
         )
 
@@ -211,3 +253,45 @@ class BubbleSync(pulumi.ComponentResource):
             )
             for unit in plan.cron_jobs
         ]
+
+    def _edge_function(
+        self, name: str, config: StackConfig, source_hash: str
+    ) -> tuple[FunctionSecrets, EdgeFunction]:
+        assert config.project_ref is not None and config.bubble_base_url is not None  # a deploy config
+        assert config.bubble_api_token is not None
+        # The function's configuration (supabase/functions/bubble_sync/config.ts reads these names). Every
+        # value is kept secret in the state (the whole map is); the token is a secret Output already.
+        values: dict[str, pulumi.Input[str]] = {
+            "BUBBLE_BASE_URL": config.bubble_base_url,
+            "BUBBLE_API_TOKEN": pulumi.Output.secret(config.bubble_api_token),
+            "BUBBLE_DATA_TYPE": config.bubble_data_type,
+            "BUBBLE_EXTERNAL_KEY_FIELD": config.bubble_external_key_field,
+            "BUBBLE_SYNC_BATCH_SIZE": str(config.batch_size),
+            "BUBBLE_SYNC_CONCURRENCY": str(config.concurrency),
+            "BUBBLE_SYNC_LEASE_SECONDS": str(config.lease_seconds),
+            "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(config.http_timeout_ms),
+            "BUBBLE_BULK_CREATE": "true" if config.bubble_bulk_create else "false",
+        }
+        # The function claims and completes rows through the queue's SQL API: the queue, its functions and
+        # the Vault secrets exist first, and on destroy the function goes before them.
+        database: list[pulumi.Resource] = [self.queue, *self.functions, *self.secrets]
+        secrets = FunctionSecrets(
+            f"{name}-function-secrets",
+            FunctionSecretsArgs(project_ref=config.project_ref, secrets=values),
+            pulumi.ResourceOptions(parent=self, depends_on=database),
+        )
+        function = EdgeFunction(
+            f"{name}-edge-function",
+            EdgeFunctionArgs(
+                project_ref=config.project_ref,
+                slug=FUNCTION_SLUG,
+                source_dir=FUNCTION_SOURCE_DIR,
+                entrypoint=FUNCTION_ENTRYPOINT,
+                # New sb_secret_ keys are not JWTs: the function checks the caller's key itself.
+                verify_jwt=False,
+                source_hash=source_hash,
+            ),
+            # Its secrets first, so the first run already finds its configuration.
+            pulumi.ResourceOptions(parent=self, depends_on=[*database, secrets]),
+        )
+        return secrets, function

@@ -85,10 +85,20 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("supabaseAccessToken", "string",
             "Management API token for the Edge Function deploy; or env SUPABASE_ACCESS_TOKEN",
             default="", secret=True),
+    KeySpec("managementApiUrl", "string",
+            "Management API base URL; default env SUPABASE_MANAGEMENT_API_URL, else https://api.supabase.com",
+            default=""),
+    KeySpec("deployEdgeFunction", "boolean",
+            "deploy the bubble_sync Edge Function and its secrets (false: you deploy it with the CLI)",
+            default=True),
     KeySpec("bubbleBaseUrl", "string",
             "https://<app>.bubbleapps.io/api/1.1 (live) or .../version-test/api/1.1 (development)"),
     KeySpec("bubbleApiToken", "string", "Bubble Data API token", secret=True),
     KeySpec("bubbleDataType", "string", "Bubble data type signups are written to", default="user"),
+    KeySpec("bubbleExternalKeyField", "string",
+            "Bubble field holding the signup's stable external key (looked up before a create)",
+            default="supabase_id"),
+    KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False),
     KeySpec("processorSchedule", "string", "cron schedule of bubble-sync-processor", default="* * * * *"),
     KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
     KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",
@@ -135,6 +145,8 @@ _POOLER_HOST = re.compile(r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$")
 _DIRECT_HOST = re.compile(r"^db\.([a-z]+)\.supabase\.co$")
 _PROJECT_REF = re.compile(r"^[a-z]{20}$")
 _DATA_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# A Bubble field key as the Data API spells it (`supabase_id`, `Supabase ID`, `supabase_id_text`).
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -182,10 +194,15 @@ class StackConfig:
     supabase_url: str | None
     bubble_base_url: str | None
     bubble_data_type: str
+    bubble_external_key_field: str
+    bubble_bulk_create: bool
     database: DbConnection | None
     service_role_key: Secret | None
     supabase_access_token: Secret | None
     bubble_api_token: Secret | None
+    #: None: `SUPABASE_MANAGEMENT_API_URL` or https://api.supabase.com, resolved by the providers
+    management_api_url: str | None
+    deploy_edge_function: bool
     processor_schedule: str
     retry_schedule: str
     maintenance_schedule: str
@@ -345,12 +362,31 @@ class _Loader:
         supabase_url = self._supabase_url(project_ref)
         bubble_base_url = self._bubble_base_url()
         bubble_data_type = self._string("bubbleDataType", pattern=_DATA_TYPE, what="a Bubble type name")
+        external_key_field = self._string(
+            "bubbleExternalKeyField", pattern=_FIELD_NAME, what="a Bubble field name"
+        )
+        bulk_create = self._bool("bubbleBulkCreate")
         database = self._database(project_ref)
         service_role_key = self._secret("serviceRoleKey", required=True)
         access_token = self._secret("supabaseAccessToken", required=False)
         if access_token is None and self._env.get("SUPABASE_ACCESS_TOKEN"):
             token = self._env["SUPABASE_ACCESS_TOKEN"]
             access_token = pulumi.Output.secret(token) if self._wrap_secret else token
+        management_api_url = self._management_api_url()
+        deploy_function = self._bool("deployEdgeFunction")
+        if (
+            deploy_function
+            and access_token is None
+            and not self._for_sql
+            and not self._problem_for("supabaseAccessToken")
+        ):
+            self._problem(
+                "supabaseAccessToken",
+                "is required to deploy the bubble_sync Edge Function (deployEdgeFunction is true): run "
+                "`pulumi config set --secret supabaseAccessToken sbp_...` or set the environment variable "
+                "SUPABASE_ACCESS_TOKEN (a token from https://supabase.com/dashboard/account/tokens); or set "
+                "deployEdgeFunction to false if you deploy the function with the Supabase CLI",
+            )
         bubble_api_token = self._secret("bubbleApiToken", required=True)
         schedules = {key: self._schedule(key) for key in _SCHEDULE_KEYS}
         ints = {key: self._int(key) for key in _RANGES if key != "dbPort"}
@@ -373,10 +409,14 @@ class _Loader:
             supabase_url=supabase_url,
             bubble_base_url=bubble_base_url,
             bubble_data_type=bubble_data_type,  # type: ignore[arg-type]  # problems raised above
+            bubble_external_key_field=external_key_field,  # type: ignore[arg-type]
+            bubble_bulk_create=bulk_create,  # type: ignore[arg-type]
             database=database,
             service_role_key=service_role_key,
             supabase_access_token=access_token,
             bubble_api_token=bubble_api_token,
+            management_api_url=management_api_url,
+            deploy_edge_function=deploy_function,  # type: ignore[arg-type]
             processor_schedule=schedules["processorSchedule"],  # type: ignore[arg-type]
             retry_schedule=schedules["retrySchedule"],  # type: ignore[arg-type]
             maintenance_schedule=schedules["maintenanceSchedule"],  # type: ignore[arg-type]
@@ -396,6 +436,9 @@ class _Loader:
 
     def _problem(self, key: str, reason: str) -> None:
         self.problems.append(ConfigProblem(key, reason))
+
+    def _problem_for(self, key: str) -> bool:
+        return any(p.key == key for p in self.problems)
 
     def _raw(self, key: str) -> str | None:
         """The key's value, or its default when unset or ""; None when neither is there."""
@@ -517,6 +560,25 @@ class _Loader:
             return None
         if parts.path.rstrip("/"):
             self._problem("supabaseUrl", f"must be the project's base URL without a path, got {value!r}")
+            return None
+        return value.rstrip("/")
+
+    def _management_api_url(self) -> str | None:
+        key = "managementApiUrl"
+        value = self._raw(key)
+        if value is None:
+            return None
+        parts = self._http_url(key, value)
+        if parts is None:
+            return None
+        if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+            self._problem(key, f"must use https (http only for a local test double), got {value!r}")
+            return None
+        if parts.path.rstrip("/"):
+            self._problem(
+                key,
+                f"must be the API's base URL without a path (like https://api.supabase.com), got {value!r}",
+            )
             return None
         return value.rstrip("/")
 

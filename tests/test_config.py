@@ -26,6 +26,7 @@ SECRET_KEYS = {"databaseUrl", "dbPassword", "serviceRoleKey", "supabaseAccessTok
 SERVICE_KEY = "svc-SECRET-7f3a"
 BUBBLE_TOKEN = "bubble-SECRET-91c2"
 DB_PASSWORD = "db-SECRET-44d0"
+ACCESS_TOKEN = "sbp_SECRET_0a1b"
 
 VALID: dict[str, str] = {
     "projectRef": REF,
@@ -34,6 +35,8 @@ VALID: dict[str, str] = {
     "serviceRoleKey": SERVICE_KEY,
     "bubbleBaseUrl": "https://myapp.bubbleapps.io/version-test/api/1.1",
     "bubbleApiToken": BUBBLE_TOKEN,
+    # deployEdgeFunction defaults to true, which needs the Management API token
+    "supabaseAccessToken": ACCESS_TOKEN,
 }
 
 
@@ -72,6 +75,10 @@ def test_minimal_stack_gets_every_default() -> None:
     assert config.bubble_base_url == "https://myapp.bubbleapps.io/version-test/api/1.1"
     assert config.bubble_environment == "version-test"
     assert config.bubble_data_type == "user"
+    assert config.bubble_external_key_field == "supabase_id"
+    assert config.bubble_bulk_create is False
+    assert config.deploy_edge_function is True
+    assert config.management_api_url is None
     assert config.processor_schedule == "* * * * *"
     assert config.retry_schedule == "*/5 * * * *"
     assert config.maintenance_schedule == "17 3 * * *"
@@ -83,7 +90,7 @@ def test_minimal_stack_gets_every_default() -> None:
     assert config.drop_queue_on_destroy is False
     assert config.service_role_key == SERVICE_KEY
     assert config.bubble_api_token == BUBBLE_TOKEN
-    assert config.supabase_access_token is None
+    assert config.supabase_access_token == ACCESS_TOKEN
     db = config.database
     assert db is not None
     assert (db.host, db.port, db.user, db.dbname, db.sslmode) == (
@@ -116,6 +123,10 @@ def test_every_value_can_be_set() -> None:
             "dropExtensionsOnDestroy": "true",
             "dropQueueOnDestroy": "True",
             "supabaseAccessToken": "sbp_token",
+            "managementApiUrl": "http://127.0.0.1:54999/",
+            "deployEdgeFunction": "false",
+            "bubbleExternalKeyField": "Supabase ID",
+            "bubbleBulkCreate": "true",
         }
     )
     assert config.supabase_url == "http://127.0.0.1:54321"
@@ -129,6 +140,10 @@ def test_every_value_can_be_set() -> None:
     assert config.drop_extensions_on_destroy is True
     assert config.drop_queue_on_destroy is True
     assert config.supabase_access_token == "sbp_token"
+    assert config.management_api_url == "http://127.0.0.1:54999"
+    assert config.deploy_edge_function is False
+    assert config.bubble_external_key_field == "Supabase ID"
+    assert config.bubble_bulk_create is True
 
 
 def test_database_url_is_parsed_into_a_connection() -> None:
@@ -147,7 +162,7 @@ def test_database_url_is_parsed_into_a_connection() -> None:
 
 
 def test_access_token_falls_back_to_the_environment() -> None:
-    config = load(env={"SUPABASE_ACCESS_TOKEN": "sbp_from_env"})
+    config = load({"supabaseAccessToken": None}, env={"SUPABASE_ACCESS_TOKEN": "sbp_from_env"})
     assert config.supabase_access_token == "sbp_from_env"
     assert load(
         {"supabaseAccessToken": "sbp_cfg"}, env={"SUPABASE_ACCESS_TOKEN": "x"}
@@ -224,6 +239,70 @@ def test_bubble_data_type_must_be_a_type_name(name: str) -> None:
         assert "bubbleDataType" in key_problems  # type: ignore[operator]
     else:  # "" means "not set": the default applies
         assert load({"bubbleDataType": ""}).bubble_data_type == "user"
+
+
+@pytest.mark.parametrize("name", ["supabase_id", "Supabase ID", "supabase_id_text", "external-key.v2"])
+def test_bubble_external_key_field_accepts_field_names(name: str) -> None:
+    assert load({"bubbleExternalKeyField": name}).bubble_external_key_field == name
+
+
+@pytest.mark.parametrize("name", [" leading", "id/1", "a" * 101, 'x"y'])
+def test_bubble_external_key_field_must_be_a_field_name(name: str) -> None:
+    assert_problem({"bubbleExternalKeyField": name}, "bubbleExternalKeyField", "a Bubble field name")
+
+
+# -- Management API and the Edge Function deploy -------------------------------------------------------------
+
+
+def test_deploying_the_function_needs_an_access_token() -> None:
+    error = assert_problem({"supabaseAccessToken": None}, "supabaseAccessToken", "required to deploy")
+    message = str(error)
+    assert "pulumi config set --secret supabaseAccessToken" in message
+    assert "SUPABASE_ACCESS_TOKEN" in message
+    assert "deployEdgeFunction" in message
+    assert len(error.problems) == 1
+
+
+def test_the_access_token_may_come_from_the_environment_or_be_unneeded() -> None:
+    from_env = load({"supabaseAccessToken": None}, env={"SUPABASE_ACCESS_TOKEN": "sbp_env"})
+    assert from_env.supabase_access_token == "sbp_env"
+    skipped = load({"supabaseAccessToken": None, "deployEdgeFunction": "false"})
+    assert (skipped.deploy_edge_function, skipped.supabase_access_token) == (False, None)
+    assert load_config(lambda key: None, for_sql=True, env={}).deploy_edge_function is True  # no token needed
+
+
+def test_a_plain_text_access_token_is_reported_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(is_secret=lambda key: key in SECRET_KEYS and key != "supabaseAccessToken")
+    assert [p.key for p in info.value.problems] == ["supabaseAccessToken"]
+    assert "stored in plain text" in str(info.value)
+    assert ACCESS_TOKEN not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://api.supabase.com", "https://api.supabase.com"),
+        ("https://api.supabase.com/", "https://api.supabase.com"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("http://localhost:9000/", "http://localhost:9000"),
+    ],
+)
+def test_management_api_url(url: str, expected: str) -> None:
+    assert load({"managementApiUrl": url}).management_api_url == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://api.supabase.com", "must use https"),
+        ("https://api.supabase.com/v1", "without a path"),
+        ("api.supabase.com", "http(s) URL"),
+        ("https://user:pw@api.supabase.com", "credentials"),
+    ],
+)
+def test_management_api_url_must_be_an_https_base_url(url: str, fragment: str) -> None:
+    assert_problem({"managementApiUrl": url}, "managementApiUrl", fragment)
 
 
 # -- database connection -------------------------------------------------------------------------------------
@@ -403,7 +482,9 @@ def test_dispatch_mode_choices() -> None:
     assert_problem({"dispatchMode": "webhook"}, "dispatchMode", "immediate | cron")
 
 
-@pytest.mark.parametrize("key", ["dropExtensionsOnDestroy", "dropQueueOnDestroy"])
+@pytest.mark.parametrize(
+    "key", ["dropExtensionsOnDestroy", "dropQueueOnDestroy", "deployEdgeFunction", "bubbleBulkCreate"]
+)
 def test_booleans(key: str) -> None:
     assert_problem({key: "yes"}, key, "true or false")
 

@@ -6,6 +6,7 @@ types, names, parents, `depends_on`, `retainOnDelete`, providers, and which inpu
 
 from __future__ import annotations
 
+import base64
 import runpy
 import subprocess
 import sys
@@ -19,7 +20,9 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import is_rpc_secret
 
+from components.bubble_sync import FUNCTION_ENTRYPOINT, FUNCTION_SOURCE_DIR
 from components.config import PROJECT, ConfigError
+from components.providers import function_source_hash
 from components.sql_templates import CRON_JOBS, FUNCTIONS, QUEUE_FILES
 
 MAIN = Path(__file__).resolve().parent.parent / "__main__.py"
@@ -27,6 +30,7 @@ REF = "abcdefghijklmnopqrst"
 SERVICE_KEY = "svc-SECRET-7f3a"
 BUBBLE_TOKEN = "bubble-SECRET-91c2"
 DB_PASSWORD = "db-SECRET-44d0"
+ACCESS_TOKEN = "sbp-SECRET-a11c"
 
 CONFIG = {
     "projectRef": REF,
@@ -36,6 +40,7 @@ CONFIG = {
     "serviceRoleKey": SERVICE_KEY,
     "bubbleBaseUrl": "https://myapp.bubbleapps.io/version-test/api/1.1",
     "bubbleApiToken": BUBBLE_TOKEN,
+    "supabaseAccessToken": ACCESS_TOKEN,
 }
 SECRET_KEYS = ["dbPassword", "serviceRoleKey", "bubbleApiToken", "databaseUrl", "supabaseAccessToken"]
 
@@ -47,6 +52,20 @@ FUNCTION = "pulumi-python:dynamic/bubblesync:SqlFunction"
 SQL_OBJECT = "pulumi-python:dynamic/bubblesync:SqlObject"
 VAULT = "pulumi-python:dynamic/bubblesync:VaultSecret"
 CRON = "pulumi-python:dynamic/bubblesync:CronJob"
+EDGE_FUNCTION = "pulumi-python:dynamic/bubblesync:EdgeFunction"
+FUNCTION_SECRETS = "pulumi-python:dynamic/bubblesync:FunctionSecrets"
+#: the names supabase/functions/bubble_sync/config.ts reads
+FUNCTION_ENV = {
+    "BUBBLE_BASE_URL",
+    "BUBBLE_API_TOKEN",
+    "BUBBLE_DATA_TYPE",
+    "BUBBLE_EXTERNAL_KEY_FIELD",
+    "BUBBLE_SYNC_BATCH_SIZE",
+    "BUBBLE_SYNC_CONCURRENCY",
+    "BUBBLE_SYNC_LEASE_SECONDS",
+    "BUBBLE_SYNC_HTTP_TIMEOUT_MS",
+    "BUBBLE_BULK_CREATE",
+}
 
 
 @dataclass
@@ -118,8 +137,9 @@ class Program:
 @pytest.fixture
 def run_program(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Runs __main__.py under mocks with the given config overrides; returns what it registered."""
-    for var in ("SUPABASE_ACCESS_TOKEN", "BUBBLE_SYNC_DATABASE_URL"):
+    for var in ("SUPABASE_ACCESS_TOKEN", "SUPABASE_MANAGEMENT_API_URL", "BUBBLE_SYNC_DATABASE_URL"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(MAIN.parent)  # `pulumi` runs the program in the project directory
     settings = pulumi.runtime.settings.SETTINGS
     saved = (settings.project, settings.stack, settings.monitor, settings.engine, settings.dry_run)
 
@@ -178,7 +198,9 @@ def test_resource_types_and_names(run_program: Any) -> None:
     assert sorted(r.name for r in program.of_type(CRON)) == sorted(
         f"bubble-sync-job-{j.name}" for j in CRON_JOBS
     )
-    assert len(program.registrations) == 2 + 2 + 1 + len(FUNCTIONS) + 1 + 2 + len(CRON_JOBS)
+    assert [r.name for r in program.of_type(FUNCTION_SECRETS)] == ["bubble-sync-function-secrets"]
+    assert [r.name for r in program.of_type(EDGE_FUNCTION)] == ["bubble-sync-edge-function"]
+    assert len(program.registrations) == 2 + 2 + 1 + len(FUNCTIONS) + 1 + 2 + len(CRON_JOBS) + 2
 
 
 def test_extensions_have_explicit_names_and_supabase_schemas(run_program: Any) -> None:
@@ -296,6 +318,16 @@ def test_dependency_order(run_program: Any) -> None:
         assert secrets <= needs
         assert program.urn("bubble-sync-pg-cron") in needs
         assert trigger in needs
+    # the Edge Function and its secrets come after the database objects the function works through,
+    # and the secrets before the function
+    database = {queue, *functions, *secrets}
+    function_secrets = program.urn("bubble-sync-function-secrets")
+    assert database <= deps["bubble-sync-function-secrets"]
+    assert database | {function_secrets} <= deps["bubble-sync-edge-function"]
+    order = _topological_order(deps, program)
+    edge_function = program.urn("bubble-sync-edge-function")
+    assert all(order.index(urn) < order.index(function_secrets) for urn in database)
+    assert order.index(function_secrets) < order.index(edge_function)
 
 
 def _topological_order(deps: dict[str, set[str]], program: Program) -> list[str]:
@@ -333,6 +365,9 @@ def test_secret_outputs_stay_secret(run_program: Any) -> None:
         for value in (config.service_role_key, config.bubble_api_token, config.database.password):
             assert await value.is_secret()
         assert not await sync.cron_job_names.is_secret()
+        assert await sync.function_secrets.secrets.is_secret()
+        assert await config.supabase_access_token.is_secret()
+        assert not await sync.edge_function.source_hash.is_secret()
 
     run_program(check=check)
 
@@ -358,7 +393,7 @@ def test_no_secret_in_any_plain_input_or_export(run_program: Any) -> None:
                 assert is_rpc_secret(value)
                 continue
             for text in plain_strings(value):
-                for secret in (SERVICE_KEY, BUBBLE_TOKEN, DB_PASSWORD):
+                for secret in (SERVICE_KEY, BUBBLE_TOKEN, DB_PASSWORD, ACCESS_TOKEN):
                     assert secret not in text, f"{name}.{key} holds a secret in plain text"
 
 
@@ -377,6 +412,7 @@ def test_exports(run_program: Any) -> None:
     assert config.project_ref == REF
     assert config.bubble_environment == "version-test"
     assert isinstance(sync.queue_table, pulumi.Output)
+    assert isinstance(sync.edge_function_slug, pulumi.Output)
 
 
 # -- destroy behaviour ---------------------------------------------------------------------------------------
@@ -446,3 +482,101 @@ def test_invalid_config_is_rejected_before_any_resource(
     for secret in (SERVICE_KEY, BUBBLE_TOKEN, DB_PASSWORD):
         assert secret not in str(info.value)
     assert run_program.monitor.registrations == {}
+
+
+# -- the Edge Function and its secrets -----------------------------------------------------------------------
+
+
+def test_edge_function_inputs(run_program: Any) -> None:
+    program = run_program()
+    inputs = program.inputs["bubble-sync-edge-function"]
+    assert {k: v for k, v in inputs.items() if k != "__provider"} == {
+        "project_ref": REF,
+        "slug": "bubble_sync",
+        "source_dir": "supabase/functions/bubble_sync",
+        "entrypoint": "index.ts",
+        "verify_jwt": False,  # new sb_secret_ keys are not JWTs: the function checks callers itself
+        # computed when the program runs, from the repository's function, so preview shows a change
+        "source_hash": function_source_hash(FUNCTION_SOURCE_DIR, FUNCTION_ENTRYPOINT, MAIN.parent),
+    }
+    assert program["bubble-sync-edge-function"].additional_secret_outputs == []
+
+
+def test_function_secrets_carry_the_function_contract_and_stay_secret(run_program: Any) -> None:
+    program = run_program(
+        {
+            "batchSize": "120",
+            "concurrency": "7",
+            "leaseSeconds": "240",
+            "httpTimeoutMs": "9000",
+            "bubbleDataType": "signup",
+            "bubbleExternalKeyField": "Supabase ID",
+            "bubbleBulkCreate": "true",
+        }
+    )
+    inputs = program.inputs["bubble-sync-function-secrets"]
+    assert inputs["project_ref"] == REF
+    secrets = inputs["secrets"]
+    assert is_rpc_secret(secrets)  # the whole map, names and values
+    assert program["bubble-sync-function-secrets"].additional_secret_outputs == ["secrets"]
+    values = secrets["value"]
+    assert set(values) == FUNCTION_ENV
+    assert values == {
+        "BUBBLE_BASE_URL": "https://myapp.bubbleapps.io/version-test/api/1.1",
+        "BUBBLE_API_TOKEN": BUBBLE_TOKEN,
+        "BUBBLE_DATA_TYPE": "signup",
+        "BUBBLE_EXTERNAL_KEY_FIELD": "Supabase ID",
+        "BUBBLE_SYNC_BATCH_SIZE": "120",
+        "BUBBLE_SYNC_CONCURRENCY": "7",
+        "BUBBLE_SYNC_LEASE_SECONDS": "240",
+        "BUBBLE_SYNC_HTTP_TIMEOUT_MS": "9000",
+        "BUBBLE_BULK_CREATE": "true",
+    }
+    defaults = run_program().inputs["bubble-sync-function-secrets"]["secrets"]["value"]
+    assert (defaults["BUBBLE_EXTERNAL_KEY_FIELD"], defaults["BUBBLE_BULK_CREATE"]) == ("supabase_id", "false")
+
+
+def test_the_access_token_is_in_no_input_and_no_pickled_provider(run_program: Any) -> None:
+    program = run_program()
+
+    def strings(value: Any) -> Iterator[str]:  # every string, secret-wrapped or not
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                yield from strings(v)
+
+    for name, inputs in program.inputs.items():
+        for key, value in inputs.items():
+            texts = list(strings(value))
+            if key == "__provider":
+                texts = [base64.b64decode(t).decode("latin-1") for t in texts if len(t) > 100]
+            assert not any(ACCESS_TOKEN in t for t in texts), f"{name}.{key}"
+
+
+def test_deploy_edge_function_false_omits_the_function_and_needs_no_token(run_program: Any) -> None:
+    program = run_program({"deployEdgeFunction": "false", "supabaseAccessToken": None})
+    assert program.of_type(EDGE_FUNCTION) == []
+    assert program.of_type(FUNCTION_SECRETS) == []
+    assert len(program.registrations) == 2 + 2 + 1 + len(FUNCTIONS) + 1 + 2 + len(CRON_JOBS)
+    assert program.exports["sync"].edge_function is None
+
+
+def test_a_missing_access_token_fails_naming_the_key(run_program: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        run_program({"supabaseAccessToken": None})
+    message = str(info.value)
+    assert "bubble-sync:supabaseAccessToken: " in message
+    assert "SUPABASE_ACCESS_TOKEN" in message and "deployEdgeFunction" in message
+    assert run_program.monitor.registrations == {}
+
+
+def test_the_access_token_may_come_from_the_environment(
+    run_program: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN)
+    program = run_program({"supabaseAccessToken": None})
+    assert [r.name for r in program.of_type(EDGE_FUNCTION)] == ["bubble-sync-edge-function"]
