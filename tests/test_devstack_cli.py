@@ -174,18 +174,22 @@ def test_up_applies_the_local_stack_so_the_seeds_verification_passes(
 def test_a_new_queue_row_reaches_the_edge_function_through_pg_net(
     running: tuple[Path, dict[str, str]],
 ) -> None:
-    # trigger -> debounced dispatch -> net.http_post -> pg_net worker -> Deno host -> bubble_sync
-    # (still the placeholder)
+    # trigger -> debounced dispatch -> net.http_post -> pg_net worker -> Deno host -> bubble_sync -> Bubble
     _, urls = running
     with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("select bubble_sync.enqueue('profiles', 'devstack-probe', 'INSERT', '{}'::jsonb)")
         deadline = time.monotonic() + 10
-        row = None
-        while row is None and time.monotonic() < deadline:
+        row = synced = None
+        while (row is None or synced is None) and time.monotonic() < deadline:
             time.sleep(0.2)
             row = conn.execute(
                 "select status_code, error_msg from net._http_response order by id desc limit 1"
             ).fetchone()
+            synced = conn.execute(
+                "select bubble_id from public.sync_queue"
+                " where record_id = 'devstack-probe' and status = 'completed'"
+            ).fetchone()
         conn.execute("delete from public.sync_queue where record_id = 'devstack-probe'")
     assert row is not None, "no HTTP call reached the edge function within 10 s"
-    assert row == (501, None)  # the placeholder's honest answer until the real function lands
+    assert row == (202, None)  # accepted at once; the sync itself runs after the answer
+    assert synced is not None, "the edge function did not sync the row to the Bubble double within 10 s"

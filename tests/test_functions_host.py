@@ -1,6 +1,6 @@
 """The local edge-function host (devstack/functions_host.ts) and its Python launcher.
 
-One host serves the real supabase/functions (the bubble_sync placeholder); another serves the small
+One host serves the real supabase/functions (bubble_sync); another serves the small
 functions in tests/fixtures/functions, which expose what a function sees (echo), throw (boom), outlive
 the wall clock limit (slow), fail to import (broken) or must be skipped (_shared).
 """
@@ -91,7 +91,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# --- the real bubble_sync placeholder ---------------------------------------------------------------
+# --- the real bubble_sync ---------------------------------------------------------------------------------
 
 
 def test_health_lists_bubble_sync(real_host: Host, client: httpx.Client) -> None:
@@ -108,10 +108,11 @@ def test_bubble_sync_get_answers_health(real_host: Host, client: httpx.Client, p
     assert r.json() == {"status": "ok", "function": "bubble_sync"}
 
 
-def test_bubble_sync_post_is_not_implemented(real_host: Host, client: httpx.Client) -> None:
-    r = client.post(f"{real_host.url}/bubble_sync", json={"batch_size": 10})
-    assert r.status_code == 501
-    assert r.json()["error"] == "not_implemented"
+def test_bubble_sync_post_needs_the_service_key(real_host: Host, client: httpx.Client) -> None:
+    # The function itself is tested in tests/test_edge_function.py; here only that the host reaches it.
+    r = client.post(f"{real_host.url}/bubble_sync", json={"action": "process_queue_data_api"})
+    assert r.status_code == 401
+    assert r.json()["error"] == "unauthorized"
 
 
 @pytest.mark.parametrize(

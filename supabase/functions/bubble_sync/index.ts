@@ -1,24 +1,7 @@
-// Placeholder for the bubble_sync Edge Function. It only proves the function is deployed and
-// reachable; the queue processing that posts signups to Bubble.io replaces it in issue 4.
-// It deliberately has no imports so it boots anywhere Deno runs (hosted, or the local host).
+// bubble_sync: syncs rows of public.sync_queue to Bubble.io's Data API. Woken by pg_net (cron every minute,
+// retries every five minutes, and on new rows); see handler.ts for what it answers and process.ts for a run.
+// Deploy with verify_jwt = false: the function checks its callers itself (auth.ts).
 
-function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
-// deno-lint-ignore require-await -- nothing to await yet; the real handler (issue 4) will await.
-export async function handler(req: Request): Promise<Response> {
-  // Every GET, whatever the sub-path, is the health check: that is all this placeholder serves.
-  if (req.method === "GET") {
-    return json(200, { status: "ok", function: "bubble_sync" });
-  }
-  return json(501, {
-    error: "not_implemented",
-    message: "queue processing arrives with the bubble_sync function (issue 4)",
-  });
-}
+import { handler } from "./handler.ts";
 
 Deno.serve(handler);

@@ -1,0 +1,252 @@
+// A client for the parts of Bubble's Data API the sync uses: create, bulk create, search by one field, modify.
+// Every call has its own timeout, and its failures come back as values (status, message, Retry-After), never as
+// exceptions, so the batch loop can classify each one.
+
+/** fetch, as Deno has it (the `client` option picks a connection pool). */
+export type Fetch = (
+  input: string | URL | Request,
+  init?: RequestInit & { client?: Deno.HttpClient },
+) => Promise<Response>;
+
+export interface BubbleSettings {
+  baseUrl: string;
+  token: string;
+  dataType: string;
+  timeoutMs: number;
+}
+
+export type Failure = {
+  ok: false;
+  /** Bubble's HTTP status; null when there was no answer (timeout, network error). */
+  status: number | null;
+  /** Bubble's error status string, e.g. USED_EMAIL or MISSING_DATA, when it sent one. */
+  code: string | null;
+  message: string;
+  /** Retry-After in whole seconds, when Bubble sent one. */
+  retryAfterSeconds: number | null;
+};
+export type Result<T> = ({ ok: true } & T) | Failure;
+
+/** One line of a bulk create answer: Bubble's id, or its error message for that line. */
+export type BulkLine = { ok: true; id: string } | { ok: false; message: string };
+
+/** Bubble's bulk endpoint takes at most this many lines per call. */
+export const MAX_BULK_LINES = 1000;
+const MAX_MESSAGE_CHARS = 500;
+
+/** Seconds from a Retry-After header (delay-seconds or an HTTP date); null when absent or unreadable. */
+export function parseRetryAfter(value: string | null, nowMs: number): number | null {
+  if (value === null || value.trim() === "") return null;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return null;
+  return Math.max(0, Math.ceil((date - nowMs) / 1000));
+}
+
+function clip(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length <= MAX_MESSAGE_CHARS ? flat : `${flat.slice(0, MAX_MESSAGE_CHARS)}…`;
+}
+
+/** Bubble's error envelope `{"statusCode", "body": {"status", "message"}}` (or the same fields at the top). */
+function describeError(status: number, bodyText: string): { code: string | null; message: string } {
+  let code: string | null = null;
+  let message: string | null = null;
+  try {
+    const parsed = JSON.parse(bodyText) as Record<string, unknown>;
+    const body = (typeof parsed.body === "object" && parsed.body !== null ? parsed.body : parsed) as Record<
+      string,
+      unknown
+    >;
+    if (typeof body.status === "string") code = body.status;
+    if (typeof body.message === "string") message = body.message;
+  } catch {
+    // not JSON: use the text itself
+  }
+  const detail = message ?? (bodyText.trim() || "(no body)");
+  return { code, message: clip(`Bubble answered ${status}${code ? ` ${code}` : ""}: ${detail}`) };
+}
+
+/** An exception's message with its cause's (Deno's fetch says only "fetch failed", the cause says why). */
+function describeException(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? error.cause.message : null;
+  return cause && cause !== error.message ? `${error.message} (${cause})` : error.message;
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError");
+}
+
+export class BubbleClient {
+  /** Requests sent (attempted), for the run's summary. */
+  requests = 0;
+
+  /**
+   * `fetchCreate` sends the non-idempotent requests (create, bulk create). It should use a connection of its
+   * own for each request: see createFetchWithoutPool.
+   */
+  constructor(
+    private readonly settings: BubbleSettings,
+    private readonly fetchOther: Fetch,
+    private readonly fetchCreate: Fetch,
+    private readonly now: () => number,
+  ) {}
+
+  private url(suffix: string): string {
+    return `${this.settings.baseUrl}/obj/${encodeURIComponent(this.settings.dataType)}${suffix}`;
+  }
+
+  private async send(
+    label: string,
+    fetchFn: Fetch,
+    url: string,
+    init: RequestInit,
+  ): Promise<{ ok: true; status: number; text: string } | Failure> {
+    this.requests++;
+    const headers = new Headers(init.headers);
+    headers.set("authorization", `Bearer ${this.settings.token}`);
+    try {
+      // The signal bounds the whole exchange, body included.
+      const response = await fetchFn(url, {
+        ...init,
+        headers,
+        signal: AbortSignal.timeout(this.settings.timeoutMs),
+      });
+      const text = await response.text();
+      if (response.ok) return { ok: true, status: response.status, text };
+      const { code, message } = describeError(response.status, text);
+      return {
+        ok: false,
+        status: response.status,
+        code,
+        message,
+        retryAfterSeconds: parseRetryAfter(response.headers.get("retry-after"), this.now()),
+      };
+    } catch (error) {
+      const message = isTimeout(error)
+        ? `Bubble did not answer ${label} within ${this.settings.timeoutMs} ms`
+        : `no answer from Bubble to ${label}: ${describeException(error)}`;
+      return { ok: false, status: null, code: null, message: clip(message), retryAfterSeconds: null };
+    }
+  }
+
+  private unexpected(label: string, status: number, text: string): Failure {
+    // A 2xx whose body is not what Bubble documents: no status to classify by, so it is retried.
+    return {
+      ok: false,
+      status: null,
+      code: null,
+      message: clip(`Bubble answered ${label} with ${status} and an unexpected body: ${text.slice(0, 200)}`),
+      retryAfterSeconds: null,
+    };
+  }
+
+  /** POST /obj/<type>: 201 {"status": "success", "id"}. */
+  async create(fields: Record<string, unknown>): Promise<Result<{ id: string }>> {
+    const label = "the create";
+    const answer = await this.send(label, this.fetchCreate, this.url(""), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(fields),
+    });
+    if (!answer.ok) return answer;
+    try {
+      const id = (JSON.parse(answer.text) as { id?: unknown }).id;
+      if (typeof id === "string" && id) return { ok: true, id };
+    } catch {
+      // fall through
+    }
+    return this.unexpected(label, answer.status, answer.text);
+  }
+
+  /**
+   * GET /obj/<type>?constraints=[{key, equals, value}]: the oldest thing whose `field` equals `value`, with its
+   * fields, or null when there is none.
+   */
+  async findOne(field: string, value: string): Promise<Result<{ thing: Record<string, unknown> | null }>> {
+    const label = "a search";
+    const constraints = JSON.stringify([{ key: field, constraint_type: "equals", value }]);
+    const query = new URLSearchParams({ constraints, limit: "1" });
+    const answer = await this.send(label, this.fetchOther, this.url(`?${query}`), { method: "GET" });
+    if (!answer.ok) return answer;
+    try {
+      const results = (JSON.parse(answer.text) as { response?: { results?: unknown } }).response?.results;
+      if (Array.isArray(results)) {
+        const first = results[0] as Record<string, unknown> | undefined;
+        if (first === undefined) return { ok: true, thing: null };
+        if (typeof first._id === "string") return { ok: true, thing: first };
+      }
+    } catch {
+      // fall through
+    }
+    return this.unexpected(label, answer.status, answer.text);
+  }
+
+  /** PATCH /obj/<type>/<id>: 204. */
+  async modify(id: string, fields: Record<string, unknown>): Promise<Result<Record<never, never>>> {
+    const answer = await this.send("the modify", this.fetchOther, this.url(`/${encodeURIComponent(id)}`), {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(fields),
+    });
+    return answer.ok ? { ok: true } : answer;
+  }
+
+  /**
+   * POST /obj/<type>/bulk, text/plain, one JSON object per line: 200 with one result line per input line, in
+   * order. Lines missing from the answer come back as null (nobody knows whether they were created).
+   */
+  async bulkCreate(items: Record<string, unknown>[]): Promise<Result<{ lines: (BulkLine | null)[] }>> {
+    if (items.length === 0 || items.length > MAX_BULK_LINES) {
+      throw new RangeError(`a bulk create takes 1 to ${MAX_BULK_LINES} items, got ${items.length}`);
+    }
+    const answer = await this.send("the bulk create", this.fetchCreate, this.url("/bulk"), {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: items.map((item) => JSON.stringify(item)).join("\n"),
+    });
+    if (!answer.ok) return answer;
+    const raw = answer.text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+    const lines = items.map((_, i): BulkLine | null => {
+      if (i >= raw.length) return null;
+      try {
+        const parsed = JSON.parse(raw[i]) as { status?: unknown; id?: unknown; message?: unknown };
+        if (parsed.status === "success" && typeof parsed.id === "string" && parsed.id) {
+          return { ok: true, id: parsed.id };
+        }
+        if (parsed.status === "error") {
+          return {
+            ok: false,
+            message: clip(`Bubble refused the bulk line: ${String(parsed.message ?? "")}`),
+          };
+        }
+      } catch {
+        // unreadable line: unknown outcome
+      }
+      return null;
+    });
+    return { ok: true, lines };
+  }
+}
+
+/**
+ * A fetch that opens a new connection for every request and never reuses one, for requests that must not be
+ * sent twice. Deno's fetch re-sends a request once, silently, when a pooled keep-alive connection closes
+ * before the answer (denoland/deno#32566), even if the server had already acted on it: a create would then
+ * store the thing twice. On a fresh connection Deno reports the error instead (denoland/deno#36415), and the
+ * row's retry looks the thing up by its key before creating it again. `Connection: close` on the create alone
+ * is not enough: the request may still go out on a connection an earlier search left in the pool.
+ * Returns null where Deno.createHttpClient does not exist (older Supabase edge runtimes).
+ */
+export function createFetchWithoutPool(): Fetch | null {
+  const deno = globalThis.Deno as { createHttpClient?: typeof Deno.createHttpClient } | undefined;
+  if (typeof deno?.createHttpClient !== "function") return null;
+  try {
+    const client = deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+    return (input, init) => fetch(input, { ...init, client });
+  } catch {
+    return null;
+  }
+}

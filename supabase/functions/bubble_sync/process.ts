@@ -1,0 +1,400 @@
+// One run of the worker: claim a batch, send each row to Bubble with bounded concurrency, complete or fail it as
+// the lease holder, and claim again until the queue has no more due rows, the run's limit is reached, or its
+// time budget is spent. Rows claimed but never finished go back to the queue through their lease.
+
+import { type BubbleClient, type Failure, MAX_BULK_LINES } from "./bubble.ts";
+import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
+import type { Action, FailReason, Queue, QueueRow } from "./queue.ts";
+
+/** What a run did; also the 200 answer with `"wait": true`. */
+export interface Summary {
+  action: Action;
+  claimed: number;
+  /** Synced: the row is completed with its Bubble id. */
+  completed: number;
+  /** Failed an attempt that will be retried (retry_failed picks it up after its backoff). */
+  failed: number;
+  /** Back to pending without using an attempt: Bubble's rate limit, or the run ran out of time to send it. */
+  deferred: number;
+  /** Failed for good: a permanent error, or the last attempt. */
+  permanently_failed: number;
+  /** Verdicts the queue refused because the lease had been taken back meanwhile (nothing was changed). */
+  lease_lost: number;
+  /** Rows left in 'processing' because their verdict could not be written; their lease brings them back. */
+  unreported: number;
+  bubble_requests: number;
+  /** drained | limit | time_budget | rate_limited */
+  stopped_by: string;
+  duration_ms: number;
+}
+
+export interface RunOptions {
+  action: Action;
+  /** The most rows this run claims in total; null for no limit. */
+  limit: number | null;
+}
+
+/** Bubble's status string for a duplicate user email (the double's choice; Bubble's own is UNCONFIRMED). */
+const USED_EMAIL = "USED_EMAIL";
+const MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** A 429 without Retry-After still pauses the rest of the run for this long. */
+const DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 30;
+const encoder = new TextEncoder();
+
+type Verdict =
+  | { kind: "complete"; bubbleId: string }
+  | { kind: "fail"; error: string; reason: FailReason; retryAfterSeconds: number | null };
+
+function failedWith(failure: Failure, context?: string): Verdict {
+  return {
+    kind: "fail",
+    error: context ? `${context}: ${failure.message}` : failure.message,
+    reason: { httpStatus: failure.status },
+    retryAfterSeconds: failure.status === 429 ? failure.retryAfterSeconds : null,
+  };
+}
+
+function permanent(error: string): Verdict {
+  return { kind: "fail", error, reason: { kind: "permanent" }, retryAfterSeconds: null };
+}
+
+/** A row checked and turned into what Bubble gets: the payload's fields plus the external key. */
+interface Prepared {
+  row: QueueRow;
+  operation: "INSERT" | "UPDATE";
+  key: string;
+  fields: Record<string, unknown>;
+}
+
+export class Run {
+  private readonly summary: Summary;
+  private readonly startedAt: number;
+  /** Set by a 429: rows not yet sent wait until then instead of being sent. */
+  private rateLimitedUntil = 0;
+  /** Why rows of the current run were handed back unsent, if they were: the run stops claiming then. */
+  private cutShort: "rate_limited" | "time_budget" | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly queue: Queue,
+    private readonly bubble: BubbleClient,
+    private readonly now: () => number,
+    private readonly redact: (text: string) => string,
+    private readonly options: RunOptions,
+  ) {
+    this.startedAt = now();
+    this.summary = {
+      action: options.action,
+      claimed: 0,
+      completed: 0,
+      failed: 0,
+      deferred: 0,
+      permanently_failed: 0,
+      lease_lost: 0,
+      unreported: 0,
+      bubble_requests: 0,
+      stopped_by: "drained",
+      duration_ms: 0,
+    };
+  }
+
+  private get budgetEnd(): number {
+    return this.startedAt + this.config.timeBudgetMs;
+  }
+
+  /** Claims and processes batches until one comes back short, the limit is reached or time is up. */
+  async execute(): Promise<Summary> {
+    const { batchSize, leaseSeconds } = this.config;
+    try {
+      while (true) {
+        if (this.now() >= this.budgetEnd) {
+          this.summary.stopped_by = "time_budget";
+          break;
+        }
+        if (this.rateLimitedUntil > this.now()) {
+          this.summary.stopped_by = "rate_limited";
+          break;
+        }
+        const remaining = this.options.limit === null ? batchSize : this.options.limit - this.summary.claimed;
+        if (remaining <= 0) {
+          this.summary.stopped_by = "limit";
+          break;
+        }
+        const asked = Math.min(batchSize, remaining);
+        const claimedAt = this.now();
+        const rows = await this.queue.claim(this.options.action, asked, leaseSeconds);
+        this.summary.claimed += rows.length;
+        if (rows.length > 0) await this.processBatch(rows, claimedAt);
+        if (this.cutShort !== null) {
+          this.summary.stopped_by = this.cutShort;
+          break;
+        }
+        if (rows.length < asked) break;
+      }
+    } finally {
+      this.summary.bubble_requests = this.bubble.requests;
+      this.summary.duration_ms = Math.round(this.now() - this.startedAt);
+    }
+    return this.summary;
+  }
+
+  private async processBatch(rows: QueueRow[], claimedAt: number): Promise<void> {
+    // A row is started only before the run's time budget is spent, and only while its longest chain of requests
+    // still ends inside the lease, so that no verdict comes after someone else may have taken the row back.
+    const leaseEnd = claimedAt + this.config.leaseSeconds * 1000 -
+      MAX_REQUESTS_PER_ROW * this.config.httpTimeoutMs;
+    const startBy = Math.min(this.budgetEnd, leaseEnd);
+
+    const singles: Prepared[] = [];
+    const bulk: Prepared[] = [];
+    const verdicts: Promise<void>[] = [];
+    for (const row of rows) {
+      const prepared = this.prepare(row);
+      if ("kind" in prepared) verdicts.push(this.report(row, prepared));
+      else if (this.config.bulkCreate && prepared.operation === "INSERT" && row.retry_count === 0) {
+        bulk.push(prepared);
+      } else singles.push(prepared);
+    }
+    if (bulk.length < 2) singles.unshift(...bulk.splice(0));
+
+    const pool = new WorkPool(this.config.concurrency);
+    for (let i = 0; i < bulk.length; i += MAX_BULK_LINES) {
+      const chunk = bulk.slice(i, i + MAX_BULK_LINES);
+      pool.add(() => this.gate(chunk, startBy, () => this.syncBulk(chunk, pool, startBy)));
+    }
+    for (const item of singles) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
+    // Settle everything before giving up on an error, so no task is left running behind the run's back.
+    const results = await Promise.allSettled([pool.drained(), ...verdicts]);
+    const rejected = results.find((result) => result.status === "rejected");
+    if (rejected) throw rejected.reason;
+  }
+
+  /**
+   * Runs `work` unless the run may no longer send: past the start deadline the rows go back to pending at once,
+   * and while Bubble's rate limit lasts they wait for it, in both cases without using an attempt.
+   */
+  private async gate(items: Prepared[], startBy: number, work: () => Promise<void>): Promise<void> {
+    const now = this.now();
+    if (this.rateLimitedUntil > now) {
+      const seconds = Math.ceil((this.rateLimitedUntil - now) / 1000);
+      const error = `not sent: Bubble asked to wait ${seconds} s (Retry-After) during this run`;
+      this.cutShort = "rate_limited";
+      await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, seconds))));
+      return;
+    }
+    if (now >= startBy) {
+      const error = "not sent: the run reached its time budget (or the lease's end) before this row's turn";
+      this.cutShort ??= "time_budget";
+      await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, 0))));
+      return;
+    }
+    await work();
+  }
+
+  private deferral(error: string, seconds: number): Verdict {
+    return { kind: "fail", error, reason: { kind: "rate_limited" }, retryAfterSeconds: seconds };
+  }
+
+  /** Checks a row's operation and payload; a verdict when the row cannot be sent at all. */
+  private prepare(row: QueueRow): Prepared | Verdict {
+    const operation = row.operation.toUpperCase();
+    if (operation !== "INSERT" && operation !== "UPDATE") {
+      const name = JSON.stringify(row.operation);
+      return permanent(`unknown operation ${name}: bubble_sync sends INSERT (create) and UPDATE (modify)`);
+    }
+    const payload = row.payload;
+    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+      const what = payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload;
+      return permanent(`payload must be a JSON object of Bubble fields, got ${what}`);
+    }
+    const key = `${row.table_name}:${row.record_id}`;
+    const fields = { ...(payload as Record<string, unknown>), [this.config.externalKeyField]: key };
+    const bytes = encoder.encode(JSON.stringify(fields)).length;
+    if (bytes > MAX_PAYLOAD_BYTES) {
+      return permanent(
+        `payload is ${bytes} bytes, more than the ${MAX_PAYLOAD_BYTES} bytes bubble_sync sends`,
+      );
+    }
+    return { row, operation, key, fields };
+  }
+
+  private async syncOne(item: Prepared): Promise<void> {
+    const verdict = item.operation === "INSERT" ? await this.insert(item) : await this.update(item);
+    await this.report(item.row, verdict);
+  }
+
+  /** Creates the thing, unless an earlier attempt (or Deno re-sending the create) already did. */
+  private async insert(item: Prepared): Promise<Verdict> {
+    const keyField = this.config.externalKeyField;
+    if (item.row.retry_count > 0) {
+      // An earlier attempt may have created it and died before completing the row: look before creating.
+      const found = await this.bubble.findOne(keyField, item.key);
+      if (!found.ok) return failedWith(found, "looking up an earlier attempt");
+      if (found.thing) return { kind: "complete", bubbleId: String(found.thing._id) };
+    }
+    const created = await this.bubble.create(item.fields);
+    if (created.ok) return { kind: "complete", bubbleId: created.id };
+    if (created.status === 400 && created.code === USED_EMAIL) {
+      return await this.recoverUsedEmail(item, created);
+    }
+    return failedWith(created);
+  }
+
+  /**
+   * Bubble says the email is taken. Either we created this user already (an earlier attempt, or a create Deno
+   * re-sent on its own), or the person had a Bubble account before: find the user by email and link the row to
+   * it, unless that user belongs to another record.
+   */
+  private async recoverUsedEmail(item: Prepared, refusal: Failure): Promise<Verdict> {
+    const keyField = this.config.externalKeyField;
+    const email = item.fields.email;
+    if (typeof email !== "string") return failedWith(refusal);
+    const found = await this.bubble.findOne("email", email);
+    if (!found.ok) return failedWith(found, "looking up the user holding the email");
+    if (!found.thing) {
+      return {
+        kind: "fail",
+        error: `${refusal.message} (but no user with that email was found; retrying)`,
+        reason: { httpStatus: null },
+        retryAfterSeconds: null,
+      };
+    }
+    const bubbleId = String(found.thing._id);
+    const owner = found.thing[keyField];
+    if (owner === item.key) return { kind: "complete", bubbleId };
+    if (owner !== undefined && owner !== null && owner !== "") {
+      return permanent(
+        `the email is already used by Bubble ${this.config.dataType} ${bubbleId}, which belongs to ` +
+          `${keyField} ${JSON.stringify(owner)}`,
+      );
+    }
+    // A user made in Bubble itself: adopt it, with this row's fields and key.
+    const linked = await this.bubble.modify(bubbleId, item.fields);
+    if (!linked.ok) return failedWith(linked, `linking the existing Bubble user ${bubbleId}`);
+    return { kind: "complete", bubbleId };
+  }
+
+  /** Modifies the thing the row names by bubble_id, else the one carrying the row's key. */
+  private async update(item: Prepared): Promise<Verdict> {
+    let bubbleId = item.row.bubble_id;
+    if (bubbleId === null) {
+      const found = await this.bubble.findOne(this.config.externalKeyField, item.key);
+      if (!found.ok) return failedWith(found, "looking up the thing to modify");
+      if (!found.thing) {
+        const { dataType, externalKeyField } = this.config;
+        const key = JSON.stringify(item.key);
+        return permanent(
+          `no Bubble ${dataType} has ${externalKeyField} = ${key} to modify (was its INSERT synced?)`,
+        );
+      }
+      bubbleId = String(found.thing._id);
+    }
+    const modified = await this.bubble.modify(bubbleId, item.fields);
+    return modified.ok ? { kind: "complete", bubbleId } : failedWith(modified, `modifying ${bubbleId}`);
+  }
+
+  /**
+   * Sends first-attempt creates in one bulk call and maps each answer line to its row. A line Bubble refused is
+   * sent again alone, which classifies it by its own HTTP status (and recovers a used email). A bulk call that
+   * failed as a whole fails every row by its status; an ambiguous one (timeout, lost connection, missing lines)
+   * is retried, and the retry looks each row up before creating it.
+   */
+  private async syncBulk(items: Prepared[], pool: WorkPool, startBy: number): Promise<void> {
+    const answer = await this.bubble.bulkCreate(items.map((item) => item.fields));
+    if (!answer.ok) {
+      if (answer.status === 400 || answer.status === 413) {
+        // One bad line may sink the whole call: try each row alone to find it.
+        for (const item of items) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
+        return;
+      }
+      if (answer.status === 429) this.noteRateLimit(answer.retryAfterSeconds);
+      await Promise.all(items.map(({ row }) => this.report(row, failedWith(answer, "bulk create"))));
+      return;
+    }
+    await Promise.all(items.map((item, i) => {
+      const line = answer.lines[i];
+      if (line === null) {
+        return this.report(item.row, {
+          kind: "fail",
+          error:
+            "the bulk create answer has no readable line for this row; it may exist, the retry will look",
+          reason: { httpStatus: null },
+          retryAfterSeconds: null,
+        });
+      }
+      if (line.ok) return this.report(item.row, { kind: "complete", bubbleId: line.id });
+      pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
+      return Promise.resolve();
+    }));
+  }
+
+  private noteRateLimit(retryAfterSeconds: number | null): void {
+    const until = this.now() + (retryAfterSeconds ?? DEFAULT_RATE_LIMIT_PAUSE_SECONDS) * 1000;
+    this.rateLimitedUntil = Math.max(this.rateLimitedUntil, until);
+  }
+
+  /** Writes the verdict as the lease holder and counts it. */
+  private async report(row: QueueRow, verdict: Verdict): Promise<void> {
+    const s = this.summary;
+    try {
+      if (verdict.kind === "complete") {
+        if (await this.queue.complete(row.lease_token, verdict.bubbleId)) s.completed++;
+        else s.lease_lost++;
+        return;
+      }
+      if ("httpStatus" in verdict.reason && verdict.reason.httpStatus === 429) {
+        this.noteRateLimit(verdict.retryAfterSeconds);
+      }
+      const outcome = await this.queue.fail(
+        row.lease_token,
+        this.redact(verdict.error),
+        verdict.reason,
+        verdict.retryAfterSeconds,
+      );
+      if (!outcome.recorded) s.lease_lost++;
+      else if (outcome.kind === "rate_limited") s.deferred++;
+      else if (outcome.kind === "permanent" || row.retry_count + 1 >= row.max_retries) s.permanently_failed++;
+      else s.failed++;
+    } catch (error) {
+      // The row stays 'processing' until its lease runs out; reclaim then counts the attempt.
+      s.unreported++;
+      throw error;
+    }
+  }
+}
+
+/** Runs added tasks with at most `size` at a time; tasks may add more tasks while it runs. */
+class WorkPool {
+  private readonly waiting: (() => Promise<void>)[] = [];
+  private active = 0;
+  private readonly errors: unknown[] = [];
+  private idle: PromiseWithResolvers<void> | null = null;
+
+  constructor(private readonly size: number) {}
+
+  add(task: () => Promise<void>): void {
+    this.waiting.push(task);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.active < this.size && this.waiting.length > 0) {
+      const task = this.waiting.shift()!;
+      this.active++;
+      task().catch((error) => this.errors.push(error)).finally(() => {
+        this.active--;
+        this.pump();
+      });
+    }
+    if (this.active === 0 && this.waiting.length === 0 && this.idle !== null) this.idle.resolve();
+  }
+
+  /** Resolves when every task (including those added meanwhile) has finished; rejects with the first error. */
+  async drained(): Promise<void> {
+    if (this.active > 0 || this.waiting.length > 0) {
+      this.idle = Promise.withResolvers<void>();
+      await this.idle.promise;
+    }
+    if (this.errors.length > 0) throw this.errors[0];
+  }
+}

@@ -1,0 +1,127 @@
+// The queue's SQL API (sql/functions/lease.sql), called over SUPABASE_DB_URL. See sql/README.md, "The worker's
+// contract": claim in a statement of its own, then complete or fail each row by its lease_token.
+
+import postgres from "npm:postgres@3.4.9";
+
+export const ACTIONS = ["process_queue_data_api", "retry_failed"] as const;
+export type Action = typeof ACTIONS[number];
+
+/** What happens to a failed row next (bubble_sync.failure_kind maps an HTTP status to it). */
+export type FailureKind = "retryable" | "rate_limited" | "permanent";
+
+/** The columns of public.sync_queue the worker reads. An adopted table may have more, or other id types. */
+export interface QueueRow {
+  lease_token: string;
+  table_name: string;
+  record_id: string;
+  operation: string;
+  payload: unknown;
+  retry_count: number;
+  max_retries: number;
+  bubble_id: string | null;
+}
+
+/**
+ * Why a row failed: the HTTP status Bubble answered (null: no answer, a timeout or a network error), which
+ * the database classifies with bubble_sync.failure_kind, or a kind decided without Bubble's answer.
+ */
+export type FailReason = { httpStatus: number | null } | { kind: FailureKind };
+
+export interface FailOutcome {
+  /** false when the lease was lost: someone else holds the row now and nothing was changed. */
+  recorded: boolean;
+  kind: FailureKind;
+}
+
+export interface Queue {
+  claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]>;
+  /** true if the row was ours and is now completed. */
+  complete(leaseToken: string, bubbleId: string): Promise<boolean>;
+  fail(
+    leaseToken: string,
+    error: string,
+    reason: FailReason,
+    retryAfterSeconds: number | null,
+  ): Promise<FailOutcome>;
+  /** Throws unless the database answers. */
+  ping(): Promise<void>;
+}
+
+type Sql = ReturnType<typeof postgres>;
+
+function toRow(raw: Record<string, unknown>): QueueRow {
+  // int8 columns (an adopted table's retry_count) arrive as strings; record_id may be any type there.
+  return {
+    lease_token: String(raw.lease_token),
+    table_name: String(raw.table_name ?? ""),
+    record_id: String(raw.record_id ?? ""),
+    operation: String(raw.operation ?? ""),
+    payload: raw.payload,
+    retry_count: Number(raw.retry_count ?? 0),
+    max_retries: Number(raw.max_retries ?? 3), // null only in an adopted table: the SQL's default
+    bubble_id: raw.bubble_id == null || raw.bubble_id === "" ? null : String(raw.bubble_id),
+  };
+}
+
+/** The queue in PostgreSQL through postgres.js. */
+export class PostgresQueue implements Queue {
+  constructor(private readonly sql: Sql) {}
+
+  async claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]> {
+    const rows = await this.sql`
+      select * from bubble_sync.claim(${action}::text, ${limit}::integer, ${leaseSeconds}::integer)`;
+    return rows.map((row) => toRow(row as Record<string, unknown>));
+  }
+
+  async complete(leaseToken: string, bubbleId: string): Promise<boolean> {
+    const [row] = await this.sql`select bubble_sync.complete(${leaseToken}::uuid, ${bubbleId}::text) as ok`;
+    return row.ok === true;
+  }
+
+  async fail(
+    leaseToken: string,
+    error: string,
+    reason: FailReason,
+    retryAfterSeconds: number | null,
+  ): Promise<FailOutcome> {
+    const kind = "kind" in reason ? reason.kind : null;
+    const status = "httpStatus" in reason ? reason.httpStatus : null;
+    // The kind comes from the database's own failure_kind unless the worker decided it without an HTTP status.
+    const [row] = await this.sql`
+      with verdict as (
+        select coalesce(${kind}::text, bubble_sync.failure_kind(${status}::integer)) as kind
+      )
+      select v.kind,
+             bubble_sync.fail(${leaseToken}::uuid, ${error}::text, v.kind, ${retryAfterSeconds}::integer) as ok
+        from verdict v`;
+    return { recorded: row.ok === true, kind: row.kind as FailureKind };
+  }
+
+  async ping(): Promise<void> {
+    await this.sql`select 1`;
+  }
+}
+
+const pools = new Map<string, Sql>();
+
+/**
+ * The queue for a database URL, with one small pool per URL for the life of the isolate (Supabase reuses an
+ * isolate for several requests). prepare: false, because Supabase's transaction pooler (Supavisor, port 6543)
+ * cannot keep prepared statements; every call is a single statement, so it is its own short transaction.
+ */
+export function postgresQueue(dbUrl: string): Queue {
+  let sql = pools.get(dbUrl);
+  if (sql === undefined) {
+    sql = postgres(dbUrl, {
+      prepare: false,
+      max: 4,
+      idle_timeout: 20,
+      connect_timeout: 10,
+      max_lifetime: 60 * 10,
+      onnotice: () => {},
+      connection: { application_name: "bubble_sync edge function" },
+    });
+    pools.set(dbUrl, sql);
+  }
+  return new PostgresQueue(sql);
+}

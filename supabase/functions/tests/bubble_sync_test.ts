@@ -1,0 +1,1016 @@
+// deno test for the bubble_sync handler: no database, no network. The queue is an in-memory fake that follows
+// sql/functions/lease.sql; Bubble is a fake `fetch` holding things in memory. Both record every call.
+//
+//   deno test --config supabase/functions/deno.json supabase/functions/tests/
+
+import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
+import type { Fetch } from "../bubble_sync/bubble.ts";
+import type { Action, FailOutcome, FailReason, FailureKind, Queue, QueueRow } from "../bubble_sync/queue.ts";
+
+// --- assertions (no jsr:@std available here) -------------------------------------------------------------
+
+function assert(condition: unknown, message = "assertion failed"): asserts condition {
+  if (!condition) throw new Error(message);
+}
+
+function assertEquals(actual: unknown, expected: unknown, message = ""): void {
+  const a = JSON.stringify(actual, null, 1);
+  const e = JSON.stringify(expected, null, 1);
+  if (a !== e) throw new Error(`${message}\nexpected: ${e}\nactual:   ${a}`);
+}
+
+function assertMatch(actual: string, pattern: RegExp): void {
+  if (!pattern.test(actual)) throw new Error(`${JSON.stringify(actual)} does not match ${pattern}`);
+}
+
+// --- the fake queue ----------------------------------------------------------------------------------------
+
+interface FakeRow extends QueueRow {
+  id: number;
+  status: "pending" | "processing" | "completed" | "failed";
+  error_message: string | null;
+  next_retry_at: number | null;
+}
+
+/** The classification of bubble_sync.failure_kind, repeated here for the fake only. */
+function failureKind(status: number | null): FailureKind {
+  if (status === 429) return "rate_limited";
+  if (status === 408) return "retryable";
+  if (status !== null && status >= 400 && status <= 499) return "permanent";
+  return "retryable";
+}
+
+class FakeQueue implements Queue {
+  rows: FakeRow[] = [];
+  claims: { action: Action; limit: number; leaseSeconds: number }[] = [];
+  fails: { token: string; error: string; reason: FailReason; retryAfterSeconds: number | null }[] = [];
+  onComplete: () => void = () => {};
+  claimError: Error | null = null;
+  loseLeases = false;
+  private nextId = 1;
+  private nextToken = 1;
+
+  add(row: Partial<FakeRow> & { record_id: string }): FakeRow {
+    const full: FakeRow = {
+      id: this.nextId++,
+      lease_token: "",
+      table_name: "profiles",
+      operation: "INSERT",
+      payload: { email: `${row.record_id}@example.com`, first_name: "Ada" },
+      retry_count: 0,
+      max_retries: 3,
+      bubble_id: null,
+      status: "pending",
+      error_message: null,
+      next_retry_at: null,
+      ...row,
+    };
+    this.rows.push(full);
+    return full;
+  }
+
+  byRecord(recordId: string): FakeRow {
+    const row = this.rows.find((r) => r.record_id === recordId);
+    assert(row, `no row ${recordId}`);
+    return row;
+  }
+
+  claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]> {
+    this.claims.push({ action, limit, leaseSeconds });
+    if (this.claimError) return Promise.reject(this.claimError);
+    const due = this.rows.filter((r) =>
+      action === "process_queue_data_api"
+        ? r.status === "pending"
+        : r.status === "failed" && r.retry_count < r.max_retries
+    ).slice(0, limit);
+    for (const row of due) {
+      row.status = "processing";
+      row.lease_token = `lease-${this.nextToken++}`;
+    }
+    return Promise.resolve(due.map((row) => ({ ...row })));
+  }
+
+  private holder(token: string): FakeRow | undefined {
+    if (this.loseLeases) return undefined;
+    return this.rows.find((r) => r.lease_token === token && r.status === "processing");
+  }
+
+  complete(token: string, bubbleId: string): Promise<boolean> {
+    this.onComplete();
+    const row = this.holder(token);
+    if (!row) return Promise.resolve(false);
+    Object.assign(row, { status: "completed", bubble_id: bubbleId, lease_token: "", error_message: null });
+    return Promise.resolve(true);
+  }
+
+  fail(
+    token: string,
+    error: string,
+    reason: FailReason,
+    retryAfterSeconds: number | null,
+  ): Promise<FailOutcome> {
+    this.fails.push({ token, error, reason, retryAfterSeconds });
+    const kind = "kind" in reason ? reason.kind : failureKind(reason.httpStatus);
+    const row = this.holder(token);
+    if (!row) return Promise.resolve({ recorded: false, kind });
+    row.lease_token = "";
+    row.error_message = error;
+    if (kind === "rate_limited") {
+      row.status = "pending";
+      row.next_retry_at = retryAfterSeconds;
+    } else if (kind === "permanent") {
+      row.status = "failed";
+      row.retry_count = Math.max(row.retry_count + 1, row.max_retries);
+    } else {
+      row.status = "failed";
+      row.retry_count += 1;
+    }
+    return Promise.resolve({ recorded: true, kind });
+  }
+
+  ping(): Promise<void> {
+    return this.claimError ? Promise.reject(this.claimError) : Promise.resolve();
+  }
+}
+
+// --- the fake Bubble ---------------------------------------------------------------------------------------
+
+interface SeenRequest {
+  method: string;
+  path: string;
+  constraints: unknown;
+  authorization: string | null;
+  contentType: string | null;
+  body: string;
+  /** Whether it came through fetchCreate (the no-pool client in production). */
+  viaCreateFetch: boolean;
+}
+
+type Override = (
+  request: SeenRequest,
+  signal: AbortSignal | undefined,
+) => Promise<Response | undefined> | Response | undefined;
+
+const BASE = "https://app.example.com/version-test/api/1.1";
+const TOKEN = "bubble-token-0123456789abcdef0123";
+
+function bubbleError(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+  return new Response(JSON.stringify({ statusCode: status, body: { status: code, message } }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+class FakeBubble {
+  things = new Map<string, Record<string, unknown>>();
+  requests: SeenRequest[] = [];
+  /** Consulted first for every request; the first to return a Response answers it. */
+  overrides: Override[] = [];
+  private nextId = 1;
+
+  readonly fetch: Fetch = (input, init) => this.handle(input, init, false);
+  readonly fetchCreate: Fetch = (input, init) => this.handle(input, init, true);
+
+  insert(fields: Record<string, unknown>): string {
+    const id = `1700000000000x${String(this.nextId++).padStart(18, "0")}`;
+    this.things.set(id, { ...fields, _id: id });
+    return id;
+  }
+
+  /** Answers the next `count` requests matching `method` (and `path` suffix) with `respond`. */
+  fault(method: string, respond: Override, count = Infinity, pathEnd?: string): void {
+    let left = count;
+    this.overrides.push((request, signal) => {
+      if (left <= 0 || request.method !== method) return undefined;
+      if (pathEnd !== undefined && !request.path.endsWith(pathEnd)) return undefined;
+      left--;
+      return respond(request, signal);
+    });
+  }
+
+  count(method: string, pathEnd = ""): number {
+    return this.requests.filter((r) => r.method === method && r.path.endsWith(pathEnd)).length;
+  }
+
+  private async handle(
+    input: string | URL | Request,
+    init: RequestInit | undefined,
+    viaCreateFetch: boolean,
+  ) {
+    const url = new URL(String(input));
+    const headers = new Headers(init?.headers);
+    const request: SeenRequest = {
+      method: init?.method ?? "GET",
+      path: url.pathname,
+      constraints: url.searchParams.has("constraints")
+        ? JSON.parse(url.searchParams.get("constraints")!)
+        : null,
+      authorization: headers.get("authorization"),
+      contentType: headers.get("content-type"),
+      body: typeof init?.body === "string" ? init.body : "",
+      viaCreateFetch,
+    };
+    this.requests.push(request);
+    const signal = init?.signal ?? undefined;
+    for (const override of this.overrides) {
+      const answer = await override(request, signal);
+      if (answer) return answer;
+    }
+    if (request.authorization !== `Bearer ${TOKEN}`) return bubbleError(401, "UNAUTHORIZED", "bad token");
+    const prefix = "/version-test/api/1.1/obj/user";
+    assert(request.path.startsWith(prefix), `unexpected path ${request.path}`);
+    const rest = request.path.slice(prefix.length);
+    if (request.method === "POST" && rest === "") return this.create(request.body);
+    if (request.method === "POST" && rest === "/bulk") {
+      const lines = request.body.split("\n").map((line) => this.create(line));
+      const texts = await Promise.all(lines.map((r) => r.text()));
+      const out = texts.map((t, i) =>
+        lines[i].status === 201 ? t : JSON.stringify({ status: "error", message: t })
+      );
+      return new Response(out.join("\n"), { status: 200, headers: { "content-type": "text/plain" } });
+    }
+    if (request.method === "GET" && rest === "") {
+      const [c] = request.constraints as { key: string; value: unknown }[];
+      const results = [...this.things.values()].filter((t) => t[c.key] === c.value);
+      return Response.json({ response: { cursor: 0, results, count: results.length, remaining: 0 } });
+    }
+    if (request.method === "PATCH") {
+      const id = decodeURIComponent(rest.slice(1));
+      const thing = this.things.get(id);
+      if (!thing) return bubbleError(404, "MISSING_DATA", `object with id ${id} does not exist`);
+      Object.assign(thing, JSON.parse(request.body));
+      return new Response(null, { status: 204 });
+    }
+    throw new Error(`fake Bubble has no route for ${request.method} ${request.path}`);
+  }
+
+  private create(body: string): Response {
+    const fields = JSON.parse(body) as Record<string, unknown>;
+    const email = fields.email;
+    if (typeof email === "string" && [...this.things.values()].some((t) => t.email === email)) {
+      return bubbleError(400, "USED_EMAIL", `a user with email ${email} already exists`);
+    }
+    return Response.json({ status: "success", id: this.insert(fields) }, { status: 201 });
+  }
+}
+
+/** An answer that never comes: resolves only by the request's timeout signal aborting it. */
+function hang(_request: SeenRequest, signal: AbortSignal | undefined): Promise<Response> {
+  return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+}
+
+// --- the handler under test --------------------------------------------------------------------------------
+
+const LEGACY_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.signature-legacy";
+const SECRET_KEY = "sb_secret_abcdefghijklmnopqrstuvwx";
+const DB_PASSWORD = "db-password-9c1e";
+
+const BASE_ENV: Record<string, string> = {
+  SUPABASE_URL: "https://abcdefghijklmnopqrst.supabase.co",
+  SUPABASE_DB_URL: `postgresql://postgres:${DB_PASSWORD}@db.example:5432/postgres`,
+  SUPABASE_SERVICE_ROLE_KEY: LEGACY_KEY,
+  SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET_KEY }),
+  BUBBLE_BASE_URL: BASE,
+  BUBBLE_API_TOKEN: TOKEN,
+  BUBBLE_SYNC_HTTP_TIMEOUT_MS: "200",
+};
+
+interface Setup {
+  handler: (req: Request) => Promise<Response>;
+  queue: FakeQueue;
+  bubble: FakeBubble;
+  logs: string[];
+  clock: { now: number };
+}
+
+function setup(env: Record<string, string | undefined> = {}, deps: Partial<HandlerDeps> = {}): Setup {
+  const queue = new FakeQueue();
+  const bubble = new FakeBubble();
+  const logs: string[] = [];
+  const clock = { now: 1_000_000 };
+  const merged = { ...BASE_ENV, ...env };
+  const handler = createHandler({
+    env: (name) => merged[name],
+    queueFor: () => queue,
+    fetch: bubble.fetch,
+    fetchCreate: bubble.fetchCreate,
+    now: () => clock.now,
+    log: (line) => logs.push(line),
+    waitUntil: null,
+    ...deps,
+  });
+  return { handler, queue, bubble, logs, clock };
+}
+
+function post(body: unknown, headers: Record<string, string> = { authorization: `Bearer ${SECRET_KEY}` }) {
+  return new Request("http://localhost/bubble_sync", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+async function runWait(s: Setup, body: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const response = await s.handler(post({ action: "process_queue_data_api", wait: true, ...body }));
+  const summary = await response.json();
+  assertEquals(response.status, 200, JSON.stringify(summary));
+  return summary;
+}
+
+function pick(summary: Record<string, unknown>, ...keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, summary[k]]));
+}
+
+const COUNTS = ["claimed", "completed", "failed", "deferred", "permanently_failed"];
+
+// --- authentication ----------------------------------------------------------------------------------------
+
+Deno.test("a POST without a credential is 401 and touches nothing", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  const response = await s.handler(post({ action: "process_queue_data_api", wait: true }, {}));
+  assertEquals(response.status, 401);
+  assertEquals((await response.json()).error, "unauthorized");
+  assertEquals(s.queue.claims.length, 0);
+});
+
+Deno.test("a wrong key, a key as the wrong scheme, or a key's prefix is 401", async () => {
+  const s = setup();
+  for (
+    const headers of <Record<string, string>[]> [
+      { authorization: "Bearer sb_secret_wrong" },
+      { authorization: `Basic ${SECRET_KEY}` },
+      { authorization: `Bearer ${SECRET_KEY.slice(0, -1)}` },
+      { authorization: `Bearer ${SECRET_KEY}x` },
+      { apikey: "nope" },
+      { authorization: "Bearer " },
+    ]
+  ) {
+    const response = await s.handler(post({ action: "process_queue_data_api" }, headers));
+    assertEquals(response.status, 401, JSON.stringify(headers));
+  }
+  assertEquals(s.queue.claims.length, 0);
+});
+
+Deno.test("the legacy service role JWT, a new sb_secret key, and the apikey header are accepted", async () => {
+  for (
+    const headers of <Record<string, string>[]> [
+      { authorization: `Bearer ${LEGACY_KEY}` },
+      { authorization: `bearer ${SECRET_KEY}` },
+      { apikey: SECRET_KEY },
+      { authorization: "Bearer some-user-jwt", apikey: SECRET_KEY },
+    ]
+  ) {
+    const s = setup();
+    const response = await s.handler(post({ action: "process_queue_data_api", wait: true }, headers));
+    assertEquals(response.status, 200, JSON.stringify(headers));
+  }
+});
+
+Deno.test("only the new secret keys: the legacy key is absent and other SUPABASE_SECRET_KEYS entries work", async () => {
+  const s = setup({
+    SUPABASE_SERVICE_ROLE_KEY: undefined,
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET_KEY, rotated: "sb_secret_rotated_key_123" }),
+  });
+  const ok = await s.handler(
+    post({ action: "retry_failed", wait: true }, { authorization: "Bearer sb_secret_rotated_key_123" }),
+  );
+  assertEquals(ok.status, 200);
+  const legacy = await s.handler(post({ action: "retry_failed" }, { authorization: `Bearer ${LEGACY_KEY}` }));
+  assertEquals(legacy.status, 401);
+});
+
+Deno.test("no key configured, or unreadable SUPABASE_SECRET_KEYS, is a 500 naming the variable", async () => {
+  const none = setup({ SUPABASE_SERVICE_ROLE_KEY: undefined, SUPABASE_SECRET_KEYS: undefined });
+  const r1 = await none.handler(post({ action: "process_queue_data_api" }));
+  assertEquals(r1.status, 500);
+  assertEquals((await r1.json()).variable, "SUPABASE_SERVICE_ROLE_KEY");
+
+  const broken = setup({ SUPABASE_SECRET_KEYS: `{"default": "${SECRET_KEY}"` });
+  const r2 = await broken.handler(post({ action: "process_queue_data_api" }));
+  const body = await r2.text();
+  assertEquals(r2.status, 500);
+  assertMatch(body, /SUPABASE_SECRET_KEYS/);
+  assert(!body.includes(SECRET_KEY), "the key leaked into the answer");
+});
+
+// --- methods, bodies, configuration ------------------------------------------------------------------------
+
+Deno.test("GET is a liveness answer without credential, I/O or secrets", async () => {
+  const s = setup();
+  const response = await s.handler(new Request("http://localhost/bubble_sync"));
+  assertEquals(response.status, 200);
+  assertEquals(await response.json(), { status: "ok", function: "bubble_sync" });
+  assertEquals(s.queue.claims.length + s.bubble.requests.length, 0);
+});
+
+Deno.test("GET ?check=deep needs the credential and checks config and database", async () => {
+  const s = setup();
+  const url = "http://localhost/bubble_sync?check=deep";
+  assertEquals((await s.handler(new Request(url))).status, 401);
+  const auth = { headers: { authorization: `Bearer ${SECRET_KEY}` } };
+  const ok = await s.handler(new Request(url, auth));
+  assertEquals(await ok.json(), { status: "ok", function: "bubble_sync", config: "ok", database: "ok" });
+
+  s.queue.claimError = new Error(`password authentication failed (${DB_PASSWORD})`);
+  const down = await s.handler(new Request(url, auth));
+  const text = await down.text();
+  assertEquals(down.status, 503);
+  assert(!text.includes(DB_PASSWORD), text);
+
+  const unconfigured = setup({ BUBBLE_API_TOKEN: undefined });
+  const bad = await unconfigured.handler(new Request(url, auth));
+  assertEquals(bad.status, 503);
+  assertMatch((await bad.json()).config, /BUBBLE_API_TOKEN/);
+});
+
+Deno.test("methods other than GET and POST are 405", async () => {
+  const s = setup();
+  for (const method of ["PUT", "PATCH", "DELETE", "OPTIONS"]) {
+    const response = await s.handler(new Request("http://localhost/bubble_sync", { method }));
+    assertEquals(response.status, 405, method);
+    assertEquals(response.headers.get("allow"), "GET, POST");
+  }
+});
+
+Deno.test("bad JSON, an unknown action, a bad limit or wait is 400", async () => {
+  const s = setup();
+  for (
+    const body of [
+      "not json",
+      "",
+      "[1]",
+      { action: "sync_everything" },
+      {},
+      { action: "retry_failed", limit: 0 },
+      { action: "retry_failed", limit: 2.5 },
+      { action: "retry_failed", limit: "10" },
+      { action: "retry_failed", wait: "yes" },
+    ]
+  ) {
+    const response = await s.handler(post(body));
+    assertEquals(response.status, 400, JSON.stringify(body));
+    assertEquals((await response.json()).error, "bad_request");
+  }
+  assertEquals(s.queue.claims.length, 0);
+});
+
+Deno.test("missing or invalid config is a 500 naming the variable, never its value, and no work", async () => {
+  const cases: [Record<string, string | undefined>, string][] = [
+    [{ BUBBLE_API_TOKEN: undefined }, "BUBBLE_API_TOKEN"],
+    [{ BUBBLE_BASE_URL: undefined }, "BUBBLE_BASE_URL"],
+    [{ BUBBLE_BASE_URL: "https://app.example.com/api/1.0" }, "BUBBLE_BASE_URL"],
+    [{ BUBBLE_BASE_URL: `https://user:${TOKEN}@app.example.com/api/1.1` }, "BUBBLE_BASE_URL"],
+    [{ SUPABASE_DB_URL: undefined }, "SUPABASE_DB_URL"],
+    [{ BUBBLE_SYNC_BATCH_SIZE: "lots" }, "BUBBLE_SYNC_BATCH_SIZE"],
+    [{ BUBBLE_SYNC_BATCH_SIZE: "1001" }, "BUBBLE_SYNC_BATCH_SIZE"],
+    [{ BUBBLE_SYNC_CONCURRENCY: "0" }, "BUBBLE_SYNC_CONCURRENCY"],
+    [{ BUBBLE_SYNC_HTTP_TIMEOUT_MS: "60000" }, "BUBBLE_SYNC_HTTP_TIMEOUT_MS"], // 4 x 60 s > 180 s lease
+    [{ BUBBLE_BULK_CREATE: "maybe" }, "BUBBLE_BULK_CREATE"],
+    [{ BUBBLE_DATA_TYPE: "user/../admin" }, "BUBBLE_DATA_TYPE"],
+  ];
+  for (const [env, variable] of cases) {
+    const s = setup(env);
+    s.queue.add({ record_id: "a" });
+    const response = await s.handler(post({ action: "process_queue_data_api", wait: true }));
+    const text = await response.text();
+    assertEquals(response.status, 500, variable);
+    assertEquals(JSON.parse(text).variable, variable);
+    assert(!text.includes(TOKEN), `token leaked: ${text}`);
+    for (const value of Object.values(env)) {
+      if (value && value.length >= 4) assert(!text.includes(value), `value leaked: ${text}`);
+    }
+    assertEquals(s.queue.claims.length, 0);
+  }
+});
+
+// --- answering: 202 now, or the summary ---------------------------------------------------------------------
+
+Deno.test("by default the answer is 202 at once and the work goes to EdgeRuntime.waitUntil", async () => {
+  const background: Promise<unknown>[] = [];
+  const s = setup({}, { waitUntil: (work) => background.push(work) });
+  s.queue.add({ record_id: "a" });
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  s.bubble.fault("POST", async () => {
+    await gate; // Bubble is slow: the answer must not wait for it
+    return undefined;
+  }, 1);
+  const response = await s.handler(post({ action: "process_queue_data_api" }));
+  assertEquals(response.status, 202);
+  assertEquals(await response.json(), { accepted: true, action: "process_queue_data_api" });
+  assertEquals(background.length, 1);
+  assertEquals(s.queue.byRecord("a").status, "processing");
+  release();
+  await Promise.all(background);
+  assertEquals(s.queue.byRecord("a").status, "completed");
+  assertEquals(s.logs.length, 1);
+});
+
+Deno.test("without EdgeRuntime the work is awaited before the 202", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  const response = await s.handler(post({ action: "process_queue_data_api" }));
+  assertEquals(response.status, 202);
+  assertEquals(s.queue.byRecord("a").status, "completed");
+});
+
+Deno.test("wait:true answers 200 with the summary, and one log line per run", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "2" });
+  for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "action", ...COUNTS, "lease_lost", "bubble_requests", "stopped_by"), {
+    action: "process_queue_data_api",
+    claimed: 3,
+    completed: 3,
+    failed: 0,
+    deferred: 0,
+    permanently_failed: 0,
+    lease_lost: 0,
+    bubble_requests: 3,
+    stopped_by: "drained",
+  });
+  assertEquals(typeof summary.duration_ms, "number");
+  // claims of 2, 2: the second came back short, so the run stopped there
+  assertEquals(s.queue.claims.map((c) => c.limit), [2, 2]);
+  assertEquals(s.queue.claims[0].leaseSeconds, 180);
+  assertEquals(s.logs.length, 1);
+  assertEquals(JSON.parse(s.logs[0]).event, "bubble_sync.run");
+});
+
+Deno.test("limit caps the rows a run claims", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "3" });
+  for (const id of ["a", "b", "c", "d", "e"]) s.queue.add({ record_id: id });
+  const summary = await runWait(s, { limit: 4 });
+  assertEquals(pick(summary, "claimed", "completed", "stopped_by"), {
+    claimed: 4,
+    completed: 4,
+    stopped_by: "limit",
+  });
+  assertEquals(s.queue.claims.map((c) => c.limit), [3, 1]);
+});
+
+Deno.test("retry_failed claims with its own action", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a", status: "failed", retry_count: 1 });
+  const response = await s.handler(post({ action: "retry_failed", wait: true }));
+  assertEquals((await response.json()).completed, 1);
+  assertEquals(s.queue.claims[0].action, "retry_failed");
+});
+
+Deno.test("a database failure is a 500 with the reason, without the password", async () => {
+  const s = setup();
+  s.queue.claimError = new Error(`connection to postgresql://postgres:${DB_PASSWORD}@db refused`);
+  const response = await s.handler(post({ action: "process_queue_data_api", wait: true }));
+  const text = await response.text();
+  assertEquals(response.status, 500);
+  assertEquals(JSON.parse(text).error, "run_failed");
+  assert(!text.includes(DB_PASSWORD) && !s.logs.join("\n").includes(DB_PASSWORD), text);
+});
+
+// --- Bubble's answers, one class at a time --------------------------------------------------------------------
+
+Deno.test("201: the thing is created with the payload and the external key, the row completed with its id", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "42", payload: { email: "ada@example.com", first_name: "Ada" } });
+  await runWait(s);
+  const row = s.queue.byRecord("42");
+  assertEquals(row.status, "completed");
+  assertEquals(s.bubble.things.get(row.bubble_id!), {
+    email: "ada@example.com",
+    first_name: "Ada",
+    supabase_id: "profiles:42",
+    _id: row.bubble_id,
+  });
+  const [request] = s.bubble.requests;
+  assertEquals([request.method, request.path, request.contentType], [
+    "POST",
+    "/version-test/api/1.1/obj/user",
+    "application/json",
+  ]);
+  assertEquals(request.authorization, `Bearer ${TOKEN}`);
+  assert(request.viaCreateFetch, "creates must go through the no-pool fetch");
+});
+
+Deno.test("type and key field come from config", async () => {
+  const s = setup({ BUBBLE_DATA_TYPE: "member", BUBBLE_EXTERNAL_KEY_FIELD: "External ID" });
+  s.bubble.overrides.push((request) => {
+    assertEquals(request.path, "/version-test/api/1.1/obj/member");
+    assertEquals(JSON.parse(request.body)["External ID"], "profiles:7");
+    return Response.json({ status: "success", id: "m1" }, { status: 201 });
+  });
+  s.queue.add({ record_id: "7" });
+  assertEquals((await runWait(s)).completed, 1);
+  assertEquals(s.queue.byRecord("7").bubble_id, "m1");
+});
+
+Deno.test("5xx is retryable: the attempt counts, the message is kept, the row waits for retry_failed", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault("POST", () => bubbleError(503, "SERVICE_UNAVAILABLE", "down for maintenance"));
+  const summary = await runWait(s);
+  assertEquals(pick(summary, ...COUNTS), {
+    claimed: 1,
+    completed: 0,
+    failed: 1,
+    deferred: 0,
+    permanently_failed: 0,
+  });
+  const row = s.queue.byRecord("a");
+  assertEquals([row.status, row.retry_count], ["failed", 1]);
+  assertEquals(row.error_message, "Bubble answered 503 SERVICE_UNAVAILABLE: down for maintenance");
+  assertEquals(s.queue.fails[0].reason, { httpStatus: 503 });
+});
+
+Deno.test("the last retryable attempt counts as permanently failed", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a", status: "failed", retry_count: 2, max_retries: 3 });
+  s.bubble.fault("GET", () => bubbleError(502, "BAD_GATEWAY", "proxy"));
+  const summary = await s.handler(post({ action: "retry_failed", wait: true })).then((r) => r.json());
+  assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 0, permanently_failed: 1 });
+});
+
+Deno.test("429 passes Retry-After, uses no attempt, and the rest of the run waits instead of sending", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "1", BUBBLE_SYNC_BATCH_SIZE: "10" });
+  for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+  s.bubble.fault(
+    "POST",
+    () => bubbleError(429, "TOO_MANY_REQUESTS", "slow down", { "retry-after": "42" }),
+    1,
+  );
+  const summary = await runWait(s);
+  assertEquals(pick(summary, ...COUNTS, "stopped_by"), {
+    claimed: 3,
+    completed: 0,
+    failed: 0,
+    deferred: 3,
+    permanently_failed: 0,
+    stopped_by: "rate_limited",
+  });
+  assertEquals(s.bubble.requests.length, 1, "rows after the 429 must not be sent");
+  assertEquals(s.queue.fails[0].reason, { httpStatus: 429 });
+  assertEquals(s.queue.fails[0].retryAfterSeconds, 42);
+  for (const id of ["a", "b", "c"]) {
+    const row = s.queue.byRecord(id);
+    assertEquals([row.status, row.retry_count], ["pending", 0]);
+  }
+  assertEquals(s.queue.byRecord("b").next_retry_at, 42);
+});
+
+Deno.test("429 with an HTTP-date Retry-After is turned into seconds", async () => {
+  const s = setup({}, { now: () => Date.parse("2025-01-06T09:00:00Z") });
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault(
+    "POST",
+    () => bubbleError(429, "TOO_MANY_REQUESTS", "x", { "retry-after": "Mon, 06 Jan 2025 09:01:30 GMT" }),
+  );
+  await runWait(s);
+  assertEquals(s.queue.fails[0].retryAfterSeconds, 90);
+});
+
+Deno.test("a Bubble request slower than the timeout is retryable", async () => {
+  const s = setup({ BUBBLE_SYNC_HTTP_TIMEOUT_MS: "100" });
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault("POST", hang);
+  const started = performance.now();
+  const summary = await runWait(s);
+  assert(performance.now() - started < 2000, "the timeout did not cut the request");
+  assertEquals(pick(summary, "failed"), { failed: 1 });
+  assertEquals(s.queue.fails[0].reason, { httpStatus: null });
+  assertEquals(s.queue.byRecord("a").error_message, "Bubble did not answer the create within 100 ms");
+});
+
+Deno.test("a network error is retryable", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault("POST", () => Promise.reject(new TypeError("error sending request: connection reset")));
+  await runWait(s);
+  assertEquals(s.queue.fails[0].reason, { httpStatus: null });
+  assertMatch(s.queue.byRecord("a").error_message!, /connection reset/);
+});
+
+Deno.test("a 4xx fails only that row, for good, with Bubble's message", async () => {
+  const s = setup();
+  for (const id of ["a", "bad", "c"]) s.queue.add({ record_id: id });
+  s.bubble.fault("POST", (request) => {
+    if (!request.body.includes("profiles:bad")) return undefined;
+    return bubbleError(400, "INVALID_DATA", "Unrecognized field: shoe_size");
+  });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 2, permanently_failed: 1 });
+  const bad = s.queue.byRecord("bad");
+  assertEquals([bad.status, bad.retry_count], ["failed", 3]);
+  assertEquals(bad.error_message, "Bubble answered 400 INVALID_DATA: Unrecognized field: shoe_size");
+  assertEquals(s.queue.fails[0].reason, { httpStatus: 400 });
+});
+
+Deno.test("408 is retryable, 401 is permanent (classification by the queue's failure_kind)", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "slow" });
+  s.queue.add({ record_id: "denied" });
+  s.bubble.fault(
+    "POST",
+    (r) => r.body.includes("slow") ? bubbleError(408, "REQUEST_TIMEOUT", "t") : undefined,
+  );
+  s.bubble.fault("POST", () => bubbleError(401, "UNAUTHORIZED", "token revoked"));
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 1, permanently_failed: 1 });
+});
+
+// --- idempotency: never a second Bubble record ------------------------------------------------------------------
+
+Deno.test("a retried create looks the thing up by its key first and completes with the found id", async () => {
+  const s = setup();
+  const existing = s.bubble.insert({ email: "a@example.com", supabase_id: "profiles:a" });
+  s.queue.add({ record_id: "a", status: "failed", retry_count: 1 });
+  await s.handler(post({ action: "retry_failed", wait: true }));
+  assertEquals(s.queue.byRecord("a").bubble_id, existing);
+  assertEquals(s.bubble.count("POST"), 0);
+  const [search] = s.bubble.requests;
+  assertEquals(search.constraints, [{ key: "supabase_id", constraint_type: "equals", value: "profiles:a" }]);
+  assert(!search.viaCreateFetch);
+});
+
+Deno.test("a retried create that finds nothing creates once", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a", status: "failed", retry_count: 2 });
+  await s.handler(post({ action: "retry_failed", wait: true }));
+  assertEquals(s.bubble.requests.map((r) => r.method), ["GET", "POST"]);
+  assertEquals(s.bubble.things.size, 1);
+  assertEquals(s.queue.byRecord("a").status, "completed");
+});
+
+Deno.test("a first create answered USED_EMAIL for our own record (a re-sent create) completes with it", async () => {
+  const s = setup();
+  const ours = s.bubble.insert({ email: "a@example.com", supabase_id: "profiles:a" });
+  s.queue.add({ record_id: "a", payload: { email: "a@example.com" } });
+  const summary = await runWait(s);
+  assertEquals(summary.completed, 1);
+  assertEquals(s.queue.byRecord("a").bubble_id, ours);
+  assertEquals(s.bubble.things.size, 1);
+  assertEquals(s.bubble.requests[1].constraints, [
+    { key: "email", constraint_type: "equals", value: "a@example.com" },
+  ]);
+});
+
+Deno.test("USED_EMAIL for a user made in Bubble links that user (fields and key) instead of failing", async () => {
+  const s = setup();
+  const theirs = s.bubble.insert({ email: "a@example.com", first_name: "Old" });
+  s.queue.add({ record_id: "a", payload: { email: "a@example.com", first_name: "Ada" } });
+  await runWait(s);
+  assertEquals(s.queue.byRecord("a").bubble_id, theirs);
+  assertEquals(s.bubble.things.get(theirs)!.supabase_id, "profiles:a");
+  assertEquals(s.bubble.things.get(theirs)!.first_name, "Ada");
+  assertEquals(s.bubble.requests.map((r) => r.method), ["POST", "GET", "PATCH"]);
+});
+
+Deno.test("USED_EMAIL by a user that belongs to another record fails permanently, saying whose", async () => {
+  const s = setup();
+  s.bubble.insert({ email: "a@example.com", supabase_id: "auth.users:zzz" });
+  s.queue.add({ record_id: "a", payload: { email: "a@example.com" } });
+  const summary = await runWait(s);
+  assertEquals(summary.permanently_failed, 1);
+  assertMatch(s.queue.byRecord("a").error_message!, /belongs to supabase_id "auth\.users:zzz"/);
+  assertEquals(s.bubble.things.size, 1);
+});
+
+// --- UPDATE -----------------------------------------------------------------------------------------------------
+
+Deno.test("UPDATE with a bubble_id modifies that thing directly", async () => {
+  const s = setup();
+  const id = s.bubble.insert({ email: "a@example.com", supabase_id: "profiles:a", first_name: "Ada" });
+  s.queue.add({ record_id: "a", operation: "UPDATE", bubble_id: id, payload: { first_name: "Grace" } });
+  await runWait(s);
+  assertEquals(s.bubble.requests.map((r) => [r.method, r.path]), [[
+    "PATCH",
+    `/version-test/api/1.1/obj/user/${id}`,
+  ]]);
+  assertEquals(s.bubble.things.get(id)!.first_name, "Grace");
+  assertEquals(s.queue.byRecord("a").status, "completed");
+});
+
+Deno.test("UPDATE without a bubble_id finds the thing by its key, then modifies it", async () => {
+  const s = setup();
+  const id = s.bubble.insert({ email: "a@example.com", supabase_id: "profiles:a" });
+  s.queue.add({ record_id: "a", operation: "UPDATE", payload: { first_name: "Grace" } });
+  await runWait(s);
+  assertEquals(s.bubble.requests.map((r) => r.method), ["GET", "PATCH"]);
+  assertEquals(s.queue.byRecord("a").bubble_id, id);
+  assertEquals(s.bubble.things.get(id)!.first_name, "Grace");
+});
+
+Deno.test("UPDATE of a thing Bubble does not have fails permanently with a clear message", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "ghost", operation: "UPDATE", payload: { first_name: "Grace" } });
+  const summary = await runWait(s);
+  assertEquals(summary.permanently_failed, 1);
+  assertEquals(
+    s.queue.byRecord("ghost").error_message,
+    'no Bubble user has supabase_id = "profiles:ghost" to modify (was its INSERT synced?)',
+  );
+  assertEquals(s.bubble.count("PATCH"), 0);
+});
+
+Deno.test("UPDATE whose stored bubble_id Bubble no longer has fails permanently with Bubble's message", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a", operation: "UPDATE", bubble_id: "gone", payload: {} });
+  await runWait(s);
+  assertMatch(s.queue.byRecord("a").error_message!, /^modifying gone: Bubble answered 404 MISSING_DATA/);
+});
+
+// --- rows that cannot be sent ----------------------------------------------------------------------------------
+
+Deno.test("unknown operations and malformed payloads fail only their own row, without a request", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "atomic", operation: "SIGNUP_ATOMIC" });
+  s.queue.add({ record_id: "delete", operation: "DELETE" });
+  s.queue.add({ record_id: "string", payload: "just text" });
+  s.queue.add({ record_id: "array", payload: [1, 2] });
+  s.queue.add({ record_id: "null", payload: null });
+  s.queue.add({ record_id: "huge", payload: { bio: "x".repeat(1024 * 1024) } });
+  s.queue.add({ record_id: "fine" });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 1, permanently_failed: 6 });
+  assertEquals(s.bubble.requests.length, 1);
+  assertMatch(s.queue.byRecord("atomic").error_message!, /unknown operation "SIGNUP_ATOMIC"/);
+  assertMatch(s.queue.byRecord("delete").error_message!, /unknown operation "DELETE"/);
+  assertMatch(s.queue.byRecord("string").error_message!, /payload must be a JSON object.*got string/);
+  assertMatch(s.queue.byRecord("array").error_message!, /got an array/);
+  assertMatch(s.queue.byRecord("null").error_message!, /got null/);
+  assertMatch(s.queue.byRecord("huge").error_message!, /bytes, more than the 1048576/);
+  for (const fail of s.queue.fails) assertEquals(fail.reason, { kind: "permanent" });
+});
+
+// --- bulk --------------------------------------------------------------------------------------------------------
+
+Deno.test("bulk: first-attempt creates go in one NDJSON call, each line mapped to its row", async () => {
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+  s.queue.add({ record_id: "u", operation: "UPDATE", payload: { first_name: "x" } }); // not in the bulk call
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 3, permanently_failed: 1 });
+  const bulk = s.bubble.requests.filter((r) => r.path.endsWith("/bulk"));
+  assertEquals(bulk.length, 1);
+  assertEquals(bulk[0].contentType, "text/plain");
+  assert(bulk[0].viaCreateFetch);
+  assertEquals(bulk[0].body.split("\n").map((line) => JSON.parse(line).supabase_id), [
+    "profiles:a",
+    "profiles:b",
+    "profiles:c",
+  ]);
+  assertEquals(s.bubble.count("POST", "/user"), 0, "no single creates");
+  for (const id of ["a", "b", "c"]) {
+    const row = s.queue.byRecord(id);
+    assertEquals(s.bubble.things.get(row.bubble_id!)!.supabase_id, `profiles:${id}`);
+  }
+});
+
+Deno.test("bulk: a refused line is sent again alone and classified by its own status; the others complete", async () => {
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  for (const id of ["a", "bad", "c"]) s.queue.add({ record_id: id });
+  s.bubble.fault(
+    "POST",
+    (request) => {
+      const lines = request.body.split("\n");
+      return new Response(
+        lines.map((line, i) =>
+          line.includes("profiles:bad")
+            ? JSON.stringify({ status: "error", message: "Unrecognized field: shoe_size" })
+            : JSON.stringify({ status: "success", id: `id-${i}` })
+        ).join("\n"),
+        { status: 200, headers: { "content-type": "text/plain" } },
+      );
+    },
+    1,
+    "/bulk",
+  );
+  s.bubble.fault("POST", () => bubbleError(400, "INVALID_DATA", "Unrecognized field: shoe_size"), 1, "/user");
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 2, permanently_failed: 1 });
+  assertEquals(s.queue.byRecord("a").bubble_id, "id-0");
+  assertEquals(s.queue.byRecord("c").bubble_id, "id-2");
+  assertEquals(
+    s.queue.byRecord("bad").error_message,
+    "Bubble answered 400 INVALID_DATA: Unrecognized field: shoe_size",
+  );
+});
+
+Deno.test("bulk: a line that is missing or unreadable is retryable (the retry looks before creating)", async () => {
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  for (const id of ["a", "b"]) s.queue.add({ record_id: id });
+  s.bubble.fault("POST", () => new Response('{"status":"success","id":"x1"}\n', { status: 200 }), 1, "/bulk");
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "failed"), { completed: 1, failed: 1 });
+  assertEquals(s.queue.fails[0].reason, { httpStatus: null });
+});
+
+Deno.test("bulk: a failed call fails every row by its status; 429 defers them all", async () => {
+  for (
+    const [answer, expected] of [
+      [() => bubbleError(503, "SERVICE_UNAVAILABLE", "down"), { failed: 2, deferred: 0 }],
+      [() => bubbleError(429, "TOO_MANY_REQUESTS", "wait", { "retry-after": "7" }), {
+        failed: 0,
+        deferred: 2,
+      }],
+      [hang, { failed: 2, deferred: 0 }],
+    ] as [Override, Record<string, number>][]
+  ) {
+    const s = setup({ BUBBLE_BULK_CREATE: "true" });
+    for (const id of ["a", "b"]) s.queue.add({ record_id: id });
+    s.bubble.fault("POST", answer, 1, "/bulk");
+    const summary = await runWait(s);
+    assertEquals(pick(summary, "failed", "deferred"), expected);
+    assertEquals(s.bubble.requests.length, 1);
+  }
+});
+
+Deno.test("bulk: a 400 for the whole call sends each row alone", async () => {
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  for (const id of ["a", "b"]) s.queue.add({ record_id: id });
+  s.bubble.fault("POST", () => bubbleError(400, "INVALID_DATA", "line 2 is not valid JSON"), 1, "/bulk");
+  const summary = await runWait(s);
+  assertEquals(summary.completed, 2);
+  assertEquals(s.bubble.count("POST", "/user"), 2);
+});
+
+Deno.test("bulk: retried rows and a lone create do not use the bulk endpoint", async () => {
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  s.queue.add({ record_id: "a" });
+  s.queue.add({ record_id: "r", status: "failed", retry_count: 1 });
+  await runWait(s);
+  assertEquals(s.bubble.count("POST", "/bulk"), 0);
+});
+
+// --- time, leases, logs ----------------------------------------------------------------------------------------
+
+Deno.test("the time budget stops claiming", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "2", BUBBLE_SYNC_TIME_BUDGET_MS: "120000" });
+  for (let i = 0; i < 20; i++) s.queue.add({ record_id: `r${i}` });
+  s.queue.onComplete = () => (s.clock.now += 25_000); // a batch of two "takes" 50 s
+  const summary = await runWait(s);
+  // claims at 0 s, 50 s and 100 s; at 150 s the budget (120 s) is spent
+  assertEquals(pick(summary, "claimed", "completed", "stopped_by"), {
+    claimed: 6,
+    completed: 6,
+    stopped_by: "time_budget",
+  });
+  assertEquals(s.queue.claims.length, 3);
+});
+
+Deno.test("rows whose turn comes after the budget go back to pending unsent, without using an attempt", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "1", BUBBLE_SYNC_TIME_BUDGET_MS: "10000" });
+  for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+  s.bubble.fault("POST", () => {
+    s.clock.now += 20_000; // the first create takes 20 s
+    return undefined;
+  });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "deferred", "stopped_by"), {
+    completed: 1,
+    deferred: 2,
+    stopped_by: "time_budget",
+  });
+  assertEquals(s.bubble.requests.length, 1);
+  for (const id of ["b", "c"]) {
+    assertEquals([s.queue.byRecord(id).status, s.queue.byRecord(id).retry_count], ["pending", 0]);
+  }
+});
+
+Deno.test("a verdict refused because the lease was lost is counted, not retried", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  s.queue.loseLeases = true;
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "lease_lost"), { completed: 0, lease_lost: 1 });
+});
+
+Deno.test("bounded concurrency: never more Bubble requests in flight than BUBBLE_SYNC_CONCURRENCY", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "3", BUBBLE_SYNC_BATCH_SIZE: "20" });
+  for (let i = 0; i < 12; i++) s.queue.add({ record_id: `r${i}` });
+  let inFlight = 0;
+  let most = 0;
+  s.bubble.fault("POST", async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    inFlight--;
+    return undefined;
+  });
+  assertEquals((await runWait(s)).completed, 12);
+  assertEquals(most, 3);
+});
+
+Deno.test("no token, key or password in logs, answers or stored messages, even when Bubble echoes them", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault("POST", () => bubbleError(400, "INVALID_DATA", `bad request with token ${TOKEN}`));
+  const response = await s.handler(post({ action: "process_queue_data_api", wait: true }));
+  const everything = [await response.text(), ...s.logs, ...s.queue.rows.map((r) => r.error_message)].join(
+    "\n",
+  );
+  for (const secret of [TOKEN, SECRET_KEY, LEGACY_KEY, DB_PASSWORD]) {
+    assert(!everything.includes(secret), `a secret leaked: ${everything}`);
+  }
+  assertMatch(s.queue.byRecord("a").error_message!, /\[redacted\]/);
+  assertEquals(s.logs.length, 1);
+  assert(!s.logs[0].includes("example.com"), "payload fields must not be logged");
+});
