@@ -109,7 +109,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3),
     # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
     # is still alive never loses its rows to another.
-    KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed httpTimeoutMs",
+    KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed 4 x httpTimeoutMs",
             default=180),
     # pg_net's own default; the function answers at once and works in the background.
     KeySpec("httpTimeoutMs", "integer", "timeout of each HTTP call, pg_net and Bubble (1000..150000)",
@@ -127,6 +127,9 @@ KEYS: tuple[KeySpec, ...] = (
 _DEFAULTS = {spec.name: spec.default for spec in KEYS}
 
 # Inclusive ranges of the integer keys.
+# The most Bubble requests one queue row can need (supabase/functions/bubble_sync/config.ts uses the same).
+REQUESTS_PER_ROW_MAX = 4
+
 _RANGES: dict[str, tuple[int, int]] = {
     "dbPort": (1, 65535),
     "batchSize": (1, 1000),
@@ -391,11 +394,13 @@ class _Loader:
         schedules = {key: self._schedule(key) for key in _SCHEDULE_KEYS}
         ints = {key: self._int(key) for key in _RANGES if key != "dbPort"}
         lease, timeout = ints["leaseSeconds"], ints["httpTimeoutMs"]
-        if lease is not None and timeout is not None and lease * 1000 <= timeout:
+        # One row may need up to 4 Bubble requests in a row (search, create, search by email, modify); the
+        # edge function refuses a timeout that does not fit its lease that often (config.ts, the same rule).
+        if lease is not None and timeout is not None and lease * 1000 <= timeout * REQUESTS_PER_ROW_MAX:
             self._problem(
                 "leaseSeconds",
-                f"{lease} s must exceed httpTimeoutMs ({timeout} ms), or a row could be re-claimed while "
-                f"its request is still in flight",
+                f"{lease} s must exceed {REQUESTS_PER_ROW_MAX} x httpTimeoutMs ({timeout} ms): a row may "
+                f"need {REQUESTS_PER_ROW_MAX} Bubble requests and must not be re-claimed meanwhile",
             )
         dispatch_mode = self._choice("dispatchMode", ("immediate", "cron"))
         drop_extensions = self._bool("dropExtensionsOnDestroy")

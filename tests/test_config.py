@@ -471,11 +471,12 @@ def test_integers_out_of_range(key: str) -> None:
         assert_problem({key: bad_text}, key, "must be an integer")
 
 
-def test_lease_must_exceed_the_http_timeout() -> None:
+def test_lease_must_hold_four_http_timeouts() -> None:
+    # the edge function refuses the same combination at start-up (config.ts), so preview must catch it
     assert_problem(
-        {"leaseSeconds": "30", "httpTimeoutMs": "30000"}, "leaseSeconds", "must exceed httpTimeoutMs"
+        {"leaseSeconds": "40", "httpTimeoutMs": "10000"}, "leaseSeconds", "must exceed 4 x httpTimeoutMs"
     )
-    assert load({"leaseSeconds": "31", "httpTimeoutMs": "30000"}).lease_seconds == 31
+    assert load({"leaseSeconds": "41", "httpTimeoutMs": "10000"}).lease_seconds == 41
 
 
 def test_dispatch_mode_choices() -> None:
