@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
 import pulumi
 
@@ -549,10 +549,12 @@ class _Loader:
     def _http_url(self, key: str, value: str) -> SplitResult | None:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self._problem(key, f"must be an http(s) URL with a host, got {value!r}")
+            self._problem(key, f"must be an http(s) URL with a host, got {_shown_url(value)!r}")
             return None
         if parts.query or parts.fragment or parts.username or parts.password:
-            self._problem(key, f"must not contain credentials, a query or a fragment, got {value!r}")
+            self._problem(
+                key, f"must not contain credentials, a query or a fragment, got {_shown_url(value)!r}"
+            )
             return None
         return parts
 
@@ -564,7 +566,9 @@ class _Loader:
         if parts is None:
             return None
         if parts.path.rstrip("/"):
-            self._problem("supabaseUrl", f"must be the project's base URL without a path, got {value!r}")
+            self._problem(
+                "supabaseUrl", f"must be the project's base URL without a path, got {_shown_url(value)!r}"
+            )
             return None
         return value.rstrip("/")
 
@@ -577,12 +581,15 @@ class _Loader:
         if parts is None:
             return None
         if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
-            self._problem(key, f"must use https (http only for a local test double), got {value!r}")
+            self._problem(
+                key, f"must use https (http only for a local test double), got {_shown_url(value)!r}"
+            )
             return None
         if parts.path.rstrip("/"):
             self._problem(
                 key,
-                f"must be the API's base URL without a path (like https://api.supabase.com), got {value!r}",
+                "must be the API's base URL without a path (like https://api.supabase.com), "
+                f"got {_shown_url(value)!r}",
             )
             return None
         return value.rstrip("/")
@@ -600,12 +607,15 @@ class _Loader:
         if parts is None:
             return None
         if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
-            self._problem(key, f"must use https (http only for a local Bubble double), got {value!r}")
+            self._problem(
+                key, f"must use https (http only for a local Bubble double), got {_shown_url(value)!r}"
+            )
             return None
         if parts.path.rstrip("/") not in ("/api/1.1", "/version-test/api/1.1"):
             self._problem(
                 key,
-                f"must end in /api/1.1 (live) or /version-test/api/1.1 (development), got {value!r}",
+                "must end in /api/1.1 (live) or /version-test/api/1.1 (development), "
+                f"got {_shown_url(value)!r}",
             )
             return None
         return value.rstrip("/")
@@ -723,3 +733,17 @@ def _url_password(url: Secret) -> Secret:
     if isinstance(url, str):
         return password(url)
     return url.apply(password)
+
+
+def _shown_url(value: str) -> str:
+    """A URL as an error may show it: without user, password, query and fragment, which can hold tokens
+    (Bubble documents `?api_token=...`)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable URL>"
+    hidden = bool(parts.username or parts.password or parts.query or parts.fragment)
+    shown = urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+    return shown + (" (credentials/query not shown)" if hidden else "")

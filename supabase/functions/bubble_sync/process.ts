@@ -39,6 +39,8 @@ const USED_EMAIL = "USED_EMAIL";
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
 /** A 429 without Retry-After still pauses the rest of the run for this long. */
 const DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 30;
+/** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
+const CREDENTIALS_PAUSE_SECONDS = 300;
 const encoder = new TextEncoder();
 
 type Verdict =
@@ -46,9 +48,20 @@ type Verdict =
   | { kind: "fail"; error: string; reason: FailReason; retryAfterSeconds: number | null };
 
 function failedWith(failure: Failure, context?: string): Verdict {
+  const error = context ? `${context}: ${failure.message}` : failure.message;
+  if (failure.status === 401 || failure.status === 403) {
+    // The token, not the row: hand the row back without using an attempt, and pause the run (see report),
+    // instead of dead-lettering the whole backlog until someone requeues it.
+    return {
+      kind: "fail",
+      error: `Bubble refused the API token (fix BUBBLE_API_TOKEN / bubbleApiToken); waiting: ${error}`,
+      reason: { kind: "rate_limited" },
+      retryAfterSeconds: CREDENTIALS_PAUSE_SECONDS,
+    };
+  }
   return {
     kind: "fail",
-    error: context ? `${context}: ${failure.message}` : failure.message,
+    error,
     reason: { httpStatus: failure.status },
     retryAfterSeconds: failure.status === 429 ? failure.retryAfterSeconds : null,
   };
@@ -207,6 +220,12 @@ export class Run {
       const what = payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload;
       return permanent(`payload must be a JSON object of Bubble fields, got ${what}`);
     }
+    // The external key is what makes a retry find the record instead of creating a second one: without
+    // both parts every such row would share one key (an adopted table's columns may be nullable).
+    if (!row.table_name || !row.record_id) {
+      const missing = !row.table_name ? "table_name" : "record_id";
+      return permanent(`${missing} is empty: without it the row has no stable key in Bubble`);
+    }
     const key = `${row.table_name}:${row.record_id}`;
     const fields = { ...(payload as Record<string, unknown>), [this.config.externalKeyField]: key };
     const bytes = encoder.encode(JSON.stringify(fields)).length;
@@ -307,7 +326,6 @@ export class Run {
         for (const item of items) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
         return;
       }
-      if (answer.status === 429) this.noteRateLimit(answer.retryAfterSeconds);
       await Promise.all(items.map(({ row }) => this.report(row, failedWith(answer, "bulk create"))));
       return;
     }
@@ -342,7 +360,8 @@ export class Run {
         else s.lease_lost++;
         return;
       }
-      if ("httpStatus" in verdict.reason && verdict.reason.httpStatus === 429) {
+      const paused = "kind" in verdict.reason && verdict.reason.kind === "rate_limited";
+      if (paused || ("httpStatus" in verdict.reason && verdict.reason.httpStatus === 429)) {
         this.noteRateLimit(verdict.retryAfterSeconds);
       }
       const outcome = await this.queue.fail(

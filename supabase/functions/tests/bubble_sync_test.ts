@@ -704,17 +704,34 @@ Deno.test("a 4xx fails only that row, for good, with Bubble's message", async ()
   assertEquals(s.queue.fails[0].reason, { httpStatus: 400 });
 });
 
-Deno.test("408 is retryable, 401 is permanent (classification by the queue's failure_kind)", async () => {
+Deno.test("408 is retryable (classification by the queue's failure_kind)", async () => {
   const s = setup();
   s.queue.add({ record_id: "slow" });
-  s.queue.add({ record_id: "denied" });
-  s.bubble.fault(
-    "POST",
-    (r) => r.body.includes("slow") ? bubbleError(408, "REQUEST_TIMEOUT", "t") : undefined,
-  );
-  s.bubble.fault("POST", () => bubbleError(401, "UNAUTHORIZED", "token revoked"));
+  s.bubble.fault("POST", () => bubbleError(408, "REQUEST_TIMEOUT", "t"));
   const summary = await runWait(s);
-  assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 1, permanently_failed: 1 });
+  assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 1, permanently_failed: 0 });
+});
+
+Deno.test("a refused token (401/403) pauses the run and uses no attempt", async () => {
+  for (const status of [401, 403]) {
+    const s = setup();
+    for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+    s.bubble.fault("POST", () => bubbleError(status, "UNAUTHORIZED", "token revoked"));
+    const summary = await runWait(s);
+    assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 0, permanently_failed: 0 });
+    assertEquals(summary.deferred, 3);
+    for (const id of ["a", "b", "c"]) assertEquals(s.queue.byRecord(id).retry_count, 0);
+    assert(s.queue.byRecord("a").error_message?.includes("Bubble refused the API token"));
+  }
+});
+
+Deno.test("a row without a record id fails for good without a request", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "" });
+  s.queue.add({ record_id: "ok" });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 1, permanently_failed: 1 });
+  assertEquals(s.bubble.count("POST"), 1);
 });
 
 // --- idempotency: never a second Bubble record ------------------------------------------------------------------
