@@ -1,8 +1,11 @@
-"""Command line: `python -m components render-sql [--stack NAME]`.
+"""Command line: `python -m components render-sql | status | requeue`.
 
 render-sql prints the complete setup SQL of a stack (read from `Pulumi.<NAME>.yaml` next to `Pulumi.yaml`),
 or of the defaults when no stack is given. Secrets are psql variables in the output, never values; the
 header says how to run it.
+
+status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
+permanently failed rows back into the retry path. See components/operator.py.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from components import operator
 from components.config import ConfigError, load_config
 from components.render_sql import load_stack_config, render_script
 
@@ -33,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument(
         "--project-dir", type=Path, default=PROJECT_DIR, help="where Pulumi.yaml and the stack files are"
     )
+    _add_operator_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in ("status", "requeue"):
+        return _run_operator_command(args)
 
     try:
         if args.stack:
@@ -55,6 +62,96 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.stdout.write(render_script(config, stack=args.stack))
     return 0
+
+
+def _add_connection_arguments(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="connection from Pulumi.NAME.yaml (dbHost, dbPort, dbUser, dbName, dbSslMode) with the password "
+        f"from $PGPASSWORD or ${operator.ENV_VAR}",
+    )
+    where.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=f"postgresql:// URL (default: ${operator.ENV_VAR}, then $DATABASE_URL)",
+    )
+    command.add_argument(
+        "--project-dir", type=Path, default=PROJECT_DIR, help="where Pulumi.yaml and the stack files are"
+    )
+
+
+def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser(
+        "status",
+        help="health, cron runs, failing rows, pg_net errors; exit 0 healthy, 1 unhealthy, 2 cannot connect",
+        description="Prints bubble_sync.health(), our cron jobs with their last runs, failed sync_queue rows "
+        "grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy (the reasons are printed), "
+        "2 cannot connect or no connection configured. The password is never printed.",
+    )
+    _add_connection_arguments(status)
+    status.add_argument("--json", action="store_true", help="print one JSON document instead")
+    status.add_argument(
+        "--max-pending-minutes",
+        type=float,
+        default=10,
+        metavar="N",
+        help="unhealthy when the oldest pending row is older than this (default 10)",
+    )
+    status.add_argument(
+        "--pg-net-minutes",
+        type=int,
+        default=60,
+        metavar="N",
+        help="show pg_net errors of the last N minutes (default 60)",
+    )
+
+    requeue = commands.add_parser(
+        "requeue",
+        help="put permanently failed rows back into the retry path (after fixing the cause)",
+        description="Resets permanently failed rows (status failed, retry_count >= max_retries) to "
+        "retry_count 0 and next_retry_at now, keeping the last error behind the prefix "
+        f"'{operator.REQUEUE_PREFIX}'; the next bubble-sync-retry run picks them up. One transaction; "
+        "--dry-run shows the rows and changes nothing.",
+    )
+    _add_connection_arguments(requeue)
+    which = requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all-permanently-failed", action="store_true", help="every permanently failed row")
+    which.add_argument(
+        "--id", dest="ids", metavar="ID", nargs="+", help="these sync_queue ids (the id column)"
+    )
+    which.add_argument(
+        "--error-like",
+        metavar="PATTERN",
+        help="rows whose error_message matches (ILIKE; a pattern without %% matches anywhere)",
+    )
+    requeue.add_argument("--dry-run", action="store_true", help="show what would be requeued, change nothing")
+
+
+def _run_operator_command(args: argparse.Namespace) -> int:
+    name = args.command
+    try:
+        url, _source = operator.resolve_database_url(
+            database_url_arg=args.database_url, stack=args.stack, project_dir=args.project_dir
+        )
+    except operator.OperatorError as exc:
+        print(f"{name}: {exc} (exit 2)", file=sys.stderr)
+        return operator.EXIT_CANNOT_CONNECT
+    if name == "status":
+        return operator.run_status(
+            url,
+            as_json=args.json,
+            max_pending_minutes=args.max_pending_minutes,
+            pg_net_minutes=args.pg_net_minutes,
+        )
+    return operator.run_requeue(
+        url,
+        all_permanently_failed=args.all_permanently_failed,
+        ids=args.ids or (),
+        error_like=args.error_like,
+        dry_run=args.dry_run,
+    )
 
 
 if __name__ == "__main__":
