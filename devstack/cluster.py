@@ -286,6 +286,9 @@ class Cluster:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As PostgreSQL's own listen socket does: connections of our last run in TIME_WAIT do not
+        # make the port busy (without this, a stop/start moved the cluster to a new port).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -1,0 +1,344 @@
+"""The fault suite: the whole pipeline (signup trigger → sync_queue → immediate dispatch → pg_net → the Deno
+edge function → the Bubble double) on a stack this module owns (tests/e2e_support.py `FaultRig`), with one
+part broken per test. Each test breaks something, then recovers — `process_queue_data_api` / `retry_failed`
+POSTed with `"wait": true` until the queue is quiescent, time moved forward in SQL between rounds — and ends
+with `assert_invariants`: zero rows lost, zero duplicate Bubble records, every row `completed` or failed for
+good with its reason, nothing stuck in `processing`.
+
+The function runs with a 10 s lease and a 1 s Bubble timeout (BUBBLE_SYNC_LEASE_SECONDS,
+BUBBLE_SYNC_HTTP_TIMEOUT_MS) so a dead worker's rows come back fast. Time moves forward only for what waits in
+the database (backoffs, Retry-After, leases); what happens in real time at Bubble (a hung create finishing,
+a killed worker's requests landing) is waited for before it, because in production the 30 s+ backoff and the
+lease are longer than those.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e_support import (
+    PROCESS,
+    RETRY,
+    FaultRig,
+    Outcome,
+    assert_invariants,
+    creates_per_key,
+    keys_for,
+    move_time_forward,
+    recover,
+    running_rig,
+    sign_up,
+    wait_for,
+)
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRig]:
+    with running_rig(tmp_path_factory.mktemp("faults")) as the_rig:
+        yield the_rig
+
+
+@pytest.fixture
+def conn(rig: FaultRig) -> Iterator[Conn]:
+    rig.reset()
+    with rig.connect() as c:
+        yield c
+
+
+def status_counts(conn: Conn) -> dict[str, int]:
+    return {
+        r["status"]: r["n"]
+        for r in conn.execute("select status, count(*) as n from public.sync_queue group by 1")
+    }
+
+
+def check(rig: FaultRig, conn: Conn, ids: list[str]) -> Outcome:
+    outcome = assert_invariants(conn, rig.records(), keys_for(ids))
+    print(f"\n  {outcome}")
+    return outcome
+
+
+def hung_requests_answered(rig: FaultRig) -> bool:
+    """Every request that hit a `hang` fault has been processed by the double (and logged)."""
+    fired = sum(f["fired"] for f in rig.bubble.config()["faults"] if f["kind"] == "hang")
+    return sum(1 for r in rig.bubble.requests() if r["fault"] == "hang") >= fired
+
+
+# --- Bubble misbehaves --------------------------------------------------------------------------------------
+
+
+def test_bubble_5xx_on_a_share_of_requests(rig: FaultRig, conn: Conn) -> None:
+    rig.bubble.configure(seed=5, faults=[{"kind": "status", "status": 503, "probability": 0.3}])
+    ids = sign_up(conn, 40)
+    rounds = recover(conn, rig.post)
+    answers = [r["status"] for r in rig.bubble.requests()]
+    assert answers.count(503) >= 5, "the fault hardly fired"
+    outcome = check(rig, conn, ids)
+    # With 3 attempts and p = 0.3 a few rows may run out of attempts: they say why.
+    assert all("503" in reason for reason in outcome.failure_reasons), outcome
+    assert outcome.completed >= 30, outcome
+    print(f"  503 answers: {answers.count(503)} of {len(answers)}, recovered in {rounds} rounds")
+
+
+def test_a_429_storm_with_retry_after(rig: FaultRig, conn: Conn) -> None:
+    # 10 requests a second with a burst of 5: the first run gets 429s with Retry-After and defers the rest.
+    rig.bubble.configure(rate_limit_per_minute=600, rate_limit_burst=5)
+    ids = sign_up(conn, 40)
+    first = rig.post(PROCESS)  # overlaps the dispatched run, which the insert woke
+    wait_for(lambda: any(r["status"] == 429 for r in rig.bubble.requests()), f"a 429 ({first})", 10)
+    deferred_sql = (
+        "select retry_count, error_message, next_retry_at from public.sync_queue"
+        " where status = 'pending' and error_message is not null"
+    )
+    wait_for(lambda: bool(conn.execute(deferred_sql).fetchall()), "rows deferred by the 429s", 10)
+    deferred = conn.execute(deferred_sql).fetchall()
+    # Deferred without using an attempt, until Bubble's Retry-After has passed.
+    for row in deferred:
+        assert row["retry_count"] == 0 and row["next_retry_at"] is not None, row
+        assert row["error_message"].startswith("rate limited:"), row
+    rounds = recover(conn, rig.post, max_rounds=40)
+    answers = [r["status"] for r in rig.bubble.requests()]
+    assert answers.count(429) >= 1
+    check(rig, conn, ids)
+    counts = conn.execute(
+        "select max(retry_count) as m, count(*) filter (where status = 'completed') as c"
+        " from public.sync_queue"
+    ).fetchone()
+    assert counts == {"m": 0, "c": len(ids)}, "a 429 used an attempt or a row did not complete"
+    print(f"  429 answers: {answers.count(429)}, recovered in {rounds} rounds")
+
+
+def test_responses_slower_than_the_timeout(rig: FaultRig, conn: Conn) -> None:
+    # The creates are stored, but only after the function gave up on them (timeout 1 s).
+    rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 1.5, "method": "POST", "count": 6}])
+    ids = sign_up(conn, 20)
+    rounds = recover(
+        conn,
+        rig.post,
+        between_rounds=lambda: wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10),
+    )
+    assert sum(1 for r in rig.bubble.requests() if r["fault"] == "hang") == 6
+    outcome = check(rig, conn, ids)
+    assert outcome.completed == len(ids)
+    sent = creates_per_key(rig.bubble.requests())
+    assert set(sent.values()) == {1}, f"a timed-out create was sent again instead of found: {sent}"
+    print(f"  recovered in {rounds} rounds")
+
+
+def test_ambiguous_creates_stored_but_never_answered(rig: FaultRig, conn: Conn) -> None:
+    # Every other signup has no email, so Bubble's unique email cannot rescue it: only the lookup by key can.
+    rig.bubble.configure(seed=3, faults=[{"kind": "close_after_store", "method": "POST", "probability": 0.5}])
+    ids = sign_up(conn, 30, with_email=lambda i: i % 2 == 0)
+    rounds = recover(conn, rig.post)
+    dropped = [r for r in rig.bubble.requests() if not r["responded"]]
+    assert len(dropped) >= 3, "the fault hardly fired"
+    outcome = check(rig, conn, ids)
+    assert outcome.completed + outcome.permanently_failed == len(ids)
+    print(f"  connections closed after the store: {len(dropped)}, recovered in {rounds} rounds")
+
+
+# --- the workers --------------------------------------------------------------------------------------------
+
+
+def test_several_overlapping_invocations(rig: FaultRig, conn: Conn) -> None:
+    rig.bubble.configure(latency_ms=20, latency_jitter_ms=20)
+    ids = sign_up(conn, 60)  # wakes one run through pg_net; six more race it
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        summaries = list(pool.map(lambda a: rig.post(a), [PROCESS] * 4 + [RETRY] * 2))
+    assert sum(s["claimed"] for s in summaries) <= len(ids)
+    assert all(s["lease_lost"] == 0 for s in summaries), summaries
+    recover(conn, rig.post)
+    sent = creates_per_key(rig.bubble.requests())
+    assert len(sent) == len(ids) and set(sent.values()) == {1}, f"a row was sent twice: {sent}"
+    outcome = check(rig, conn, ids)
+    assert outcome.completed == len(ids)
+    print(f"  claims per run: {[s['claimed'] for s in summaries]}")
+
+
+def test_function_killed_mid_batch(rig: FaultRig, conn: Conn) -> None:
+    latency = 0.7
+    rig.bubble.configure(latency_ms=latency * 1000)
+    ids = sign_up(conn, 30)  # the dispatched run claims them all, 5 in flight at a time
+    wait_for(lambda: len(rig.records()) >= 5, "the batch to be under way", 15)
+    rig.kill_host()  # SIGKILL: no verdicts, no cleanup
+    killed_at = status_counts(conn)
+    assert killed_at.get("processing", 0) > 0, killed_at
+    time.sleep(latency + 0.5)  # creates already sent when it died still land at Bubble
+    stored_unreported = len(rig.records()) - killed_at.get("completed", 0)
+    rig.start_host()
+    # Nothing comes back before the lease runs out: the new host finds nothing to claim.
+    assert rig.post(PROCESS)["claimed"] == 0
+    assert status_counts(conn).get("processing", 0) == killed_at["processing"]
+    rounds = recover(conn, rig.post)
+    outcome = check(rig, conn, ids)
+    assert outcome.completed == len(ids)
+    reclaimed = conn.execute("select count(*) as n from public.sync_queue where retry_count = 1").fetchone()
+    assert reclaimed == {"n": killed_at["processing"]}, "the lease's attempt was not counted exactly once"
+    print(
+        f"  at the kill: {killed_at}, stored but unreported: {stored_unreported},"
+        f" recovered in {rounds} rounds"
+    )
+
+
+def test_pg_net_worker_restarted(rig: FaultRig, conn: Conn) -> None:
+    rig.stop_net_worker()
+    try:
+        ids = sign_up(conn, 20)
+        time.sleep(1)
+        queued = conn.execute("select count(*) as n from net.http_request_queue").fetchone()
+        assert queued is not None and queued["n"] >= 1, "the dispatch was not queued for pg_net"
+        assert status_counts(conn) == {"pending": 20}, "something ran without the pg_net worker"
+    finally:
+        rig.start_net_worker()
+    # The restarted worker sends the backlog: the dispatched run syncs everything, no POST from us.
+    took = wait_for(lambda: status_counts(conn) == {"completed": 20}, "the backlog after the restart", 15)
+    assert recover(conn, rig.post) == 1
+    outcome = check(rig, conn, ids)
+    assert outcome.completed == len(ids)
+    # And a dispatch while the worker restarts mid-batch of deliveries is not lost either.
+    rig.bubble.configure(latency_ms=200)
+    more = sign_up(conn, 20, prefix="later")
+    rig.stop_net_worker()
+    rig.start_net_worker()
+    wait_for(lambda: status_counts(conn) == {"completed": 40}, "the second batch", 20)
+    check(rig, conn, ids + more)
+    print(f"  backlog synced {took:.1f} s after the worker came back")
+
+
+@pytest.mark.parametrize("outage_seconds", [0.0, 2.0], ids=["restart", "down_2s"])
+def test_database_restarted(rig: FaultRig, conn: Conn, outage_seconds: float) -> None:
+    """`restart`: Cluster.restart() (fast shutdown, straight back up). `down_2s`: down for 2 s, so verdicts of
+    the creates in flight certainly find no database and their rows wait in `processing` for their lease."""
+    rig.bubble.configure(latency_ms=300)
+    ids = sign_up(conn, 30)
+    wait_for(lambda: len(rig.records()) >= 5, "the batch to be under way", 15)
+    conn.close()
+    if outage_seconds:
+        rig.database_outage(outage_seconds)
+    else:
+        rig.cluster.restart()  # fast shutdown: every session is cut, the function's included
+    with rig.connect() as c:
+        wait_for(lambda: _worker_is_up(c), "the pg_net worker to reconnect", 20)
+        time.sleep(1)  # the function's in-flight creates land
+        after_restart = status_counts(c)
+        # The pipeline works again by itself: a new signup is dispatched, sent and completed.
+        more = sign_up(c, 5, prefix="after")
+        wait_for(lambda: _all_completed(c, more), "signups after the restart to sync on their own", 20)
+        rounds = recover(c, rig.post)
+        outcome = check(rig, c, ids + more)
+        assert outcome.completed == len(ids) + len(more)
+    print(f"  queue 1 s after the database came back: {after_restart}, recovered in {rounds} rounds")
+
+
+def _all_completed(conn: Conn, record_ids: list[str]) -> bool:
+    row = conn.execute(
+        "select count(*) as n from public.sync_queue where record_id = any(%s) and status = 'completed'",
+        (record_ids,),
+    ).fetchone()
+    return row is not None and row["n"] == len(record_ids)
+
+
+def _worker_is_up(conn: Conn) -> bool:
+    try:
+        conn.execute("select net.check_worker_is_up()")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def test_the_rig_moves_time_only_for_stuck_rows(rig: FaultRig, conn: Conn) -> None:
+    """The recovery helper itself: a lease that is still being worked on is not taken away."""
+    ids = sign_up(conn, 1)
+    wait_for(lambda: status_counts(conn) == {"completed": 1}, "the signup", 10)
+    conn.execute(
+        "update public.sync_queue set status = 'processing', lease_token = gen_random_uuid(),"
+        " lease_expires_at = now() + interval '1 hour', updated_at = now()"
+    )
+    move_time_forward(conn)
+    assert conn.execute("select lease_expires_at > now() as held from public.sync_queue").fetchone() == {
+        "held": True
+    }
+    conn.execute("update public.sync_queue set updated_at = now() - interval '1 minute'")
+    move_time_forward(conn)
+    assert conn.execute("select lease_expires_at < now() as gone from public.sync_queue").fetchone() == {
+        "gone": True
+    }
+    recover(conn, rig.post)
+    check(rig, conn, ids)
+
+
+def test_slow_create_outliving_the_backoff_is_kept_single_by_the_unique_email(
+    rig: FaultRig, conn: Conn
+) -> None:
+    """The scenario of the known limit below, with emails: the retry creates the user, the late original is
+    refused by Bubble (USED_EMAIL) with nobody listening, and each row still has exactly one record."""
+    rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
+    ids = sign_up(conn, 5)
+    recover(conn, rig.post, max_rounds=3)
+    wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
+    late = [r for r in rig.bubble.requests() if r["fault"] == "hang"]
+    assert [r["status"] for r in late] == [400] * 5, late
+    assert check(rig, conn, ids).completed == len(ids)
+
+
+def test_everything_at_once(rig: FaultRig, conn: Conn) -> None:
+    """5xx, hangs past the timeout, unanswered creates and a rate limit together, overlapping runs, and the
+    function killed once in the middle."""
+    rig.bubble.configure(
+        seed=21,
+        latency_ms=30,
+        latency_jitter_ms=40,
+        rate_limit_per_minute=1200,
+        rate_limit_burst=10,
+        faults=[
+            {"kind": "status", "status": 502, "probability": 0.15},
+            {"kind": "hang", "hang_seconds": 1.3, "probability": 0.05},
+            {"kind": "close_after_store", "method": "POST", "probability": 0.15},
+        ],
+    )
+    ids = sign_up(conn, 60, with_email=lambda i: i % 3 != 0)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = [pool.submit(rig.post, PROCESS) for _ in range(2)]
+        time.sleep(0.3)
+        rig.kill_host()
+        for run in runs:
+            try:
+                run.result()
+            except Exception:  # its connection died with the host, as intended
+                pass
+    time.sleep(1.5)  # what the dead host had sent lands (or hangs out) at Bubble
+    rig.start_host()
+    rounds = recover(
+        conn, rig.post, between_rounds=lambda: wait_for(lambda: hung_requests_answered(rig), "hangs", 10)
+    )
+    outcome = check(rig, conn, ids)
+    print(f"  recovered in {rounds} rounds")
+    assert outcome.completed + outcome.permanently_failed == len(ids)
+
+
+# --- what the system does NOT survive -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="KNOWN LIMIT: a create that Bubble stores only AFTER the row's retry has looked it up is created "
+    "twice when the row has no email (Bubble has no idempotency key; the lookup before a retried create is "
+    "the only guard). In production this needs a create hanging at Bubble longer than the HTTP timeout plus "
+    "the first backoff (10 s + 23-38 s by default).",
+)
+def test_slow_create_outliving_the_backoff_duplicates_email_less_rows(rig: FaultRig, conn: Conn) -> None:
+    rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
+    ids = sign_up(conn, 5, with_email=lambda i: False)
+    # Time moves past the backoff while the creates still hang at Bubble (as a > 33 s hang would live).
+    recover(conn, rig.post, max_rounds=3)
+    wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
+    check(rig, conn, ids)
