@@ -271,6 +271,7 @@ class BubbleSync(pulumi.ComponentResource):
             "BUBBLE_SYNC_LEASE_SECONDS": str(config.lease_seconds),
             "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(config.http_timeout_ms),
             "BUBBLE_BULK_CREATE": "true" if config.bubble_bulk_create else "false",
+            "BUBBLE_RATE_LIMIT_PER_MINUTE": str(config.bubble_rate_limit_per_minute),
         }
         # The function claims and completes rows through the queue's SQL API: the queue, its functions and
         # the Vault secrets exist first, and on destroy the function goes before them.

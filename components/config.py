@@ -105,6 +105,11 @@ KEYS: tuple[KeySpec, ...] = (
             default="17 3 * * *"),
     KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50),
     KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5),
+    # Bubble's documented floor for legacy plans; set your plan's figure. The function spaces its requests at
+    # this rate: over it Bubble answers 429 and the rest of the backlog waits for the next wake.
+    KeySpec("bubbleRateLimitPerMinute", "integer",
+            "Bubble requests per minute the function may send (your plan's limit; 0 = unpaced)",
+            default=1000),
     # 3: the default of the user's existing sync_queue.max_retries, kept so adopted rows behave as before.
     KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3),
     # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
@@ -134,6 +139,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "dbPort": (1, 65535),
     "batchSize": (1, 1000),
     "concurrency": (1, 20),
+    "bubbleRateLimitPerMinute": (0, 1_000_000),
     "maxRetries": (0, 50),
     "leaseSeconds": (30, 900),
     # Supabase answers 504 after 150 s without a response, so longer waits buy nothing.
@@ -211,6 +217,7 @@ class StackConfig:
     maintenance_schedule: str
     batch_size: int
     concurrency: int
+    bubble_rate_limit_per_minute: int
     max_retries: int
     lease_seconds: int
     http_timeout_ms: int
@@ -427,6 +434,7 @@ class _Loader:
             maintenance_schedule=schedules["maintenanceSchedule"],  # type: ignore[arg-type]
             batch_size=ints["batchSize"],  # type: ignore[arg-type]
             concurrency=ints["concurrency"],  # type: ignore[arg-type]
+            bubble_rate_limit_per_minute=ints["bubbleRateLimitPerMinute"],  # type: ignore[arg-type]
             max_retries=ints["maxRetries"],  # type: ignore[arg-type]
             lease_seconds=lease,  # type: ignore[arg-type]
             http_timeout_ms=timeout,  # type: ignore[arg-type]

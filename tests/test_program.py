@@ -65,6 +65,7 @@ FUNCTION_ENV = {
     "BUBBLE_SYNC_LEASE_SECONDS",
     "BUBBLE_SYNC_HTTP_TIMEOUT_MS",
     "BUBBLE_BULK_CREATE",
+    "BUBBLE_RATE_LIMIT_PER_MINUTE",
 }
 
 
@@ -512,6 +513,7 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
             "bubbleDataType": "signup",
             "bubbleExternalKeyField": "Supabase ID",
             "bubbleBulkCreate": "true",
+            "bubbleRateLimitPerMinute": "15000",
         }
     )
     inputs = program.inputs["bubble-sync-function-secrets"]
@@ -531,6 +533,7 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
         "BUBBLE_SYNC_LEASE_SECONDS": "240",
         "BUBBLE_SYNC_HTTP_TIMEOUT_MS": "9000",
         "BUBBLE_BULK_CREATE": "true",
+        "BUBBLE_RATE_LIMIT_PER_MINUTE": "15000",
     }
     defaults = run_program().inputs["bubble-sync-function-secrets"]["secrets"]["value"]
     assert (defaults["BUBBLE_EXTERNAL_KEY_FIELD"], defaults["BUBBLE_BULK_CREATE"]) == ("supabase_id", "false")

@@ -13,6 +13,22 @@ export interface BubbleSettings {
   token: string;
   dataType: string;
   timeoutMs: number;
+  /** Bubble's rate limit for this app (requests per minute); 0 = send as fast as the concurrency allows. */
+  rateLimitPerMinute: number;
+}
+
+/**
+ * Spaces requests to one Bubble app evenly at its rate limit. A 429 hands the rest of a run back until the
+ * next wake, so staying under the limit is what keeps a backlog moving at full speed. Shared by every run
+ * in this isolate (overlapping runs pace together); separate isolates each pace on their own.
+ */
+const nextSlotByApp = new Map<string, number>();
+
+async function pace(app: string, perMinute: number, now: number): Promise<void> {
+  if (perMinute <= 0) return;
+  const slot = Math.max(now, nextSlotByApp.get(app) ?? 0);
+  nextSlotByApp.set(app, slot + 60_000 / perMinute);
+  if (slot > now) await new Promise((resolve) => setTimeout(resolve, slot - now));
 }
 
 export type Failure = {
@@ -104,6 +120,7 @@ export class BubbleClient {
     url: string,
     init: RequestInit,
   ): Promise<{ ok: true; status: number; text: string } | Failure> {
+    await pace(this.settings.baseUrl, this.settings.rateLimitPerMinute, Date.now());
     this.requests++;
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.settings.token}`);

@@ -28,6 +28,7 @@ export interface Config {
   httpTimeoutMs: number;
   timeBudgetMs: number;
   bulkCreate: boolean;
+  rateLimitPerMinute: number;
 }
 
 /**
@@ -153,6 +154,7 @@ export function loadConfig(env: EnvReader): Config {
     httpTimeoutMs,
     timeBudgetMs: integer(env, "BUBBLE_SYNC_TIME_BUDGET_MS", 120_000, 1, 3_600_000),
     bulkCreate: boolean(env, "BUBBLE_BULK_CREATE", false),
+    rateLimitPerMinute: integer(env, "BUBBLE_RATE_LIMIT_PER_MINUTE", 0, 0, 1_000_000),
   };
 }
 

@@ -122,6 +122,7 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
         token: config.bubbleToken,
         dataType: config.dataType,
         timeoutMs: config.httpTimeoutMs,
+        rateLimitPerMinute: config.rateLimitPerMinute,
       },
       deps.fetch,
       deps.fetchCreate,

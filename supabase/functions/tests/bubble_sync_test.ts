@@ -1031,3 +1031,24 @@ Deno.test("no token, key or password in logs, answers or stored messages, even w
   assertEquals(s.logs.length, 1);
   assert(!s.logs[0].includes("example.com"), "payload fields must not be logged");
 });
+
+// --- pacing at Bubble's rate limit ----------------------------------------------------------------------------
+
+Deno.test("with BUBBLE_RATE_LIMIT_PER_MINUTE the requests are spaced at the limit", async () => {
+  // 1200/min = one request every 50 ms: four creates take at least 150 ms, however high the concurrency.
+  const s = setup({ BUBBLE_RATE_LIMIT_PER_MINUTE: "1200", BUBBLE_SYNC_CONCURRENCY: "10" });
+  for (const id of ["a", "b", "c", "d"]) s.queue.add({ record_id: id });
+  const started = performance.now();
+  const summary = await runWait(s);
+  const elapsed = performance.now() - started;
+  assertEquals(summary.completed, 4);
+  assert(elapsed >= 140, `4 paced requests took only ${elapsed.toFixed(0)} ms`);
+});
+
+Deno.test("a bad BUBBLE_RATE_LIMIT_PER_MINUTE is refused, naming it", async () => {
+  const s = setup({ BUBBLE_RATE_LIMIT_PER_MINUTE: "-1" });
+  s.queue.add({ record_id: "a" });
+  const response = await s.handler(post({ action: "process_queue_data_api", wait: true }));
+  assertEquals(response.status, 500);
+  assert((await response.text()).includes("BUBBLE_RATE_LIMIT_PER_MINUTE"));
+});
