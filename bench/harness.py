@@ -1,0 +1,407 @@
+"""One profile's run: its own local stack, the workload, and the raw observations (no statistics here).
+
+The stack is the devstack's pieces started directly (not `./dev up`, which has one fixed configuration):
+a PostgreSQL cluster with the real pg_cron in a temporary directory, the pg_net worker double as a process,
+the Bubble double in-process (latency and rate limit set), the Deno function host with the profile's
+BUBBLE_* environment, and the stack SQL rendered from `Pulumi.local.yaml` with the profile's settings
+(dispatchMode, batchSize, concurrency, bubbleBulkCreate) and applied with psql, as `./dev up` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+from psycopg.rows import dict_row
+
+from devstack.bubble_double import BubbleDouble
+from devstack.cluster import Cluster, free_port
+from devstack.functions import function_env, start_functions_host, stop_process
+from devstack.processes import Started, spawn, stop
+from devstack.stack_sql import apply_stack_sql
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
+LOCAL_STACK = REPO_ROOT / "Pulumi.local.yaml"
+BUBBLE_PREFIX = "/version-test/api/1.1"
+SOURCE_TABLE = "profiles"
+PROCESSOR_JOB = "bubble-sync-processor"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    dispatch_mode: str  # "immediate" (trigger + minute cron) or "cron" (minute cron only)
+    batch_size: int
+    concurrency: int
+    bulk_create: bool = False
+    # Ours is configured with the Bubble plan's rate limit (stack key bubbleRateLimitPerMinute = the double's
+    # limit here) and spaces its requests at it; the seed's function knew no limit.
+    paced: bool = True
+    # The seed's function processed one batch per invocation; ours drains the queue unless given a limit. The
+    # seed profile's cron job therefore asks for {"limit": batch_size}, as the seed's function did.
+    rows_per_invocation: int | None = None
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            "default", "ours: immediate dispatch + minute cron, batch 50, concurrency 5", "immediate", 50, 5
+        ),
+        Profile(
+            "default-bulk",
+            "ours with bubbleBulkCreate: first attempts of creates go through Bubble's bulk endpoint",
+            "immediate",
+            50,
+            5,
+            bulk_create=True,
+        ),
+        Profile(
+            "seed",
+            "the seed's plan: minute cron only, 10 rows per invocation, 5 at a time",
+            "cron",
+            10,
+            5,
+            rows_per_invocation=10,
+            paced=False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    signups: int = 300
+    steady_fraction: float = 0.5  # the first part arrives at `arrival_rate`, the rest in one burst
+    arrival_rate: float = 5.0  # signups per second during the steady part
+    latency_ms: float = 100.0  # the double's base latency; plus uniform 0..jitter: 150 ms ± 50 on average
+    latency_jitter_ms: float = 100.0
+    rate_limit_per_minute: float = 600.0
+    rate_limit_burst: float = 10.0
+    drain_timeout_s: float = 120.0  # after the last signup, for profiles with immediate dispatch
+    cron_ticks: int = 3  # processor ticks observed for cron-only profiles (0: none, all derived)
+    seed: int = 7
+    functions_dir: str | None = None  # another copy of supabase/functions (to measure a change)
+    function_env: dict[str, str] = field(default_factory=dict)  # extra environment for the function
+
+
+@dataclass
+class Observation:
+    """What one profile's run saw, as raw timestamps (epoch seconds, UTC)."""
+
+    profile: Profile
+    settings: Settings
+    started_at: float
+    steady_ids: list[str]
+    burst_ids: list[str]
+    burst_at: float
+    inserts_done_at: float
+    ended_at: float
+    rows: list[dict[str, Any]]  # record_id, status, created_at, completed_at, retry_count, error_message
+    bubble_created: dict[str, float]  # record_id -> the double's Created Date
+    requests: list[dict[str, Any]]  # the double's request log (/obj requests)
+    bubble_records: int = 0  # records of our table in the double (more than bubble_created: duplicates)
+    ticks: list[float] = field(default_factory=list)  # processor cron runs that started during the run
+    timed_out: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _parse_bubble_date(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+@dataclass
+class _Stack:
+    dsn: str
+    admin_dsn: str
+    double: BubbleDouble
+    logs: Path
+
+
+def _child_env() -> dict[str, str]:
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TZ") if key in os.environ}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _wait(check: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _worker_up(dsn: str) -> bool:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            conn.execute("select net.check_worker_is_up()")
+        except psycopg.Error:
+            return False
+    return True
+
+
+def _stack_file(directory: Path, profile: Profile) -> Path:
+    """Pulumi.local.yaml with the profile's settings: the profile gets the SQL such a stack renders."""
+    document = yaml.safe_load(LOCAL_STACK.read_text())
+    config = document["config"]
+    config["bubble-sync:dispatchMode"] = profile.dispatch_mode
+    config["bubble-sync:batchSize"] = profile.batch_size
+    config["bubble-sync:concurrency"] = profile.concurrency
+    config["bubble-sync:bubbleBulkCreate"] = profile.bulk_create
+    path = directory / f"Pulumi.bench-{profile.name}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@contextmanager
+def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator[_Stack]:
+    state = workdir / profile.name
+    state.mkdir(parents=True, exist_ok=True)
+    logs = state / "logs"
+    cluster = Cluster(state)
+    started: list[Started] = []
+    with ExitStack() as cleanup:
+        cleanup.callback(cluster.destroy)
+        cleanup.callback(lambda: [stop(s) for s in reversed(started)])
+        _log(f"[{profile.name}] starting PostgreSQL (pg_cron), pg_net worker, Bubble double, Deno host")
+        cluster.create()
+        proc, _ = spawn(
+            "pg_net worker",
+            [sys.executable, "-m", "devstack.pgnet_worker", "--dsn", cluster.admin_dsn("postgres")],
+            env=_child_env(),
+            log_path=logs / "pgnet_worker.log",
+        )
+        started.append(Started.of(proc.pid))
+        _wait(lambda: _worker_up(cluster.dsn()), "the pg_net worker")
+
+        token = secrets.token_hex(16)
+        double = BubbleDouble(
+            token=token,
+            latency_ms=settings.latency_ms,
+            latency_jitter_ms=settings.latency_jitter_ms,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_limit_burst=settings.rate_limit_burst,
+            seed=settings.seed,
+        )
+        double.start()
+        cleanup.callback(double.stop)
+
+        service_role_key = "sb_secret_bench_" + secrets.token_urlsafe(24)
+        port = free_port()
+        supabase_url = f"http://127.0.0.1:{port}"
+        host, _ = start_functions_host(
+            functions_dir=Path(settings.functions_dir) if settings.functions_dir else FUNCTIONS_DIR,
+            port=port,
+            env=function_env(
+                supabase_url=supabase_url,
+                db_url=cluster.dsn(),
+                service_role_key=service_role_key,
+                extra={
+                    "BUBBLE_BASE_URL": double.url.rstrip("/") + BUBBLE_PREFIX,
+                    "BUBBLE_API_TOKEN": token,
+                    "BUBBLE_SYNC_BATCH_SIZE": str(profile.batch_size),
+                    "BUBBLE_SYNC_CONCURRENCY": str(profile.concurrency),
+                    "BUBBLE_BULK_CREATE": "true" if profile.bulk_create else "false",
+                    "BUBBLE_RATE_LIMIT_PER_MINUTE": str(int(settings.rate_limit_per_minute))
+                    if profile.paced
+                    else "0",
+                    **settings.function_env,
+                },
+            ),
+            log_path=logs / "functions_host.log",
+        )
+        cleanup.callback(stop_process, host)
+
+        apply_stack_sql(
+            _stack_file(state, profile),
+            dsn=cluster.dsn(),
+            variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
+        )
+        if profile.rows_per_invocation is not None:
+            _limit_processor_job(cluster.dsn(), profile.rows_per_invocation)
+        yield _Stack(dsn=cluster.dsn(), admin_dsn=cluster.admin_dsn("postgres"), double=double, logs=logs)
+
+
+def _limit_processor_job(dsn: str, limit: int) -> None:
+    """The seed's cron tick: the same request as invoke_bubble_sync_processor's, asking for one batch only."""
+    command = (
+        "select net.http_post("
+        "url := (select rtrim(s.decrypted_secret, '/') from vault.decrypted_secrets s"
+        " where s.name = 'supabase_url') || '/functions/v1/bubble_sync', "
+        f"body := jsonb_build_object('action', 'process_queue_data_api', 'limit', {int(limit)}), "
+        "headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer ' || "
+        "(select s.decrypted_secret from vault.decrypted_secrets s where s.name = 'service_role_key')), "
+        "timeout_milliseconds := 5000)"
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("select cron.schedule(%s, '* * * * *', %s)", (PROCESSOR_JOB, command))
+
+
+# -- the workload -------------------------------------------------------------------------------------------
+
+_ENQUEUE = "select 1 from bubble_sync.enqueue(%s, %s, 'INSERT', %s::jsonb)"
+_ENQUEUE_MANY = """
+select count(*) from generate_series(1, %(n)s) g,
+  lateral bubble_sync.enqueue(%(table)s, %(prefix)s || g, 'INSERT',
+    jsonb_build_object('email', %(prefix)s || g || '@bench.example',
+                       'first_name', 'Burst', 'last_name', 'U' || g))
+"""
+
+
+def run_profile(profile: Profile, settings: Settings, workdir: Path | None = None) -> Observation:
+    own_workdir = workdir is None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="bubble-sync-bench-"))
+    try:
+        with local_stack(profile, settings, workdir) as stack:
+            return _drive(profile, settings, stack)
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
+    n_steady = round(settings.signups * settings.steady_fraction)
+    n_burst = settings.signups - n_steady
+    steady_ids = [f"s{i}" for i in range(1, n_steady + 1)]
+    burst_ids = [f"b{i}" for i in range(1, n_burst + 1)]
+
+    with psycopg.connect(stack.dsn, autocommit=True) as conn:
+        _log(f"[{profile.name}] {n_steady} signups at {settings.arrival_rate:g}/s, then {n_burst} at once")
+        started_at = time.time()
+        for i, record_id in enumerate(steady_ids):
+            delay = started_at + i / settings.arrival_rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            payload = {"email": f"{record_id}@bench.example", "first_name": "Steady", "last_name": record_id}
+            conn.execute(_ENQUEUE, (SOURCE_TABLE, record_id, json.dumps(payload)))
+        if n_steady:  # the burst comes one arrival interval after the last steady signup
+            delay = started_at + n_steady / settings.arrival_rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        burst_at = time.time()
+        if n_burst:
+            conn.execute(_ENQUEUE_MANY, {"n": n_burst, "table": SOURCE_TABLE, "prefix": "b"})
+        inserts_done_at = time.time()
+
+        timed_out = False
+        ticks: list[float] = []
+        notes: list[str] = []
+        if profile.dispatch_mode == "immediate":
+            timed_out = not _wait_drained(conn, settings.signups, inserts_done_at + settings.drain_timeout_s)
+            if timed_out:
+                notes.append(f"not drained {settings.drain_timeout_s:g} s after the last signup")
+        else:
+            ticks = _wait_ticks(conn, stack.admin_dsn, profile, started_at, settings.cron_ticks)
+        ended_at = time.time()
+
+        rows = conn.execute(
+            "select record_id, status, created_at, completed_at, retry_count, error_message"
+            " from public.sync_queue order by created_at"
+        ).fetchall()
+    rows = [
+        {
+            "record_id": r[0],
+            "status": r[1],
+            "created_at": _epoch(r[2]),
+            "completed_at": _epoch(r[3]),
+            "retry_count": r[4],
+            "error_message": r[5],
+        }
+        for r in rows
+    ]
+    bubble_created: dict[str, float] = {}
+    bubble_records = 0
+    for record in stack.double.records("user", env="test"):
+        key = str(record.get("supabase_id", ""))
+        if key.startswith(SOURCE_TABLE + ":"):
+            bubble_records += 1
+            at = _parse_bubble_date(record["Created Date"])
+            record_id = key.split(":", 1)[1]
+            bubble_created[record_id] = min(at, bubble_created.get(record_id, at))
+    requests = [r for r in stack.double.requests() if "/obj/" in r["path"]]
+    return Observation(
+        profile=profile,
+        settings=settings,
+        started_at=started_at,
+        steady_ids=steady_ids,
+        burst_ids=burst_ids,
+        burst_at=burst_at,
+        inserts_done_at=inserts_done_at,
+        ended_at=ended_at,
+        rows=rows,
+        bubble_created=bubble_created,
+        requests=requests,
+        bubble_records=bubble_records,
+        ticks=ticks,
+        timed_out=timed_out,
+        notes=notes,
+    )
+
+
+def _wait_drained(conn: psycopg.Connection[Any], expected: int, deadline: float) -> bool:
+    while time.time() < deadline:
+        done = conn.execute(
+            "select count(*) from public.sync_queue where status = 'completed'"
+            " or (status = 'failed' and retry_count >= max_retries)"
+        ).fetchone()
+        if done and done[0] >= expected:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _wait_ticks(
+    conn: psycopg.Connection[Any], admin_dsn: str, profile: Profile, since: float, ticks: int
+) -> list[float]:
+    """Waits for `ticks` runs of the processor job after `since` and for the work they started to finish."""
+    if ticks <= 0:
+        return []
+    _log(f"[{profile.name}] waiting for {ticks} real pg_cron minute tick(s) of {PROCESSOR_JOB}")
+    seen: list[float] = []
+    deadline = since + 60 * (ticks + 1) + 30
+    with psycopg.connect(admin_dsn, autocommit=True, row_factory=dict_row) as admin:
+        while time.time() < deadline:
+            found = admin.execute(
+                "select d.start_time from cron.job_run_details d join cron.job j using (jobid)"
+                " where j.jobname = %s and d.start_time >= to_timestamp(%s) order by d.start_time",
+                (PROCESSOR_JOB, since),
+            ).fetchall()
+            seen = [row["start_time"].timestamp() for row in found]
+            if len(seen) >= ticks:
+                break
+            time.sleep(0.5)
+    # let the last tick's run finish: nothing processing, and a moment for pg_net and the function
+    time.sleep(2.0)
+    end = time.time() + 30
+    while time.time() < end:
+        busy = conn.execute("select count(*) from public.sync_queue where status = 'processing'").fetchone()
+        if not busy or busy[0] == 0:
+            break
+        time.sleep(0.2)
+    return seen[:ticks]
