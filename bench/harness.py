@@ -10,7 +10,6 @@ BUBBLE_* environment, and the stack SQL rendered from `Pulumi.local.yaml` with t
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -30,7 +29,8 @@ from psycopg.rows import dict_row
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
 from devstack.functions import function_env, start_functions_host, stop_process
-from devstack.processes import Started, spawn, stop
+from devstack.processes import Started, stop
+from devstack.stack import start_pgnet_worker
 from devstack.stack_sql import apply_stack_sql
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -141,31 +141,6 @@ class _Stack:
     logs: Path
 
 
-def _child_env() -> dict[str, str]:
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TZ") if key in os.environ}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _wait(check: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _worker_up(dsn: str) -> bool:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        try:
-            conn.execute("select net.check_worker_is_up()")
-        except psycopg.Error:
-            return False
-    return True
-
-
 def _stack_file(directory: Path, profile: Profile) -> Path:
     """Pulumi.local.yaml with the profile's settings: the profile gets the SQL such a stack renders."""
     document = yaml.safe_load(LOCAL_STACK.read_text())
@@ -191,14 +166,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
         cleanup.callback(lambda: [stop(s) for s in reversed(started)])
         _log(f"[{profile.name}] starting PostgreSQL (pg_cron), pg_net worker, Bubble double, Deno host")
         cluster.create()
-        proc, _ = spawn(
-            "pg_net worker",
-            [sys.executable, "-m", "devstack.pgnet_worker", "--dsn", cluster.admin_dsn("postgres")],
-            env=_child_env(),
-            log_path=logs / "pgnet_worker.log",
-        )
-        started.append(Started.of(proc.pid))
-        _wait(lambda: _worker_up(cluster.dsn()), "the pg_net worker")
+        started.append(start_pgnet_worker(cluster, logs))
 
         token = secrets.token_hex(16)
         double = BubbleDouble(

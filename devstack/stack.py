@@ -26,7 +26,7 @@ from devstack.cluster import Cluster, free_port
 from devstack.processes import Started, is_alive, spawn, stop
 from devstack.stack_sql import apply_stack_sql
 
-__all__ = ["StackError", "StackInfo", "down", "status", "up"]
+__all__ = ["StackError", "StackInfo", "down", "start_pgnet_worker", "status", "up"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
@@ -105,14 +105,7 @@ def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | No
             cluster.create()
 
         with _step("pg_net double (delivery worker)"):
-            proc, _ = spawn(
-                "pg_net worker",
-                [sys.executable, "-m", "devstack.pgnet_worker", "--dsn", cluster.admin_dsn("postgres")],
-                env=_child_env(),
-                log_path=logs / "pgnet_worker.log",
-            )
-            processes["pgnet_worker"] = Started.of(proc.pid)
-            _wait_until(lambda: _pg_net_worker_is_up(cluster.dsn()), "the pg_net worker to connect", logs)
+            processes["pgnet_worker"] = start_pgnet_worker(cluster, logs)
 
         token = bubble_token or secrets.token_hex(16)
         if bubble_url is None:
@@ -174,6 +167,23 @@ def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | No
         cluster.destroy()
         _remove_state(state_dir)
         raise
+
+
+def start_pgnet_worker(cluster: Cluster, logs: Path) -> Started:
+    """The pg_net double's delivery worker for the cluster's `postgres` database, once it is connected."""
+    proc, _ = spawn(
+        "pg_net worker",
+        [sys.executable, "-m", "devstack.pgnet_worker", "--dsn", cluster.admin_dsn("postgres")],
+        env=_child_env(),
+        log_path=logs / "pgnet_worker.log",
+    )
+    started = Started.of(proc.pid)
+    try:
+        _wait_until(lambda: _pg_net_worker_is_up(cluster.dsn()), "the pg_net worker to connect", logs)
+    except BaseException:
+        stop(started)
+        raise
+    return started
 
 
 def down(state_dir: Path) -> bool:
