@@ -3,10 +3,8 @@ program under `pulumi.runtime.set_mocks` with a monitor that records every regis
 
 from __future__ import annotations
 
-import json
 import runpy
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,9 @@ from pulumi.runtime.mocks import MockMonitor
 
 from components.config import PROJECT
 from devstack.bubble_double import BubbleDouble
-from devstack.functions import function_env, start_functions_host, stop_process
+from tests import function_support
 from tests.conftest import Database
+from tests.function_support import Host
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "supabase" / "functions"
@@ -35,41 +34,11 @@ RETRY = "retry_failed"
 BUBBLE_PATH = "/version-test/api/1.1/obj/user"
 
 
-@dataclass(frozen=True)
-class Host:
-    url: str
-    log_path: Path
-
-    @property
-    def function_url(self) -> str:
-        return f"{self.url}/bubble_sync"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 def start_host(tmp: Path, database: Database, bubble: BubbleDouble, **settings: str | None) -> Iterator[Host]:
-    """The functions host serving bubble_sync against `database` and the Bubble double; `settings` override
-    the function's secrets (None: unset)."""
-    extra: dict[str, str | None] = {
-        "BUBBLE_BASE_URL": f"{bubble.url}/version-test/api/1.1",
-        "BUBBLE_API_TOKEN": BUBBLE_TOKEN,
-        "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(HTTP_TIMEOUT_MS),
-        **settings,
-    }
-    env = function_env(
-        supabase_url="http://127.0.0.1:54321",
-        db_url=database.dsn,
-        service_role_key=LEGACY_KEY,
-        extra={k: v for k, v in extra.items() if v is not None},
-    )
-    env["SUPABASE_SECRET_KEYS"] = json.dumps({"default": SECRET_KEY})
-    log_path = tmp / "functions.log"
-    proc, url = start_functions_host(functions_dir=FUNCTIONS_DIR, port=0, env=env, log_path=log_path)
-    try:
-        yield Host(url, log_path)
-    finally:
-        stop_process(proc)
+    yield from function_support.start_host(
+        tmp, database, bubble, bubble_token=BUBBLE_TOKEN, service_role_key=LEGACY_KEY, secret_key=SECRET_KEY,
+        http_timeout_ms=HTTP_TIMEOUT_MS, **settings,
+    )  # fmt: skip
 
 
 def database_password(database: Database) -> str:

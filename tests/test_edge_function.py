@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,10 @@ from psycopg.types.json import Jsonb
 
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster
-from devstack.functions import deno_binary, function_env, start_functions_host, stop_process
+from devstack.functions import deno_binary
+from tests import function_support
 from tests.conftest import Database, fresh_database
+from tests.function_support import Host
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "supabase" / "functions"
@@ -41,19 +42,6 @@ SECRET_KEY = "sb_secret_local_test_4b8e1f0a9c"
 HTTP_TIMEOUT_MS = 1000
 PROCESS = "process_queue_data_api"
 RETRY = "retry_failed"
-
-
-@dataclass(frozen=True)
-class Host:
-    url: str
-    log_path: Path
-
-    @property
-    def function_url(self) -> str:
-        return f"{self.url}/bubble_sync"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -70,25 +58,10 @@ def database(cluster: Cluster, queue_template: str) -> Iterator[Database]:
 
 
 def start_host(tmp: Path, database: Database, bubble: BubbleDouble, **settings: str) -> Iterator[Host]:
-    env = function_env(
-        supabase_url="http://127.0.0.1:54321",
-        db_url=database.dsn,
-        service_role_key=LEGACY_KEY,
-        extra={
-            "BUBBLE_BASE_URL": f"{bubble.url}/version-test/api/1.1",
-            "BUBBLE_API_TOKEN": BUBBLE_TOKEN,
-            "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(HTTP_TIMEOUT_MS),
-            **settings,
-        },
-    )
-    # Supabase injects this one too; function_env's `extra` refuses the reserved prefix, rightly.
-    env["SUPABASE_SECRET_KEYS"] = json.dumps({"default": SECRET_KEY})
-    log_path = tmp / "functions.log"
-    proc, url = start_functions_host(functions_dir=FUNCTIONS_DIR, port=0, env=env, log_path=log_path)
-    try:
-        yield Host(url, log_path)
-    finally:
-        stop_process(proc)
+    yield from function_support.start_host(
+        tmp, database, bubble, bubble_token=BUBBLE_TOKEN, service_role_key=LEGACY_KEY, secret_key=SECRET_KEY,
+        http_timeout_ms=HTTP_TIMEOUT_MS, **settings,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

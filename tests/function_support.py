@@ -1,0 +1,64 @@
+"""The bubble_sync function served by the local Deno host against a test database and the Bubble double:
+shared by the function's tests (test_edge_function.py, test_bad_input.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.bubble_double import BubbleDouble
+from devstack.functions import function_env, start_functions_host, stop_process
+from tests.conftest import Database
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "functions"
+
+
+@dataclass(frozen=True)
+class Host:
+    url: str
+    log_path: Path
+
+    @property
+    def function_url(self) -> str:
+        return f"{self.url}/bubble_sync"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_host(
+    tmp: Path,
+    database: Database,
+    bubble: BubbleDouble,
+    *,
+    bubble_token: str,
+    service_role_key: str,
+    secret_key: str,
+    http_timeout_ms: int,
+    **settings: str | None,
+) -> Iterator[Host]:
+    """Serves bubble_sync against `database` and `bubble` until the generator is closed. The function's
+    caller keys are the legacy `service_role_key` and, in SUPABASE_SECRET_KEYS, `secret_key`; `settings`
+    override the function's own secrets (None: unset)."""
+    extra: dict[str, str | None] = {
+        "BUBBLE_BASE_URL": f"{bubble.url}/version-test/api/1.1",
+        "BUBBLE_API_TOKEN": bubble_token,
+        "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(http_timeout_ms),
+        **settings,
+    }
+    env = function_env(
+        supabase_url="http://127.0.0.1:54321",
+        db_url=database.dsn,
+        service_role_key=service_role_key,
+        extra={k: v for k, v in extra.items() if v is not None},
+    )
+    # Supabase injects this one too; function_env's `extra` refuses the reserved prefix, rightly.
+    env["SUPABASE_SECRET_KEYS"] = json.dumps({"default": secret_key})
+    log_path = tmp / "functions.log"
+    proc, url = start_functions_host(functions_dir=FUNCTIONS_DIR, port=0, env=env, log_path=log_path)
+    try:
+        yield Host(url, log_path)
+    finally:
+        stop_process(proc)
