@@ -385,6 +385,37 @@ comment on function net.check_worker_is_up() is 'raises an exception if the pg_n
 -- Requests (API: public). Each queues one row and wakes the worker at commit.
 -- ---------------------------------------------------------------------------------------------------
 
+-- Queues one request: `params` URL-encoded and appended to `url`'s query, then wakes the worker at commit.
+-- Returns the request id. (pg_net repeats this in each request function; the double keeps it once.)
+create function net._enqueue_request(
+  method net.http_method, url text, params jsonb, headers jsonb, body bytea, timeout_milliseconds int
+)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  request_id bigint;
+begin
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+  values (
+    method,
+    net._encode_url_with_params_array(
+      url,
+      (select coalesce(pg_catalog.array_agg(net._urlencode_string(p.key) || '=' || net._urlencode_string(p.value)), '{}')
+       from pg_catalog.jsonb_each_text(params) as p)
+    ),
+    headers,
+    body,
+    timeout_milliseconds
+  )
+  returning id into request_id;
+
+  perform net.wake();
+  return request_id;
+end
+$$;
+
 -- Queues a GET of `url` with `params` appended to its query string; returns the request id.
 create function net.http_get(
   url text,
@@ -396,24 +427,8 @@ returns bigint
 language plpgsql
 set search_path = ''
 as $$
-declare
-  request_id bigint;
 begin
-  insert into net.http_request_queue (method, url, headers, timeout_milliseconds)
-  values (
-    'GET',
-    net._encode_url_with_params_array(
-      url,
-      (select coalesce(pg_catalog.array_agg(net._urlencode_string(p.key) || '=' || net._urlencode_string(p.value)), '{}')
-       from pg_catalog.jsonb_each_text(params) as p)
-    ),
-    headers,
-    timeout_milliseconds
-  )
-  returning id into request_id;
-
-  perform net.wake();
-  return request_id;
+  return net._enqueue_request('GET', url, params, headers, null, timeout_milliseconds);
 end
 $$;
 
@@ -431,7 +446,6 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  request_id bigint;
   content_type text;
 begin
   select h.value into content_type
@@ -446,22 +460,7 @@ begin
     raise exception 'Content-Type header must be "application/json"';
   end if;
 
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values (
-    'POST',
-    net._encode_url_with_params_array(
-      url,
-      (select coalesce(pg_catalog.array_agg(net._urlencode_string(p.key) || '=' || net._urlencode_string(p.value)), '{}')
-       from pg_catalog.jsonb_each_text(params) as p)
-    ),
-    headers,
-    pg_catalog.convert_to(body::text, 'UTF8'),
-    timeout_milliseconds
-  )
-  returning id into request_id;
-
-  perform net.wake();
-  return request_id;
+  return net._enqueue_request('POST', url, params, headers, pg_catalog.convert_to(body::text, 'UTF8'), timeout_milliseconds);
 end
 $$;
 
@@ -477,25 +476,8 @@ returns bigint
 language plpgsql
 set search_path = ''
 as $$
-declare
-  request_id bigint;
 begin
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values (
-    'DELETE',
-    net._encode_url_with_params_array(
-      url,
-      (select coalesce(pg_catalog.array_agg(net._urlencode_string(p.key) || '=' || net._urlencode_string(p.value)), '{}')
-       from pg_catalog.jsonb_each_text(params) as p)
-    ),
-    headers,
-    pg_catalog.convert_to(body::text, 'UTF8'),
-    timeout_milliseconds
-  )
-  returning id into request_id;
-
-  perform net.wake();
-  return request_id;
+  return net._enqueue_request('DELETE', url, params, headers, pg_catalog.convert_to(body::text, 'UTF8'), timeout_milliseconds);
 end
 $$;
 
