@@ -118,7 +118,8 @@ grant execute on function bubble_sync.reclaim(timestamptz) to service_role;
 --   retry_failed            failed rows with retry_count < max_retries and next_retry_at null or past (the
 --                           seed's condition), most overdue first.
 -- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
--- workers never get the same row, and nobody waits for rows another worker holds.
+-- workers never get the same row, and nobody waits for rows another worker holds. The two actions get a
+-- statement each, alike but for their filter and order, so each can use its own partial index.
 create or replace function bubble_sync.claim(
   p_action        text,
   p_limit         integer default 10,
