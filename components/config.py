@@ -52,13 +52,24 @@ DispatchMode = Literal["immediate", "cron"]
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One stack config key as `Pulumi.yaml` declares it (`default=None`: no default)."""
+    """One stack config key as `Pulumi.yaml` declares it (`default=None`: no default, so required).
+
+    `secret`: the value must be stored encrypted (`pulumi config set --secret`); the program refuses a plain
+    one. `Pulumi.yaml` says `secret: true` only for required secrets (`schema_secret`): the CLI applies a
+    default as a plain value and then refuses it as not encrypted, so an optional secret key that carried
+    `secret: true` would stop every stack that leaves it unset.
+    """
 
     name: str
     type: Literal["string", "integer", "boolean"]
     description: str
     default: str | int | bool | None = None
     secret: bool = False
+
+    @property
+    def schema_secret(self) -> bool:
+        """Whether `Pulumi.yaml` declares the key `secret: true` (the CLI then enforces encryption)."""
+        return self.secret and self.default is None
 
 
 # Optional keys get a default ("" means "not set") because the Pulumi CLI rejects a stack that lacks a

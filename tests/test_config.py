@@ -619,7 +619,11 @@ def test_pulumi_yaml_schema_matches_the_keys() -> None:
     for spec in KEYS:
         entry = schema[spec.name]
         assert entry["type"] == spec.type, spec.name
-        assert entry.get("secret", False) == spec.secret, spec.name
+        assert entry.get("secret", False) == spec.schema_secret, spec.name
+        # The CLI refuses a stack whose secret key gets a plain default (see KeySpec).
+        assert not (entry.get("secret") and "default" in entry), spec.name
+        if spec.secret:
+            assert entry["description"].startswith("Secret (set with --secret)"), spec.name
         assert entry.get("default") == spec.default, spec.name
         assert entry.get("description"), spec.name
 
