@@ -15,16 +15,21 @@ config = from_pulumi()
 database = config.database
 assert database is not None  # from_pulumi requires a connection
 
-postgres = postgresql.Provider(
-    "supabase-postgres",
-    host=database.host,
-    port=database.port,
-    username=database.user,
-    password=database.password,  # a secret Output
-    database=database.dbname,
-    sslmode=database.sslmode,
-    # On Supabase `postgres` is not a superuser; the provider must not act like one.
-    superuser=False,
+# pulumi-postgresql enables the extensions; without them (manageExtensions false) it is not needed at all.
+postgres = (
+    postgresql.Provider(
+        "supabase-postgres",
+        host=database.host,
+        port=database.port,
+        username=database.user,
+        password=database.password,  # a secret Output
+        database=database.dbname,
+        sslmode=database.sslmode,
+        # On Supabase `postgres` is not a superuser; the provider must not act like one.
+        superuser=False,
+    )
+    if config.manage_extensions
+    else None
 )
 
 sync = BubbleSync("bubble-sync", BubbleSyncArgs(config=config, postgres_provider=postgres))

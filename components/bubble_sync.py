@@ -4,6 +4,7 @@ Children, and what each `depends_on` (so `up` creates them in this order and `de
 reverse: cron jobs are unscheduled before anything they call goes away):
 
     pg_cron, pg_net          pulumi_postgresql.Extension; kept on destroy unless dropExtensionsOnDestroy
+                             (manageExtensions false: SqlObject checks that they are enabled, never drops)
     queue                    QueueSchema (public.sync_queue + private schema bubble_sync)    <- extensions
                              the table and its rows are kept on destroy unless dropQueueOnDestroy
     functions                SqlFunction per sql_templates.FUNCTIONS entry     <- queue, previous function
@@ -54,7 +55,7 @@ from components.providers import (
     VaultSecretArgs,
     function_source_hash,
 )
-from components.render_sql import QUEUE_TABLE, SqlPlan, sql_plan
+from components.render_sql import QUEUE_TABLE, ExtensionUnit, SqlObjectUnit, SqlPlan, sql_plan
 
 __all__ = ["FUNCTION_ENTRYPOINT", "FUNCTION_SLUG", "FUNCTION_SOURCE_DIR", "BubbleSync", "BubbleSyncArgs"]
 
@@ -77,7 +78,8 @@ class BubbleSyncArgs:
 class BubbleSync(pulumi.ComponentResource):
     """Extensions, queue, functions, Vault secrets, dispatch trigger and cron jobs of one environment."""
 
-    extensions: list[postgresql.Extension]
+    #: pulumi_postgresql.Extension each, or with manageExtensions false a SqlObject checking it is enabled
+    extensions: list[pulumi.CustomResource]
     queue: QueueSchema
     functions: list[SqlFunction]
     secrets: list[VaultSecret]
@@ -152,9 +154,12 @@ class BubbleSync(pulumi.ComponentResource):
 
     def _extensions(
         self, name: str, plan: SqlPlan, config: StackConfig, provider: postgresql.Provider | None
-    ) -> list[postgresql.Extension]:
-        extensions = []
+    ) -> list[pulumi.CustomResource]:
+        extensions: list[pulumi.CustomResource] = []
         for unit in plan.extensions:
+            if not unit.managed:
+                extensions.append(self._required_extension(name, unit))
+                continue
             extensions.append(
                 postgresql.Extension(
                     f"{name}-{unit.name.replace('_', '-')}",
@@ -173,6 +178,26 @@ class BubbleSync(pulumi.ComponentResource):
                 )
             )
         return extensions
+
+    def _required_extension(self, name: str, unit: ExtensionUnit) -> SqlObject:
+        """An extension enabled in the dashboard: `up` fails with what to do when it is missing, refresh
+        reports it gone, and destroy leaves it."""
+        return self._sql_object(
+            f"{name}-requires-{unit.name.replace('_', '-')}",
+            unit.requirement,
+            pulumi.ResourceOptions(parent=self),
+        )
+
+    @staticmethod
+    def _sql_object(resource_name: str, unit: SqlObjectUnit, opts: pulumi.ResourceOptions) -> SqlObject:
+        args = SqlObjectArgs(
+            name=unit.name,
+            apply_sql=unit.apply_sql,
+            drop_sql=unit.drop_sql,
+            probe_sql=unit.probe_sql,
+            expected=unit.expected,
+        )
+        return SqlObject(resource_name, args, opts)
 
     def _functions(self, name: str, plan: SqlPlan) -> list[SqlFunction]:
         functions: list[SqlFunction] = []
@@ -225,15 +250,9 @@ class BubbleSync(pulumi.ComponentResource):
         wake = next(
             f for f, u in zip(self.functions, plan.functions, strict=True) if u.spec.name == "dispatch_wake"
         )
-        return SqlObject(
+        return self._sql_object(
             f"{name}-dispatch-trigger",
-            SqlObjectArgs(
-                name=unit.name,
-                apply_sql=unit.apply_sql,
-                drop_sql=unit.drop_sql,
-                probe_sql=unit.probe_sql,
-                expected=unit.expected,
-            ),
+            unit,
             # The trigger fires dispatch_wake, which reads the Vault secrets: all of them first, and on
             # destroy the trigger goes before them.
             pulumi.ResourceOptions(parent=self, depends_on=[self.queue, wake, *self.secrets]),

@@ -135,6 +135,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("completedRetentionDays", "integer", "days completed sync_queue rows are kept", default=30),
     KeySpec("dispatchMode", "string", "immediate (trigger + cron safety net) | cron (cron only)",
             default="immediate"),
+    KeySpec("manageExtensions", "boolean",
+            "enable pg_cron and pg_net with pulumi-postgresql (false: enabled in the dashboard, checked)",
+            default=True),
     KeySpec("dropExtensionsOnDestroy", "boolean",
             "drop pg_cron/pg_net on destroy (deletes EVERY cron job in the database)", default=False),
     KeySpec("dropQueueOnDestroy", "boolean", "drop sync_queue and its rows on destroy", default=False),
@@ -235,6 +238,8 @@ class StackConfig:
     run_details_retention_days: int
     completed_retention_days: int
     dispatch_mode: DispatchMode
+    #: False: pg_cron and pg_net are enabled outside the stack (the dashboard); the stack only checks them
+    manage_extensions: bool
     drop_extensions_on_destroy: bool
     drop_queue_on_destroy: bool
 
@@ -421,7 +426,14 @@ class _Loader:
                 f"need {REQUESTS_PER_ROW_MAX} Bubble requests and must not be re-claimed meanwhile",
             )
         dispatch_mode = self._choice("dispatchMode", ("immediate", "cron"))
+        manage_extensions = self._bool("manageExtensions")
         drop_extensions = self._bool("dropExtensionsOnDestroy")
+        if manage_extensions is False and drop_extensions:
+            self._problem(
+                "dropExtensionsOnDestroy",
+                "must be false when manageExtensions is false: the stack does not own extensions enabled in "
+                "the dashboard, so destroy leaves them",
+            )
         drop_queue = self._bool("dropQueueOnDestroy")
 
         if self.problems:
@@ -452,6 +464,7 @@ class _Loader:
             run_details_retention_days=ints["runDetailsRetentionDays"],  # type: ignore[arg-type]
             completed_retention_days=ints["completedRetentionDays"],  # type: ignore[arg-type]
             dispatch_mode=dispatch_mode,  # type: ignore[arg-type]
+            manage_extensions=manage_extensions,  # type: ignore[arg-type]
             drop_extensions_on_destroy=drop_extensions,  # type: ignore[arg-type]
             drop_queue_on_destroy=drop_queue,  # type: ignore[arg-type]
         )

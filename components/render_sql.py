@@ -54,11 +54,49 @@ _DISPATCH_TRIGGER = "bubble_sync_dispatch"
 
 @dataclass(frozen=True)
 class ExtensionUnit:
+    """An extension the stack needs. `managed`: the stack enables it (pulumi-postgresql); otherwise it was
+    enabled in the dashboard and the stack only checks it is there (manageExtensions false)."""
+
     name: str
     schema: str
+    managed: bool = True
 
     def sql(self) -> str:
-        return f"create extension if not exists {self.name} with schema {self.schema};"
+        if self.managed:
+            return f"create extension if not exists {self.name} with schema {self.schema};"
+        return self.check_sql
+
+    @property
+    def check_sql(self) -> str:
+        """Fails, naming the extension and what to do, when it is not enabled in this database."""
+        name = _literal(self.name)
+        return "\n".join(
+            [
+                f"do $require_{self.name}$",
+                "begin",
+                f"  if not exists (select from pg_catalog.pg_extension e where e.extname = {name}) then",
+                f"    raise exception 'bubble-sync: extension {self.name} is not enabled in this database'",
+                "      using hint = 'Enable it in the Supabase dashboard (Database > Extensions), or set the "
+                "stack config manageExtensions to true.';",
+                "  end if;",
+                "end",
+                f"$require_{self.name}$;",
+            ]
+        )
+
+    @property
+    def requirement(self) -> SqlObjectUnit:
+        """The check of an extension the stack does not manage, as a SqlObject: `apply_sql` fails while it
+        is missing, the probe reports it gone, and there is nothing to drop (the stack does not own it)."""
+        probe = f"select 'enabled' from pg_catalog.pg_extension e where e.extname = {_literal(self.name)}"
+        return SqlObjectUnit(
+            name=f"extension {self.name}",
+            apply_sql=self.check_sql,
+            drop_sql="select 'left in place: enabled outside the stack'",
+            probe_sql=probe,
+            expected="enabled",
+            source="",
+        )
 
 
 @dataclass(frozen=True)
@@ -229,7 +267,10 @@ def sql_plan(config: StackConfig) -> SqlPlan:
         for job in sql_templates.CRON_JOBS
     )
     return SqlPlan(
-        extensions=(ExtensionUnit("pg_cron", "pg_catalog"), ExtensionUnit("pg_net", "extensions")),
+        extensions=(
+            ExtensionUnit("pg_cron", "pg_catalog", managed=config.manage_extensions),
+            ExtensionUnit("pg_net", "extensions", managed=config.manage_extensions),
+        ),
         queue=queue,
         functions=functions,
         secrets=secrets,
@@ -268,7 +309,10 @@ def render_script(config: StackConfig, *, stack: str | None = None) -> str:
     plan = sql_plan(config)
     parts = [_header(config, stack), _variables(config)]
     parts.append(_section("Transaction: everything below commits together or not at all", "begin;"))
-    parts.append(_section("Extensions", "\n".join(unit.sql() for unit in plan.extensions)))
+    extensions = (
+        "Extensions" if config.manage_extensions else "Extensions (enabled in the dashboard: checked)"
+    )
+    parts.append(_section(extensions, "\n".join(unit.sql() for unit in plan.extensions)))
     parts.append(_section(f"The queue (sql/{plan.queue.source})", plan.queue.sql()))
     source = None
     for unit in plan.functions:

@@ -493,6 +493,17 @@ def test_booleans(key: str) -> None:
 # -- all problems at once, and nothing secret ----------------------------------------------------------------
 
 
+def test_extensions_left_to_the_dashboard_cannot_be_dropped_by_destroy() -> None:
+    assert load({}).manage_extensions is True
+    assert load({"manageExtensions": "false"}).manage_extensions is False
+    with pytest.raises(ConfigError) as err:
+        load({"manageExtensions": "false", "dropExtensionsOnDestroy": "true"})
+    assert [str(p) for p in err.value.problems] == [
+        "bubble-sync:dropExtensionsOnDestroy: must be false when manageExtensions is false: the stack does "
+        "not own extensions enabled in the dashboard, so destroy leaves them"
+    ]
+
+
 def test_all_problems_are_reported_together_in_key_order() -> None:
     with pytest.raises(ConfigError) as info:
         load(

@@ -434,6 +434,26 @@ def test_extensions_are_dropped_when_the_flag_says_so(run_program: Any) -> None:
         assert registration.retain_on_delete is False, registration.name
 
 
+def test_extensions_left_to_the_dashboard_are_checked_not_managed(run_program: Any) -> None:
+    program = run_program({"manageExtensions": "false"})
+    # Nothing of pulumi-postgresql is registered, so its plugin is not needed.
+    assert program.of_type(EXTENSION) == [] and program.of_type(PROVIDER) == []
+    checks = {r.name: r for r in program.of_type(SQL_OBJECT) if "requires" in r.name}
+    assert sorted(checks) == ["bubble-sync-requires-pg-cron", "bubble-sync-requires-pg-net"]
+    for name, check in checks.items():
+        extension = name.removeprefix("bubble-sync-requires-").replace("-", "_")
+        inputs = program.inputs[name]
+        assert inputs["name"] == f"extension {extension}"
+        assert f"extension {extension} is not enabled" in inputs["apply_sql"]
+        assert "create extension" not in inputs["apply_sql"] and "drop" not in inputs["drop_sql"]
+        assert check.parent == program.urn("bubble-sync")
+    # Everything that needs them still waits for them: the queue, and every cron job.
+    check_urns = {c.urn for c in checks.values()}
+    assert check_urns <= set(program["bubble-sync-queue"].dependencies)
+    for job in program.of_type(CRON):
+        assert check_urns <= set(job.dependencies), job.name
+
+
 def test_queue_is_kept_on_destroy_unless_the_flag_says_so(run_program: Any) -> None:
     assert run_program().inputs["bubble-sync-queue"]["drop_table_on_delete"] is False
     assert (

@@ -10,6 +10,7 @@ from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
 from components.providers import ProviderError, SqlObjectProvider
+from components.render_sql import ExtensionUnit
 from tests.conftest import Database
 
 
@@ -142,3 +143,41 @@ def test_diff_unknowns_and_renames() -> None:
     assert (rename.changes, rename.replaces, rename.delete_before_replace) == (True, ["name"], True)
     failures = provider.check({}, inputs(probe_sql=""))
     assert [f.property for f in failures.failures] == ["probe_sql"]
+
+
+# -- an extension enabled in the dashboard (manageExtensions false) ------------------------------------------
+
+
+def requirement(extension: str) -> dict[str, Any]:
+    unit = ExtensionUnit(extension, "extensions", managed=False).requirement
+    return {k: getattr(unit, k) for k in ("name", "apply_sql", "drop_sql", "probe_sql", "expected")}
+
+
+def test_a_required_extension_that_is_enabled_is_adopted_and_never_dropped(
+    db: Database, provider: SqlObjectProvider
+) -> None:
+    created = provider.create(requirement("pg_net"))
+    read = provider.read(created.id, created.outs)
+    assert (read.id, provider.diff(read.id, read.outs, requirement("pg_net")).changes) == (
+        "extension pg_net",
+        False,
+    )
+    provider.delete(created.id, created.outs)
+    with db.connect() as conn:
+        assert conn.execute("select 1 from pg_extension where extname = 'pg_net'").fetchone() == (1,)
+
+
+def test_a_missing_required_extension_fails_with_what_to_do(
+    db: Database, provider: SqlObjectProvider
+) -> None:
+    with pytest.raises(ProviderError) as err:
+        provider.create(requirement("pg_absent"))
+    message = str(err.value)
+    assert "extension pg_absent is not enabled in this database" in message
+    assert "Database > Extensions" in message and "manageExtensions" in message
+    # Disabled by hand after `up`: refresh reports it gone, so preview proposes the check (and `up` fails).
+    created = provider.create(requirement("pg_net"))
+    assert (
+        provider.read(created.id, {**created.outs, "probe_sql": requirement("pg_absent")["probe_sql"]}).id
+        == ""
+    )

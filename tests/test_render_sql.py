@@ -60,8 +60,13 @@ def test_example_stacks_render(stack: str, capsys: pytest.CaptureFixture[str]) -
     for job in JOB_NAMES:
         assert f"select cron.schedule('{job}'" in out
     assert "create or replace trigger bubble_sync_dispatch" in out
-    assert "create extension if not exists pg_cron with schema pg_catalog;" in out
-    assert "create extension if not exists pg_net with schema extensions;" in out
+    if stack == "dev":
+        assert "create extension if not exists pg_cron with schema pg_catalog;" in out
+        assert "create extension if not exists pg_net with schema extensions;" in out
+    else:  # manageExtensions false: enabled by the dashboard (here the devstack), only checked
+        assert "create extension" not in out
+        assert "-- Extensions (enabled in the dashboard: checked)" in out
+        assert "raise exception 'bubble-sync: extension pg_net is not enabled in this database'" in out
     assert "WHERE jobname LIKE 'bubble-sync%';" in out  # the seed's verification queries close the script
     assert out.index("begin;") < out.index("commit;") < out.index("WHERE jobname LIKE 'bubble-sync%'")
 
