@@ -1,4 +1,4 @@
-"""python -m devstack up|down|status — the whole pipeline on this machine (see README)."""
+"""python -m devstack up|down|status|pulumi — the whole pipeline on this machine (see README)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from devstack.stack import AlreadyUp, StackError, down, status, up
+from devstack.pulumi_engine import find_engine
+from devstack.stack import AlreadyUp, StackError, down, load, local_workspace, status, up
 
 DEFAULT_STATE_DIR = Path(".devstack")
 
@@ -23,13 +24,40 @@ def main(argv: list[str] | None = None) -> int:
         help="point the edge function at this Bubble app (e.g. https://app.bubbleapps.io/version-test/api/1.1)"
         " instead of the Bubble double; the token comes from the environment variable BUBBLE_API_TOKEN",
     )
+    up_cmd.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a key of the `local` stack (repeatable), like `pulumi config set KEY VALUE` (secret keys"
+        " with --secret)",
+    )
+    up_cmd.add_argument(
+        "--no-engine",
+        action="store_true",
+        help="apply the stack's SQL with psql (render-sql) even when the Pulumi engine is available",
+    )
+    pulumi_cmd = sub.add_parser(
+        "pulumi",
+        help="run the Pulumi CLI on the local stack's workspace (file backend under the state dir)",
+        description="Runs `pulumi ARGS...` in the devstack's Pulumi workspace: the repository's program, the"
+        " `local` stack made by `up`, the committed stacks, a file backend and a passphrase under the state"
+        " dir. Put pulumi's own flags after `--` when they could be taken for ours (e.g. -- --help).",
+    )
+    pulumi_cmd.add_argument("args", nargs=argparse.REMAINDER, help="arguments for pulumi")
     for cmd in (up_cmd, sub.add_parser("down", help="stop everything and remove the state"),
-                sub.add_parser("status", help="show which parts are running")):  # fmt: skip
+                sub.add_parser("status", help="show which parts are running"), pulumi_cmd):  # fmt: skip
         cmd.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: %(default)s")
 
     args = parser.parse_args(argv)
     if args.command == "up":
-        return _up(args.state_dir, args.bubble_url)
+        try:
+            overrides = dict(_key_value(item) for item in args.config)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return _up(args.state_dir, args.bubble_url, overrides, use_engine=not args.no_engine)
+    if args.command == "pulumi":
+        return _pulumi(args.state_dir, args.args)
     if args.command == "down":
         if down(args.state_dir):
             print(f"devstack: down; removed {args.state_dir}", file=sys.stderr)
@@ -39,10 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     return _status(args.state_dir)
 
 
-def _up(state_dir: Path, bubble_url: str | None) -> int:
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    key = key.strip().removeprefix("bubble-sync:")
+    if not sep or not key:
+        raise ValueError(f"--config expects KEY=VALUE, got {item.split('=', 1)[0]!r}")
+    return key, value
+
+
+def _up(state_dir: Path, bubble_url: str | None, overrides: dict[str, str], *, use_engine: bool) -> int:
     started = time.monotonic()
     try:
-        info = up(state_dir, bubble_url=bubble_url, bubble_token=os.environ.get("BUBBLE_API_TOKEN"))
+        info = up(
+            state_dir,
+            bubble_url=bubble_url,
+            bubble_token=os.environ.get("BUBBLE_API_TOKEN"),
+            config=overrides,
+            engine=use_engine,
+        )
     except AlreadyUp as exc:
         print(f"devstack: already up in {state_dir} (stop it with: python -m devstack down)", file=sys.stderr)
         print("\n".join(exc.info.connection_lines()))
@@ -51,9 +93,35 @@ def _up(state_dir: Path, bubble_url: str | None) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         print("devstack: cleaned up what had started", file=sys.stderr)
         return 1
-    print(f"devstack: up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    elapsed = time.monotonic() - started
+    print(f"devstack: up in {elapsed:.1f} s; stack `local` applied with {info.applied_with}", file=sys.stderr)
+    if info.applied_with.startswith("pulumi"):
+        print("devstack: see it with `./dev pulumi stack --stack local`", file=sys.stderr)
     print("\n".join(info.connection_lines()), flush=True)
     return 0
+
+
+def _pulumi(state_dir: Path, args: list[str]) -> int:
+    """Replaces this process with the Pulumi CLI, run in the devstack's workspace."""
+    engine = find_engine()
+    if engine is None:
+        print(
+            "devstack: no Pulumi engine on this machine: install the Pulumi CLI, or Go (>= 1.26.6) and run "
+            "scripts/setup, which builds it",
+            file=sys.stderr,
+        )
+        return 127
+    if load(state_dir.resolve()) is None:
+        print(
+            f"devstack: not running in {state_dir}: the `local` stack needs `./dev up` first "
+            "(the committed stacks work without it)",
+            file=sys.stderr,
+        )
+    workspace = local_workspace(state_dir, engine)
+    os.chdir(workspace.project_dir)
+    args = args[1:] if args[:1] == ["--"] else args
+    os.execve(engine.pulumi, workspace.command(args), workspace.environment())
+    return 0  # not reached
 
 
 def _status(state_dir: Path) -> int:
@@ -63,6 +131,9 @@ def _status(state_dir: Path) -> int:
         return 3
     for name, running in parts.items():
         print(f"{name:16} {'running' if running else 'NOT RUNNING'}")
+    info = load(state_dir.resolve())
+    if info is not None:
+        print(f"{'stack local':16} applied with {info.applied_with}")
     return 0 if all(parts.values()) else 3
 
 

@@ -95,6 +95,11 @@ class Cluster:
     def port(self) -> int:
         return self._state.port
 
+    @property
+    def password(self) -> str:
+        """The `postgres` role's password (TCP connections)."""
+        return self._state.password
+
     def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
         """A TCP connection URL for `postgres` (password auth), as a Supabase client would use."""
         return f"postgresql://{user}:{quote(self._state.password, safe='')}@127.0.0.1:{self.port}/{dbname}"

@@ -1,9 +1,12 @@
 """The local stack: PostgreSQL with pg_cron, the pg_net and Vault doubles, the Bubble double and the
 edge-function host, started together and stopped together, with the `local` stack's database objects
-(queue, functions, Vault secrets, cron jobs) applied from the same generated SQL a user would run.
+(queue, functions, Vault secrets, cron jobs) applied by the real `pulumi up` when this machine has the
+Pulumi engine (devstack/pulumi_engine.py), else from the same generated SQL with psql (`render-sql`).
 
 Everything a later `down` or `status` needs is kept in <state dir>/stack.json (mode 600: it holds the
-generated keys). Progress goes to stderr; `up` prints the connection lines on stdout.
+generated keys); the Pulumi workspace of the `local` stack (its config, state and passphrase) in
+<state dir>/pulumi, removed by `down` with the database it describes. Progress goes to stderr; `up` prints
+the connection lines on stdout.
 """
 
 from __future__ import annotations
@@ -14,25 +17,34 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
+import yaml
 
+from components.config import KEYS, PROJECT
 from devstack import functions
 from devstack.cluster import Cluster, free_port
 from devstack.processes import Started, is_alive, spawn, stop
+from devstack.pulumi_engine import Engine, Workspace, find_engine
+from devstack.stack_pulumi import configure_stack, up_stack
 from devstack.stack_sql import apply_stack_sql
 
-__all__ = ["StackError", "StackInfo", "down", "start_pgnet_worker", "status", "up"]
+__all__ = ["LOCAL_STACK_NAME", "StackError", "StackInfo", "down", "local_workspace", "start_pgnet_worker",
+           "status", "up"]  # fmt: skip
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
 # The stack whose database objects the devstack applies (rendered by `python -m components render-sql`).
 LOCAL_STACK = REPO_ROOT / "Pulumi.local.yaml"
+LOCAL_STACK_NAME = "local"
 STATE_FILE = "stack.json"
+#: the `local` stack's Pulumi workspace, inside the state directory
+PULUMI_DIR = "pulumi"
+_SECRET_KEYS = {spec.name for spec in KEYS if spec.secret}
 # The devstack's function talks to the double's development environment, as a dev stack would.
 BUBBLE_DOUBLE_PREFIX = "/version-test/api/1.1"
 
@@ -52,6 +64,8 @@ class StackInfo:
     service_role_key: str
     bubble_token: str
     processes: dict[str, Started] = field(default_factory=dict)
+    #: how the stack's database objects were applied: "pulumi up (pulumi v3.x)" or "psql (render-sql)"
+    applied_with: str = "psql (render-sql)"
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -77,9 +91,34 @@ def load(state_dir: Path) -> StackInfo | None:
         return None
 
 
-def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | None = None) -> StackInfo:
-    """Starts every part, or raises StackError naming the part that failed (after cleaning up)."""
+def up(
+    state_dir: Path,
+    *,
+    bubble_url: str | None = None,
+    bubble_token: str | None = None,
+    config: Mapping[str, str] | None = None,
+    engine: Engine | None | bool = True,
+) -> StackInfo:
+    """Starts every part, or raises StackError naming the part that failed (after cleaning up).
+
+    config: stack config overrides (bare keys), applied like `pulumi config set` on top of Pulumi.local.yaml.
+    engine: True (default) applies the `local` stack with the Pulumi engine if this machine has one, else
+    with psql; False always with psql; an Engine uses that one.
+    """
     state_dir = state_dir.resolve()
+    overrides = dict(config or {})
+    unknown = sorted(set(overrides) - {spec.name for spec in KEYS})
+    if unknown:
+        raise StackError(f"--config: unknown key(s) {', '.join(unknown)} (see Pulumi.yaml)")
+    if engine is True:
+        engine = find_engine()
+    elif engine is False:
+        engine = None
+    if engine is None and _SECRET_KEYS & set(overrides):
+        raise StackError(
+            f"--config {', '.join(sorted(_SECRET_KEYS & set(overrides)))}: secrets can only be set on the "
+            "`local` stack with the Pulumi engine (scripts/setup builds it when Go is installed)"
+        )
     existing = load(state_dir)
     if existing is not None:
         dead = [name for name, p in existing.processes.items() if not is_alive(p)]
@@ -141,12 +180,40 @@ def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | No
             )
             processes["functions_host"] = Started.of(proc.pid)
 
-        with _step(f"bubble-sync database objects (stack {LOCAL_STACK.name})"):
-            apply_stack_sql(
-                LOCAL_STACK,
-                dsn=cluster.dsn(),
-                variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
-            )
+        if engine is not None:
+            with _step(
+                f"bubble-sync database objects: pulumi up (stack {LOCAL_STACK_NAME}, {engine.version()})"
+            ):
+                workspace = local_workspace(state_dir, engine)
+                configure_stack(
+                    workspace,
+                    LOCAL_STACK_NAME,
+                    base_file=LOCAL_STACK,
+                    values={
+                        "supabaseUrl": supabase_url,
+                        "bubbleBaseUrl": bubble_base,
+                        "dbHost": "127.0.0.1",
+                        "dbPort": str(cluster.port),
+                        "dbUser": "postgres",
+                        **{k: v for k, v in overrides.items() if k not in _SECRET_KEYS},
+                    },
+                    secret_values={
+                        "dbPassword": cluster.password,
+                        "serviceRoleKey": service_role_key,
+                        "bubbleApiToken": token,
+                        **{k: v for k, v in overrides.items() if k in _SECRET_KEYS},
+                    },
+                )
+                up_stack(workspace, LOCAL_STACK_NAME)
+            applied_with = f"pulumi up ({engine.version()})"
+        else:
+            with _step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME}, no Pulumi engine)"):
+                apply_stack_sql(
+                    _stack_file_with(overrides, state_dir),
+                    dsn=cluster.dsn(),
+                    variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
+                )
+            applied_with = "psql (render-sql)"
 
         info = StackInfo(
             database_url=cluster.dsn(),
@@ -156,6 +223,7 @@ def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | No
             service_role_key=service_role_key,
             bubble_token=token,
             processes=processes,
+            applied_with=applied_with,
         )
         state_file = state_dir / STATE_FILE
         state_file.write_text(info.to_json())
@@ -167,6 +235,26 @@ def up(state_dir: Path, *, bubble_url: str | None = None, bubble_token: str | No
         cluster.destroy()
         _remove_state(state_dir)
         raise
+
+
+def local_workspace(state_dir: Path, engine: Engine) -> Workspace:
+    """The `local` stack's Pulumi workspace; the committed stack files other than local's are linked in."""
+    committed = [
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml")
+    ]
+    linked = [stack for stack in committed if stack != LOCAL_STACK_NAME]
+    return Workspace(state_dir.resolve() / PULUMI_DIR, engine).prepare(linked_stacks=linked)
+
+
+def _stack_file_with(overrides: Mapping[str, str], state_dir: Path) -> Path:
+    """Pulumi.local.yaml, or a copy in the state directory with the overrides set as `config set` would."""
+    if not overrides:
+        return LOCAL_STACK
+    data = yaml.safe_load(LOCAL_STACK.read_text())
+    data.setdefault("config", {}).update({f"{PROJECT}:{key}": value for key, value in overrides.items()})
+    path = state_dir / LOCAL_STACK.name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def start_pgnet_worker(cluster: Cluster, logs: Path) -> Started:
@@ -269,7 +357,10 @@ def _wait_until(check: Callable[[], bool], what: str, logs: Path, timeout: float
 def _remove_state(state_dir: Path) -> None:
     """Removes only what the devstack wrote, so a --state-dir pointing at a shared folder is safe."""
     (state_dir / STATE_FILE).unlink(missing_ok=True)
+    (state_dir / LOCAL_STACK.name).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "logs", ignore_errors=True)
+    # The `local` stack's state describes the database that just went away.
+    shutil.rmtree(state_dir / PULUMI_DIR, ignore_errors=True)
     try:
         state_dir.rmdir()
     except OSError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from devstack import stack
 from devstack.processes import is_alive
+from tests.engine_support import engine_or_skip
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -193,3 +195,68 @@ def test_a_new_queue_row_reaches_the_edge_function_through_pg_net(
     assert row is not None, "no HTTP call reached the edge function within 10 s"
     assert row == (202, None)  # accepted at once; the sync itself runs after the answer
     assert synced is not None, "the edge function did not sync the row to the Bubble double within 10 s"
+
+
+# -- the local stack through the real Pulumi engine ----------------------------------------------------------
+
+
+def test_up_applies_the_local_stack_with_the_real_engine(running: tuple[Path, dict[str, str]]) -> None:
+    engine_or_skip()
+    state, _ = running
+    info = stack.load(state)
+    assert info is not None and info.applied_with.startswith("pulumi up (v3.")
+    assert "applied with pulumi up" in devstack("status", "--state-dir", str(state)).stdout
+    # `./dev pulumi` reaches the same stack: its outputs, and no drift right after `up`.
+    outputs = devstack("pulumi", "--state-dir", str(state), "stack", "output", "--json", "--stack", "local")
+    assert outputs.returncode == 0, outputs.stderr
+    assert json.loads(outputs.stdout)["cronJobs"] == [
+        "bubble-sync-processor",
+        "bubble-sync-retry",
+        "bubble_sync.purge",
+    ]
+    preview = devstack(
+        "pulumi", "--state-dir", str(state), "preview", "--stack", "local", "--refresh", "--expect-no-changes"
+    )
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+
+
+@pytest.mark.parametrize("engine", [True, False], ids=["pulumi up", "psql"])
+def test_config_overrides_reach_the_local_stack(tmp_path: Path, engine: bool) -> None:
+    if engine:
+        engine_or_skip()
+    state = tmp_path / "state"
+    args = ["up", "--state-dir", str(state), "--config", "processorSchedule=*/2 * * * *",
+            "--config", "bubble-sync:maintenanceSchedule=5 4 * * *"]  # fmt: skip
+    result = devstack(*args, *([] if engine else ["--no-engine"]))
+    try:
+        assert result.returncode == 0, result.stderr
+        assert ("applied with pulumi up" in result.stderr) is engine
+        with psycopg.connect(parse_lines(result.stdout)["DATABASE_URL"]) as conn:
+            schedules = dict(conn.execute("select jobname, schedule from cron.job").fetchall())
+        assert schedules["bubble-sync-processor"] == "*/2 * * * *"
+        assert schedules["bubble_sync.purge"] == "5 4 * * *"
+        assert schedules["bubble-sync-retry"] == "*/5 * * * *"  # untouched: Pulumi.local.yaml's default
+    finally:
+        devstack("down", "--state-dir", str(state))
+    assert not state.exists()  # the local stack's Pulumi workspace went with the database
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "batchSize"], "--config expects KEY=VALUE"),
+        (["--config", "batchsize=5"], "--config: unknown key(s) batchsize"),
+        (
+            ["--no-engine", "--config", "bubbleApiToken=x"],
+            "secrets can only be set on the `local` stack with",
+        ),
+    ],
+    ids=["no value", "unknown key", "secret without the engine"],
+)
+def test_bad_config_overrides_are_refused_before_anything_starts(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = devstack("up", "--state-dir", str(tmp_path / "s"), *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "s").exists()
