@@ -133,3 +133,13 @@ def shared_queue_db(_module_queue_db: Database) -> Database:
     with _module_queue_db.connect() as conn:
         conn.execute(_EMPTY_QUEUE)
     return _module_queue_db
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Says plainly, at the end, when the real-engine tests did not run (no Pulumi engine here)."""
+    from tests.engine_support import NO_ENGINE
+
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_ENGINE in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} real-engine tests did not run", red=True, bold=True)
+        terminalreporter.write_line(NO_ENGINE)

@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,10 @@ class Cli:
         return Result(list(args), result)
 
     def ok(self, args: Sequence[str], *, input: str | None = None) -> str:
+        """The command's standard output; it must succeed."""
         result = self.run(args, input=input)
         assert result.code == 0, result.output
-        return result.output
+        return result.completed.stdout
 
     def shell_line(self, line: str, *, values: Mapping[str, str], variables: Mapping[str, str]) -> Result:
         """Runs one `pulumi ...` line as written in the README or a workflow: `$VAR`s from `variables`;
@@ -117,7 +119,7 @@ class Postgres:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+            cursor = conn.execute(sql, params or None)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
 
     def execute(self, sql: str) -> None:
@@ -125,6 +127,7 @@ class Postgres:
             conn.execute(sql)  # type: ignore[arg-type]
 
 
+@contextmanager
 def fresh_postgres(path: Path) -> Iterator[Postgres]:
     cluster = Cluster(path)
     cluster.create()
