@@ -96,7 +96,8 @@ def _up(state_dir: Path, bubble_url: str | None, overrides: dict[str, str], *, u
     elapsed = time.monotonic() - started
     print(f"devstack: up in {elapsed:.1f} s; stack `local` applied with {info.applied_with}", file=sys.stderr)
     if info.applied_with.startswith("pulumi"):
-        print("devstack: see it with `./dev pulumi stack --stack local`", file=sys.stderr)
+        where = "" if state_dir == DEFAULT_STATE_DIR else f" --state-dir {state_dir}"
+        print(f"devstack: see it with `./dev pulumi{where} stack --stack local`", file=sys.stderr)
     print("\n".join(info.connection_lines()), flush=True)
     return 0
 

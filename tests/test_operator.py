@@ -526,7 +526,11 @@ def test_the_workflows_do_what_the_runbook_says() -> None:
     assert action["with"]["command"] == "up"
 
     ci = _workflow("ci.yml")
-    assert any(s.get("run", "").startswith("./dev test") for s in _steps(ci))
+    (test_step,) = [s for s in _steps(ci) if s.get("run", "").startswith("./dev test")]
+    # As in .ci/run: the real-engine tests may not be skipped in CI.
+    assert test_step["env"]["BUBBLE_SYNC_REQUIRE_ENGINE"] == "1"
+    assert "export BUBBLE_SYNC_REQUIRE_ENGINE=1" in (ROOT / ".ci" / "run").read_text()
+    assert any(s.get("with", {}).get("go-version-file") == "scripts/engine/cli/go.mod" for s in _steps(ci))
 
 
 def test_status_without_access_to_pg_net_still_reports(

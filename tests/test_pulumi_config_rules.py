@@ -37,10 +37,15 @@ def _config_set_commands(text: str) -> list[tuple[str, bool]]:
     return commands
 
 
+_SAMPLE = {"string": "<set>", "integer": "5432", "boolean": "true"}
+_TYPES = {spec.name: spec.type for spec in KEYS}
+
+
 def _apply(values: dict[str, StackValue], commands: list[tuple[str, bool]]) -> dict[str, StackValue]:
+    """`values` after the commands, each setting a value of its key's type."""
     result = dict(values)
     for key, secret in commands:
-        result[f"{PROJECT}:{key}"] = StackValue("<set>", secure=secret)
+        result[f"{PROJECT}:{key}"] = StackValue(_SAMPLE[_TYPES[key]], secure=secret)
     return result
 
 
