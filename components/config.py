@@ -682,7 +682,8 @@ class _Loader:
             password_value: Secret = _url_password(secret)
         elif host is not None:
             if password is None:
-                if not self._for_sql:
+                # A plain-text password is already reported as such; "required" would mislead.
+                if not self._for_sql and not self._problem_for("dbPassword"):
                     self._problem(
                         "dbPassword",
                         "is required with dbHost: run `pulumi config set --secret dbPassword <value>`",

@@ -379,6 +379,8 @@ def test_plain_text_where_a_secret_is_required(key: str) -> None:
     assert f"{PROJECT}:{key}: is stored in plain text" in message
     assert f"pulumi config set --secret {key}" in message
     assert overrides[key] not in message
+    # One problem for the key: a plain value is there, so it is not also "required".
+    assert [p.key for p in info.value.problems] == [key]
 
 
 def test_plain_database_url_is_rejected() -> None:
