@@ -28,6 +28,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 import pulumi
 
 from components.connection import ENV_VAR as DATABASE_URL_ENV
+from components.errors import SettingsError
 
 __all__ = [
     "KEYS",
@@ -172,7 +173,7 @@ _DATA_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
 
 
-class ConfigError(pulumi.RunError, ValueError):
+class ConfigError(SettingsError, pulumi.RunError):
     """The stack configuration is invalid. `problems` lists each one; the message shows them all.
 
     A `pulumi.RunError`, so `pulumi up` prints just the message (no Python traceback)."""

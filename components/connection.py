@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from components.errors import SettingsError
+
 __all__ = [
     "CONFIG_KEYS",
     "CONFIG_NAMESPACE",
@@ -42,7 +44,7 @@ _HOW_TO_CONFIGURE = (
 )
 
 
-class ConnectionConfigError(ValueError):
+class ConnectionConfigError(SettingsError):
     """The database connection is missing or malformed. The message names the setting, never its value."""
 
 

@@ -39,6 +39,7 @@ from psycopg.rows import dict_row
 
 from components.config import KEYS, PROJECT, ConfigError
 from components.connection import ENV_VAR, ConnectionConfigError, database_url
+from components.errors import BubbleSyncError
 from components.render_sql import load_stack_config
 
 __all__ = [
@@ -67,7 +68,7 @@ _OUR_JOBS = "(j.jobname like 'bubble-sync-%%' or j.jobname = 'bubble_sync.purge'
 REQUEUE_PREFIX = "requeued by operator; last error: "
 
 
-class OperatorError(Exception):
+class OperatorError(BubbleSyncError):
     """No usable connection settings, or the database cannot be reached. The message holds no secret."""
 
 

@@ -21,6 +21,7 @@ from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN as RPC_UNKNOWN
 
 from components.connection import CONFIG_NAMESPACE, ConnectionConfigError, database_url, database_url_from_env
+from components.errors import BubbleSyncError
 
 __all__ = [
     "APPLICATION_NAME",
@@ -40,7 +41,7 @@ LOCK_TIMEOUT = "15s"
 _PRIVATE_STATE = ("_database_url", "_config_error")
 
 
-class ProviderError(Exception):
+class ProviderError(BubbleSyncError):
     """A provider operation failed. The message names the resource and, for database errors, the SQLSTATE
     and the server's message; never statement parameters, secret values or the connection password."""
 

@@ -50,6 +50,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.errors import SourceError
 from components.providers._base import changed, inputs_of, is_unknown
 from components.providers.management_api import ManagementApiProvider
 
@@ -88,7 +89,7 @@ _IMPORT = re.compile(
 _IMPORT_MAPS = ("deno.json", "deno.jsonc")
 
 
-class FunctionSourceError(ValueError):
+class FunctionSourceError(SourceError):
     """The function's sources cannot be uploaded: a missing directory or entrypoint, or too large."""
 
 

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from components.errors import SourceError
+
 __all__ = [
     "BODY_TAG",
     "DefinitionError",
@@ -41,7 +43,7 @@ _LIST_SETTINGS = frozenset(
 _PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
-class DefinitionError(ValueError):
+class DefinitionError(SourceError):
     """The definition does not follow the conventions this module relies on."""
 
 

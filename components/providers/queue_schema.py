@@ -45,7 +45,8 @@ PRIVATE_SCHEMA = "bubble_sync"
 API_ROLES = ("anon", "authenticated")
 
 INPUT_KEYS = ("ddl", "columns", "drop_table_on_delete")
-# What the live queue must look like besides its columns (the safety rules of DESIGN.md §1).
+# What the live queue must look like besides its columns: Supabase exposes `public` over its Data API and
+# grants its tables to the API roles, so RLS on, no policies, and no privilege for anon/authenticated.
 REQUIRED_STATE: dict[str, Any] = {
     "missing_columns": [],
     "rls_enabled": True,

@@ -1,7 +1,8 @@
 -- bubble-sync: keeping the database from growing forever.
 --
 -- pg_cron never deletes cron.job_run_details (the minute and five-minute jobs add about 1,700 rows a day), and
--- completed queue rows are only history once synced. The maintenance job (sql/cron_jobs.sql) runs purge daily.
+-- completed queue rows are only history once synced. The maintenance job bubble_sync.purge runs purge daily
+-- (its schedule and command: CRON_JOBS in components/sql_templates.py).
 
 -- purge: deletes the run history of our own cron jobs (bubble-sync-processor, bubble-sync-retry, and the
 -- maintenance job bubble_sync.purge itself) that finished before p_now - p_run_details_older_than, and the
