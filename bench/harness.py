@@ -2,9 +2,10 @@
 
 The stack is the devstack's pieces started directly (not `./dev up`, which has one fixed configuration):
 a PostgreSQL cluster with the real pg_cron in a temporary directory, the pg_net worker double as a process,
-the Bubble double in-process (latency and rate limit set), the Deno function host with the profile's
-BUBBLE_* environment, and the stack SQL rendered from `Pulumi.local.yaml` with the profile's settings
-(dispatchMode, batchSize, concurrency, bubbleBulkCreate) and applied with psql, as `./dev up` does.
+the Bubble double in-process (latency and rate limit set), and `Pulumi.local.yaml` with the profile's settings
+(dispatchMode, batchSize, concurrency, bubbleBulkCreate, bubbleRateLimitPerMinute) on top: the Deno function
+host gets that stack's function settings (components.function_env) and its SQL is applied with psql, as
+`./dev up --no-engine` does.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 from psycopg.rows import dict_row
 
+from components.function_env import function_env
+from components.render_sql import load_stack_config
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
-from devstack.functions import function_env, start_functions_host, stop_process
+from devstack.functions import runtime_env, start_functions_host, stop_process
 from devstack.processes import Started, stop
 from devstack.stack import start_pgnet_worker
 from devstack.stack_sql import apply_stack_sql
@@ -141,17 +143,16 @@ class _Stack:
     logs: Path
 
 
-def _stack_file(directory: Path, profile: Profile) -> Path:
-    """Pulumi.local.yaml with the profile's settings: the profile gets the SQL such a stack renders."""
-    document = yaml.safe_load(LOCAL_STACK.read_text())
-    config = document["config"]
-    config["bubble-sync:dispatchMode"] = profile.dispatch_mode
-    config["bubble-sync:batchSize"] = profile.batch_size
-    config["bubble-sync:concurrency"] = profile.concurrency
-    config["bubble-sync:bubbleBulkCreate"] = profile.bulk_create
-    path = directory / f"Pulumi.bench-{profile.name}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+def _profile_config(profile: Profile, settings: Settings) -> dict[str, str]:
+    """The profile as stack config on top of Pulumi.local.yaml: it gets the SQL and the function settings
+    such a stack gets."""
+    return {
+        "dispatchMode": profile.dispatch_mode,
+        "batchSize": str(profile.batch_size),
+        "concurrency": str(profile.concurrency),
+        "bubbleBulkCreate": "true" if profile.bulk_create else "false",
+        "bubbleRateLimitPerMinute": str(int(settings.rate_limit_per_minute)) if profile.paced else "0",
+    }
 
 
 @contextmanager
@@ -183,31 +184,32 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
         service_role_key = "sb_secret_bench_" + secrets.token_urlsafe(24)
         port = free_port()
         supabase_url = f"http://127.0.0.1:{port}"
+        overrides = _profile_config(profile, settings)
+        config = load_stack_config(
+            LOCAL_STACK,
+            overrides={
+                **overrides,
+                "supabaseUrl": supabase_url,
+                "bubbleBaseUrl": double.url.rstrip("/") + BUBBLE_PREFIX,
+            },
+            secret_overrides={"bubbleApiToken": token},
+        )
         host, _ = start_functions_host(
             functions_dir=Path(settings.functions_dir) if settings.functions_dir else FUNCTIONS_DIR,
             port=port,
-            env=function_env(
+            env=runtime_env(
                 supabase_url=supabase_url,
                 db_url=cluster.dsn(),
                 service_role_key=service_role_key,
-                extra={
-                    "BUBBLE_BASE_URL": double.url.rstrip("/") + BUBBLE_PREFIX,
-                    "BUBBLE_API_TOKEN": token,
-                    "BUBBLE_SYNC_BATCH_SIZE": str(profile.batch_size),
-                    "BUBBLE_SYNC_CONCURRENCY": str(profile.concurrency),
-                    "BUBBLE_BULK_CREATE": "true" if profile.bulk_create else "false",
-                    "BUBBLE_RATE_LIMIT_PER_MINUTE": str(int(settings.rate_limit_per_minute))
-                    if profile.paced
-                    else "0",
-                    **settings.function_env,
-                },
+                extra={**{k: str(v) for k, v in function_env(config).items()}, **settings.function_env},
             ),
             log_path=logs / "functions_host.log",
         )
         cleanup.callback(stop_process, host)
 
         apply_stack_sql(
-            _stack_file(state, profile),
+            LOCAL_STACK,
+            overrides=overrides,
             dsn=cluster.dsn(),
             variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
         )

@@ -1,4 +1,4 @@
-"""Command line: `python -m components render-sql | status | requeue`.
+"""Command line: `python -m components render-sql | status | requeue | function-settings`.
 
 render-sql prints the complete setup SQL of a stack (read from `Pulumi.<NAME>.yaml` next to `Pulumi.yaml`),
 or of the defaults when no stack is given. Secrets are psql variables in the output, never values; the
@@ -6,6 +6,9 @@ header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
 permanently failed rows back into the retry path. See components/operator.py.
+
+function-settings prints supabase/functions/bubble_sync/settings.ts, the Edge Function's defaults generated
+from the stack config keys (components/function_env.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from components import operator
 from components.config import ConfigError, load_config
+from components.function_env import settings_ts
 from components.render_sql import load_stack_config, render_script
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -38,9 +42,18 @@ def main(argv: list[str] | None = None) -> int:
         "--project-dir", type=Path, default=PROJECT_DIR, help="where Pulumi.yaml and the stack files are"
     )
     _add_operator_commands(commands)
+    commands.add_parser(
+        "function-settings",
+        help="print the Edge Function's settings.ts (its defaults, from the stack config keys)",
+        description="Prints supabase/functions/bubble_sync/settings.ts as generated from the stack config "
+        "keys: python -m components function-settings > supabase/functions/bubble_sync/settings.ts",
+    )
     args = parser.parse_args(argv)
     if args.command in ("status", "requeue"):
         return _run_operator_command(args)
+    if args.command == "function-settings":
+        sys.stdout.write(settings_ts())
+        return 0
 
     try:
         if args.stack:

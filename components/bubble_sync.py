@@ -37,6 +37,7 @@ import pulumi
 import pulumi_postgresql as postgresql
 
 from components.config import StackConfig
+from components.function_env import function_env
 from components.providers import (
     CronJob,
     CronJobArgs,
@@ -278,20 +279,10 @@ class BubbleSync(pulumi.ComponentResource):
     ) -> tuple[FunctionSecrets, EdgeFunction]:
         assert config.project_ref is not None and config.bubble_base_url is not None  # a deploy config
         assert config.bubble_api_token is not None
-        # The function's configuration (supabase/functions/bubble_sync/config.ts reads these names). Every
-        # value is kept secret in the state (the whole map is); the token is a secret Output already.
-        values: dict[str, pulumi.Input[str]] = {
-            "BUBBLE_BASE_URL": config.bubble_base_url,
-            "BUBBLE_API_TOKEN": pulumi.Output.secret(config.bubble_api_token),
-            "BUBBLE_DATA_TYPE": config.bubble_data_type,
-            "BUBBLE_EXTERNAL_KEY_FIELD": config.bubble_external_key_field,
-            "BUBBLE_SYNC_BATCH_SIZE": str(config.batch_size),
-            "BUBBLE_SYNC_CONCURRENCY": str(config.concurrency),
-            "BUBBLE_SYNC_LEASE_SECONDS": str(config.lease_seconds),
-            "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(config.http_timeout_ms),
-            "BUBBLE_BULK_CREATE": "true" if config.bubble_bulk_create else "false",
-            "BUBBLE_RATE_LIMIT_PER_MINUTE": str(config.bubble_rate_limit_per_minute),
-        }
+        # The function's configuration from the stack's (components/function_env.py). Every value is kept
+        # secret in the state (the whole map is); the token is marked secret whatever form it came in.
+        values: dict[str, pulumi.Input[str]] = dict(function_env(config))
+        values["BUBBLE_API_TOKEN"] = pulumi.Output.secret(config.bubble_api_token)
         # The function claims and completes rows through the queue's SQL API: the queue, its functions and
         # the Vault secrets exist first, and on destroy the function goes before them.
         database: list[pulumi.Resource] = [self.queue, *self.functions, *self.secrets]

@@ -28,6 +28,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 import pulumi
 
 from components.connection import ENV_VAR as DATABASE_URL_ENV
+from components.connection import SSL_MODES
 from components.errors import SettingsError
 
 __all__ = [
@@ -66,6 +67,10 @@ class KeySpec:
     description: str
     default: str | int | bool | None = None
     secret: bool = False
+    #: inclusive bounds of an integer key
+    range: tuple[int, int] | None = None
+    #: the bubble_sync Edge Function's environment variable carrying the value (components/function_env.py)
+    env: str | None = None
 
     @property
     def schema_secret(self) -> bool:
@@ -86,7 +91,7 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec("dbHost", "string", "db.<projectRef>.supabase.co (IPv6) or aws-0-<region>.pooler.supabase.com",
             default=""),
-    KeySpec("dbPort", "integer", "5432 (direct, or pooler session mode)", default=5432),
+    KeySpec("dbPort", "integer", "5432 (direct, or pooler session mode)", default=5432, range=(1, 65535)),
     KeySpec("dbUser", "string", "postgres (direct) or postgres.<projectRef> (pooler)", default="postgres"),
     KeySpec("dbPassword", "string", "database password (with dbHost)", default="", secret=True),
     KeySpec("dbName", "string", "database name", default="postgres"),
@@ -104,36 +109,44 @@ KEYS: tuple[KeySpec, ...] = (
             "deploy the bubble_sync Edge Function and its secrets (false: you deploy it with the CLI)",
             default=True),
     KeySpec("bubbleBaseUrl", "string",
-            "https://<app>.bubbleapps.io/api/1.1 (live) or .../version-test/api/1.1 (development)"),
-    KeySpec("bubbleApiToken", "string", "Bubble Data API token", secret=True),
-    KeySpec("bubbleDataType", "string", "Bubble data type signups are written to", default="user"),
+            "https://<app>.bubbleapps.io/api/1.1 (live) or .../version-test/api/1.1 (development)",
+            env="BUBBLE_BASE_URL"),
+    KeySpec("bubbleApiToken", "string", "Bubble Data API token", secret=True, env="BUBBLE_API_TOKEN"),
+    KeySpec("bubbleDataType", "string", "Bubble data type signups are written to", default="user",
+            env="BUBBLE_DATA_TYPE"),
     KeySpec("bubbleExternalKeyField", "string",
             "Bubble field holding the signup's stable external key (looked up before a create)",
-            default="supabase_id"),
-    KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False),
+            default="supabase_id", env="BUBBLE_EXTERNAL_KEY_FIELD"),
+    KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False,
+            env="BUBBLE_BULK_CREATE"),
     KeySpec("processorSchedule", "string", "cron schedule of bubble-sync-processor", default="* * * * *"),
     KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
     KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",
             default="17 3 * * *"),
-    KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50),
-    KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5),
+    KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50,
+            range=(1, 1000), env="BUBBLE_SYNC_BATCH_SIZE"),
+    KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5, range=(1, 20),
+            env="BUBBLE_SYNC_CONCURRENCY"),
     # Bubble's documented floor for legacy plans; set your plan's figure. The function spaces its requests at
     # this rate: over it Bubble answers 429 and the rest of the backlog waits for the next wake.
     KeySpec("bubbleRateLimitPerMinute", "integer",
             "Bubble requests per minute the function may send (your plan's limit; 0 = unpaced)",
-            default=1000),
+            default=1000, range=(0, 1_000_000), env="BUBBLE_RATE_LIMIT_PER_MINUTE"),
     # 3: the default of the user's existing sync_queue.max_retries, kept so adopted rows behave as before.
-    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3),
+    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3,
+            range=(0, 50)),
     # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
     # is still alive never loses its rows to another.
     KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed 4 x httpTimeoutMs",
-            default=180),
-    # pg_net's own default; the function answers at once and works in the background.
+            default=180, range=(30, 900), env="BUBBLE_SYNC_LEASE_SECONDS"),
+    # pg_net's own default; the function answers at once and works in the background. Supabase answers 504
+    # after 150 s without a response, so longer waits buy nothing.
     KeySpec("httpTimeoutMs", "integer", "timeout of each HTTP call, pg_net and Bubble (1000..150000)",
-            default=5000),
+            default=5000, range=(1000, 150_000), env="BUBBLE_SYNC_HTTP_TIMEOUT_MS"),
     KeySpec("runDetailsRetentionDays", "integer", "days of cron.job_run_details kept for our jobs",
-            default=7),
-    KeySpec("completedRetentionDays", "integer", "days completed sync_queue rows are kept", default=30),
+            default=7, range=(1, 365)),
+    KeySpec("completedRetentionDays", "integer", "days completed sync_queue rows are kept", default=30,
+            range=(1, 3650)),
     KeySpec("dispatchMode", "string", "immediate (trigger + cron safety net) | cron (cron only)",
             default="immediate"),
     KeySpec("manageExtensions", "boolean",
@@ -146,24 +159,10 @@ KEYS: tuple[KeySpec, ...] = (
 
 _DEFAULTS = {spec.name: spec.default for spec in KEYS}
 
-# Inclusive ranges of the integer keys.
-# The most Bubble requests one queue row can need (supabase/functions/bubble_sync/config.ts uses the same).
+# The most Bubble requests one queue row can need in a row (the Edge Function gets it from settings.ts).
 REQUESTS_PER_ROW_MAX = 4
 
-_RANGES: dict[str, tuple[int, int]] = {
-    "dbPort": (1, 65535),
-    "batchSize": (1, 1000),
-    "concurrency": (1, 20),
-    "bubbleRateLimitPerMinute": (0, 1_000_000),
-    "maxRetries": (0, 50),
-    "leaseSeconds": (30, 900),
-    # Supabase answers 504 after 150 s without a response, so longer waits buy nothing.
-    "httpTimeoutMs": (1000, 150_000),
-    "runDetailsRetentionDays": (1, 365),
-    "completedRetentionDays": (1, 3650),
-}
-# lib/pq (under pulumi-postgresql) does not support `prefer` or `allow`.
-_SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+_RANGES: dict[str, tuple[int, int]] = {spec.name: spec.range for spec in KEYS if spec.range is not None}
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _POOLER_HOST = re.compile(r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$")
 _DIRECT_HOST = re.compile(r"^db\.([a-z]+)\.supabase\.co$")
@@ -658,8 +657,8 @@ class _Loader:
         host = self._raw("dbHost")
         password = self._secret_text("dbPassword", required=False)
         sslmode = self._raw("dbSslMode") or "require"
-        if sslmode not in _SSL_MODES:
-            self._problem("dbSslMode", f"must be one of {' | '.join(_SSL_MODES)}, got {sslmode!r}")
+        if sslmode not in SSL_MODES:
+            self._problem("dbSslMode", f"must be one of {' | '.join(SSL_MODES)}, got {sslmode!r}")
         port = self._int("dbPort")
         user = self._raw("dbUser") or "postgres"
         dbname = self._raw("dbName") or "postgres"
@@ -700,7 +699,7 @@ class _Loader:
                     f"pooler aws-0-<region>.pooler.supabase.com:5432 with user postgres.<projectRef>",
                 )
             return None
-        if port is None or sslmode not in _SSL_MODES:
+        if port is None or sslmode not in SSL_MODES:
             return None
         self._check_supabase_host(
             "databaseUrl" if url is not None else "dbHost", host, port, user, project_ref
@@ -731,8 +730,8 @@ class _Loader:
             return None
         sslmodes = parse_qs(parts.query).get("sslmode")
         sslmode = sslmodes[-1] if sslmodes else None
-        if sslmode is not None and sslmode not in _SSL_MODES:
-            self._problem("databaseUrl", f"sslmode must be one of {' | '.join(_SSL_MODES)}, got {sslmode!r}")
+        if sslmode is not None and sslmode not in SSL_MODES:
+            self._problem("databaseUrl", f"sslmode must be one of {' | '.join(SSL_MODES)}, got {sslmode!r}")
             return None
         dbname = unquote(parts.path.lstrip("/")) or "postgres"
         return parts.hostname, port, unquote(parts.username), dbname, sslmode

@@ -34,7 +34,8 @@ CONFIG_NAMESPACE = "bubble-sync"
 ENV_VAR = "BUBBLE_SYNC_DATABASE_URL"
 CONFIG_KEYS = ("databaseUrl", "dbHost", "dbPort", "dbUser", "dbPassword", "dbName", "dbSslMode")
 
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The sslmodes the stack config accepts: lib/pq (under pulumi-postgresql) has no `prefer` or `allow`.
+SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 _URL_SCHEMES = ("postgres://", "postgresql://")
 
 _HOW_TO_CONFIGURE = (

@@ -453,10 +453,18 @@ def _literal(value: str) -> str:
 # -- reading a stack file (for `python -m components render-sql --stack NAME`) -------------------------------
 
 
-def load_stack_config(stack_file: Path) -> StackConfig:
+def load_stack_config(
+    stack_file: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    secret_overrides: Mapping[str, str] | None = None,
+) -> StackConfig:
     """The SQL-relevant config of a `Pulumi.<stack>.yaml`, validated. Encrypted (`secure:`) values cannot be
     read without the stack's secrets provider and are not needed: the script takes secrets as psql variables.
-    A secret key stored in plain text, or an unknown key in our namespace, is an error."""
+    A secret key stored in plain text, or an unknown key in our namespace, is an error.
+
+    `overrides` and `secret_overrides` (bare keys) are set on top, as `pulumi config set` and `pulumi config
+    set --secret` would; a secret override's value is readable (the devstack knows its own keys)."""
     document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
     raw = document.get("config") or {}
     if not isinstance(raw, Mapping):
@@ -466,6 +474,9 @@ def load_stack_config(stack_file: Path) -> StackConfig:
         namespace, _, key = str(full_key).rpartition(":")
         if namespace in ("", PROJECT):
             values[key] = value
+    secrets = dict(secret_overrides or {})
+    values.update(overrides or {})
+    values.update(secrets)
     known = {spec.name for spec in KEYS}
     unknown = [
         ConfigProblem(key, f"unknown key in {stack_file.name}" + _did_you_mean(key, known))
@@ -476,10 +487,13 @@ def load_stack_config(stack_file: Path) -> StackConfig:
         raise ConfigError(unknown)
 
     def is_encrypted(key: str) -> bool:
-        return isinstance(values.get(key), Mapping) and "secure" in values[key]  # type: ignore[operator]
+        value = values.get(key)
+        return key in secrets or (isinstance(value, Mapping) and "secure" in value)
 
     def get(key: str) -> str | None:
         value = values.get(key)
+        if key in secrets:
+            return secrets[key]
         if value is None or is_encrypted(key):
             return None
         if isinstance(value, bool):

@@ -48,7 +48,7 @@ def deno_binary() -> str:
     )
 
 
-def function_env(
+def runtime_env(
     *,
     supabase_url: str,
     db_url: str,

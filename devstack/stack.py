@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
-import yaml
 
-from components.config import KEYS, PROJECT
+from components.config import KEYS, ConfigError, StackConfig
+from components.function_env import function_env
+from components.render_sql import load_stack_config
 from devstack import functions
 from devstack.cluster import Cluster, free_port
 from devstack.processes import Started, is_alive, spawn, stop
@@ -106,17 +107,19 @@ def up(
     with psql; False always with psql; an Engine uses that one.
     """
     state_dir = state_dir.resolve()
-    overrides = dict(config or {})
-    unknown = sorted(set(overrides) - {spec.name for spec in KEYS})
+    overrides = {k: v for k, v in (config or {}).items() if k not in _SECRET_KEYS}
+    secret_overrides = {k: v for k, v in (config or {}).items() if k in _SECRET_KEYS}
+    unknown = sorted(set(config or {}) - {spec.name for spec in KEYS})
     if unknown:
         raise StackError(f"--config: unknown key(s) {', '.join(unknown)} (see Pulumi.yaml)")
+    _local_config(overrides, secret_overrides)  # bad values fail here, before anything starts
     if engine is True:
         engine = find_engine()
     elif engine is False:
         engine = None
-    if engine is None and _SECRET_KEYS & set(overrides):
+    if engine is None and secret_overrides:
         raise StackError(
-            f"--config {', '.join(sorted(_SECRET_KEYS & set(overrides)))}: secrets can only be set on the "
+            f"--config {', '.join(sorted(secret_overrides))}: secrets can only be set on the "
             "`local` stack with the Pulumi engine (scripts/setup builds it when Go is installed)"
         )
     existing = load(state_dir)
@@ -167,14 +170,19 @@ def up(
             bubble_base = (
                 bubble_url.rstrip("/") + BUBBLE_DOUBLE_PREFIX if "bubble_double" in processes else bubble_url
             )
+            # The function runs on the `local` stack's settings, as a deploy of that stack would set them.
+            local = _local_config(
+                {**overrides, "supabaseUrl": supabase_url, "bubbleBaseUrl": bubble_base},
+                {"bubbleApiToken": token, **secret_overrides},
+            )
             proc, functions_url = functions.start_functions_host(
                 functions_dir=FUNCTIONS_DIR,
                 port=port,
-                env=functions.function_env(
+                env=functions.runtime_env(
                     supabase_url=supabase_url,
                     db_url=cluster.dsn(),
                     service_role_key=service_role_key,
-                    extra={"BUBBLE_BASE_URL": bubble_base, "BUBBLE_API_TOKEN": token},
+                    extra={name: str(value) for name, value in function_env(local).items()},
                 ),
                 log_path=logs / "functions_host.log",
             )
@@ -195,13 +203,13 @@ def up(
                         "dbHost": "127.0.0.1",
                         "dbPort": str(cluster.port),
                         "dbUser": "postgres",
-                        **{k: v for k, v in overrides.items() if k not in _SECRET_KEYS},
+                        **overrides,
                     },
                     secret_values={
                         "dbPassword": cluster.password,
                         "serviceRoleKey": service_role_key,
                         "bubbleApiToken": token,
-                        **{k: v for k, v in overrides.items() if k in _SECRET_KEYS},
+                        **secret_overrides,
                     },
                 )
                 up_stack(workspace, LOCAL_STACK_NAME)
@@ -209,7 +217,8 @@ def up(
         else:
             with _step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME}, no Pulumi engine)"):
                 apply_stack_sql(
-                    _stack_file_with(overrides, state_dir),
+                    LOCAL_STACK,
+                    overrides=overrides,
                     dsn=cluster.dsn(),
                     variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
                 )
@@ -246,15 +255,12 @@ def local_workspace(state_dir: Path, engine: Engine) -> Workspace:
     return Workspace(state_dir.resolve() / PULUMI_DIR, engine).prepare(linked_stacks=linked)
 
 
-def _stack_file_with(overrides: Mapping[str, str], state_dir: Path) -> Path:
-    """Pulumi.local.yaml, or a copy in the state directory with the overrides set as `config set` would."""
-    if not overrides:
-        return LOCAL_STACK
-    data = yaml.safe_load(LOCAL_STACK.read_text())
-    data.setdefault("config", {}).update({f"{PROJECT}:{key}": value for key, value in overrides.items()})
-    path = state_dir / LOCAL_STACK.name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+def _local_config(overrides: Mapping[str, str], secret_overrides: Mapping[str, str]) -> StackConfig:
+    """Pulumi.local.yaml with values set on top, validated; a bad one is a StackError naming the key."""
+    try:
+        return load_stack_config(LOCAL_STACK, overrides=overrides, secret_overrides=secret_overrides)
+    except ConfigError as exc:
+        raise StackError(f"--config: {exc}") from None
 
 
 def start_pgnet_worker(cluster: Cluster, logs: Path) -> Started:
@@ -357,7 +363,6 @@ def _wait_until(check: Callable[[], bool], what: str, logs: Path, timeout: float
 def _remove_state(state_dir: Path) -> None:
     """Removes only what the devstack wrote, so a --state-dir pointing at a shared folder is safe."""
     (state_dir / STATE_FILE).unlink(missing_ok=True)
-    (state_dir / LOCAL_STACK.name).unlink(missing_ok=True)
     shutil.rmtree(state_dir / "logs", ignore_errors=True)
     # The `local` stack's state describes the database that just went away.
     shutil.rmtree(state_dir / PULUMI_DIR, ignore_errors=True)

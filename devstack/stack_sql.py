@@ -17,10 +17,18 @@ class StackSqlError(RuntimeError):
     """psql failed on the stack's script; the message carries psql's error, never the variables."""
 
 
-def apply_stack_sql(stack_file: Path, *, dsn: str, variables: Mapping[str, str], psql: str = "psql") -> str:
-    """Renders the stack in `stack_file` and runs it; returns psql's output (the verification queries)."""
+def apply_stack_sql(
+    stack_file: Path,
+    *,
+    dsn: str,
+    variables: Mapping[str, str],
+    overrides: Mapping[str, str] | None = None,
+    psql: str = "psql",
+) -> str:
+    """Renders the stack in `stack_file` (with `overrides` set on top, as `pulumi config set` would) and runs
+    it; returns psql's output (the verification queries)."""
     stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    script = render_script(load_stack_config(stack_file), stack=stack)
+    script = render_script(load_stack_config(stack_file, overrides=overrides), stack=stack)
     preamble = "".join(f"\\set {name} {_psql_literal(value)}\n" for name, value in variables.items())
     result = subprocess.run(
         [psql, dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],

@@ -29,10 +29,11 @@ from psycopg.rows import dict_row
 
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
-from devstack.functions import function_env, start_functions_host, stop_process
+from devstack.functions import runtime_env, start_functions_host, stop_process
 from devstack.pgnet_worker import NetWorker
 from devstack.stack import BUBBLE_DOUBLE_PREFIX, FUNCTIONS_DIR, LOCAL_STACK
 from devstack.stack_sql import apply_stack_sql
+from tests.function_support import function_settings
 
 PROCESS = "process_queue_data_api"
 RETRY = "retry_failed"
@@ -308,17 +309,17 @@ class FaultRig:
             self.net = None
 
     def start_host(self, **settings: str) -> None:
-        env = function_env(
+        env = runtime_env(
             supabase_url=self.supabase_url,
             db_url=self.dsn,
             service_role_key=SERVICE_KEY,
-            extra={
-                "BUBBLE_BASE_URL": self.bubble.url + BUBBLE_DOUBLE_PREFIX,
-                "BUBBLE_API_TOKEN": BUBBLE_TOKEN,
-                "BUBBLE_SYNC_LEASE_SECONDS": str(LEASE_SECONDS),
-                "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(HTTP_TIMEOUT_MS),
+            extra=function_settings(
+                self.bubble.url + BUBBLE_DOUBLE_PREFIX,
+                BUBBLE_TOKEN,
+                BUBBLE_SYNC_LEASE_SECONDS=str(LEASE_SECONDS),
+                BUBBLE_SYNC_HTTP_TIMEOUT_MS=str(HTTP_TIMEOUT_MS),
                 **settings,
-            },
+            ),
         )
         self.host_proc, _ = start_functions_host(
             functions_dir=FUNCTIONS_DIR, port=self.port, env=env, log_path=self.log_path

@@ -8,11 +8,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.config import load_config
+from components.function_env import function_env
 from devstack.bubble_double import BubbleDouble
-from devstack.functions import function_env, start_functions_host, stop_process
+from devstack.functions import runtime_env, start_functions_host, stop_process
 from tests.conftest import Database
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "functions"
+
+
+def function_settings(bubble_base_url: str, bubble_token: str, **overrides: str | None) -> dict[str, str]:
+    """The function's own settings as a stack with the stack config's defaults gives them
+    (components.function_env), but unpaced: these tests drive Bubble's rate limit themselves, and pacing has
+    tests of its own. `overrides` on top (None: unset)."""
+    given = {"bubbleBaseUrl": bubble_base_url, "bubbleApiToken": bubble_token}
+    config = load_config(given.get, for_sql=True, env={})
+    settings: dict[str, str | None] = {name: str(value) for name, value in function_env(config).items()}
+    settings["BUBBLE_RATE_LIMIT_PER_MINUTE"] = "0"
+    settings.update(overrides)
+    return {name: value for name, value in settings.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -42,19 +56,19 @@ def start_host(
     """Serves bubble_sync against `database` and `bubble` until the generator is closed. The function's
     caller keys are the legacy `service_role_key` and, in SUPABASE_SECRET_KEYS, `secret_key`; `settings`
     override the function's own secrets (None: unset)."""
-    extra: dict[str, str | None] = {
-        "BUBBLE_BASE_URL": f"{bubble.url}/version-test/api/1.1",
-        "BUBBLE_API_TOKEN": bubble_token,
-        "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(http_timeout_ms),
+    extra = function_settings(
+        f"{bubble.url}/version-test/api/1.1",
+        bubble_token,
+        BUBBLE_SYNC_HTTP_TIMEOUT_MS=str(http_timeout_ms),
         **settings,
-    }
-    env = function_env(
+    )
+    env = runtime_env(
         supabase_url="http://127.0.0.1:54321",
         db_url=database.dsn,
         service_role_key=service_role_key,
-        extra={k: v for k, v in extra.items() if v is not None},
+        extra=extra,
     )
-    # Supabase injects this one too; function_env's `extra` refuses the reserved prefix, rightly.
+    # Supabase injects this one too; runtime_env's `extra` refuses the reserved prefix, rightly.
     env["SUPABASE_SECRET_KEYS"] = json.dumps({"default": secret_key})
     log_path = tmp / "functions.log"
     proc, url = start_functions_host(functions_dir=FUNCTIONS_DIR, port=0, env=env, log_path=log_path)

@@ -226,7 +226,7 @@ def test_config_overrides_reach_the_local_stack(tmp_path: Path, engine: bool) ->
         engine_or_skip()
     state = tmp_path / "state"
     args = ["up", "--state-dir", str(state), "--config", "processorSchedule=*/2 * * * *",
-            "--config", "bubble-sync:maintenanceSchedule=5 4 * * *"]  # fmt: skip
+            "--config", "bubble-sync:maintenanceSchedule=5 4 * * *", "--config", "batchSize=7"]  # fmt: skip
     result = devstack(*args, *([] if engine else ["--no-engine"]))
     try:
         assert result.returncode == 0, result.stderr
@@ -236,6 +236,14 @@ def test_config_overrides_reach_the_local_stack(tmp_path: Path, engine: bool) ->
         assert schedules["bubble-sync-processor"] == "*/2 * * * *"
         assert schedules["bubble_sync.purge"] == "5 4 * * *"
         assert schedules["bubble-sync-retry"] == "*/5 * * * *"  # untouched: Pulumi.local.yaml's default
+        # The function runs on the same stack's settings: the override, and the stack config's defaults.
+        info = stack.load(state)
+        assert info is not None
+        environ = Path(f"/proc/{info.processes['functions_host'].pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        assert env["BUBBLE_SYNC_BATCH_SIZE"] == "7"
+        assert (env["BUBBLE_RATE_LIMIT_PER_MINUTE"], env["BUBBLE_SYNC_HTTP_TIMEOUT_MS"]) == ("1000", "5000")
+        assert env["BUBBLE_BASE_URL"].endswith("/version-test/api/1.1")
     finally:
         devstack("down", "--state-dir", str(state))
     assert not state.exists()  # the local stack's Pulumi workspace went with the database

@@ -22,7 +22,7 @@ from devstack.functions import (
     HOST_SCRIPT,
     FunctionsHostError,
     deno_binary,
-    function_env,
+    runtime_env,
     start_functions_host,
     stop_process,
 )
@@ -35,7 +35,7 @@ WALL_CLOCK_LIMIT_MS = 500
 SECRET = "sk-test-do-not-log-3f9a"
 
 # Fake values: the host never talks to Supabase; only names and plumbing are under test.
-ENV = function_env(
+ENV = runtime_env(
     supabase_url="http://127.0.0.1:54321",
     db_url="postgresql://postgres:postgres@127.0.0.1:54322/postgres",
     service_role_key="service-role-key",
@@ -245,8 +245,8 @@ def test_start_refuses_missing_functions_dir(tmp_path: Path) -> None:
         start_functions_host(functions_dir=tmp_path / "nope", port=0, env=ENV, log_path=tmp_path / "log")
 
 
-def test_function_env_mirrors_supabase_defaults() -> None:
-    env = function_env(supabase_url="u", db_url="d", service_role_key="s", extra={"BUBBLE_API_KEY": "k"})
+def test_runtime_env_mirrors_supabase_defaults() -> None:
+    env = runtime_env(supabase_url="u", db_url="d", service_role_key="s", extra={"BUBBLE_API_KEY": "k"})
     assert env == {
         "SUPABASE_URL": "u",
         "SUPABASE_DB_URL": "d",
@@ -254,7 +254,7 @@ def test_function_env_mirrors_supabase_defaults() -> None:
         "BUBBLE_API_KEY": "k",
     }
     with pytest.raises(ValueError, match="SUPABASE_"):
-        function_env(supabase_url="u", db_url="d", service_role_key="s", extra={"SUPABASE_URL": "x"})
+        runtime_env(supabase_url="u", db_url="d", service_role_key="s", extra={"SUPABASE_URL": "x"})
 
 
 def test_deno_binary_is_executable() -> None:

@@ -157,3 +157,10 @@ def test_a_refused_login_does_not_reveal_the_password(db: Database) -> None:
     rendered = "".join(traceback.format_exception(excinfo.value))
     assert "password authentication failed" in rendered
     assert PASSWORD not in rendered and quote(PASSWORD, safe="") not in rendered
+
+
+@pytest.mark.parametrize("sslmode", ["prefer", "allow"])
+def test_the_providers_take_the_sslmodes_the_stack_config_takes(sslmode: str) -> None:
+    # One list (components/connection.py SSL_MODES): what `pulumi up` accepted, the providers accept too.
+    with pytest.raises(ConnectionConfigError, match="disable, require, verify-ca, verify-full"):
+        database_url(getter(dbHost="db.example", dbPassword=PASSWORD, dbSslMode=sslmode), environ={})

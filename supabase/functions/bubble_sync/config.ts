@@ -2,7 +2,14 @@
 //
 // Supabase injects SUPABASE_URL, SUPABASE_DB_URL, SUPABASE_SERVICE_ROLE_KEY (legacy JWT, may be absent) and
 // SUPABASE_SECRET_KEYS (JSON object of new sb_secret_ keys, may be absent); the BUBBLE_* variables are the
-// function's own secrets, set by the deployment. Errors name the variable, never its value.
+// function's own secrets, set by the deployment from the stack config (components/function_env.py), which
+// checks each one's range first. Here: parsing, presence, and what the function itself depends on (a value
+// it can work with, Bubble's bulk limit, the HTTP timeout fitting the lease); the defaults are the stack
+// config's (settings.ts, generated). Errors name the variable, never its value.
+
+import { MAX_REQUESTS_PER_ROW, SETTINGS } from "./settings.ts";
+
+export { MAX_REQUESTS_PER_ROW };
 
 /** A missing or invalid environment variable; `variable` names it, the message never contains its value. */
 export class ConfigError extends Error {
@@ -31,13 +38,6 @@ export interface Config {
   rateLimitPerMinute: number;
 }
 
-/**
- * The longest chain of Bubble requests one row can need, one after the other: search by key (a retried
- * create), create, search by email (the email is already used), modify (link that user). A row is started
- * only while this many timeouts still fit in its lease, and the HTTP timeout must fit this often in a lease.
- */
-export const MAX_REQUESTS_PER_ROW = 4;
-
 /** Bubble's documented maximum of lines per bulk create call, and of rows per claim. */
 export const MAX_BATCH = 1000;
 
@@ -57,7 +57,19 @@ function integer(env: EnvReader, name: string, fallback: number, min: number, ma
   return value;
 }
 
-function boolean(env: EnvReader, name: string, fallback: boolean): boolean {
+type NumberSetting = {
+  [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K] extends { least: number } ? K : never;
+}[keyof typeof SETTINGS];
+
+/** A whole-number setting: the stack config's default, at least the least value the function works with,
+ * and at most `max` where the platform has a limit. */
+function count(env: EnvReader, name: NumberSetting, max = Number.MAX_SAFE_INTEGER): number {
+  const { default: fallback, least } = SETTINGS[name];
+  return integer(env, name, fallback, least, max);
+}
+
+function boolean(env: EnvReader, name: "BUBBLE_BULK_CREATE"): boolean {
+  const fallback = SETTINGS[name].default;
   const raw = env(name)?.trim().toLowerCase();
   if (!raw) return fallback;
   if (raw === "true" || raw === "1") return true;
@@ -125,7 +137,7 @@ export function loadConfig(env: EnvReader): Config {
   if (!/^postgres(ql)?:\/\//.test(dbUrl)) {
     throw new ConfigError("SUPABASE_DB_URL", "must be a postgres:// or postgresql:// URL");
   }
-  const dataType = text(env, "BUBBLE_DATA_TYPE", "user");
+  const dataType = text(env, "BUBBLE_DATA_TYPE", SETTINGS.BUBBLE_DATA_TYPE.default);
   // Bubble's type names in the Data API are lowercase with spaces removed; custom types may have dots.
   if (!/^[A-Za-z0-9_.-]+$/.test(dataType)) {
     throw new ConfigError(
@@ -133,8 +145,8 @@ export function loadConfig(env: EnvReader): Config {
       "must be Bubble's API name of the type (letters, digits, _ . -)",
     );
   }
-  const leaseSeconds = integer(env, "BUBBLE_SYNC_LEASE_SECONDS", 180, 10, 86_400);
-  const httpTimeoutMs = integer(env, "BUBBLE_SYNC_HTTP_TIMEOUT_MS", 10_000, 100, 600_000);
+  const leaseSeconds = count(env, "BUBBLE_SYNC_LEASE_SECONDS");
+  const httpTimeoutMs = count(env, "BUBBLE_SYNC_HTTP_TIMEOUT_MS");
   if (httpTimeoutMs * MAX_REQUESTS_PER_ROW >= leaseSeconds * 1000) {
     throw new ConfigError(
       "BUBBLE_SYNC_HTTP_TIMEOUT_MS",
@@ -147,14 +159,15 @@ export function loadConfig(env: EnvReader): Config {
     bubbleBaseUrl: bubbleBaseUrl(env),
     bubbleToken: text(env, "BUBBLE_API_TOKEN"),
     dataType,
-    externalKeyField: text(env, "BUBBLE_EXTERNAL_KEY_FIELD", "supabase_id"),
-    batchSize: integer(env, "BUBBLE_SYNC_BATCH_SIZE", 50, 1, MAX_BATCH),
-    concurrency: integer(env, "BUBBLE_SYNC_CONCURRENCY", 5, 1, 100),
+    externalKeyField: text(env, "BUBBLE_EXTERNAL_KEY_FIELD", SETTINGS.BUBBLE_EXTERNAL_KEY_FIELD.default),
+    batchSize: count(env, "BUBBLE_SYNC_BATCH_SIZE", MAX_BATCH),
+    concurrency: count(env, "BUBBLE_SYNC_CONCURRENCY"),
     leaseSeconds,
     httpTimeoutMs,
+    // Not a stack setting: 120 s of the 150 s an invocation may run on the Free plan.
     timeBudgetMs: integer(env, "BUBBLE_SYNC_TIME_BUDGET_MS", 120_000, 1, 3_600_000),
-    bulkCreate: boolean(env, "BUBBLE_BULK_CREATE", false),
-    rateLimitPerMinute: integer(env, "BUBBLE_RATE_LIMIT_PER_MINUTE", 0, 0, 1_000_000),
+    bulkCreate: boolean(env, "BUBBLE_BULK_CREATE"),
+    rateLimitPerMinute: count(env, "BUBBLE_RATE_LIMIT_PER_MINUTE"),
   };
 }
 

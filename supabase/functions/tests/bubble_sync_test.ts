@@ -5,6 +5,8 @@
 
 import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
 import type { Fetch } from "../bubble_sync/bubble.ts";
+import { loadConfig } from "../bubble_sync/config.ts";
+import { SETTINGS } from "../bubble_sync/settings.ts";
 import type { Action, FailOutcome, FailReason, FailureKind, Queue, QueueRow } from "../bubble_sync/queue.ts";
 
 // --- assertions (no jsr:@std available here) -------------------------------------------------------------
@@ -273,6 +275,8 @@ const BASE_ENV: Record<string, string> = {
   BUBBLE_BASE_URL: BASE,
   BUBBLE_API_TOKEN: TOKEN,
   BUBBLE_SYNC_HTTP_TIMEOUT_MS: "200",
+  // Unpaced unless a test is about pacing (the stack config's default paces at 1,000 requests a minute).
+  BUBBLE_RATE_LIMIT_PER_MINUTE: "0",
 };
 
 interface Setup {
@@ -1051,4 +1055,28 @@ Deno.test("a bad BUBBLE_RATE_LIMIT_PER_MINUTE is refused, naming it", async () =
   const response = await s.handler(post({ action: "process_queue_data_api", wait: true }));
   assertEquals(response.status, 500);
   assert((await response.text()).includes("BUBBLE_RATE_LIMIT_PER_MINUTE"));
+});
+
+Deno.test("unset settings take the stack config's defaults (settings.ts), and the deploy checks the ranges", () => {
+  const only = (env: Record<string, string>) => (name: string) => env[name];
+  const required = {
+    SUPABASE_DB_URL: BASE_ENV.SUPABASE_DB_URL,
+    BUBBLE_BASE_URL: BASE,
+    BUBBLE_API_TOKEN: TOKEN,
+  };
+  const config = loadConfig(only(required));
+  assertEquals(
+    [
+      config.httpTimeoutMs,
+      config.rateLimitPerMinute,
+      config.concurrency,
+      config.leaseSeconds,
+      config.batchSize,
+    ],
+    [5000, 1000, 5, 180, 50],
+  );
+  assertEquals(config.httpTimeoutMs, SETTINGS.BUBBLE_SYNC_HTTP_TIMEOUT_MS.default);
+  assertEquals(config.rateLimitPerMinute, SETTINGS.BUBBLE_RATE_LIMIT_PER_MINUTE.default);
+  // The stack config's upper bounds are checked before a deploy; the function only needs a usable value.
+  assertEquals(loadConfig(only({ ...required, BUBBLE_SYNC_CONCURRENCY: "150" })).concurrency, 150);
 });
