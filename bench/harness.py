@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from components.function_env import function_env
-from components.render_sql import load_stack_config
+from components.stack_file import load_stack_config
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
 from devstack.functions import runtime_env, start_functions_host, stop_process

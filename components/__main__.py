@@ -20,7 +20,8 @@ from pathlib import Path
 from components import operator
 from components.config import ConfigError, load_config
 from components.function_env import settings_ts
-from components.render_sql import load_stack_config, render_script
+from components.render_sql import render_script
+from components.stack_file import load_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

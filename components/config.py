@@ -23,12 +23,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import pulumi
 
 from components.connection import ENV_VAR as DATABASE_URL_ENV
-from components.connection import SSL_MODES
+from components.connection import SSL_MODES, host_problem, parse_database_url
 from components.errors import SettingsError
 
 __all__ = [
@@ -671,16 +671,22 @@ class _Loader:
             # The providers fall back to the same variable (components/connection.py).
             url = self._env[DATABASE_URL_ENV]
         if url is not None:
-            parsed = self._parse_database_url(url)
-            if parsed is None:
+            try:
+                parts = parse_database_url(url)
+            except ValueError as exc:
+                self._problem("databaseUrl", str(exc))
                 return None
-            host, port, user, dbname, url_sslmode = parsed
-            sslmode = url_sslmode or sslmode
+            host, port, user, dbname = parts.host, parts.port, parts.user, parts.dbname
+            sslmode = parts.sslmode or sslmode
             secret: Secret = url
             if self._wrap_secret:
                 secret = pulumi.Output.secret(url) if from_env else self._wrap_secret("databaseUrl", url)
             password_value: Secret = _url_password(secret)
         elif host is not None:
+            reason = host_problem(host)
+            if reason:
+                self._problem("dbHost", reason)
+                return None
             if password is None:
                 # A plain-text password is already reported as such; "required" would mislead.
                 if not self._for_sql and not self._problem_for("dbPassword"):
@@ -707,34 +713,6 @@ class _Loader:
         return DbConnection(
             host=host, port=port, user=user, password=password_value, dbname=dbname, sslmode=sslmode
         )
-
-    def _parse_database_url(self, url: str) -> tuple[str, int, str, str, str | None] | None:
-        # Never echo the URL: it holds the password.
-        try:
-            parts = urlsplit(url)
-            port = parts.port or 5432
-        except ValueError:
-            self._problem("databaseUrl", "is not a valid URL (value not shown: it is a secret)")
-            return None
-        if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
-            self._problem(
-                "databaseUrl",
-                "must look like postgresql://user:password@host:5432/postgres "
-                "(value not shown: it is a secret)",
-            )
-            return None
-        if not parts.username or parts.password is None:
-            self._problem(
-                "databaseUrl", "must include the user and the password (value not shown: it is a secret)"
-            )
-            return None
-        sslmodes = parse_qs(parts.query).get("sslmode")
-        sslmode = sslmodes[-1] if sslmodes else None
-        if sslmode is not None and sslmode not in SSL_MODES:
-            self._problem("databaseUrl", f"sslmode must be one of {' | '.join(SSL_MODES)}, got {sslmode!r}")
-            return None
-        dbname = unquote(parts.path.lstrip("/")) or "postgres"
-        return parts.hostname, port, unquote(parts.username), dbname, sslmode
 
     def _check_supabase_host(
         self, key: str, host: str, port: int, user: str, project_ref: str | None

@@ -1,4 +1,5 @@
-"""Where the providers find the database: stack config first, then an environment variable.
+"""Where the database is: the one set of rules for the connection settings, and the resolver the providers and
+the operator commands use (`components/config.py` applies the same rules to report problems by key).
 
 Stack config (project namespace `bubble-sync:`), either
 
@@ -8,7 +9,7 @@ Stack config (project namespace `bubble-sync:`), either
   user `postgres.<project-ref>`.
 
 Without either, the environment variable `BUBBLE_SYNC_DATABASE_URL`. The password never appears in an
-error message raised here.
+error message raised here, and a URL is never echoed (it holds the password).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from components.errors import SettingsError
 
@@ -26,8 +28,13 @@ __all__ = [
     "CONFIG_NAMESPACE",
     "ConnectionConfigError",
     "ENV_VAR",
+    "SSL_MODES",
+    "UrlParts",
+    "compose_url",
     "database_url",
     "database_url_from_env",
+    "host_problem",
+    "parse_database_url",
 ]
 
 CONFIG_NAMESPACE = "bubble-sync"
@@ -37,6 +44,7 @@ CONFIG_KEYS = ("databaseUrl", "dbHost", "dbPort", "dbUser", "dbPassword", "dbNam
 # The sslmodes the stack config accepts: lib/pq (under pulumi-postgresql) has no `prefer` or `allow`.
 SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
 _URL_SCHEMES = ("postgres://", "postgresql://")
+_NOT_SHOWN = "(value not shown: it is a secret)"
 
 _HOW_TO_CONFIGURE = (
     f"set `{CONFIG_NAMESPACE}:databaseUrl` (pulumi config set --secret databaseUrl postgresql://...), "
@@ -47,6 +55,64 @@ _HOW_TO_CONFIGURE = (
 
 class ConnectionConfigError(SettingsError):
     """The database connection is missing or malformed. The message names the setting, never its value."""
+
+
+@dataclass(frozen=True)
+class UrlParts:
+    """A connection URL taken apart; `sslmode` is None when the URL does not say."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    sslmode: str | None
+
+
+def parse_database_url(url: str) -> UrlParts:
+    """Takes a postgresql:// URL apart, or raises ValueError with the reason (never the URL, which holds the
+    password)."""
+    shape = f"must be a postgresql:// URL, like postgresql://user:password@host:5432/postgres {_NOT_SHOWN}"
+    if not url.strip().startswith(_URL_SCHEMES):
+        raise ValueError(shape)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or 5432
+    except ValueError:
+        raise ValueError(f"is not a valid URL {_NOT_SHOWN}") from None
+    if not parts.hostname:
+        raise ValueError(shape)
+    if not parts.username or parts.password is None:
+        raise ValueError(f"must include the user and the password {_NOT_SHOWN}")
+    sslmodes = parse_qs(parts.query).get("sslmode")
+    sslmode = sslmodes[-1] if sslmodes else None
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise ValueError(f"sslmode must be one of {' | '.join(SSL_MODES)}, got {sslmode!r}")
+    return UrlParts(
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username),
+        password=unquote(parts.password),
+        dbname=unquote(parts.path.lstrip("/")) or "postgres",
+        sslmode=sslmode,
+    )
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` is not a host name or address (a URL given as dbHost, say), or None."""
+    if any(c in host for c in "/@?# ") or host.startswith(_URL_SCHEMES):
+        return f"must be a host name or address; put a full URL in `{CONFIG_NAMESPACE}:databaseUrl` instead"
+    return None
+
+
+def compose_url(*, host: str, port: int, user: str, password: str, dbname: str, sslmode: str) -> str:
+    """The postgresql:// URL of these settings (an IPv6 address in brackets, every part quoted)."""
+    if ":" in host and not host.startswith("["):  # an IPv6 literal
+        host = f"[{host}]"
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}"
+        f"/{quote(dbname, safe='')}?sslmode={sslmode}"
+    )
 
 
 def database_url(get: Callable[[str], Any], *, environ: Mapping[str, str] | None = None) -> str:
@@ -99,24 +165,24 @@ def _compose(values: Mapping[str, str | None]) -> str:
     sslmode = values["dbSslMode"] or "require"
     if sslmode not in SSL_MODES:
         raise ConnectionConfigError(f"`{CONFIG_NAMESPACE}:dbSslMode` must be one of {', '.join(SSL_MODES)}")
-    if any(c in host for c in "/@?# ") or host.startswith(_URL_SCHEMES):
-        raise ConnectionConfigError(
-            f"`{CONFIG_NAMESPACE}:dbHost` must be a host name or address; put a full URL in "
-            f"`{CONFIG_NAMESPACE}:databaseUrl` instead"
-        )
-    if ":" in host and not host.startswith("["):  # an IPv6 literal
-        host = f"[{host}]"
-    user = values["dbUser"] or "postgres"
-    dbname = values["dbName"] or "postgres"
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{int(port_text)}"
-        f"/{quote(dbname, safe='')}?sslmode={sslmode}"
+    reason = host_problem(host)
+    if reason:
+        raise ConnectionConfigError(f"`{CONFIG_NAMESPACE}:dbHost` {reason}")
+    return compose_url(
+        host=host,
+        port=int(port_text),
+        user=values["dbUser"] or "postgres",
+        password=password,
+        dbname=values["dbName"] or "postgres",
+        sslmode=sslmode,
     )
 
 
 def _checked_url(url: str, where: str) -> str:
-    if not url.startswith(_URL_SCHEMES):
-        raise ConnectionConfigError(f"{where} must be a postgresql:// URL")
+    try:
+        parse_database_url(url)
+    except ValueError as exc:
+        raise ConnectionConfigError(f"{where} {exc}") from None
     return url
 
 

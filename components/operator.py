@@ -34,13 +34,12 @@ from typing import Any, TextIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
-import yaml
 from psycopg.rows import dict_row
 
-from components.config import KEYS, PROJECT, ConfigError
+from components.config import KEYS, ConfigError
 from components.connection import ENV_VAR, ConnectionConfigError, database_url
 from components.errors import BubbleSyncError
-from components.render_sql import load_stack_config
+from components.stack_file import is_encrypted, load_stack_config, read_stack_values
 
 __all__ = [
     "EXIT_CANNOT_CONNECT",
@@ -130,14 +129,9 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
         raise OperatorError(f"no stack file {stack_file} (stacks here: {', '.join(stacks) or 'none'})")
     try:
         load_stack_config(stack_file)  # the same validation render-sql applies: unknown keys, plain secrets
+        values = read_stack_values(stack_file)
     except ConfigError as exc:
         raise OperatorError(str(exc)) from None
-    raw = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("config") or {}
-    values: dict[str, Any] = {}
-    for full_key, value in raw.items():
-        namespace, _, key = str(full_key).rpartition(":")
-        if namespace in ("", PROJECT):
-            values[key] = value
     defaults = {spec.name: spec.default for spec in KEYS}
     where = f"--stack {stack} ({stack_file.name})"
     env_url = env.get(ENV_VAR, "").strip()
@@ -145,7 +139,7 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
     if not values.get("dbHost"):
         if env_url:
             return env_url, f"${ENV_VAR} (stack {stack} has no dbHost)"
-        if isinstance(values.get("databaseUrl"), Mapping):
+        if is_encrypted(values.get("databaseUrl")):
             raise OperatorError(
                 f"stack {stack}: its databaseUrl is encrypted and cannot be read here; set ${ENV_VAR}: "
                 f'`export {ENV_VAR}="$(pulumi config get databaseUrl --stack {stack})"`'
@@ -169,7 +163,7 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
         if key == "databaseUrl":
             return None
         value = values.get(key, defaults.get(key))
-        return None if isinstance(value, Mapping) else value
+        return None if is_encrypted(value) else value
 
     try:
         return database_url(get, environ={}), where

@@ -12,16 +12,12 @@ Pure Python: no Pulumi, no database, nothing happens at import.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
-
-import yaml
 
 from components import sql_templates
-from components.config import KEYS, PROJECT, ConfigError, ConfigProblem, StackConfig, load_config
+from components.config import StackConfig
 from components.sql_templates import QUEUE_COLUMNS, FunctionSpec
 
 __all__ = [
@@ -35,7 +31,6 @@ __all__ = [
     "SqlObjectUnit",
     "SqlPlan",
     "VaultSecretUnit",
-    "load_stack_config",
     "render_script",
     "sql_params",
     "sql_plan",
@@ -448,63 +443,3 @@ SELECT
 
 def _literal(value: str) -> str:
     return sql_templates.literal(value)
-
-
-# -- reading a stack file (for `python -m components render-sql --stack NAME`) -------------------------------
-
-
-def load_stack_config(
-    stack_file: Path,
-    *,
-    overrides: Mapping[str, str] | None = None,
-    secret_overrides: Mapping[str, str] | None = None,
-) -> StackConfig:
-    """The SQL-relevant config of a `Pulumi.<stack>.yaml`, validated. Encrypted (`secure:`) values cannot be
-    read without the stack's secrets provider and are not needed: the script takes secrets as psql variables.
-    A secret key stored in plain text, or an unknown key in our namespace, is an error.
-
-    `overrides` and `secret_overrides` (bare keys) are set on top, as `pulumi config set` and `pulumi config
-    set --secret` would; a secret override's value is readable (the devstack knows its own keys)."""
-    document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
-    raw = document.get("config") or {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError([ConfigProblem("config", f"{stack_file.name}: `config:` must be a mapping")])
-    values: dict[str, object] = {}
-    for full_key, value in raw.items():
-        namespace, _, key = str(full_key).rpartition(":")
-        if namespace in ("", PROJECT):
-            values[key] = value
-    secrets = dict(secret_overrides or {})
-    values.update(overrides or {})
-    values.update(secrets)
-    known = {spec.name for spec in KEYS}
-    unknown = [
-        ConfigProblem(key, f"unknown key in {stack_file.name}" + _did_you_mean(key, known))
-        for key in values
-        if key not in known
-    ]
-    if unknown:
-        raise ConfigError(unknown)
-
-    def is_encrypted(key: str) -> bool:
-        value = values.get(key)
-        return key in secrets or (isinstance(value, Mapping) and "secure" in value)
-
-    def get(key: str) -> str | None:
-        value = values.get(key)
-        if key in secrets:
-            return secrets[key]
-        if value is None or is_encrypted(key):
-            return None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    return load_config(get, is_secret=is_encrypted, for_sql=True, env={})
-
-
-def _did_you_mean(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    if not close:
-        close = [k for k in known if k.lower() == key.lower()]
-    return f" (did you mean {close[0]}?)" if close else ""

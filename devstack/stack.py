@@ -26,7 +26,7 @@ import psycopg
 
 from components.config import KEYS, ConfigError, StackConfig
 from components.function_env import function_env
-from components.render_sql import load_stack_config
+from components.stack_file import load_stack_config
 from devstack import functions
 from devstack.cluster import Cluster, free_port
 from devstack.processes import Started, is_alive, spawn, stop

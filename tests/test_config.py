@@ -341,6 +341,13 @@ def test_bad_database_url_is_rejected_without_echoing_it(url: str) -> None:
     assert DB_PASSWORD not in str(error)
 
 
+def test_a_url_given_as_db_host_is_refused_at_preview_as_the_providers_would() -> None:
+    # The same rule as components/connection.py's, so preview fails where `up` would have.
+    url = f"postgresql://postgres:{DB_PASSWORD}@db.{REF}.supabase.co/postgres"
+    error = assert_problem({"dbHost": url}, "dbHost", "put a full URL in `bubble-sync:databaseUrl` instead")
+    assert DB_PASSWORD not in str(error)
+
+
 def test_sslmode_prefer_is_rejected_because_lib_pq_lacks_it() -> None:
     assert_problem({"dbSslMode": "prefer"}, "dbSslMode", "disable | require | verify-ca | verify-full")
 

@@ -19,8 +19,9 @@ import pytest
 
 from components.__main__ import main
 from components.config import ConfigError, load_config
-from components.render_sql import QUEUE_COLUMNS, load_stack_config, render_script, sql_plan
+from components.render_sql import QUEUE_COLUMNS, render_script, sql_plan
 from components.sql_templates import CRON_JOBS, FUNCTIONS
+from components.stack_file import load_stack_config
 from tests.conftest import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -526,3 +527,15 @@ def test_the_command_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == render_script(load_stack_config(ROOT / "Pulumi.dev.yaml"), stack="dev")
+
+
+def test_values_set_on_top_of_a_stack_file_as_config_set_would() -> None:
+    local = ROOT / "Pulumi.local.yaml"
+    config = load_stack_config(
+        local, overrides={"batchSize": "7"}, secret_overrides={"bubbleApiToken": "t0k"}
+    )
+    assert (config.batch_size, config.bubble_api_token) == (7, "t0k")
+    with pytest.raises(ConfigError, match="bubble-sync:bubbleApiToken: is stored in plain text"):
+        load_stack_config(local, overrides={"bubbleApiToken": "t0k"})  # a secret set without --secret
+    with pytest.raises(ConfigError, match="bubble-sync:batchSise: unknown key"):
+        load_stack_config(local, overrides={"batchSise": "7"})
