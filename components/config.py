@@ -1,8 +1,7 @@
 """Stack configuration: one typed, frozen `StackConfig`, validated before any resource is declared.
 
-Every key lives in the project namespace `bubble-sync` (`pulumi config set batchSize 100` writes
-`bubble-sync:batchSize`). `KEYS` is the single list of keys, their types, defaults and descriptions;
-`Pulumi.yaml`'s `config:` schema mirrors it (a test keeps the two in step).
+The keys, their types, defaults and ranges are the table in `components/config_keys.py` (re-exported here);
+schedules are checked by `components/cron_schedule.py`.
 
 Two ways in:
   * `from_pulumi(pulumi.Config())` inside a Pulumi program. Secret keys are read with `get_secret`, so
@@ -27,13 +26,16 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import pulumi
 
+from components.config_keys import KEYS, PROJECT, REQUESTS_PER_ROW_MAX, KeySpec
 from components.connection import ENV_VAR as DATABASE_URL_ENV
 from components.connection import SSL_MODES, host_problem, parse_database_url
+from components.cron_schedule import validate_schedule
 from components.errors import SettingsError
 
 __all__ = [
     "KEYS",
     "PROJECT",
+    "REQUESTS_PER_ROW_MAX",
     "ConfigError",
     "ConfigProblem",
     "DbConnection",
@@ -45,122 +47,13 @@ __all__ = [
     "validate_schedule",
 ]
 
-PROJECT = "bubble-sync"
-
 # A secret value: a secret `pulumi.Output[str]` in a Pulumi program, a plain `str` elsewhere.
 Secret: TypeAlias = "pulumi.Output[str] | str"
 DispatchMode = Literal["immediate", "cron"]
 
 
-@dataclass(frozen=True)
-class KeySpec:
-    """One stack config key as `Pulumi.yaml` declares it (`default=None`: no default, so required).
-
-    `secret`: the value must be stored encrypted (`pulumi config set --secret`); the program refuses a plain
-    one. `Pulumi.yaml` says `secret: true` only for required secrets (`schema_secret`): the CLI applies a
-    default as a plain value and then refuses it as not encrypted, so an optional secret key that carried
-    `secret: true` would stop every stack that leaves it unset.
-    """
-
-    name: str
-    type: Literal["string", "integer", "boolean"]
-    description: str
-    default: str | int | bool | None = None
-    secret: bool = False
-    #: inclusive bounds of an integer key
-    range: tuple[int, int] | None = None
-    #: the bubble_sync Edge Function's environment variable carrying the value (components/function_env.py)
-    env: str | None = None
-
-    @property
-    def schema_secret(self) -> bool:
-        """Whether `Pulumi.yaml` declares the key `secret: true` (the CLI then enforces encryption)."""
-        return self.secret and self.default is None
-
-
-# Optional keys get a default ("" means "not set") because the Pulumi CLI rejects a stack that lacks a
-# schema-declared key with no default ("Stack 'x' is missing configuration value 'y'").
-KEYS: tuple[KeySpec, ...] = (
-    KeySpec("projectRef", "string", "Supabase project ref: the 20 lowercase letters in <ref>.supabase.co"),
-    KeySpec(
-        "databaseUrl", "string",
-        "postgresql://user:password@host:port/dbname?sslmode=require. Either this or dbHost + dbPassword. "
-        "From IPv4-only CI use the session pooler: aws-0-<region>.pooler.supabase.com:5432, "
-        "user postgres.<projectRef>",
-        default="", secret=True,
-    ),
-    KeySpec("dbHost", "string", "db.<projectRef>.supabase.co (IPv6) or aws-0-<region>.pooler.supabase.com",
-            default=""),
-    KeySpec("dbPort", "integer", "5432 (direct, or pooler session mode)", default=5432, range=(1, 65535)),
-    KeySpec("dbUser", "string", "postgres (direct) or postgres.<projectRef> (pooler)", default="postgres"),
-    KeySpec("dbPassword", "string", "database password (with dbHost)", default="", secret=True),
-    KeySpec("dbName", "string", "database name", default="postgres"),
-    KeySpec("dbSslMode", "string", "disable | require | verify-ca | verify-full", default="require"),
-    KeySpec("supabaseUrl", "string", "API URL; default https://<projectRef>.supabase.co", default=""),
-    KeySpec("serviceRoleKey", "string", "service_role key (JWT or sb_secret_...), stored in Vault",
-            secret=True),
-    KeySpec("supabaseAccessToken", "string",
-            "Management API token for the Edge Function deploy; or env SUPABASE_ACCESS_TOKEN",
-            default="", secret=True),
-    KeySpec("managementApiUrl", "string",
-            "Management API base URL; default env SUPABASE_MANAGEMENT_API_URL, else https://api.supabase.com",
-            default=""),
-    KeySpec("deployEdgeFunction", "boolean",
-            "deploy the bubble_sync Edge Function and its secrets (false: you deploy it with the CLI)",
-            default=True),
-    KeySpec("bubbleBaseUrl", "string",
-            "https://<app>.bubbleapps.io/api/1.1 (live) or .../version-test/api/1.1 (development)",
-            env="BUBBLE_BASE_URL"),
-    KeySpec("bubbleApiToken", "string", "Bubble Data API token", secret=True, env="BUBBLE_API_TOKEN"),
-    KeySpec("bubbleDataType", "string", "Bubble data type signups are written to", default="user",
-            env="BUBBLE_DATA_TYPE"),
-    KeySpec("bubbleExternalKeyField", "string",
-            "Bubble field holding the signup's stable external key (looked up before a create)",
-            default="supabase_id", env="BUBBLE_EXTERNAL_KEY_FIELD"),
-    KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False,
-            env="BUBBLE_BULK_CREATE"),
-    KeySpec("processorSchedule", "string", "cron schedule of bubble-sync-processor", default="* * * * *"),
-    KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
-    KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",
-            default="17 3 * * *"),
-    KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50,
-            range=(1, 1000), env="BUBBLE_SYNC_BATCH_SIZE"),
-    KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5, range=(1, 20),
-            env="BUBBLE_SYNC_CONCURRENCY"),
-    # Bubble's documented floor for legacy plans; set your plan's figure. The function spaces its requests at
-    # this rate: over it Bubble answers 429 and the rest of the backlog waits for the next wake.
-    KeySpec("bubbleRateLimitPerMinute", "integer",
-            "Bubble requests per minute the function may send (your plan's limit; 0 = unpaced)",
-            default=1000, range=(0, 1_000_000), env="BUBBLE_RATE_LIMIT_PER_MINUTE"),
-    # 3: the default of the user's existing sync_queue.max_retries, kept so adopted rows behave as before.
-    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3,
-            range=(0, 50)),
-    # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
-    # is still alive never loses its rows to another.
-    KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed 4 x httpTimeoutMs",
-            default=180, range=(30, 900), env="BUBBLE_SYNC_LEASE_SECONDS"),
-    # pg_net's own default; the function answers at once and works in the background. Supabase answers 504
-    # after 150 s without a response, so longer waits buy nothing.
-    KeySpec("httpTimeoutMs", "integer", "timeout of each HTTP call, pg_net and Bubble (1000..150000)",
-            default=5000, range=(1000, 150_000), env="BUBBLE_SYNC_HTTP_TIMEOUT_MS"),
-    KeySpec("runDetailsRetentionDays", "integer", "days of cron.job_run_details kept for our jobs",
-            default=7, range=(1, 365)),
-    KeySpec("completedRetentionDays", "integer", "days completed sync_queue rows are kept", default=30,
-            range=(1, 3650)),
-    KeySpec("dispatchMode", "string", "immediate (trigger + cron safety net) | cron (cron only)",
-            default="immediate"),
-    KeySpec("manageExtensions", "boolean",
-            "enable pg_cron and pg_net with pulumi-postgresql (false: enabled in the dashboard, checked)",
-            default=True),
-    KeySpec("dropExtensionsOnDestroy", "boolean",
-            "drop pg_cron/pg_net on destroy (deletes EVERY cron job in the database)", default=False),
-    KeySpec("dropQueueOnDestroy", "boolean", "drop sync_queue and its rows on destroy", default=False),
-)  # fmt: skip
-
 _DEFAULTS = {spec.name: spec.default for spec in KEYS}
 
-# The most Bubble requests one queue row can need in a row (the Edge Function gets it from settings.ts).
-REQUESTS_PER_ROW_MAX = 4
 
 _RANGES: dict[str, tuple[int, int]] = {spec.name: spec.range for spec in KEYS if spec.range is not None}
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -287,81 +180,6 @@ def load_config(
         and secrets are optional (values that are present are still validated).
     """
     return _Loader(get, is_secret, wrap_secret, os.environ if env is None else env, for_sql).load()
-
-
-# -- cron schedules ------------------------------------------------------------------------------------------
-
-_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day of month", 1, 31, ()),
-    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
-    # 0 and 7 are both Sunday, as in Vixie cron (which pg_cron's parser comes from).
-    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
-)
-_SECONDS = re.compile(r"^\s*(\d+)\s*seconds?\s*$")
-_SPECIALS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-
-
-def validate_schedule(expr: str) -> str | None:
-    """Why `expr` is not a schedule pg_cron accepts, or None if it is.
-
-    Follows pg_cron's parser (`src/entry.c`, from Vixie cron): five fields of numbers, `*`, ranges
-    `a-b`, steps `*/n` and `a-b/n` (not `a/n`), lists `a,b`, month and weekday names; the `@daily`
-    style shorthands; and the interval form `'[1-59] seconds'` (pg_cron 1.5+; Supabase runs 1.6).
-    """
-    if expr.strip() in _SPECIALS:
-        return None
-    if expr.strip().startswith("@"):
-        return f"{expr.strip()!r} is not a recurring schedule; use one of {', '.join(_SPECIALS)}"
-    seconds = _SECONDS.match(expr)
-    if seconds:
-        n = int(seconds.group(1))
-        return None if 1 <= n <= 59 else f"interval schedules must be 1-59 seconds, got {n}"
-    fields = expr.split()
-    if len(fields) != 5:
-        return (
-            f"expected 5 fields (minute hour day-of-month month day-of-week) or '[1-59] seconds', "
-            f"got {len(fields)} in {expr!r}"
-        )
-    for text, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-        reason = _check_cron_field(text, low, high, names)
-        if reason:
-            return f"{label} field {text!r}: {reason} (in {expr!r})"
-    return None
-
-
-def _check_cron_field(text: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
-    def value(token: str) -> int | str:
-        if token.isdigit():
-            n = int(token)
-            return n if low <= n <= high else f"{n} is outside {low}-{high}"
-        if token.lower() in names:
-            return names.index(token.lower()) + low
-        return f"{token!r} is not a number" + (" or a name" if names else "")
-
-    for item in text.split(","):
-        if not item:
-            return "empty list item"
-        base, slash, step = item.partition("/")
-        if slash:
-            if not step.isdigit() or not 1 <= int(step) <= high:
-                return f"step {step!r} must be a number from 1 to {high}"
-            if base != "*" and "-" not in base:
-                return "a step needs '*' or a range before it (e.g. */5 or 0-30/5)"
-        if base == "*":
-            continue
-        start, dash, end = base.partition("-")
-        first = value(start)
-        if isinstance(first, str):
-            return first
-        if dash:
-            last = value(end)
-            if isinstance(last, str):
-                return last
-            if last < first:
-                return f"range {base!r} runs backwards"
-    return None
 
 
 # -- the loader ----------------------------------------------------------------------------------------------

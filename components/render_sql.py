@@ -340,7 +340,11 @@ def render_script(config: StackConfig, *, stack: str | None = None) -> str:
     )
     parts.append("commit;")
     parts.append(
-        _section("Verification (the seed's queries; expected results in the comments)", _VERIFICATION)
+        _section(
+            "Verification (the seed's queries; expected results in the comments)",
+            # without the file's own header: the section title says what follows
+            sql_templates.load(sql_templates.VERIFICATION_FILE).split("\n\n", 1)[1],
+        )
     )
     return "\n\n".join(part.strip("\n") for part in parts) + "\n"
 
@@ -410,35 +414,6 @@ def _section(title: str, body: str) -> str:
 def _banner(title: str) -> str:
     rule = "-- " + "-" * 105
     return f"{rule}\n-- {title}\n{rule}"
-
-
-_VERIFICATION = """\
--- Cron jobs scheduled and active. Expected (the maintenance job is bubble_sync.purge, so this lists two):
---   bubble-sync-processor | * * * * *   | t
---   bubble-sync-retry     | */5 * * * * | t
-SELECT jobid, jobname, schedule, active
-FROM cron.job
-WHERE jobname LIKE 'bubble-sync%';
-
--- Vault secrets exist. Expected: both listed.
-SELECT name FROM vault.secrets
-WHERE name IN ('supabase_url', 'service_role_key');
-
--- sync_queue status.
-SELECT status, COUNT(*) FROM sync_queue GROUP BY status;
-
--- Functions exist. Expected: both listed.
-SELECT proname FROM pg_proc
-WHERE proname IN ('invoke_bubble_sync_processor', 'invoke_bubble_sync_retry');
-
--- Daily health check. Expected: active_jobs = 2. More detail: select * from bubble_sync.health();
-SELECT
-    (SELECT COUNT(*) FROM cron.job WHERE jobname LIKE 'bubble-sync%' AND active) as active_jobs,
-    (SELECT COUNT(*) FROM sync_queue WHERE status = 'pending') as pending_items,
-    (SELECT COUNT(*) FROM sync_queue WHERE status = 'failed') as failed_items,
-    (SELECT COUNT(*) FROM sync_queue WHERE status = 'completed' AND created_at >= NOW() - INTERVAL '24 hours')
-        as completed_today;
-"""
 
 
 def _literal(value: str) -> str:

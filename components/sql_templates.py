@@ -22,6 +22,7 @@ __all__ = [
     "CRON_JOBS",
     "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
+    "VERIFICATION_FILE",
     "FUNCTIONS",
     "QUEUE_FILES",
     "SQL_DIR",
@@ -230,6 +231,8 @@ QUEUE_FILES: tuple[str, ...] = (
 )
 # Applied after QUEUE_FILES only when immediate dispatch is on.
 DISPATCH_TRIGGER_FILE = "dispatch_trigger.sql"
+#: the original plan's verification queries, the end of every render-sql script
+VERIFICATION_FILE = "verification.sql"
 
 
 @dataclass(frozen=True)

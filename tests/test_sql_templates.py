@@ -135,7 +135,7 @@ def test_load_reads_files_under_sql_only() -> None:
 
 
 def test_every_file_is_listed_somewhere() -> None:
-    listed = set(st.QUEUE_FILES) | {st.DISPATCH_TRIGGER_FILE}
+    listed = set(st.QUEUE_FILES) | {st.DISPATCH_TRIGGER_FILE, st.VERIFICATION_FILE}
     assert set(_all_sql_files()) == listed
 
 

@@ -1,0 +1,126 @@
+"""The one table of stack config keys: each key's type, default, range, whether it is a secret, and the Edge
+Function's variable that carries it. `Pulumi.yaml`'s `config:` schema mirrors it (tests/test_config.py),
+`components/config.py` validates by it, and `components/function_env.py` makes the function's settings
+from it.
+
+Every key lives in the project namespace `bubble-sync` (`pulumi config set batchSize 100` writes
+`bubble-sync:batchSize`). Pure data: nothing happens at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["KEYS", "PROJECT", "REQUESTS_PER_ROW_MAX", "KeySpec"]
+
+PROJECT = "bubble-sync"
+
+# The most Bubble requests one queue row can need in a row (the Edge Function gets it from settings.ts).
+REQUESTS_PER_ROW_MAX = 4
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One stack config key as `Pulumi.yaml` declares it (`default=None`: no default, so required).
+
+    `secret`: the value must be stored encrypted (`pulumi config set --secret`); the program refuses a plain
+    one. `Pulumi.yaml` says `secret: true` only for required secrets (`schema_secret`): the CLI applies a
+    default as a plain value and then refuses it as not encrypted, so an optional secret key that carried
+    `secret: true` would stop every stack that leaves it unset.
+    """
+
+    name: str
+    type: Literal["string", "integer", "boolean"]
+    description: str
+    default: str | int | bool | None = None
+    secret: bool = False
+    #: inclusive bounds of an integer key
+    range: tuple[int, int] | None = None
+    #: the bubble_sync Edge Function's environment variable carrying the value (components/function_env.py)
+    env: str | None = None
+
+    @property
+    def schema_secret(self) -> bool:
+        """Whether `Pulumi.yaml` declares the key `secret: true` (the CLI then enforces encryption)."""
+        return self.secret and self.default is None
+
+
+# Optional keys get a default ("" means "not set") because the Pulumi CLI rejects a stack that lacks a
+# schema-declared key with no default ("Stack 'x' is missing configuration value 'y'").
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("projectRef", "string", "Supabase project ref: the 20 lowercase letters in <ref>.supabase.co"),
+    KeySpec(
+        "databaseUrl", "string",
+        "postgresql://user:password@host:port/dbname?sslmode=require. Either this or dbHost + dbPassword. "
+        "From IPv4-only CI use the session pooler: aws-0-<region>.pooler.supabase.com:5432, "
+        "user postgres.<projectRef>",
+        default="", secret=True,
+    ),
+    KeySpec("dbHost", "string", "db.<projectRef>.supabase.co (IPv6) or aws-0-<region>.pooler.supabase.com",
+            default=""),
+    KeySpec("dbPort", "integer", "5432 (direct, or pooler session mode)", default=5432, range=(1, 65535)),
+    KeySpec("dbUser", "string", "postgres (direct) or postgres.<projectRef> (pooler)", default="postgres"),
+    KeySpec("dbPassword", "string", "database password (with dbHost)", default="", secret=True),
+    KeySpec("dbName", "string", "database name", default="postgres"),
+    KeySpec("dbSslMode", "string", "disable | require | verify-ca | verify-full", default="require"),
+    KeySpec("supabaseUrl", "string", "API URL; default https://<projectRef>.supabase.co", default=""),
+    KeySpec("serviceRoleKey", "string", "service_role key (JWT or sb_secret_...), stored in Vault",
+            secret=True),
+    KeySpec("supabaseAccessToken", "string",
+            "Management API token for the Edge Function deploy; or env SUPABASE_ACCESS_TOKEN",
+            default="", secret=True),
+    KeySpec("managementApiUrl", "string",
+            "Management API base URL; default env SUPABASE_MANAGEMENT_API_URL, else https://api.supabase.com",
+            default=""),
+    KeySpec("deployEdgeFunction", "boolean",
+            "deploy the bubble_sync Edge Function and its secrets (false: you deploy it with the CLI)",
+            default=True),
+    KeySpec("bubbleBaseUrl", "string",
+            "https://<app>.bubbleapps.io/api/1.1 (live) or .../version-test/api/1.1 (development)",
+            env="BUBBLE_BASE_URL"),
+    KeySpec("bubbleApiToken", "string", "Bubble Data API token", secret=True, env="BUBBLE_API_TOKEN"),
+    KeySpec("bubbleDataType", "string", "Bubble data type signups are written to", default="user",
+            env="BUBBLE_DATA_TYPE"),
+    KeySpec("bubbleExternalKeyField", "string",
+            "Bubble field holding the signup's stable external key (looked up before a create)",
+            default="supabase_id", env="BUBBLE_EXTERNAL_KEY_FIELD"),
+    KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False,
+            env="BUBBLE_BULK_CREATE"),
+    KeySpec("processorSchedule", "string", "cron schedule of bubble-sync-processor", default="* * * * *"),
+    KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
+    KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",
+            default="17 3 * * *"),
+    KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50,
+            range=(1, 1000), env="BUBBLE_SYNC_BATCH_SIZE"),
+    KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5, range=(1, 20),
+            env="BUBBLE_SYNC_CONCURRENCY"),
+    # Bubble's documented floor for legacy plans; set your plan's figure. The function spaces its requests at
+    # this rate: over it Bubble answers 429 and the rest of the backlog waits for the next wake.
+    KeySpec("bubbleRateLimitPerMinute", "integer",
+            "Bubble requests per minute the function may send (your plan's limit; 0 = unpaced)",
+            default=1000, range=(0, 1_000_000), env="BUBBLE_RATE_LIMIT_PER_MINUTE"),
+    # 3: the default of the user's existing sync_queue.max_retries, kept so adopted rows behave as before.
+    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3,
+            range=(0, 50)),
+    # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
+    # is still alive never loses its rows to another.
+    KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed 4 x httpTimeoutMs",
+            default=180, range=(30, 900), env="BUBBLE_SYNC_LEASE_SECONDS"),
+    # pg_net's own default; the function answers at once and works in the background. Supabase answers 504
+    # after 150 s without a response, so longer waits buy nothing.
+    KeySpec("httpTimeoutMs", "integer", "timeout of each HTTP call, pg_net and Bubble (1000..150000)",
+            default=5000, range=(1000, 150_000), env="BUBBLE_SYNC_HTTP_TIMEOUT_MS"),
+    KeySpec("runDetailsRetentionDays", "integer", "days of cron.job_run_details kept for our jobs",
+            default=7, range=(1, 365)),
+    KeySpec("completedRetentionDays", "integer", "days completed sync_queue rows are kept", default=30,
+            range=(1, 3650)),
+    KeySpec("dispatchMode", "string", "immediate (trigger + cron safety net) | cron (cron only)",
+            default="immediate"),
+    KeySpec("manageExtensions", "boolean",
+            "enable pg_cron and pg_net with pulumi-postgresql (false: enabled in the dashboard, checked)",
+            default=True),
+    KeySpec("dropExtensionsOnDestroy", "boolean",
+            "drop pg_cron/pg_net on destroy (deletes EVERY cron job in the database)", default=False),
+    KeySpec("dropQueueOnDestroy", "boolean", "drop sync_queue and its rows on destroy", default=False),
+)  # fmt: skip
