@@ -59,9 +59,10 @@ def load_stack_config(
     set --secret` would; a secret override's value is readable (the devstack knows its own keys)."""
     values = read_stack_values(stack_file)
     secrets = dict(secret_overrides or {})
-    unknown = sorted((set(overrides or {}) | set(secrets)) - {spec.name for spec in KEYS})
+    known = {spec.name for spec in KEYS}
+    unknown = sorted((set(overrides or {}) | set(secrets)) - known)
     if unknown:
-        raise ConfigError([ConfigProblem(key, "unknown key") for key in unknown])
+        raise ConfigError([ConfigProblem(key, "unknown key" + _did_you_mean(key, known)) for key in unknown])
     values.update(overrides or {})
     values.update(secrets)
 

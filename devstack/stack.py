@@ -109,10 +109,9 @@ def up(
     state_dir = state_dir.resolve()
     overrides = {k: v for k, v in (config or {}).items() if k not in _SECRET_KEYS}
     secret_overrides = {k: v for k, v in (config or {}).items() if k in _SECRET_KEYS}
-    unknown = sorted(set(config or {}) - {spec.name for spec in KEYS})
-    if unknown:
-        raise StackError(f"--config: unknown key(s) {', '.join(unknown)} (see Pulumi.yaml)")
-    _local_config(overrides, secret_overrides)  # bad values fail here, before anything starts
+    _local_config(
+        overrides, secret_overrides
+    )  # unknown keys and bad values fail here, before anything starts
     if engine is True:
         engine = find_engine()
     elif engine is False:
@@ -189,9 +188,8 @@ def up(
             processes["functions_host"] = Started.of(proc.pid)
 
         if engine is not None:
-            with _step(
-                f"bubble-sync database objects: pulumi up (stack {LOCAL_STACK_NAME}, {engine.version()})"
-            ):
+            version = engine.version()
+            with _step(f"bubble-sync database objects: pulumi up (stack {LOCAL_STACK_NAME}, {version})"):
                 workspace = local_workspace(state_dir, engine)
                 configure_stack(
                     workspace,
@@ -213,7 +211,7 @@ def up(
                     },
                 )
                 up_stack(workspace, LOCAL_STACK_NAME)
-            applied_with = f"pulumi up ({engine.version()})"
+            applied_with = f"pulumi up ({version})"
         else:
             with _step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME}, no Pulumi engine)"):
                 apply_stack_sql(

@@ -253,7 +253,7 @@ def test_config_overrides_reach_the_local_stack(tmp_path: Path, engine: bool) ->
     ("args", "message"),
     [
         (["--config", "batchSize"], "--config expects KEY=VALUE"),
-        (["--config", "batchsize=5"], "--config: unknown key(s) batchsize"),
+        (["--config", "batchsize=5"], "bubble-sync:batchsize: unknown key (did you mean batchSize?)"),
         (
             ["--no-engine", "--config", "bubbleApiToken=x"],
             "secrets can only be set on the `local` stack with",
