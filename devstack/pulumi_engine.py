@@ -69,9 +69,11 @@ class Workspace:
         self.home = self.root / "home"
         self._passphrase_file = self.root / "passphrase"
 
-    def prepare(self, linked_stacks: Iterable[str] = ()) -> Workspace:
+    def prepare(self, linked_stacks: Iterable[str] = (), *, source: Path = REPO_ROOT) -> Workspace:
         """Creates the directories and links (again, if they exist); `linked_stacks` are committed stack
-        files (`Pulumi.<name>.yaml`) to use in place rather than a copy."""
+        files (`Pulumi.<name>.yaml`) to use in place rather than a copy. `source` is the tree whose program
+        the links point at: another release's, unpacked, to deploy that release (the virtualenv is always
+        this repository's; put `source` first on PYTHONPATH too, so its `components` is the one imported)."""
         for directory in (self.project_dir, self.backend_dir, self.home):
             directory.mkdir(parents=True, exist_ok=True)
         names = [*PROJECT_ENTRIES, *(f"Pulumi.{stack}.yaml" for stack in linked_stacks)]
@@ -79,7 +81,7 @@ class Workspace:
             link = self.project_dir / name
             if link.is_symlink() or link.exists():
                 link.unlink()
-            link.symlink_to(REPO_ROOT / name)
+            link.symlink_to((REPO_ROOT if name == ".venv" else source) / name)
         if not self._passphrase_file.exists():
             self._passphrase_file.write_text(secrets.token_urlsafe(24))
             self._passphrase_file.chmod(0o600)

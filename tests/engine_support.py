@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ import yaml
 
 from devstack.cluster import Cluster
 from devstack.pulumi_engine import Engine, Workspace, find_engine
+from tests.management_api_double import ManagementApiDouble
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -182,3 +184,72 @@ def drift_exit_codes() -> dict[int, str]:
 def secrets_in(text: str, secrets: Mapping[str, str]) -> list[str]:
     """The names of the secrets whose values appear in `text`."""
     return sorted(name for name, value in secrets.items() if value and value in text)
+
+
+# -- a stack made the README's way ------------------------------------------------------------------------
+
+#: the project ref and stack name the engine tests deploy as (the stack is the README's)
+REF = "enginetestprojectref"
+STACK = "dev"
+
+
+def stack_values(
+    postgres: Postgres, api: ManagementApiDouble, token: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(every value the README's commands and the local extras set, the secret ones among them)."""
+    secret_values = {
+        "dbPassword": postgres.cluster.password,
+        "serviceRoleKey": "sb_secret_enginetest_" + secrets.token_urlsafe(16),
+        "bubbleApiToken": "bubble-token-" + secrets.token_hex(12),
+        "supabaseAccessToken": token,
+    }
+    values = {
+        "projectRef": REF,
+        "dbHost": "127.0.0.1",
+        "dbUser": "postgres",
+        "bubbleBaseUrl": "https://enginetest.bubbleapps.io/version-test/api/1.1",
+        # the local extras (see the module docstring)
+        "dbPort": str(postgres.cluster.port),
+        "dbSslMode": "disable",
+        "supabaseUrl": "http://127.0.0.1:54321",
+        "managementApiUrl": api.url,
+        "manageExtensions": "false",
+        **secret_values,
+    }
+    return values, secret_values
+
+
+LOCAL_EXTRAS = ("dbPort", "dbSslMode", "supabaseUrl", "managementApiUrl", "manageExtensions")
+
+
+def new_cli(engine: Engine, root: Path) -> Cli:
+    # Nothing from the caller's environment may stand in for the stack's config.
+    env: dict[str, str | None] = {
+        var: None
+        for var in (
+            "SUPABASE_ACCESS_TOKEN",
+            "SUPABASE_MANAGEMENT_API_URL",
+            "BUBBLE_SYNC_DATABASE_URL",
+            "PGPASSWORD",
+        )
+    }
+    return Cli(Workspace(root, engine).prepare(), env=env)
+
+
+def make_stack_the_readme_way(cli: Cli, values: dict[str, str], *, stack: str = STACK) -> dict[str, str]:
+    """Runs the README's flow up to (not including) `preview`, plus the local extras; returns the outputs of
+    the commands that failed (none, when all is well)."""
+    failures = {}
+    for line in readme_flow():
+        words = line.split()
+        if words[1] in ("preview", "up"):
+            break
+        line = line.replace("stack init dev", f"stack init {stack}")
+        result = cli.shell_line(line, values=values, variables={})
+        if result.code != 0:
+            failures[line] = result.output
+    for key in LOCAL_EXTRAS:
+        result = cli.run(["config", "set", "--stack", stack, key, values[key]])
+        if result.code != 0:
+            failures[key] = result.output
+    return failures

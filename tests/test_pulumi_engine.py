@@ -22,27 +22,29 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.cluster import free_port
-from devstack.pulumi_engine import Engine, Workspace
+from devstack.pulumi_engine import Engine
 from tests.engine_support import (
+    REF,
+    STACK,
     Cli,
     Postgres,
     drift_exit_codes,
     engine_or_skip,
     fresh_postgres,
+    make_stack_the_readme_way,
+    new_cli,
     readme_flow,
     secrets_in,
+    stack_values,
     workflow_command,
 )
 from tests.management_api_double import ManagementApiDouble, running_double
 
-REF = "enginetestprojectref"
-STACK = "dev"  # the README's
 JOBS = ["bubble-sync-processor", "bubble-sync-retry", "bubble_sync.purge"]
 OUR_FUNCTIONS = (
     "select n.nspname || '.' || p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
@@ -65,68 +67,6 @@ class Project:
 
     def workflow(self, args: list[str]) -> Any:
         return self.cli.run([a.replace("$STACK", STACK) for a in args])
-
-
-def stack_values(
-    postgres: Postgres, api: ManagementApiDouble, token: str
-) -> tuple[dict[str, str], dict[str, str]]:
-    """(every value the README's commands and the local extras set, the secret ones among them)."""
-    secret_values = {
-        "dbPassword": postgres.cluster.password,
-        "serviceRoleKey": "sb_secret_enginetest_" + secrets.token_urlsafe(16),
-        "bubbleApiToken": "bubble-token-" + secrets.token_hex(12),
-        "supabaseAccessToken": token,
-    }
-    values = {
-        "projectRef": REF,
-        "dbHost": "127.0.0.1",
-        "dbUser": "postgres",
-        "bubbleBaseUrl": "https://enginetest.bubbleapps.io/version-test/api/1.1",
-        # the local extras (see the module docstring)
-        "dbPort": str(postgres.cluster.port),
-        "dbSslMode": "disable",
-        "supabaseUrl": "http://127.0.0.1:54321",
-        "managementApiUrl": api.url,
-        "manageExtensions": "false",
-        **secret_values,
-    }
-    return values, secret_values
-
-
-LOCAL_EXTRAS = ("dbPort", "dbSslMode", "supabaseUrl", "managementApiUrl", "manageExtensions")
-
-
-def new_cli(engine: Engine, root: Path) -> Cli:
-    # Nothing from the caller's environment may stand in for the stack's config.
-    env: dict[str, str | None] = {
-        var: None
-        for var in (
-            "SUPABASE_ACCESS_TOKEN",
-            "SUPABASE_MANAGEMENT_API_URL",
-            "BUBBLE_SYNC_DATABASE_URL",
-            "PGPASSWORD",
-        )
-    }
-    return Cli(Workspace(root, engine).prepare(), env=env)
-
-
-def make_stack_the_readme_way(cli: Cli, values: dict[str, str], *, stack: str = STACK) -> dict[str, str]:
-    """Runs the README's flow up to (not including) `preview`, plus the local extras; returns the outputs of
-    the commands that failed (none, when all is well)."""
-    failures = {}
-    for line in readme_flow():
-        words = line.split()
-        if words[1] in ("preview", "up"):
-            break
-        line = line.replace("stack init dev", f"stack init {stack}")
-        result = cli.shell_line(line, values=values, variables={})
-        if result.code != 0:
-            failures[line] = result.output
-    for key in LOCAL_EXTRAS:
-        result = cli.run(["config", "set", "--stack", stack, key, values[key]])
-        if result.code != 0:
-            failures[key] = result.output
-    return failures
 
 
 # -- the README's flow ---------------------------------------------------------------------------------------
