@@ -3,12 +3,11 @@
 status   the seed's monitoring queries, made usable: `bubble_sync.health()`, our cron jobs with their
          last runs, failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
          (each reason printed), 2 cannot connect or no connection configured (the reason printed).
-requeue  puts permanently failed rows (retry_count >= max_retries) back into the retry path: status
-         `failed`, retry_count 0, next_retry_at now, lease cleared, and error_message kept behind the prefix
-         `requeued by operator; last error: ` so the reason stays visible (a new failure replaces it; a
-         row that then completes keeps it as history). The next `bubble-sync-retry` run claims them
-         (`bubble_sync.claim('retry_failed', ...)`). One transaction; `--dry-run` runs the same statement
-         and rolls it back.
+requeue  puts permanently failed rows (retry_count >= max_retries) back into the retry path with
+         `bubble_sync.requeue` (sql/functions/maintenance.sql): status `failed`, retry_count 0,
+         next_retry_at now, lease cleared, and error_message kept behind the prefix
+         `requeued by operator; last error: ` so the reason stays visible. The next `bubble-sync-retry` run
+         claims them. One transaction; `--dry-run` runs the same call and rolls it back.
 
 Where the database is (first match wins):
   --database-url URL
@@ -61,9 +60,7 @@ EXIT_CANNOT_CONNECT = 2
 
 # The jobs every stack schedules (dispatchMode immediate or cron) and that must be active.
 EXPECTED_JOBS = ("bubble-sync-processor", "bubble-sync-retry")
-# Ours: the same filter bubble_sync.health() and bubble_sync.purge() use.
-# (`%%`: it goes into statements with psycopg parameters.)
-_OUR_JOBS = "(j.jobname like 'bubble-sync-%%' or j.jobname = 'bubble_sync.purge')"
+#: what bubble_sync.requeue puts in front of a requeued row's last error (sql/functions/maintenance.sql)
 REQUEUE_PREFIX = "requeued by operator; last error: "
 
 
@@ -208,7 +205,7 @@ class Status:
         return EXIT_HEALTHY if self.healthy else EXIT_UNHEALTHY
 
 
-_CRON_JOBS_SQL = f"""
+_CRON_JOBS_SQL = """
 select j.jobid, j.jobname, j.schedule, j.active, j.command,
        l.status as last_status, l.start_time as last_start, l.end_time as last_end,
        l.return_message as last_message,
@@ -227,7 +224,7 @@ select j.jobid, j.jobname, j.schedule, j.active, j.command,
                        from cron.job_run_details d
                       where d.jobid = j.jobid and d.status = 'failed'
                       order by d.start_time desc nulls last limit 1) f on true
- where {_OUR_JOBS}
+ where bubble_sync.is_our_job(j.jobname)
  order by j.jobname
 """
 
@@ -281,6 +278,7 @@ def collect_status(
             "select to_regprocedure('bubble_sync.health(timestamptz, integer)') is not null as health,"
             "       to_regclass('public.sync_queue') is not null as queue,"
             "       to_regclass('cron.job') is not null as cron,"
+            "       to_regprocedure('bubble_sync.is_our_job(text)') is not null as our_jobs,"
             "       to_regclass('net._http_response') is not null as net"
         ).fetchone()
         if present["health"]:
@@ -295,7 +293,7 @@ def collect_status(
                 _FAILING_SQL, {"ids": ids_per_error, "groups": error_groups}
             ).fetchall()
         status.cron_available = present["cron"]
-        if present["cron"]:
+        if present["cron"] and present["our_jobs"]:  # without the stack, health's absence says enough
             status.cron_jobs = conn.execute(_CRON_JOBS_SQL, {"now": now}).fetchall()
         else:
             status.problems.append("pg_cron is not installed (no cron.job): nothing runs the queue")
@@ -556,38 +554,10 @@ def _cannot_connect(exc: OperatorError, as_json: bool, out: TextIO) -> int:
 
 # -- requeue -------------------------------------------------------------------------------------------------
 
-# The statement a SQL verb `bubble_sync.requeue(...)` would hold (proposed for sql/functions/lease.sql;
-# until then it lives here). Only rows failed for good are touched: status failed and
-# retry_count >= max_retries. They stay `failed` (the seed's state) with retry_count 0 and next_retry_at now,
-# so the next `bubble-sync-retry` run's claim('retry_failed', ...) takes them; the last error stays readable
-# behind a prefix (repeated requeues do not stack prefixes); a new failure replaces it, complete() keeps it.
 _REQUEUE_SQL = """
-with picked as (
-  select q.ctid as row_ctid, q.retry_count as old_retry_count, q.error_message as old_error
-    from public.sync_queue q
-   where q.status = 'failed'
-     and q.retry_count >= q.max_retries
-     and ({filter})
-   order by q.updated_at
-     for update
-)
-update public.sync_queue q
-   set retry_count      = 0,
-       next_retry_at    = clock_timestamp(),
-       error_message    = %(prefix)s || regexp_replace(coalesce(p.old_error, ''), %(prefix_re)s, ''),
-       lease_token      = null,
-       lease_expires_at = null,
-       updated_at       = clock_timestamp()
-  from picked p
- where q.ctid = p.row_ctid
-returning to_jsonb(q) ->> 'id' as id, q.table_name, q.record_id, p.old_retry_count, p.old_error
+select id, table_name, record_id, old_retry_count, old_error
+  from bubble_sync.requeue(p_ids => %(ids)s, p_error_like => %(pattern)s)
 """
-
-_FILTERS = {
-    "all": "true",
-    "ids": "(to_jsonb(q) ->> 'id') = any(%(ids)s)",
-    "error_like": "q.error_message ilike %(pattern)s",
-}
 
 
 @dataclass
@@ -609,25 +579,14 @@ def requeue(
     chosen = [all_permanently_failed, bool(ids), error_like is not None]
     if sum(chosen) != 1:
         raise ValueError("choose exactly one of all_permanently_failed, ids, error_like")
-    if all_permanently_failed:
-        kind = "all"
-    elif ids:
-        kind = "ids"
-    else:
-        kind = "error_like"
-    pattern = error_like or ""
-    if error_like is not None and "%" not in pattern:
+    pattern = error_like
+    if pattern is not None and "%" not in pattern:
         pattern = f"%{pattern}%"  # no % in it: a substring match (`_` still matches any character)
-    params = {
-        "ids": [str(i) for i in ids],
-        "pattern": pattern,
-        "prefix": REQUEUE_PREFIX,
-        "prefix_re": f"^({REQUEUE_PREFIX})+",  # no regex metacharacters in the prefix
-    }
+    params = {"ids": [str(i) for i in ids] if ids else None, "pattern": pattern}
     conn.autocommit = False
     try:
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(_REQUEUE_SQL.format(filter=_FILTERS[kind]), params)
+            cur.execute(_REQUEUE_SQL, params)
             rows = cur.fetchall()
         if dry_run:
             conn.rollback()

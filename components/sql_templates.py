@@ -277,6 +277,14 @@ _NOW = "p_now timestamp with time zone"
 FUNCTIONS: list[FunctionSpec] = [
     FunctionSpec(
         "bubble_sync",
+        "is_due",
+        "p_action text, p_status text, p_retry_count anycompatible, p_max_retries anycompatible,"
+        f" p_next_retry_at timestamp with time zone, {_NOW}",
+        "functions/lease.sql",
+        _WORKER,
+    ),
+    FunctionSpec(
+        "bubble_sync",
         "backoff",
         "p_attempt integer, p_jitter double precision",
         "functions/lease.sql",
@@ -319,10 +327,17 @@ FUNCTIONS: list[FunctionSpec] = [
     FunctionSpec("public", "invoke_bubble_sync_processor", "", "functions/invoke.sql"),
     FunctionSpec("public", "invoke_bubble_sync_retry", "", "functions/invoke.sql"),
     FunctionSpec("bubble_sync", "dispatch_wake", "", "functions/dispatch.sql"),
+    FunctionSpec("bubble_sync", "is_our_job", "p_jobname text", "functions/maintenance.sql"),
     FunctionSpec(
         "bubble_sync",
         "purge",
         f"p_run_details_older_than interval, p_completed_older_than interval, {_NOW}",
+        "functions/maintenance.sql",
+    ),
+    FunctionSpec(
+        "bubble_sync",
+        "requeue",
+        f"p_ids text[], p_error_like text, {_NOW}",
         "functions/maintenance.sql",
     ),
     FunctionSpec("bubble_sync", "health", f"{_NOW}, p_recent integer", "monitoring.sql"),

@@ -69,12 +69,12 @@ begin
   if to_regclass('cron.job') is not null then
     select count(*) into active_jobs
       from cron.job j
-     where j.jobname like 'bubble-sync%' and j.active;
+     where j.jobname like 'bubble-sync%' and j.active;  -- the seed's own count: its two jobs, not purge
 
     select count(*) into failed_job_runs_24h
       from cron.job_run_details d
       join cron.job j on j.jobid = d.jobid
-     where (j.jobname like 'bubble-sync-%' or j.jobname = 'bubble_sync.purge')
+     where bubble_sync.is_our_job(j.jobname)
        and d.status = 'failed'
        and d.start_time >= v_now - interval '24 hours';
 
@@ -85,7 +85,7 @@ begin
       from (select j.jobname, d.start_time, d.return_message
               from cron.job_run_details d
               join cron.job j on j.jobid = d.jobid
-             where (j.jobname like 'bubble-sync-%' or j.jobname = 'bubble_sync.purge')
+             where bubble_sync.is_our_job(j.jobname)
                and d.status = 'failed'
              order by d.start_time desc nulls last
              limit greatest(p_recent, 0)) f;

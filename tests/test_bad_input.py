@@ -472,11 +472,14 @@ def test_a_revoked_token_pauses_the_run_without_using_attempts_and_recovers_once
     assert dead == 0, "a refused token must not use up any row's attempts"
     waiting = conn.execute(
         "select count(*) filter (where next_retry_at > now() + interval '4 minutes') as paused,"
-        " count(*) filter (where error_message like '%Bubble refused the API token%') as told"
+        " count(*) filter (where error_message like 'refused token: %') as told,"
+        " count(*) filter (where error_message like '%Bubble refused the API token%') as refused"
         " from public.sync_queue"
     ).fetchone()
     assert waiting["paused"] == summary["deferred"]
-    assert waiting["told"] >= 1, "the rows Bubble refused say why"
+    # every deferred row names the real cause (not a rate limit), the ones Bubble answered say so
+    assert waiting["told"] == summary["deferred"] and waiting["refused"] >= 1, waiting
+    assert summary["stopped_by"] == "token_refused", summary
     no_secret_in(json.dumps(summary), host.log())
     stored = conn.execute(
         "select string_agg(to_jsonb(q)::text, ' ') as t from public.sync_queue q"

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from components import operator
 from components.__main__ import main
+from components.sql_templates import DEFAULT_PARAMS, FUNCTIONS
 from tests.conftest import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,11 +365,28 @@ def test_status_with_a_stack_without_host_uses_the_env_url(
 
 
 def test_status_queries_run_against_the_real_pg_cron(cron_db: Database) -> None:
-    """The cron queries against pg_cron's own catalog (the `postgres` database), read-only."""
+    """The cron queries against pg_cron's own catalog (the `postgres` database), read-only: with only the
+    stack's job filter there (bubble_sync.is_our_job), our job is listed and another is not."""
     with psycopg.connect(cron_db.dsn, row_factory=dict_row) as conn:
         status = operator.collect_status(conn, database="cron_db")
-    assert status.cron_available
+    assert status.cron_available and status.cron_jobs == []
     assert any("bubble_sync.health() does not exist" in p for p in status.problems)
+
+    is_our_job = next(f for f in FUNCTIONS if f.name == "is_our_job").statement(DEFAULT_PARAMS)
+    with cron_db.connect() as conn:
+        conn.execute("create schema bubble_sync")
+        conn.execute(is_our_job)
+        conn.execute("select cron.schedule('bubble-sync-operatortest', '0 0 1 1 *', 'select 1')")
+        conn.execute("select cron.schedule('someone-elses-job', '0 0 1 1 *', 'select 1')")
+    try:
+        with psycopg.connect(cron_db.dsn, row_factory=dict_row) as conn:
+            status = operator.collect_status(conn, database="cron_db")
+        assert [job["jobname"] for job in status.cron_jobs] == ["bubble-sync-operatortest"]
+    finally:
+        with cron_db.connect() as conn:
+            conn.execute("select cron.unschedule('bubble-sync-operatortest')")
+            conn.execute("select cron.unschedule('someone-elses-job')")
+            conn.execute("drop schema bubble_sync cascade")
 
 
 # -- requeue -------------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, QUEUE_FILES
+from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, FUNCTIONS, QUEUE_FILES
 from tests.conftest import Database, apply_sql
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -92,7 +93,8 @@ def fail(
     retry_after: int | None = None,
     jitter: float = 0.5,
     now: datetime = T0,
-) -> bool:
+) -> str | None:
+    """What became of the row ('deferred', 'retrying', 'failed_for_good'), None if the lease was not held."""
     return _scalar(
         conn,
         "select bubble_sync.fail(%s, %s, %s, %s, %s, %s)",
@@ -350,8 +352,8 @@ def test_late_worker_cannot_complete_or_fail_a_reclaimed_row(conn: psycopg.Conne
     before = row_of(conn, "u1")
 
     assert complete(conn, late["lease_token"], bubble_id="from-A", now=at(62)) is False
-    assert fail(conn, late["lease_token"], "from A", now=at(62)) is False
-    assert fail(conn, late["lease_token"], "from A", kind="permanent", now=at(62)) is False
+    assert fail(conn, late["lease_token"], "from A", now=at(62)) is None
+    assert fail(conn, late["lease_token"], "from A", kind="permanent", now=at(62)) is None
     assert row_of(conn, "u1") == before  # nothing changed
 
     assert complete(conn, current["lease_token"], bubble_id="from-B", now=at(63)) is True
@@ -369,7 +371,7 @@ def test_unknown_token_changes_nothing(conn: psycopg.Connection[Any]) -> None:
     enqueue(conn, "u1")
     claim(conn)
     assert complete(conn, "00000000-0000-0000-0000-000000000000") is False
-    assert fail(conn, None) is False
+    assert fail(conn, None) is None
 
 
 # -- two connections -----------------------------------------------------------------------------------------
@@ -460,7 +462,7 @@ def test_retryable_failure_waits_the_backoff_then_the_retry_action_takes_it(
 ) -> None:
     enqueue(conn, "u1")
     (row,) = claim(conn, now=at(0))
-    assert fail(conn, row["lease_token"], "HTTP 503: upstream", jitter=0.0, now=at(10)) is True
+    assert fail(conn, row["lease_token"], "HTTP 503: upstream", jitter=0.0, now=at(10)) == "retrying"
     failed = row_of(conn, "u1")
     assert (failed["status"], failed["retry_count"], failed["error_message"]) == (
         "failed",
@@ -478,7 +480,8 @@ def test_retryable_failures_end_failed_for_good_at_max_retries(conn: psycopg.Con
     (row,) = claim(conn, now=at(0))
     now = 0.0
     for attempt in range(1, 4):
-        assert fail(conn, row["lease_token"], f"HTTP 500 #{attempt}", now=at(now)) is True
+        outcome = fail(conn, row["lease_token"], f"HTTP 500 #{attempt}", now=at(now))
+        assert outcome == ("retrying" if attempt < 3 else "failed_for_good")
         state = row_of(conn, "u1")
         assert state["retry_count"] == attempt
         if attempt < 3:
@@ -498,9 +501,8 @@ def test_retryable_failures_end_failed_for_good_at_max_retries(conn: psycopg.Con
 def test_a_4xx_fails_for_good_at_once(conn: psycopg.Connection[Any]) -> None:
     enqueue(conn, "u1", max_retries=5)
     (row,) = claim(conn)
-    assert (
-        fail(conn, row["lease_token"], "HTTP 400: invalid field email", kind="permanent", now=at(1)) is True
-    )
+    outcome = fail(conn, row["lease_token"], "HTTP 400: invalid field email", kind="permanent", now=at(1))
+    assert outcome == "failed_for_good"
     dead = row_of(conn, "u1")
     assert (dead["status"], dead["retry_count"], dead["max_retries"], dead["next_retry_at"]) == (
         "failed",
@@ -519,17 +521,16 @@ def test_a_4xx_fails_for_good_at_once(conn: psycopg.Connection[Any]) -> None:
 def test_429_waits_for_retry_after_without_using_an_attempt(conn: psycopg.Connection[Any]) -> None:
     enqueue(conn, "u1")
     (row,) = claim(conn, now=at(0))
-    assert fail(conn, row["lease_token"], "HTTP 429", kind="rate_limited", retry_after=120, now=at(1)) is True
+    message = "rate limited: Bubble answered 429"
+    assert fail(conn, row["lease_token"], message, kind="deferred", retry_after=120, now=at(1)) == "deferred"
     waiting = row_of(conn, "u1")
     assert (waiting["status"], waiting["retry_count"], waiting["next_retry_at"]) == ("pending", 0, at(121))
-    assert waiting["error_message"] == "rate limited: HTTP 429"
+    assert waiting["error_message"] == message  # as the worker said it: the cause is the worker's to name
     assert claim(conn, now=at(120)) == []  # Retry-After honoured
     (again,) = claim(conn, now=at(121))
     # throttled again and again: never runs out of attempts
     for i in range(10):
-        assert fail(
-            conn, again["lease_token"], "HTTP 429", kind="rate_limited", retry_after=0, now=at(122 + i)
-        )
+        assert fail(conn, again["lease_token"], message, kind="deferred", retry_after=0, now=at(122 + i))
         (again,) = claim(conn, now=at(122 + i))
     assert again["retry_count"] == 0
 
@@ -537,14 +538,96 @@ def test_429_waits_for_retry_after_without_using_an_attempt(conn: psycopg.Connec
 def test_429_without_retry_after_waits_the_backoff(conn: psycopg.Connection[Any]) -> None:
     enqueue(conn, "u1")
     (row,) = claim(conn, now=at(0))
-    fail(conn, row["lease_token"], "HTTP 429", kind="rate_limited", jitter=0.5, now=at(1))
+    fail(conn, row["lease_token"], "HTTP 429", kind="deferred", jitter=0.5, now=at(1))
     assert row_of(conn, "u1")["next_retry_at"] == at(31)
+
+
+def test_the_earlier_name_of_deferred_is_still_accepted(conn: psycopg.Connection[Any]) -> None:
+    """A worker deployed before the rename passes 'rate_limited' until its redeploy (the same `up`)."""
+    enqueue(conn, "u1")
+    (row,) = claim(conn, now=at(0))
+    assert (
+        fail(conn, row["lease_token"], "HTTP 429", kind="rate_limited", retry_after=5, now=at(1))
+        == "deferred"
+    )
+    assert (row_of(conn, "u1")["status"], row_of(conn, "u1")["error_message"]) == ("pending", "HTTP 429")
+
+
+# Rows in every state at T0 + 100 s: (record_id, status, retry_count, max_retries, next_retry_at offset).
+_EVERY_STATE = [
+    ("pending", "pending", 0, 3, None),
+    ("pending-deferred-past", "pending", 0, 3, 50),
+    ("pending-deferred-future", "pending", 0, 3, 500),
+    ("failed-due", "failed", 1, 3, 50),
+    ("failed-due-no-time", "failed", 2, 3, None),
+    ("failed-not-yet", "failed", 1, 3, 500),
+    ("failed-for-good", "failed", 3, 3, None),
+    ("failed-over-budget", "failed", 5, 3, 50),
+    ("completed", "completed", 0, 3, None),
+]
+
+
+def _insert_every_state(conn: psycopg.Connection[Any]) -> None:
+    for i, (record_id, status, retries, max_retries, due) in enumerate(_EVERY_STATE):
+        conn.execute(
+            "insert into public.sync_queue (table_name, record_id, operation, status, retry_count,"
+            " max_retries, next_retry_at, created_at) values ('profiles', %s, 'INSERT', %s, %s, %s, %s, %s)",
+            (record_id, status, retries, max_retries, None if due is None else at(due), at(i)),
+        )
+
+
+@pytest.mark.parametrize("action", [PROCESS, RETRY])
+def test_claim_takes_exactly_the_rows_is_due_names(conn: psycopg.Connection[Any], action: str) -> None:
+    """claim narrows its scan with the partial index's own condition; is_due decides. The two must agree."""
+    _insert_every_state(conn)
+    due = conn.execute(
+        "select q.record_id from public.sync_queue q"
+        " where bubble_sync.is_due(%s, q.status, q.retry_count, q.max_retries, q.next_retry_at, %s)",
+        (action, at(100)),
+    ).fetchall()
+    expected = {PROCESS: {"pending", "pending-deferred-past"}, RETRY: {"failed-due", "failed-due-no-time"}}
+    assert {r["record_id"] for r in due} == expected[action]
+    claimed = claim(conn, action, limit=100, now=at(100))
+    assert {r["record_id"] for r in claimed} == expected[action]
+
+
+@pytest.mark.parametrize(
+    ("action", "index", "order"),
+    [(PROCESS, "sync_queue_pending_idx", "created_at"), (RETRY, "sync_queue_retry_due_idx", "next_retry_at")],
+)
+def test_claims_condition_lets_the_planner_use_the_actions_partial_index(
+    conn: psycopg.Connection[Any], action: str, index: str, order: str
+) -> None:
+    """is_due pins its search_path (Supabase's linter flags a function that does not), so the planner cannot
+    see into it: the condition in front of it must be the index's own, or each claim reads the whole table."""
+    source = _claim_source()
+    call = source.index(f"bubble_sync.is_due('{action}'")
+    where = source[source.rindex("where", 0, call) : source.index("order by", call)]
+    query = psycopg.sql.SQL("explain select 1 from public.sync_queue q {} order by q.{}").format(
+        psycopg.sql.SQL(where.replace("v_now", "clock_timestamp()")), psycopg.sql.Identifier(order)
+    )
+    with conn.transaction():
+        conn.execute("set local enable_seqscan = off")
+        plan = "\n".join(row["QUERY PLAN"] for row in conn.execute(query).fetchall())
+    assert index in plan, plan
+
+
+def _claim_source() -> str:
+    """claim's body as written in sql/functions/lease.sql."""
+    return next(f for f in FUNCTIONS if f.name == "claim").statement(DEFAULT_PARAMS)
+
+
+def test_is_our_job_names_our_three_jobs(conn: psycopg.Connection[Any]) -> None:
+    names = ["bubble-sync-processor", "bubble-sync-retry", "bubble_sync.purge", "bubble_syncXpurge", "other"]
+    ours = [_scalar(conn, "select bubble_sync.is_our_job(%s)", (name,)) for name in names]
+    assert ours == [True, True, True, False, False]
 
 
 def test_failure_kind_follows_the_design_rule(conn: psycopg.Connection[Any]) -> None:
     expected = {
-        429: "rate_limited", 408: "retryable", None: "retryable", 500: "retryable", 502: "retryable",
-        503: "retryable", 400: "permanent", 401: "permanent", 404: "permanent", 422: "permanent",
+        429: "deferred", 401: "deferred", 403: "deferred", 408: "retryable", None: "retryable",
+        500: "retryable", 502: "retryable", 503: "retryable", 400: "permanent", 404: "permanent",
+        422: "permanent",
     }  # fmt: skip
     actual = {status: _scalar(conn, "select bubble_sync.failure_kind(%s)", (status,)) for status in expected}
     assert actual == expected
@@ -704,7 +787,7 @@ def test_the_verbs_work_on_an_adopted_table(adopted_db: Database) -> None:
         assert complete(c, claimed["lease_token"], bubble_id="b1", now=at(2)) is True
         (retry,) = claim(c, RETRY, now=at(3))
         assert retry["record_id"] == "u-failed"
-        assert fail(c, retry["lease_token"], "HTTP 404", kind="permanent", now=at(4)) is True
+        assert fail(c, retry["lease_token"], "HTTP 404", kind="permanent", now=at(4)) == "failed_for_good"
         assert row_of(c, "u-failed")["retry_count"] == 3
 
 
@@ -858,7 +941,7 @@ def test_health_counts_every_state(conn: psycopg.Connection[Any]) -> None:
     fail(conn, rows["r1"]["lease_token"], "HTTP 502", now=at(201))
     fail(conn, rows["dead"]["lease_token"], "HTTP 400: bad email", kind="permanent", now=at(202))
     complete(conn, rows["p1"]["lease_token"], now=at(203))
-    fail(conn, rows["p2"]["lease_token"], "HTTP 429", kind="rate_limited", retry_after=5, now=at(204))
+    fail(conn, rows["p2"]["lease_token"], "HTTP 429", kind="deferred", retry_after=5, now=at(204))
     claim(conn, limit=2, lease=10, now=at(300))  # p2 (due again) and done
     (health,) = conn.execute("select * from bubble_sync.health(%s)", (at(400),)).fetchall()
     assert health == health | {

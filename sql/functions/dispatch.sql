@@ -43,7 +43,8 @@ begin
     return null;
   end if;
   if not exists (select 1 from new_rows n
-                  where n.status = 'pending' and (n.next_retry_at is null or n.next_retry_at <= v_now)) then
+                  where bubble_sync.is_due('process_queue_data_api', n.status, n.retry_count, n.max_retries,
+                                           n.next_retry_at, v_now)) then
     return null;
   end if;
 

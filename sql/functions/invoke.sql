@@ -95,7 +95,9 @@ declare
 begin
   select count(*) into v_eligible
     from public.sync_queue q
-   where (q.status = 'pending' and (q.next_retry_at is null or q.next_retry_at <= v_now))
+   where (q.status = 'pending'  -- sync_queue_pending_idx (see bubble_sync.is_due)
+          and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
+                                 q.next_retry_at, v_now))
       or (q.status = 'processing' and q.lease_expires_at <= v_now);
 
   if v_eligible = 0 then
@@ -112,8 +114,8 @@ $fn$;
 
 revoke all on function public.invoke_bubble_sync_processor() from public, anon, authenticated, service_role;
 
--- invoke_bubble_sync_retry: if any failed row is due for a retry (retry_count < max_retries and next_retry_at
--- null or past: the seed's condition), asks the edge function to retry them; otherwise says so and returns NULL.
+-- invoke_bubble_sync_retry: if any failed row is due for a retry (bubble_sync.is_due: the seed's condition),
+-- asks the edge function to retry them; otherwise says so and returns NULL.
 create or replace function public.invoke_bubble_sync_retry()
 returns bigint
 language plpgsql
@@ -127,9 +129,8 @@ declare
 begin
   select count(*) into v_eligible
     from public.sync_queue q
-   where q.status = 'failed'
-     and q.retry_count < q.max_retries
-     and (q.next_retry_at is null or q.next_retry_at <= v_now);
+   where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx (see is_due)
+     and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at, v_now);
 
   if v_eligible = 0 then
     raise notice '[bubble_sync_retry] No failed items to retry';

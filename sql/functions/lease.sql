@@ -4,7 +4,7 @@
 --     rows := bubble_sync.claim(action, batch size, lease)     -- each row comes back with its own lease_token
 --     for each row: call Bubble, then
 --         bubble_sync.complete(row.lease_token, bubble id)     -- or
---         bubble_sync.fail(row.lease_token, message, kind, retry-after)
+--         bubble_sync.fail(row.lease_token, message, kind, retry-after)   -- says what became of the row
 --     repeat until claim returns fewer rows than asked for
 -- and must keep claiming until then: a claim for process_queue_data_api consumes the pending dispatch wake, so
 -- rows left behind by a worker that stops early wait for the minute cron.
@@ -12,6 +12,47 @@
 -- Every function that changes state takes `p_now timestamptz default null` and uses
 -- coalesce(p_now, clock_timestamp()): tests pin the clock instead of sleeping, production passes nothing.
 -- clock_timestamp(), not now(): a long transaction must not freeze the clock that leases are measured with.
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Which rows are due
+-- ---------------------------------------------------------------------------------------------------------
+
+-- is_due: whether a row with these columns is due for p_action at p_now; the one definition claim, the invoke
+-- functions and the dispatch trigger share:
+--   process_queue_data_api  pending, and next_retry_at (set when a row was deferred) null or past
+--   retry_failed            failed, retry_count < max_retries, and next_retry_at null or past (the seed's
+--                           retry condition)
+-- The planner cannot see into a function with a pinned search_path, so callers that scan the queue put the
+-- predicate of the partial index for the action in front of the call (`q.status = 'pending' and ...`; see
+-- the indexes in queue_schema.sql); it narrows the scan, and is_due decides. tests/test_queue.py checks that
+-- claim takes exactly the rows is_due names. The counts are anycompatible so an adopted table's smallint or
+-- bigint columns are compared as they are.
+create or replace function bubble_sync.is_due(
+  p_action        text,
+  p_status        text,
+  p_retry_count   anycompatible,
+  p_max_retries   anycompatible,
+  p_next_retry_at timestamptz,
+  p_now           timestamptz
+)
+returns boolean
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select case p_action
+           when 'process_queue_data_api' then p_status = 'pending'
+           when 'retry_failed' then p_status = 'failed' and p_retry_count < p_max_retries
+           else false
+         end
+     and (p_next_retry_at is null or p_next_retry_at <= p_now)
+$fn$;
+
+revoke all on function bubble_sync.is_due(text, text, anycompatible, anycompatible, timestamptz, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.is_due(text, text, anycompatible, anycompatible, timestamptz, timestamptz)
+  to service_role;
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Retry policy
@@ -43,10 +84,11 @@ grant execute on function bubble_sync.backoff(integer, double precision) to serv
 
 -- failure_kind: how to treat a Bubble HTTP status (null = no response: timeout or network error). The rule
 -- lives here once; a worker may pass failure_kind(status) straight to fail().
---   429                      rate_limited   wait for Retry-After, no attempt used
---   408, 5xx, no response    retryable      backoff, attempt used
---   other 4xx                permanent      failed for good now (a bad payload will not get better)
---   anything else            retryable      (1xx/2xx/3xx reaching here is a protocol surprise: try again)
+--   429                      deferred    wait for Retry-After, no attempt used (a throttled row is not at fault)
+--   401, 403                 deferred    Bubble refused our API token: the token, not the row, is wrong
+--   408, 5xx, no response    retryable   backoff, attempt used
+--   other 4xx                permanent   failed for good now (a bad payload will not get better)
+--   anything else            retryable   (1xx/2xx/3xx reaching here is a protocol surprise: try again)
 create or replace function bubble_sync.failure_kind(p_http_status integer)
 returns text
 language sql
@@ -55,7 +97,7 @@ parallel safe
 set search_path = ''
 as $fn$
   select case
-    when p_http_status = 429 then 'rate_limited'
+    when p_http_status in (429, 401, 403) then 'deferred'
     when p_http_status = 408 then 'retryable'
     when p_http_status between 400 and 499 then 'permanent'
     else 'retryable'
@@ -112,14 +154,13 @@ grant execute on function bubble_sync.reclaim(timestamptz) to service_role;
 
 -- claim: leases up to p_limit rows for one action and returns them, each with a fresh lease_token that
 -- complete/fail must present; the lease runs out after p_lease_seconds.
---   process_queue_data_api  pending rows that are due (next_retry_at, set only by a 429, has passed), oldest
---                           first; rows whose lease expired come back through reclaim (called first). Consumes
---                           the dispatch wake before it looks, see bubble_sync.dispatch_wake.
---   retry_failed            failed rows with retry_count < max_retries and next_retry_at null or past (the
---                           seed's condition), most overdue first.
+--   process_queue_data_api  the rows bubble_sync.is_due says are due for it, oldest first; rows whose lease
+--                           expired come back through reclaim (called first). Consumes the dispatch wake
+--                           before it looks, see bubble_sync.dispatch_wake.
+--   retry_failed            the rows is_due says are due for a retry (the seed's condition), most overdue first.
 -- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
 -- workers never get the same row, and nobody waits for rows another worker holds. The two actions get a
--- statement each, alike but for their filter and order, so each can use its own partial index.
+-- statement each, alike but for their action and order, so each can use its own partial index.
 create or replace function bubble_sync.claim(
   p_action        text,
   p_limit         integer default 10,
@@ -164,8 +205,9 @@ begin
       with picked as (
         select q.ctid as row_ctid
           from public.sync_queue q
-         where q.status = 'pending'
-           and (q.next_retry_at is null or q.next_retry_at <= v_now)
+         where q.status = 'pending'  -- sync_queue_pending_idx
+           and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
+                                  q.next_retry_at, v_now)
          order by q.created_at
          limit p_limit
          for update skip locked
@@ -183,9 +225,8 @@ begin
       with picked as (
         select q.ctid as row_ctid
           from public.sync_queue q
-         where q.status = 'failed'
-           and q.retry_count < q.max_retries
-           and (q.next_retry_at is null or q.next_retry_at <= v_now)
+         where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx
+           and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at, v_now)
          order by q.next_retry_at nulls first, q.created_at
          limit p_limit
          for update skip locked
@@ -246,16 +287,21 @@ revoke all on function bubble_sync.complete(uuid, text, timestamptz)
   from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.complete(uuid, text, timestamptz) to service_role;
 
--- fail: records a failed attempt if p_lease_token is the row's current lease; true if so. p_kind says what
--- happens next (bubble_sync.failure_kind maps an HTTP status to it):
---   retryable     retry_count + 1; failed with next_retry_at = now + backoff(retry_count, p_jitter), or failed
---                 for good (next_retry_at null) once retry_count reaches max_retries
---   rate_limited  back to pending, due after p_retry_after_seconds (Bubble's Retry-After; without one, the
---                 backoff for the next attempt); retry_count unchanged, being throttled is not the row's fault
---   permanent     failed for good now: retry_count := greatest(retry_count + 1, max_retries), so the seed's
---                 retry condition retry_count < max_retries never picks it up
--- p_jitter (0..1) defaults to random(); tests pass it to get exact times. The message is kept in error_message,
--- cut to 2000 characters.
+-- fail: records a failed attempt if p_lease_token is the row's current lease, and says what became of the row:
+--   'deferred'         back to pending, no attempt used
+--   'retrying'         failed; retry_failed picks it up once next_retry_at has passed
+--   'failed_for_good'  failed, retry_count >= max_retries: the seed's retry condition never picks it up again
+--   null               the lease was no longer the caller's; nothing changed
+-- p_kind says what happens (bubble_sync.failure_kind maps an HTTP status to it):
+--   retryable  retry_count + 1; next_retry_at = now + backoff(retry_count, p_jitter), or failed for good
+--              (next_retry_at null) once retry_count reaches max_retries
+--   deferred   back to pending, due after p_retry_after_seconds (Bubble's Retry-After; without one, the
+--              backoff for the next attempt); retry_count unchanged: the row was not at fault (a rate limit,
+--              a refused API token, a run out of time before the row's turn). 'rate_limited', this kind's
+--              earlier name, is accepted from workers deployed before the rename.
+--   permanent  failed for good now: retry_count := greatest(retry_count + 1, max_retries)
+-- p_error is stored in error_message as given (cut to 2000 characters), so it must say the cause. p_jitter
+-- (0..1) defaults to random(); tests pass it to get exact times.
 create or replace function bubble_sync.fail(
   p_lease_token         uuid,
   p_error               text,
@@ -264,50 +310,64 @@ create or replace function bubble_sync.fail(
   p_jitter              double precision default null,
   p_now                 timestamptz default null
 )
-returns boolean
+returns text
 language plpgsql
 set search_path = ''
 as $fn$
 declare
-  v_now    timestamptz := coalesce(p_now, clock_timestamp());
-  v_jitter double precision := coalesce(p_jitter, random());
-  v_error  text := left(coalesce(p_error, 'unknown error'), 2000);
+  v_now         timestamptz := coalesce(p_now, clock_timestamp());
+  v_jitter      double precision := coalesce(p_jitter, random());
+  v_error       text := left(coalesce(p_error, 'unknown error'), 2000);
+  v_kind        text := case when p_kind = 'rate_limited' then 'deferred' else p_kind end;
+  v_status      text;
+  v_retry_count bigint;
+  v_max_retries bigint;
 begin
-  if p_kind is null or p_kind not in ('retryable', 'rate_limited', 'permanent') then
+  if v_kind is null or v_kind not in ('retryable', 'deferred', 'permanent') then
     raise exception 'bubble_sync.fail: unknown kind %', coalesce(quote_literal(p_kind), 'NULL')
-      using errcode = '22023', hint = 'Use retryable, rate_limited or permanent (see bubble_sync.failure_kind).';
+      using errcode = '22023', hint = 'Use retryable, deferred or permanent (see bubble_sync.failure_kind).';
   end if;
 
   update public.sync_queue q
      set status = case
-                    when p_kind = 'rate_limited' then 'pending'
+                    when v_kind = 'deferred' then 'pending'
                     else 'failed'
                   end,
-         retry_count = case p_kind
-                         when 'rate_limited' then coalesce(q.retry_count, 0)
+         retry_count = case v_kind
+                         when 'deferred' then coalesce(q.retry_count, 0)
                          when 'permanent' then greatest(coalesce(q.retry_count, 0) + 1,
                                                         coalesce(q.max_retries, {{ default_max_retries }}))
                          else coalesce(q.retry_count, 0) + 1
                        end,
          next_retry_at = case
-                           when p_kind = 'rate_limited' then
+                           when v_kind = 'deferred' then
                              v_now + case
                                        when p_retry_after_seconds is not null
                                          then make_interval(secs => greatest(p_retry_after_seconds, 0))
                                        else bubble_sync.backoff(coalesce(q.retry_count, 0) + 1, v_jitter)
                                      end
-                           when p_kind = 'retryable'
+                           when v_kind = 'retryable'
                                 and coalesce(q.retry_count, 0) + 1 < coalesce(q.max_retries, {{ default_max_retries }}) then
                              v_now + bubble_sync.backoff(coalesce(q.retry_count, 0) + 1, v_jitter)
                            else null
                          end,
-         error_message    = case when p_kind = 'rate_limited' then 'rate limited: ' || v_error else v_error end,
+         error_message    = v_error,
          lease_token      = null,
          lease_expires_at = null,
          updated_at       = v_now
    where q.lease_token = p_lease_token
-     and q.status = 'processing';
-  return found;
+     and q.status = 'processing'
+  returning q.status, q.retry_count, coalesce(q.max_retries, {{ default_max_retries }})
+    into v_status, v_retry_count, v_max_retries;
+
+  if not found then
+    return null;
+  end if;
+  return case
+           when v_status = 'pending' then 'deferred'
+           when v_retry_count < v_max_retries then 'retrying'
+           else 'failed_for_good'
+         end;
 end;
 $fn$;
 

@@ -23,7 +23,7 @@ export interface Summary {
   /** Rows left in 'processing' because their verdict could not be written; their lease brings them back. */
   unreported: number;
   bubble_requests: number;
-  /** drained | limit | time_budget | rate_limited */
+  /** drained | limit | time_budget | rate_limited | token_refused */
   stopped_by: string;
   duration_ms: number;
 }
@@ -41,30 +41,49 @@ const MAX_PAYLOAD_BYTES = 1024 * 1024;
 const DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 30;
 /** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
 const CREDENTIALS_PAUSE_SECONDS = 300;
+
+/** Why a run stops sending for a while: Bubble's rate limit (429) or Bubble refusing the API token (401/403). */
+type Pause = "rate_limited" | "token_refused";
 const encoder = new TextEncoder();
 
 type Verdict =
   | { kind: "complete"; bubbleId: string }
   | { kind: "fail"; error: string; reason: FailReason; retryAfterSeconds: number | null };
 
+/** The pause an HTTP status calls for: Bubble says stop sending, whatever the row. */
+function pauseFor(status: number | null): Pause | null {
+  if (status === 429) return "rate_limited";
+  if (status === 401 || status === 403) return "token_refused";
+  return null;
+}
+
+/**
+ * A failure as Bubble answered it. What happens to the row is the database's rule (bubble_sync.failure_kind:
+ * a 429 or a refused token defers the row without using an attempt, instead of dead-lettering the backlog);
+ * the message names the cause, and the wait is Bubble's Retry-After or, for a refused token, a fixed pause.
+ */
 function failedWith(failure: Failure, context?: string): Verdict {
   const error = context ? `${context}: ${failure.message}` : failure.message;
-  if (failure.status === 401 || failure.status === 403) {
-    // The token, not the row: hand the row back without using an attempt, and pause the run (see report),
-    // instead of dead-lettering the whole backlog until someone requeues it.
-    return {
-      kind: "fail",
-      error: `Bubble refused the API token (fix BUBBLE_API_TOKEN / bubbleApiToken); waiting: ${error}`,
-      reason: { kind: "rate_limited" },
-      retryAfterSeconds: CREDENTIALS_PAUSE_SECONDS,
-    };
+  const reason = { httpStatus: failure.status };
+  switch (pauseFor(failure.status)) {
+    case "token_refused":
+      return {
+        kind: "fail",
+        error:
+          `refused token: Bubble refused the API token (fix BUBBLE_API_TOKEN / bubbleApiToken): ${error}`,
+        reason,
+        retryAfterSeconds: CREDENTIALS_PAUSE_SECONDS,
+      };
+    case "rate_limited":
+      return {
+        kind: "fail",
+        error: `rate limited: ${error}`,
+        reason,
+        retryAfterSeconds: failure.retryAfterSeconds,
+      };
+    default:
+      return { kind: "fail", error, reason, retryAfterSeconds: null };
   }
-  return {
-    kind: "fail",
-    error,
-    reason: { httpStatus: failure.status },
-    retryAfterSeconds: failure.status === 429 ? failure.retryAfterSeconds : null,
-  };
 }
 
 function permanent(error: string): Verdict {
@@ -82,10 +101,11 @@ interface Prepared {
 export class Run {
   private readonly summary: Summary;
   private readonly startedAt: number;
-  /** Set by a 429: rows not yet sent wait until then instead of being sent. */
-  private rateLimitedUntil = 0;
+  /** Set by a 429 or a refused token: rows not yet sent wait until then instead of being sent. */
+  private pausedUntil = 0;
+  private pausedBy: Pause = "rate_limited";
   /** Why rows of the current run were handed back unsent, if they were: the run stops claiming then. */
-  private cutShort: "rate_limited" | "time_budget" | null = null;
+  private cutShort: Pause | "time_budget" | null = null;
 
   constructor(
     private readonly config: Config,
@@ -124,8 +144,8 @@ export class Run {
           this.summary.stopped_by = "time_budget";
           break;
         }
-        if (this.rateLimitedUntil > this.now()) {
-          this.summary.stopped_by = "rate_limited";
+        if (this.pausedUntil > this.now()) {
+          this.summary.stopped_by = this.pausedBy;
           break;
         }
         const remaining = this.options.limit === null ? batchSize : this.options.limit - this.summary.claimed;
@@ -184,19 +204,23 @@ export class Run {
 
   /**
    * Runs `work` unless the run may no longer send: past the start deadline the rows go back to pending at once,
-   * and while Bubble's rate limit lasts they wait for it, in both cases without using an attempt.
+   * and while a pause lasts they wait for its end, in both cases without using an attempt.
    */
   private async gate(items: Prepared[], startBy: number, work: () => Promise<void>): Promise<void> {
     const now = this.now();
-    if (this.rateLimitedUntil > now) {
-      const seconds = Math.ceil((this.rateLimitedUntil - now) / 1000);
-      const error = `not sent: Bubble asked to wait ${seconds} s (Retry-After) during this run`;
-      this.cutShort = "rate_limited";
+    if (this.pausedUntil > now) {
+      const seconds = Math.ceil((this.pausedUntil - now) / 1000);
+      const error = this.pausedBy === "token_refused"
+        ? `refused token: not sent, Bubble refused the API token earlier in this run; waiting ${seconds} s`
+        : `rate limited: not sent, Bubble asked to wait ${seconds} s (Retry-After) during this run`;
+      this.cutShort = this.pausedBy;
       await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, seconds))));
       return;
     }
     if (now >= startBy) {
-      const error = "not sent: the run reached its time budget (or the lease's end) before this row's turn";
+      const error =
+        "time budget: not sent, the run reached its time budget (or the lease's end) before this " +
+        "row's turn";
       this.cutShort ??= "time_budget";
       await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, 0))));
       return;
@@ -205,7 +229,7 @@ export class Run {
   }
 
   private deferral(error: string, seconds: number): Verdict {
-    return { kind: "fail", error, reason: { kind: "rate_limited" }, retryAfterSeconds: seconds };
+    return { kind: "fail", error, reason: { kind: "deferred" }, retryAfterSeconds: seconds };
   }
 
   /** Checks a row's operation and payload; a verdict when the row cannot be sent at all. */
@@ -346,9 +370,11 @@ export class Run {
     }));
   }
 
-  private noteRateLimit(retryAfterSeconds: number | null): void {
-    const until = this.now() + (retryAfterSeconds ?? DEFAULT_RATE_LIMIT_PAUSE_SECONDS) * 1000;
-    this.rateLimitedUntil = Math.max(this.rateLimitedUntil, until);
+  /** Stops sending until the pause ends; the run then stops claiming and says why (stopped_by). */
+  private notePause(pause: Pause, seconds: number | null): void {
+    const until = this.now() + (seconds ?? DEFAULT_RATE_LIMIT_PAUSE_SECONDS) * 1000;
+    if (until > this.pausedUntil) [this.pausedUntil, this.pausedBy] = [until, pause];
+    if (this.pausedUntil > this.now()) this.cutShort = this.pausedBy;
   }
 
   /** Writes the verdict as the lease holder and counts it. */
@@ -360,19 +386,17 @@ export class Run {
         else s.lease_lost++;
         return;
       }
-      const paused = "kind" in verdict.reason && verdict.reason.kind === "rate_limited";
-      if (paused || ("httpStatus" in verdict.reason && verdict.reason.httpStatus === 429)) {
-        this.noteRateLimit(verdict.retryAfterSeconds);
-      }
+      const pause = "httpStatus" in verdict.reason ? pauseFor(verdict.reason.httpStatus) : null;
+      if (pause !== null) this.notePause(pause, verdict.retryAfterSeconds);
       const outcome = await this.queue.fail(
         row.lease_token,
         this.redact(verdict.error),
         verdict.reason,
         verdict.retryAfterSeconds,
       );
-      if (!outcome.recorded) s.lease_lost++;
-      else if (outcome.kind === "rate_limited") s.deferred++;
-      else if (outcome.kind === "permanent" || row.retry_count + 1 >= row.max_retries) s.permanently_failed++;
+      if (outcome === null) s.lease_lost++;
+      else if (outcome === "deferred") s.deferred++;
+      else if (outcome === "failed_for_good") s.permanently_failed++;
       else s.failed++;
     } catch (error) {
       // The row stays 'processing' until its lease runs out; reclaim then counts the attempt.

@@ -7,7 +7,10 @@ export const ACTIONS = ["process_queue_data_api", "retry_failed"] as const;
 export type Action = typeof ACTIONS[number];
 
 /** What happens to a failed row next (bubble_sync.failure_kind maps an HTTP status to it). */
-export type FailureKind = "retryable" | "rate_limited" | "permanent";
+export type FailureKind = "retryable" | "deferred" | "permanent";
+
+/** What became of a failed row, as bubble_sync.fail reports it. */
+export type FailOutcome = "deferred" | "retrying" | "failed_for_good";
 
 /** The columns of public.sync_queue the worker reads. An adopted table may have more, or other id types. */
 export interface QueueRow {
@@ -27,22 +30,17 @@ export interface QueueRow {
  */
 export type FailReason = { httpStatus: number | null } | { kind: FailureKind };
 
-export interface FailOutcome {
-  /** false when the lease was lost: someone else holds the row now and nothing was changed. */
-  recorded: boolean;
-  kind: FailureKind;
-}
-
 export interface Queue {
   claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]>;
   /** true if the row was ours and is now completed. */
   complete(leaseToken: string, bubbleId: string): Promise<boolean>;
+  /** What became of the row; null when the lease was lost (someone else holds the row, nothing changed). */
   fail(
     leaseToken: string,
     error: string,
     reason: FailReason,
     retryAfterSeconds: number | null,
-  ): Promise<FailOutcome>;
+  ): Promise<FailOutcome | null>;
   /** Throws unless the database answers. */
   ping(): Promise<void>;
 }
@@ -83,18 +81,15 @@ export class PostgresQueue implements Queue {
     error: string,
     reason: FailReason,
     retryAfterSeconds: number | null,
-  ): Promise<FailOutcome> {
+  ): Promise<FailOutcome | null> {
     const kind = "kind" in reason ? reason.kind : null;
     const status = "httpStatus" in reason ? reason.httpStatus : null;
     // The kind comes from the database's own failure_kind unless the worker decided it without an HTTP status.
     const [row] = await this.sql`
-      with verdict as (
-        select coalesce(${kind}::text, bubble_sync.failure_kind(${status}::integer)) as kind
-      )
-      select v.kind,
-             bubble_sync.fail(${leaseToken}::uuid, ${error}::text, v.kind, ${retryAfterSeconds}::integer) as ok
-        from verdict v`;
-    return { recorded: row.ok === true, kind: row.kind as FailureKind };
+      select bubble_sync.fail(${leaseToken}::uuid, ${error}::text,
+                              coalesce(${kind}::text, bubble_sync.failure_kind(${status}::integer)),
+                              ${retryAfterSeconds}::integer) as outcome`;
+    return (row.outcome ?? null) as FailOutcome | null;
   }
 
   async ping(): Promise<void> {

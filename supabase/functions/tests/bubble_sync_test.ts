@@ -36,7 +36,7 @@ interface FakeRow extends QueueRow {
 
 /** The classification of bubble_sync.failure_kind, repeated here for the fake only. */
 function failureKind(status: number | null): FailureKind {
-  if (status === 429) return "rate_limited";
+  if (status === 429 || status === 401 || status === 403) return "deferred";
   if (status === 408) return "retryable";
   if (status !== null && status >= 400 && status <= 499) return "permanent";
   return "retryable";
@@ -110,14 +110,14 @@ class FakeQueue implements Queue {
     error: string,
     reason: FailReason,
     retryAfterSeconds: number | null,
-  ): Promise<FailOutcome> {
+  ): Promise<FailOutcome | null> {
     this.fails.push({ token, error, reason, retryAfterSeconds });
     const kind = "kind" in reason ? reason.kind : failureKind(reason.httpStatus);
     const row = this.holder(token);
-    if (!row) return Promise.resolve({ recorded: false, kind });
+    if (!row) return Promise.resolve(null);
     row.lease_token = "";
     row.error_message = error;
-    if (kind === "rate_limited") {
+    if (kind === "deferred") {
       row.status = "pending";
       row.next_retry_at = retryAfterSeconds;
     } else if (kind === "permanent") {
@@ -127,7 +127,8 @@ class FakeQueue implements Queue {
       row.status = "failed";
       row.retry_count += 1;
     }
-    return Promise.resolve({ recorded: true, kind });
+    if (row.status === "pending") return Promise.resolve("deferred");
+    return Promise.resolve(row.retry_count < row.max_retries ? "retrying" : "failed_for_good");
   }
 
   ping(): Promise<void> {
@@ -723,9 +724,13 @@ Deno.test("a refused token (401/403) pauses the run and uses no attempt", async 
     s.bubble.fault("POST", () => bubbleError(status, "UNAUTHORIZED", "token revoked"));
     const summary = await runWait(s);
     assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 0, permanently_failed: 0 });
-    assertEquals(summary.deferred, 3);
-    for (const id of ["a", "b", "c"]) assertEquals(s.queue.byRecord(id).retry_count, 0);
-    assert(s.queue.byRecord("a").error_message?.includes("Bubble refused the API token"));
+    assertEquals(pick(summary, "deferred", "stopped_by"), { deferred: 3, stopped_by: "token_refused" });
+    // the queue's failure_kind decides the row's fate from the status; the message names the real cause
+    assertEquals(s.queue.fails[0].reason, { httpStatus: status });
+    for (const id of ["a", "b", "c"]) {
+      assertEquals(s.queue.byRecord(id).retry_count, 0);
+      assertMatch(s.queue.byRecord(id).error_message ?? "", /^refused token: .*Bubble refused the API token/);
+    }
   }
 });
 
@@ -994,6 +999,7 @@ Deno.test("rows whose turn comes after the budget go back to pending unsent, wit
   assertEquals(s.bubble.requests.length, 1);
   for (const id of ["b", "c"]) {
     assertEquals([s.queue.byRecord(id).status, s.queue.byRecord(id).retry_count], ["pending", 0]);
+    assertMatch(s.queue.byRecord(id).error_message ?? "", /^time budget: not sent/);
   }
 });
 
