@@ -1,4 +1,4 @@
-"""Tests for the Bubble Data API test double (devstack/bubble_double.py), driven over real HTTP."""
+"""Tests for the Bubble Data API test double (devstack/bubble_double/), driven over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The bubble_sync edge function end to end on the local stack: real PostgreSQL with the queue SQL, the
-function served by Deno (devstack/functions_host.ts) and the Bubble double (devstack/bubble_double.py).
+function served by Deno (devstack/functions_host.ts) and the Bubble double (devstack/bubble_double/).
 
 Each test fills the queue, drives the function with `"wait": true` (the answer is the run's summary), and
 checks the queue and what the double stored and logged. Time is moved forward by rewriting `next_retry_at` in

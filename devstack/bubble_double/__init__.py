@@ -1,0 +1,91 @@
+"""A TEST DOUBLE of Bubble.io's Data API, for tests, the local dev stack and benchmarks only.
+
+This is NOT Bubble and NOT a client of Bubble: no product code may import or depend on it. It serves
+the subset of the Data API that bubble-sync uses, shaped after the Bubble manual and the notes in
+`reference/supabase-facts.md` §6, plus knobs to make it slow, rate-limited or faulty on purpose.
+
+Environments: `/api/1.1/obj/...` is "live" and `/version-test/api/1.1/obj/...` is "test"; each has its own
+data store, as on Bubble.
+
+| Request                                       | Answer                                                     |
+|-----------------------------------------------|------------------------------------------------------------|
+| `POST   <prefix>/obj/<type>` JSON object      | 201 `{"status": "success", "id": "<id>"}`                  |
+| `GET    <prefix>/obj/<type>/<id>`             | 200 `{"response": {...fields, "_id": ...}}`                |
+| `PATCH  <prefix>/obj/<type>/<id>` JSON object | 204, merges the fields                                     |
+| `PUT    <prefix>/obj/<type>/<id>` JSON object | 204, replaces the fields                                   |
+| `DELETE <prefix>/obj/<type>/<id>`             | 204                                                        |
+| `GET    <prefix>/obj/<type>?constraints=[..]` | 200 `{"response": {cursor, results, count, remaining}}`    |
+| `POST   <prefix>/obj/<type>/bulk` text/plain  | 200 text/plain, one `{"status": ...}` line per input line  |
+
+* IDs look like Bubble's: `<13-digit ms timestamp>x<18 digits>`. Records carry `_id`, `Created Date` and
+  `Modified Date` (ISO 8601, UTC, milliseconds) next to their fields; clients may not set those three.
+* Search: `constraints` is a JSON array of `{"key", "constraint_type", "value"}`. Supported types:
+  `equals`, `not equal`, `is_empty`, `is_not_empty`, `in`, `not in`, `text contains`, `not text contains`,
+  `greater than`, `less than`, `contains`, `not contains`. `limit` defaults to 100 and is capped at 100;
+  `cursor` is the 0-based start. Results come in creation order unless `sort_field` (and
+  `descending=true`) is given; `additional_sort_fields` is ignored. `count` is the page size and
+  `remaining` the number of matches after this page.
+* Bulk: at most 1,000 lines; a failing line (bad JSON, not an object, duplicate email, ...) gets
+  `{"status": "error", "message": ...}` and the other lines still succeed.
+* Type `user`: the `email` field must look like an email and be unique per environment, ignoring case.
+  It is a plain field here; real Bubble keeps user emails under `authentication`.
+* Every `/obj` request needs `Authorization: Bearer <token>`, compared in constant time. Bubble's
+  `?api_token=` alternative is not accepted (it is only redacted from the log).
+
+Errors use the envelope from the Bubble manual, `{"statusCode": 404, "body": {"status": "MISSING_DATA",
+"message": "..."}}`. Only `MISSING_DATA` is quoted from Bubble; the other status strings are this double's
+choice and UNCONFIRMED: `UNAUTHORIZED` (401), `INVALID_DATA` (400), `NOT_VALID_EMAIL` (400), `USED_EMAIL`
+(400, duplicate email), `TOO_MANY_REQUESTS` (429), `NOT_FOUND` (404, no such route), `METHOD_NOT_ALLOWED`
+(405), `PAYLOAD_TOO_LARGE` (413); injected faults use the HTTP status name, e.g. `SERVICE_UNAVAILABLE`.
+
+Knobs, settable at construction, with `configure(...)` or `POST /_double/config`:
+
+* `latency_ms`, `latency_jitter_ms`: each `/obj` request sleeps latency plus a uniform 0..jitter.
+* `rate_limit_per_minute` (0 = off), `rate_limit_burst`: a token bucket refilled at rate/60 per second
+  holding at most `burst` tokens (default `max(1, rate/60)`). Without a token the answer is 429 with an
+  integer `Retry-After` (seconds until a token is available, at least 1); nothing is stored. A bulk call
+  is one request.
+* `faults`: a list of rules `{"kind": "status" | "hang" | "close_after_store", "status": 503,
+  "hang_seconds": 30, "probability": 1, "count": N, "method": "POST", "path_regex": "..."}`. Rules are
+  tried in order and at most one applies per request. `count` limits how many times a rule fires (then it
+  is spent); `path_regex` is searched in the path without the query. `status` answers that status and
+  stores nothing; `hang` sleeps, then processes normally; `close_after_store` processes the request
+  (storing what it stores) and closes the connection without any response. Note: Deno's fetch re-sends
+  a request once when a *pooled* keep-alive connection closes before the response (denoland/deno#32566),
+  so from Deno this fault usually shows up as a second request, not as an error.
+* `seed`: seeds the random choices (fault probabilities, jitter) so tests are deterministic.
+* `token`: the API token (never echoed back).
+
+Order of a `/obj` request: latency, auth (401), rate limit (429), fault, operation. Faults and the rate
+limit therefore never consume anything for unauthorised requests.
+
+Admin endpoints under `/_double/` (no auth; bind to localhost only): `GET health`, `GET records?env=live|test
+&type=user`, `GET requests`, `GET config`, `POST config` (JSON knobs), `POST reset` (clears data, log and
+faults; keeps the other knobs). Request log entries, oldest first, hold `time` (when answered), `method`,
+`path`, `query`, `env`, `type`, `status`, `responded` (false when the connection was dropped), `fault`,
+`duration_ms`, `body_bytes`, `body` (the first 200 characters) and `connection` (a serial per TCP
+connection, to check keep-alive); never the Authorization header.
+
+Run it from the command line with `python -m devstack.bubble_double --port 0`, the token in
+`BUBBLE_DOUBLE_TOKEN` (or `--token`, which wins but shows up in `ps`). Once listening it prints one line,
+`BUBBLE_URL=http://127.0.0.1:<port>`, and it exits cleanly on SIGTERM or SIGINT.
+
+The package, one module per part (at run time each imports only from those listed above it):
+
+* `replies.py`: `BubbleError` (the error envelope), the `_Request` / `_Reply` values and reply helpers.
+* `knobs.py`: `FaultRule`, knob validation (`_validated_knobs`) and `TokenBucket`, the rate limiter.
+* `store.py`: `_Store`, the per-environment data store, and search constraint parsing.
+* `server.py`: HTTP plumbing, `_Server` and `_Handler` (bodies, keep-alive, dropping connections).
+* `double.py`: `BubbleDouble`, routing and the handling of Data API and `/_double/` admin requests.
+* `cli.py` and `__main__.py`: the command line, `main`.
+
+`BubbleDouble`, `FaultRule` and `main` are importable from `devstack.bubble_double` itself.
+"""
+
+from __future__ import annotations
+
+from devstack.bubble_double.cli import main
+from devstack.bubble_double.double import BubbleDouble
+from devstack.bubble_double.knobs import FaultRule
+
+__all__ = ["BubbleDouble", "FaultRule", "main"]

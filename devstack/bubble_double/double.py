@@ -1,0 +1,376 @@
+"""The Bubble double itself: `BubbleDouble` (lifecycle, knobs, inspection, the request log) and the
+handling of one request: routing a path to (environment, type, id), latency, auth, rate limit, faults,
+the Data API operations on the store, bulk calls and the `/_double/` admin endpoints. The HTTP side is
+in `server.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
+
+from devstack.bubble_double.knobs import FaultRule, TokenBucket, _validated_knobs
+from devstack.bubble_double.replies import (
+    BubbleError,
+    _error_reply,
+    _invalid,
+    _json_reply,
+    _Reply,
+    _Request,
+    _status_name,
+)
+from devstack.bubble_double.server import _Server
+from devstack.bubble_double.store import _now_iso, _Store
+
+ENVS = ("live", "test")
+MAX_BULK_LINES = 1000  # Bubble's documented bulk maximum
+LOG_MAX_ENTRIES = 100_000  # enough for a benchmark run; older entries are dropped and counted
+BODY_SUMMARY_CHARS = 200
+_OBJ_ROUTE_RE = re.compile(r"^(?P<test>/version-test)?/api/1\.1/obj/(?P<rest>.*)$")
+
+
+def _route(path: str) -> tuple[str, str, str | None] | None:
+    """Returns (env, type, id or "bulk" or None) for a Data API path, None for anything else."""
+    match = _OBJ_ROUTE_RE.match(path)
+    if match is None:
+        return None
+    parts = [unquote(part) for part in match["rest"].split("/")]
+    if not 1 <= len(parts) <= 2 or any(not part for part in parts):
+        return None
+    env = "test" if match["test"] else "live"
+    return env, parts[0], parts[1] if len(parts) == 2 else None
+
+
+def _body_summary(body: bytes) -> str | None:
+    if not body:
+        return None
+    text = body[: BODY_SUMMARY_CHARS * 4].decode("utf-8", errors="replace")
+    return text if len(text) <= BODY_SUMMARY_CHARS else text[:BODY_SUMMARY_CHARS] + "…"
+
+
+def _redacted_query(query: str) -> str:
+    # Bubble also accepts the token as ?api_token=...; keep it out of the log like the header.
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(key == "api_token" for key, _ in pairs):
+        return query
+    return urlencode([(k, "[redacted]" if k == "api_token" else v) for k, v in pairs])
+
+
+class BubbleDouble:
+    """A TEST DOUBLE of the Bubble Data API served over HTTP on a background thread.
+
+    >>> with BubbleDouble(token="t" * 32, latency_ms=5) as bubble:  # doctest: +SKIP
+    ...     httpx.post(f"{bubble.url}/api/1.1/obj/user", json={...}, headers=...)
+    ...     bubble.records("user")
+    """
+
+    def __init__(self, *, token: str, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
+        self._host = host
+        self._port = port
+        self._lock = threading.Lock()
+        self._store = _Store()
+        self._log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX_ENTRIES)
+        self._logged = 0
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._token = ""
+        self._latency_ms = 0.0
+        self._latency_jitter_ms = 0.0
+        self._rate_limit_per_minute = 0.0
+        self._rate_limit_burst: float | None = None
+        self._faults: list[FaultRule] = []
+        self._seed: int | None = None
+        self._fault_rng = random.Random()
+        self._jitter_rng = random.Random()
+        self._bucket: TokenBucket | None = None
+        self.configure(token=token, **knobs)
+
+    # lifecycle
+
+    def start(self) -> None:
+        """Binds and starts serving on a background thread; the socket is listening on return."""
+        if self._server is not None:
+            raise RuntimeError("the Bubble double is already running")
+        self._stopping.clear()
+        self._server = _Server((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits for the loop to notice
+            name="bubble-double",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops serving, drops open connections and wakes requests sleeping on latency or hangs."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> BubbleDouble:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """`http://host:port`; callers append `/api/1.1` or `/version-test/api/1.1`."""
+        if self._server is None:
+            raise RuntimeError("the Bubble double is not running")
+        host, port = self._server.server_address[:2]
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+    # control and inspection
+
+    def configure(self, **knobs: Any) -> None:
+        """Changes knobs at run time; raises ValueError (and changes nothing) on a bad value."""
+        checked = _validated_knobs(knobs)
+        with self._lock:
+            for name, value in checked.items():
+                setattr(self, f"_{name}", value)
+            if "seed" in checked:
+                self._reseed()
+            if {"rate_limit_per_minute", "rate_limit_burst"} & checked.keys():
+                self._reset_bucket()
+
+    def config(self) -> dict[str, Any]:
+        """The current knobs, without the token."""
+        with self._lock:
+            return {
+                "latency_ms": self._latency_ms,
+                "latency_jitter_ms": self._latency_jitter_ms,
+                "rate_limit_per_minute": self._rate_limit_per_minute,
+                "rate_limit_burst": self._rate_limit_burst,
+                "faults": [asdict(rule) for rule in self._faults],
+                "seed": self._seed,
+            }
+
+    def reset(self) -> None:
+        """Clears data, the request log and faults, refills the bucket and reseeds; other knobs stay."""
+        with self._lock:
+            self._store.clear()
+            self._log.clear()
+            self._logged = 0
+            self._faults = []
+            self._reseed()
+            self._reset_bucket()
+
+    def records(self, type: str, env: str = "live") -> list[dict[str, Any]]:
+        """Copies of every stored thing of `type` in `env` ("live" or "test"), in creation order."""
+        if env not in ENVS:
+            raise ValueError(f"env must be one of {ENVS}, got {env!r}")
+        with self._lock:
+            return copy.deepcopy(list(self._store.table(env, type).values()))
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Copies of the request log entries, oldest first."""
+        with self._lock:
+            return copy.deepcopy(list(self._log))
+
+    def _reseed(self) -> None:
+        self._fault_rng.seed(self._seed)
+        self._jitter_rng.seed(None if self._seed is None else self._seed + 1)
+
+    def _reset_bucket(self) -> None:
+        self._bucket = None
+        if self._rate_limit_per_minute > 0:
+            self._bucket = TokenBucket(self._rate_limit_per_minute, self._rate_limit_burst, time.monotonic())
+
+    # request handling (called from handler threads)
+
+    def handle(self, request: _Request) -> _Reply:
+        if request.path.startswith("/_double/"):
+            return self._handle_admin(request)
+        started = time.monotonic()
+        route = _route(request.path)
+        fault: FaultRule | None = None
+        if route is None:
+            reply = _error_reply(BubbleError(404, "NOT_FOUND", f"no Data API route for {request.path}"))
+        else:
+            reply, fault = self._handle_obj(request, route)
+        self._record(request, route, reply, fault, started)
+        return reply
+
+    def _handle_obj(
+        self, request: _Request, route: tuple[str, str, str | None]
+    ) -> tuple[_Reply, FaultRule | None]:
+        with self._lock:
+            delay = self._latency_ms + self._jitter_rng.uniform(0, self._latency_jitter_ms)
+            token = self._token
+        # Sleep without the lock so a slow request never holds up others.
+        if delay > 0:
+            self._stopping.wait(delay / 1000)
+
+        if not self._authorized(request.authorization, token):
+            return _error_reply(BubbleError(401, "UNAUTHORIZED", "missing or invalid API token")), None
+
+        with self._lock:
+            wait = self._bucket.take(time.monotonic()) if self._bucket is not None else None
+            fault = None if wait is not None else self._pick_fault(request.method, request.path)
+        if wait is not None:
+            retry_after = max(1, math.ceil(wait))
+            error = BubbleError(429, "TOO_MANY_REQUESTS", f"rate limit exceeded; retry in {retry_after} s")
+            return _error_reply(error, {"Retry-After": str(retry_after)}), None
+
+        if fault is not None and fault.kind == "status":
+            error = BubbleError(fault.status, _status_name(fault.status), f"injected fault: {fault.status}")
+            return _error_reply(error), fault
+        if fault is not None and fault.kind == "hang":
+            self._stopping.wait(fault.hang_seconds)
+
+        try:
+            with self._lock:
+                reply = self._operate(request, *route)
+        except BubbleError as exc:
+            reply = _error_reply(exc)
+        if fault is not None and fault.kind == "close_after_store":
+            reply.drop = True
+        return reply, fault
+
+    @staticmethod
+    def _authorized(header: str | None, token: str) -> bool:
+        scheme, _, credential = (header or "").partition(" ")
+        # compare_digest on bytes: constant time, and it accepts non-ASCII input.
+        return scheme.lower() == "bearer" and hmac.compare_digest(credential.strip().encode(), token.encode())
+
+    def _pick_fault(self, method: str, path: str) -> FaultRule | None:
+        for rule in self._faults:
+            if rule.spent or not rule.matches(method, path):
+                continue
+            if rule.probability < 1.0 and self._fault_rng.random() >= rule.probability:
+                continue
+            rule.fired += 1
+            return rule
+        return None
+
+    def _operate(self, request: _Request, env: str, type_: str, target: str | None) -> _Reply:
+        method = request.method
+        if target is None and method == "GET":
+            params = {
+                key: values[0] for key, values in parse_qs(request.query, keep_blank_values=True).items()
+            }
+            return _json_reply(200, {"response": self._store.search(env, type_, params)})
+        if target is None and method == "POST":
+            return _json_reply(
+                201, {"status": "success", "id": self._store.create(env, type_, _json_body(request))}
+            )
+        if target == "bulk" and method == "POST":
+            return self._bulk(request, env, type_)
+        if target is not None and method == "GET":
+            return _json_reply(200, {"response": copy.deepcopy(self._store.get(env, type_, target))})
+        if target is not None and method in ("PATCH", "PUT"):
+            self._store.update(env, type_, target, _json_body(request), replace=method == "PUT")
+            return _Reply(204)
+        if target is not None and method == "DELETE":
+            self._store.delete(env, type_, target)
+            return _Reply(204)
+        raise BubbleError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported on {request.path}")
+
+    def _bulk(self, request: _Request, env: str, type_: str) -> _Reply:
+        if not request.content_type.lower().startswith("text/plain"):
+            raise _invalid("bulk requests need Content-Type: text/plain (one JSON object per line)")
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _invalid(f"the body is not UTF-8: {exc}") from exc
+        # A trailing newline ends the last line; it does not start an empty one.
+        lines = text.rstrip("\r\n").splitlines()
+        if not lines:
+            raise _invalid("the bulk body has no lines")
+        if len(lines) > MAX_BULK_LINES:
+            raise _invalid(f"at most {MAX_BULK_LINES} lines per bulk call, got {len(lines)}")
+        results = self._store.bulk(env, type_, lines)
+        body = "\n".join(json.dumps(result) for result in results).encode()
+        return _Reply(200, body, content_type="text/plain; charset=utf-8")
+
+    def _record(
+        self,
+        request: _Request,
+        route: tuple[str, str, str | None] | None,
+        reply: _Reply,
+        fault: FaultRule | None,
+        started: float,
+    ) -> None:
+        entry = {
+            "time": _now_iso(),
+            "method": request.method,
+            "path": request.path,
+            "query": _redacted_query(request.query),
+            "env": route[0] if route else None,
+            "type": route[1] if route else None,
+            "status": reply.status,
+            "responded": not reply.drop,
+            "fault": fault.kind if fault else None,
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+            "body_bytes": len(request.body),
+            "body": _body_summary(request.body),
+            "connection": request.connection,
+        }
+        with self._lock:
+            self._log.append(entry)
+            self._logged += 1
+
+    def _handle_admin(self, request: _Request) -> _Reply:
+        name = request.path[len("/_double/") :].rstrip("/")
+        params = {key: values[0] for key, values in parse_qs(request.query).items()}
+        action = (request.method, name)
+        try:
+            if action == ("GET", "health"):
+                return _json_reply(200, {"status": "ok"})
+            if action == ("GET", "records"):
+                env = params.get("env", "live")
+                if env not in ENVS or not params.get("type"):
+                    raise _invalid("records needs ?type=<type> and optionally env=live|test")
+                return _json_reply(200, {"records": self.records(params["type"], env)})
+            if action == ("GET", "requests"):
+                with self._lock:
+                    entries, dropped = copy.deepcopy(list(self._log)), self._logged - len(self._log)
+                return _json_reply(200, {"requests": entries, "dropped": dropped})
+            if action == ("GET", "config"):
+                return _json_reply(200, {"config": self.config()})
+            if action == ("POST", "config"):
+                knobs = _json_body(request)
+                if not isinstance(knobs, dict):
+                    raise _invalid("config needs a JSON object of knobs")
+                try:
+                    self.configure(**knobs)
+                except ValueError as exc:
+                    raise _invalid(str(exc)) from exc
+                return _json_reply(200, {"config": self.config()})
+            if action == ("POST", "reset"):
+                self.reset()
+                return _json_reply(200, {"status": "ok"})
+        except BubbleError as exc:
+            return _error_reply(exc)
+        return _error_reply(BubbleError(404, "NOT_FOUND", f"no admin route {request.method} {request.path}"))
+
+
+def _json_body(request: _Request) -> Any:
+    if not request.body.strip():
+        return {}
+    try:
+        return json.loads(request.body)
+    except ValueError as exc:
+        raise _invalid(f"the body is not valid JSON: {exc}") from exc
