@@ -7,7 +7,7 @@ reverse: cron jobs are unscheduled before anything they call goes away):
                              (manageExtensions false: SqlObject checks that they are enabled, never drops)
     queue                    QueueSchema (public.sync_queue + private schema bubble_sync)    <- extensions
                              the table and its rows are kept on destroy unless dropQueueOnDestroy
-    functions                SqlFunction per sql_templates.FUNCTIONS entry     <- queue, previous function
+    functions                SqlFunction per function in sql/ (sql_catalogue)  <- queue, previous function
     Vault secrets            VaultSecret supabase_url, service_role_key               (Vault is built in)
     dispatch trigger         SqlObject, only when dispatchMode is `immediate`
                                                         <- queue, dispatch_wake, Vault secrets
@@ -204,7 +204,7 @@ class BubbleSync(pulumi.ComponentResource):
         functions: list[SqlFunction] = []
         for unit in plan.functions:
             # After the queue (functions return its row type) and after the functions before it in
-            # sql_templates.FUNCTIONS order (SQL-language bodies are checked against what they call).
+            # the order of sql/ (SQL-language bodies are checked against what they call).
             after: list[pulumi.Resource] = [self.queue, *functions[-1:]]
             functions.append(
                 SqlFunction(

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from components import sql_templates
+from components import sql_catalogue, sql_templates
 from components.config import StackConfig
-from components.sql_templates import QUEUE_COLUMNS, FunctionSpec
+from components.sql_catalogue import FunctionSpec
+from components.sql_templates import QUEUE_COLUMNS
 
 __all__ = [
     "API_ROLES",
@@ -237,11 +238,11 @@ def sql_params(config: StackConfig) -> dict[str, object]:
 
 def sql_plan(config: StackConfig) -> SqlPlan:
     params = sql_params(config)
-    queue_file, *function_files = sql_templates.QUEUE_FILES
+    queue_file = sql_templates.QUEUE_FILES[0]
     queue = QueueUnit(ddl=sql_templates.render(sql_templates.load(queue_file), params), columns=QUEUE_COLUMNS)
-    order = {file: i for i, file in enumerate(function_files)}
-    specs = sorted(sql_templates.FUNCTIONS, key=lambda spec: order.get(spec.file, len(order)))
-    functions = tuple(FunctionUnit(spec=spec, definition=spec.statement(params)) for spec in specs)
+    functions = tuple(
+        FunctionUnit(spec=spec, definition=spec.statement(params)) for spec in sql_catalogue.functions()
+    )
     trigger = _dispatch_trigger(params) if config.dispatch_mode == "immediate" else None
     secrets = (
         VaultSecretUnit(
@@ -276,7 +277,7 @@ def sql_plan(config: StackConfig) -> SqlPlan:
 
 def _dispatch_trigger(params: Mapping[str, object]) -> SqlObjectUnit:
     source = sql_templates.DISPATCH_TRIGGER_FILE
-    (statement,) = sql_templates.split_statements(sql_templates.render(sql_templates.load(source), params))
+    (statement,) = sql_catalogue.split_statements(sql_templates.render(sql_templates.load(source), params))
     return SqlObjectUnit(
         name=f"{QUEUE_TABLE}.{_DISPATCH_TRIGGER}",
         apply_sql=statement,

@@ -1,9 +1,9 @@
 """The SQL under `sql/`, as the providers and the setup-script generator see it.
 
-`render` fills the `{{ name }}` markers of a file with SQL literals from stack config; `load` reads a file;
-`split_statements` cuts rendered SQL into statements (dollar quotes, strings and comments respected).
-`FUNCTIONS`, `QUEUE_FILES` and `CRON_JOBS` describe what the files contain, so the providers never parse
-SQL to learn which functions exist or which grants they carry.
+`render` fills the `{{ name }}` markers of a file with SQL literals from stack config; `load` reads a file.
+`QUEUE_FILES` and `CRON_JOBS` say which files make up the queue layer and which jobs run it; what the files
+define (each function, its signature and grants) is read from the files themselves by
+components/sql_catalogue.py.
 
 Pure Python: no Pulumi, no database, nothing happens at import.
 """
@@ -23,17 +23,14 @@ __all__ = [
     "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
     "VERIFICATION_FILE",
-    "FUNCTIONS",
     "QUEUE_FILES",
     "SQL_DIR",
     "CronJobSpec",
-    "FunctionSpec",
     "load",
     "literal",
     "placeholders",
     "render",
     "schedule_statement",
-    "split_statements",
 ]
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -135,86 +132,6 @@ def load(relative_path: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
-
-
-def split_statements(sql: str) -> list[str]:
-    """Cuts SQL at the semicolons that end statements: not those inside '...', E'...', "...", $tag$...$tag$,
-    -- comments or (nested) /* */ comments. Statements come back stripped and without their `;`; comments
-    before a statement stay with it, and pieces that are only comments or blanks are dropped."""
-    statements: list[str] = []
-    start = 0
-    has_code = False
-    i = 0
-    n = len(sql)
-    while i < n:
-        c = sql[i]
-        if c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-            continue
-        if c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i)
-            continue
-        if c == ";":
-            if has_code:
-                statements.append(sql[start:i].strip())
-            start, has_code, i = i + 1, False, i + 1
-            continue
-        if not c.isspace():
-            has_code = True
-        if c == "'":
-            escapes = (
-                i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            )
-            i = _skip_quoted(sql, i, "'", backslash_escapes=escapes)
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"', backslash_escapes=False)
-        elif (
-            c == "$"
-            and (m := _DOLLAR_TAG.match(sql, i))
-            and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_"))
-        ):
-            close = sql.find(m.group(0), m.end())
-            if close < 0:
-                raise ValueError(f"unterminated dollar quote {m.group(0)} at offset {i}")
-            i = close + len(m.group(0))
-        else:
-            i += 1
-    if has_code:
-        statements.append(sql[start:].strip())
-    return statements
-
-
-def _skip_quoted(sql: str, i: int, quote: str, *, backslash_escapes: bool) -> int:
-    j = i + 1
-    while j < len(sql):
-        if backslash_escapes and sql[j] == "\\":
-            j += 2
-            continue
-        if sql[j] == quote:
-            if sql.startswith(quote * 2, j):  # doubled quote inside the literal
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    raise ValueError(f"unterminated {quote}-quoted text at offset {i}")
-
-
-def _skip_block_comment(sql: str, i: int) -> int:
-    depth, j = 0, i
-    while j < len(sql):
-        if sql.startswith("/*", j):
-            depth, j = depth + 1, j + 2
-        elif sql.startswith("*/", j):
-            depth, j = depth - 1, j + 2
-            if depth == 0:
-                return j
-        else:
-            j += 1
-    raise ValueError(f"unterminated /* comment at offset {i}")
-
-
 # ------------------------------------------------------------------------------------------------------------
 # What the files contain
 # ------------------------------------------------------------------------------------------------------------
@@ -233,115 +150,6 @@ QUEUE_FILES: tuple[str, ...] = (
 DISPATCH_TRIGGER_FILE = "dispatch_trigger.sql"
 #: the original plan's verification queries, the end of every render-sql script
 VERIFICATION_FILE = "verification.sql"
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """One function, defined in `file` as `create or replace function <schema>.<name>(...) ... as $fn$ ...
-    $fn$` and followed there by its REVOKE (from public, anon, authenticated, service_role) and GRANTs."""
-
-    schema: str
-    name: str
-    identity_args: str  # exactly as pg_get_function_identity_arguments(oid) prints them
-    file: str
-    grant_execute_to: tuple[str, ...] = ()
-
-    @property
-    def signature(self) -> str:
-        """`schema.name(identity args)`, as DDL takes it: `grant execute on function <signature> to ...`."""
-        return f"{self.schema}.{self.name}({self.identity_args})"
-
-    @property
-    def regprocedure(self) -> str:
-        """`schema.name(types)`, as `to_regprocedure()` and `'...'::regprocedure` take it (no names)."""
-        types = [arg.split(" ", 1)[1] for arg in self.identity_args.split(", ")] if self.identity_args else []
-        return f"{self.schema}.{self.name}({', '.join(types)})"
-
-    def statement(self, params: Mapping[str, object]) -> str:
-        """The rendered `create or replace function` statement for this function, comment included."""
-        head = re.compile(
-            rf"^(?:\s*--[^\n]*\n)*\s*create\s+or\s+replace\s+function\s+{re.escape(self.schema)}\.{re.escape(self.name)}\s*\(",
-            re.IGNORECASE,
-        )
-        found = [s for s in split_statements(render(load(self.file), params)) if head.match(s)]
-        if len(found) != 1:
-            raise LookupError(
-                f"{self.file} defines {self.schema}.{self.name} {len(found)} times, expected once"
-            )
-        return found[0]
-
-
-_WORKER = ("service_role",)
-_NOW = "p_now timestamp with time zone"
-
-FUNCTIONS: list[FunctionSpec] = [
-    FunctionSpec(
-        "bubble_sync",
-        "is_due",
-        "p_action text, p_status text, p_retry_count anycompatible, p_max_retries anycompatible,"
-        f" p_next_retry_at timestamp with time zone, {_NOW}",
-        "functions/lease.sql",
-        _WORKER,
-    ),
-    FunctionSpec(
-        "bubble_sync",
-        "backoff",
-        "p_attempt integer, p_jitter double precision",
-        "functions/lease.sql",
-        _WORKER,
-    ),
-    FunctionSpec("bubble_sync", "failure_kind", "p_http_status integer", "functions/lease.sql", _WORKER),
-    FunctionSpec("bubble_sync", "reclaim", _NOW, "functions/lease.sql", _WORKER),
-    FunctionSpec(
-        "bubble_sync",
-        "claim",
-        f"p_action text, p_limit integer, p_lease_seconds integer, {_NOW}",
-        "functions/lease.sql",
-        _WORKER,
-    ),
-    FunctionSpec(
-        "bubble_sync",
-        "complete",
-        f"p_lease_token uuid, p_bubble_id text, {_NOW}",
-        "functions/lease.sql",
-        _WORKER,
-    ),
-    FunctionSpec(
-        "bubble_sync",
-        "fail",
-        "p_lease_token uuid, p_error text, p_kind text, p_retry_after_seconds integer,"
-        f" p_jitter double precision, {_NOW}",
-        "functions/lease.sql",
-        _WORKER,
-    ),
-    FunctionSpec(
-        "bubble_sync",
-        "enqueue",
-        "p_table_name text, p_record_id text, p_operation text, p_payload jsonb,"
-        f" p_max_retries integer, {_NOW}",
-        "functions/enqueue.sql",
-        _WORKER,
-    ),
-    FunctionSpec("bubble_sync", "enqueue_change", "", "functions/enqueue.sql"),
-    FunctionSpec("bubble_sync", "invoke_function", "p_action text", "functions/invoke.sql"),
-    FunctionSpec("public", "invoke_bubble_sync_processor", "", "functions/invoke.sql"),
-    FunctionSpec("public", "invoke_bubble_sync_retry", "", "functions/invoke.sql"),
-    FunctionSpec("bubble_sync", "dispatch_wake", "", "functions/dispatch.sql"),
-    FunctionSpec("bubble_sync", "is_our_job", "p_jobname text", "functions/maintenance.sql"),
-    FunctionSpec(
-        "bubble_sync",
-        "purge",
-        f"p_run_details_older_than interval, p_completed_older_than interval, {_NOW}",
-        "functions/maintenance.sql",
-    ),
-    FunctionSpec(
-        "bubble_sync",
-        "requeue",
-        f"p_ids text[], p_error_like text, {_NOW}",
-        "functions/maintenance.sql",
-    ),
-    FunctionSpec("bubble_sync", "health", f"{_NOW}, p_recent integer", "monitoring.sql"),
-]
 
 
 @dataclass(frozen=True)

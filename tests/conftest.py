@@ -81,7 +81,8 @@ def cron_db(cluster: Cluster) -> Database:
 def apply_sql(conn: psycopg.Connection, relative_path: str, params: dict[str, object] | None = None) -> None:
     """Runs one file under sql/, rendered with the suggested defaults (overridden by `params`), one statement
     at a time."""
-    from components.sql_templates import DEFAULT_PARAMS, load, render, split_statements
+    from components.sql_catalogue import split_statements
+    from components.sql_templates import DEFAULT_PARAMS, load, render
 
     for statement in split_statements(render(load(relative_path), {**DEFAULT_PARAMS, **(params or {})})):
         conn.execute(statement)

@@ -20,7 +20,8 @@ from psycopg.rows import dict_row
 
 from components import operator
 from components.__main__ import main
-from components.sql_templates import DEFAULT_PARAMS, FUNCTIONS
+from components.sql_catalogue import functions
+from components.sql_templates import DEFAULT_PARAMS
 from tests.conftest import Database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -372,7 +373,7 @@ def test_status_queries_run_against_the_real_pg_cron(cron_db: Database) -> None:
     assert status.cron_available and status.cron_jobs == []
     assert any("bubble_sync.health() does not exist" in p for p in status.problems)
 
-    is_our_job = next(f for f in FUNCTIONS if f.name == "is_our_job").statement(DEFAULT_PARAMS)
+    is_our_job = next(f for f in functions() if f.name == "is_our_job").statement(DEFAULT_PARAMS)
     with cron_db.connect() as conn:
         conn.execute("create schema bubble_sync")
         conn.execute(is_our_job)

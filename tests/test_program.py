@@ -23,7 +23,8 @@ from pulumi.runtime.rpc import is_rpc_secret
 from components.bubble_sync import FUNCTION_ENTRYPOINT, FUNCTION_SOURCE_DIR
 from components.config import PROJECT, ConfigError
 from components.providers import function_source_hash
-from components.sql_templates import CRON_JOBS, FUNCTIONS, QUEUE_FILES
+from components.sql_catalogue import functions
+from components.sql_templates import CRON_JOBS, QUEUE_FILES
 
 MAIN = Path(__file__).resolve().parent.parent / "__main__.py"
 REF = "abcdefghijklmnopqrst"
@@ -189,7 +190,7 @@ def test_resource_types_and_names(run_program: Any) -> None:
     assert sorted(r.name for r in program.of_type(EXTENSION)) == ["bubble-sync-pg-cron", "bubble-sync-pg-net"]
     assert [r.name for r in program.of_type(QUEUE)] == ["bubble-sync-queue"]
     assert sorted(r.name for r in program.of_type(FUNCTION)) == sorted(
-        f"bubble-sync-fn-{spec.schema}.{spec.name}" for spec in FUNCTIONS
+        f"bubble-sync-fn-{spec.schema}.{spec.name}" for spec in functions()
     )
     assert [r.name for r in program.of_type(SQL_OBJECT)] == ["bubble-sync-dispatch-trigger"]
     assert sorted(r.name for r in program.of_type(VAULT)) == [
@@ -201,7 +202,7 @@ def test_resource_types_and_names(run_program: Any) -> None:
     )
     assert [r.name for r in program.of_type(FUNCTION_SECRETS)] == ["bubble-sync-function-secrets"]
     assert [r.name for r in program.of_type(EDGE_FUNCTION)] == ["bubble-sync-edge-function"]
-    assert len(program.registrations) == 2 + 2 + 1 + len(FUNCTIONS) + 1 + 2 + len(CRON_JOBS) + 2
+    assert len(program.registrations) == 2 + 2 + 1 + len(functions()) + 1 + 2 + len(CRON_JOBS) + 2
 
 
 def test_extensions_have_explicit_names_and_supabase_schemas(run_program: Any) -> None:
@@ -267,7 +268,7 @@ def test_config_values_reach_the_resources(run_program: Any) -> None:
 
 def test_functions_pin_search_path_and_grant_execute_only_to_their_roles(run_program: Any) -> None:
     program = run_program()
-    by_name = {spec.name: spec for spec in FUNCTIONS}
+    by_name = {spec.name: spec for spec in functions()}
     for registration in program.of_type(FUNCTION):
         inputs = program.inputs[registration.name]
         spec = by_name[inputs["name"]]
@@ -297,8 +298,8 @@ def test_dependency_order(run_program: Any) -> None:
     extensions = {program.urn("bubble-sync-pg-cron"), program.urn("bubble-sync-pg-net")}
     queue = program.urn("bubble-sync-queue")
     files = list(QUEUE_FILES)
-    specs = sorted(FUNCTIONS, key=lambda spec: files.index(spec.file))
-    functions = [program.urn(f"bubble-sync-fn-{spec.schema}.{spec.name}") for spec in specs]
+    specs = sorted(functions(), key=lambda spec: files.index(spec.file))
+    fn_urns = [program.urn(f"bubble-sync-fn-{spec.schema}.{spec.name}") for spec in specs]
     secrets = {r.urn for r in program.of_type(VAULT)}
     trigger = program.urn("bubble-sync-dispatch-trigger")
 
@@ -306,7 +307,7 @@ def test_dependency_order(run_program: Any) -> None:
     for registration in program.of_type(FUNCTION):
         assert queue in deps[registration.name], registration.name
     # one after another, in the order of their files in sql_templates.QUEUE_FILES (as the script has them)
-    for earlier, later in zip(functions, functions[1:], strict=False):
+    for earlier, later in zip(fn_urns, fn_urns[1:], strict=False):
         later_name = later.rsplit("::", 1)[1]
         assert earlier in deps[later_name], later_name
     _topological_order(deps, program)  # no cycles
@@ -315,13 +316,13 @@ def test_dependency_order(run_program: Any) -> None:
     assert secrets <= deps["bubble-sync-dispatch-trigger"]
     for registration in program.of_type(CRON):
         needs = deps[registration.name]
-        assert set(functions) <= needs, registration.name
+        assert set(fn_urns) <= needs, registration.name
         assert secrets <= needs
         assert program.urn("bubble-sync-pg-cron") in needs
         assert trigger in needs
     # the Edge Function and its secrets come after the database objects the function works through,
     # and the secrets before the function
-    database = {queue, *functions, *secrets}
+    database = {queue, *fn_urns, *secrets}
     function_secrets = program.urn("bubble-sync-function-secrets")
     assert database <= deps["bubble-sync-function-secrets"]
     assert database | {function_secrets} <= deps["bubble-sync-edge-function"]
@@ -584,7 +585,7 @@ def test_deploy_edge_function_false_omits_the_function_and_needs_no_token(run_pr
     program = run_program({"deployEdgeFunction": "false", "supabaseAccessToken": None})
     assert program.of_type(EDGE_FUNCTION) == []
     assert program.of_type(FUNCTION_SECRETS) == []
-    assert len(program.registrations) == 2 + 2 + 1 + len(FUNCTIONS) + 1 + 2 + len(CRON_JOBS)
+    assert len(program.registrations) == 2 + 2 + 1 + len(functions()) + 1 + 2 + len(CRON_JOBS)
     assert program.exports["sync"].edge_function is None
 
 

@@ -119,6 +119,13 @@ def test_parser_ignores_clauses_inside_comments_strings_and_parentheses() -> Non
     assert parsed.body == " select 'x' "
 
 
+def test_the_body_is_the_same_whatever_quotes_hold_it() -> None:
+    """PostgreSQL's parser reads the body, so prosrc is what it says, in $fn$, $$ or '' quotes alike."""
+    quoted = ("$fn$ select 'it''s' $fn$", "$$ select 'it''s' $$", "' select ''it''''s'' '")
+    head = "create or replace function public.f() returns text language sql as "
+    assert {parse_function_definition(head + q).body for q in quoted} == {" select 'it''s' "}
+
+
 def test_canonical_config_matches_what_the_catalog_stores(db: Database) -> None:
     definition = """create or replace function public.bs_cfg() returns int language sql
         set search_path = 'public, x', "Foo", Bar, 'user', pg_temp set DateStyle = 'ISO, MDY'
@@ -135,8 +142,10 @@ def test_canonical_config_matches_what_the_catalog_stores(db: Database) -> None:
         ("create function public.f() returns int language sql set search_path = '' as $fn$ select 1 $fn$",
          "create or replace function"),
         ("create or replace function f() returns int language sql as $fn$ select 1 $fn$", "schema-qualified"),
-        ("create or replace function public.f() returns int language sql as $$ select 1 $$",
-         "exactly one $fn$"),
+        ("create or replace function public.f() returns int language sql set jit = default as $$ select 1 $$",
+         "default"),
+        ("create or replace procedure public.f() language sql as $$ select 1 $$",
+         "create or replace function"),
         ("create or replace function public.f() returns int as $fn$ select 1 $fn$", "language"),
         ("create or replace function public.f() returns int language sql set search_path from current"
          " as $fn$ select 1 $fn$", "from current"),

@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-from components.sql_templates import FUNCTIONS
 from devstack.cluster import free_port
 from devstack.pulumi_engine import Engine
 from tests.engine_support import (
@@ -107,7 +106,7 @@ def test_the_readmes_preview_and_up_create_every_object(project: Project) -> Non
     )
     functions = [row[0] for row in db.query(OUR_FUNCTIONS)]
     assert "public.invoke_bubble_sync_processor" in functions and "bubble_sync.claim" in functions
-    assert len(functions) == len(FUNCTIONS)  # every function of sql/, nothing else
+    assert len(functions) == len(functions())  # every function of sql/, nothing else
     vault = dict(db.query("select name, decrypted_secret from vault.decrypted_secrets"))
     assert vault == {
         "supabase_url": project.values["supabaseUrl"],

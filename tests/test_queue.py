@@ -14,7 +14,8 @@ import psycopg.sql
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, FUNCTIONS, QUEUE_FILES
+from components.sql_catalogue import functions
+from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, QUEUE_FILES
 from tests.conftest import Database, apply_sql
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -614,7 +615,7 @@ def test_claims_condition_lets_the_planner_use_the_actions_partial_index(
 
 def _claim_source() -> str:
     """claim's body as written in sql/functions/lease.sql."""
-    return next(f for f in FUNCTIONS if f.name == "claim").statement(DEFAULT_PARAMS)
+    return next(f for f in functions() if f.name == "claim").statement(DEFAULT_PARAMS)
 
 
 def test_is_our_job_names_our_three_jobs(conn: psycopg.Connection[Any]) -> None:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_templates import FUNCTIONS, FunctionSpec
+from components.sql_catalogue import FunctionSpec, functions
 from tests.conftest import Database
 
 API_ROLES = ["anon", "authenticated"]
@@ -54,7 +54,7 @@ def test_api_roles_cannot_use_the_private_schema(shared_queue_db: Database, admi
 
 
 @pytest.mark.parametrize("role", API_ROLES)
-@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+@pytest.mark.parametrize("spec", functions(), ids=lambda f: f.name)
 def test_api_roles_cannot_execute_our_functions(
     shared_queue_db: Database, admin: psycopg.Connection[Any], role: str, spec: FunctionSpec
 ) -> None:
@@ -89,10 +89,10 @@ def test_nobody_but_the_owner_has_privileges_we_did_not_declare(admin: psycopg.C
         for r in rows
     }
     expected = {
-        (f.schema, f.name, f.identity_args): ("postgres", f.grant_execute_to, False) for f in FUNCTIONS
+        (f.schema, f.name, f.identity_args): ("postgres", f.grant_execute_to, False) for f in functions()
     }
     assert actual == expected
-    for spec in FUNCTIONS:  # the providers look functions up by these
+    for spec in functions():  # the providers look functions up by these
         assert admin.execute(
             "select to_regprocedure(%s) is not null as ok", (spec.regprocedure,)
         ).fetchone() == {"ok": True}
@@ -105,7 +105,7 @@ def test_every_function_pins_an_empty_search_path(admin: psycopg.Connection[Any]
         " where n.nspname = 'bubble_sync'"
         " or p.proname in ('invoke_bubble_sync_processor', 'invoke_bubble_sync_retry')"
     ).fetchall()
-    assert len(rows) == len(FUNCTIONS)
+    assert len(rows) == len(functions())
     assert {r["fn"]: r["proconfig"] for r in rows} == {r["fn"]: ['search_path=""'] for r in rows}
 
 

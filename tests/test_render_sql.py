@@ -20,7 +20,8 @@ import pytest
 from components.__main__ import main
 from components.config import ConfigError, load_config
 from components.render_sql import QUEUE_COLUMNS, render_script, sql_plan
-from components.sql_templates import CRON_JOBS, FUNCTIONS
+from components.sql_catalogue import functions
+from components.sql_templates import CRON_JOBS
 from components.stack_file import load_stack_config
 from tests.conftest import Database
 
@@ -56,7 +57,7 @@ def test_example_stacks_render(stack: str, capsys: pytest.CaptureFixture[str]) -
     assert 'psql "$DATABASE_URL" -v service_role_key=' in out
     assert "-v supabase_url=" in out
     assert "secure:" not in out and "v1:" not in out
-    for spec in FUNCTIONS:
+    for spec in functions():
         assert f"create or replace function {spec.schema}.{spec.name}(" in out
     for job in JOB_NAMES:
         assert f"select cron.schedule('{job}'" in out
@@ -510,7 +511,7 @@ def test_providers_and_script_build_the_same_database(
     assert result.returncode == 0, result.stderr
     through_script = _snapshot(postgres_db)
 
-    assert len(through_script["functions"]) == len(FUNCTIONS)
+    assert len(through_script["functions"]) == len(functions())
     assert len(through_script["jobs"]) == len(CRON_JOBS)
     for key in _SNAPSHOT:
         assert through_providers[key] == through_script[key], key

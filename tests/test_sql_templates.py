@@ -1,5 +1,5 @@
-"""components.sql_templates: rendering, statement splitting, and the description of what sql/ contains.
-No database here; tests/test_queue_security.py checks the same descriptions against a live one."""
+"""components.sql_templates: rendering, the files of sql/, and the cron jobs. No database here; what the files
+define is tests/test_sql_catalogue.py's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from components import sql_templates as st
+from components.sql_catalogue import split_statements
 
 
 @pytest.mark.parametrize(
@@ -69,58 +70,6 @@ def test_render_does_not_touch_dollar_quotes() -> None:
     assert st.render(text, {"n": 42}) == "create function f() returns int language sql as $fn$ select 42 $fn$"
 
 
-# -- split_statements ----------------------------------------------------------------------------------------
-
-
-def test_split_simple_statements() -> None:
-    assert st.split_statements("select 1; select 2;\nselect 3") == ["select 1", "select 2", "select 3"]
-
-
-def test_split_keeps_semicolons_inside_quotes_and_comments() -> None:
-    sql = """
-    select 'a;b', E'it\\'s;', "odd;name" from t; -- trailing; comment
-    /* block; /* nested; */ still comment; */ select 2;
-    """
-    assert st.split_statements(sql) == [
-        "select 'a;b', E'it\\'s;', \"odd;name\" from t",
-        "-- trailing; comment\n    /* block; /* nested; */ still comment; */ select 2",
-    ]
-
-
-def test_split_respects_dollar_quotes_with_tags() -> None:
-    sql = (
-        "create function a() returns void language plpgsql as"
-        " $fn$ begin perform 1; perform $$x;y$$; end $fn$;\n"
-        "do $adopt$ begin raise notice 'a;b'; end $adopt$;\n"
-        "select $$;$$;"
-    )
-    statements = st.split_statements(sql)
-    assert len(statements) == 3
-    assert statements[0].endswith("end $fn$")
-    assert statements[1].startswith("do $adopt$") and statements[1].endswith("$adopt$")
-    assert statements[2] == "select $$;$$"
-
-
-def test_split_is_not_fooled_by_positional_parameters_or_dollar_identifiers() -> None:
-    assert st.split_statements("select $1; select a$b$c from t; select 2") == [
-        "select $1",
-        "select a$b$c from t",
-        "select 2",
-    ]
-
-
-def test_split_drops_pieces_that_are_only_comments() -> None:
-    assert st.split_statements("-- header\n\nselect 1;\n-- the end\n;  ;\n/* bye */\n") == [
-        "-- header\n\nselect 1"
-    ]
-
-
-@pytest.mark.parametrize("sql", ["select $x$ open", "select 'open", "select /* open", 'select "open'])
-def test_split_rejects_unterminated_quotes(sql: str) -> None:
-    with pytest.raises(ValueError, match="unterminated"):
-        st.split_statements(sql)
-
-
 # -- the files -----------------------------------------------------------------------------------------------
 
 
@@ -145,7 +94,7 @@ def test_every_file_renders_with_the_defaults_and_splits(relative_path: str) -> 
     assert st.placeholders(text) <= st.DEFAULT_PARAMS.keys()
     rendered = st.render(text, st.DEFAULT_PARAMS)
     assert "{{" not in rendered and "}}" not in rendered
-    assert st.split_statements(rendered)
+    assert split_statements(rendered)  # PostgreSQL's parser accepts it
 
 
 def test_every_default_is_used_by_some_file() -> None:
@@ -153,55 +102,6 @@ def test_every_default_is_used_by_some_file() -> None:
     used |= {job.schedule_param for job in st.CRON_JOBS}
     used |= set().union(*(st.placeholders(job.command) for job in st.CRON_JOBS))
     assert used == set(st.DEFAULT_PARAMS)
-
-
-_CREATE_FUNCTION = re.compile(r"create\s+or\s+replace\s+function\s+(\w+)\.(\w+)\s*\(", re.IGNORECASE)
-
-
-def test_functions_list_every_function_in_the_files_once() -> None:
-    defined = []
-    for relative_path in _all_sql_files():
-        for statement in st.split_statements(st.render(st.load(relative_path), st.DEFAULT_PARAMS)):
-            if m := _CREATE_FUNCTION.search(statement):
-                defined.append((m.group(1), m.group(2), relative_path))
-    assert sorted(defined) == sorted((f.schema, f.name, f.file) for f in st.FUNCTIONS)
-
-
-@pytest.mark.parametrize("spec", st.FUNCTIONS, ids=lambda f: f"{f.schema}.{f.name}")
-def test_function_statements_have_the_shape_the_provider_parses(spec: st.FunctionSpec) -> None:
-    statement = spec.statement(st.DEFAULT_PARAMS)
-    body_start = statement.index("$fn$")
-    head, body = statement[:body_start], statement[body_start:]
-    # what the function does, in a comment right above it
-    assert statement.lstrip().startswith("--")
-    # settings in the header, the body in exactly one $fn$ ... $fn$ with nothing else using that tag
-    assert re.search(r"\bset search_path = ''", head)
-    assert body.count("$fn$") == 2 and body.rstrip().endswith("$fn$")
-    # every state-changing verb takes the clock as a parameter
-    if spec.name in {"enqueue", "claim", "complete", "fail", "reclaim", "purge"}:
-        assert re.search(r"p_now\s+timestamptz default null", head)
-        assert "coalesce(p_now, clock_timestamp())" in body
-
-
-@pytest.mark.parametrize("spec", st.FUNCTIONS, ids=lambda f: f"{f.schema}.{f.name}")
-def test_function_files_carry_the_grants_the_spec_declares(spec: st.FunctionSpec) -> None:
-    rendered = " ".join(st.render(st.load(spec.file), st.DEFAULT_PARAMS).split())
-    types = re.escape(f"{spec.schema}.{spec.name}(")
-    revokes = re.findall(rf"revoke all on function {types}[^)]*\) from ([^;]+);", rendered)
-    grants = re.findall(rf"grant execute on function {types}[^)]*\) to ([^;]+);", rendered)
-    assert revokes == ["public, anon, authenticated, service_role"]
-    assert tuple(role.strip() for g in grants for role in g.split(",")) == spec.grant_execute_to
-
-
-def test_signature_and_regprocedure() -> None:
-    claim = next(f for f in st.FUNCTIONS if f.name == "claim")
-    assert claim.signature == (
-        "bubble_sync.claim(p_action text, p_limit integer, p_lease_seconds integer,"
-        " p_now timestamp with time zone)"
-    )
-    assert claim.regprocedure == "bubble_sync.claim(text, integer, integer, timestamp with time zone)"
-    processor = next(f for f in st.FUNCTIONS if f.name == "invoke_bubble_sync_processor")
-    assert processor.signature == processor.regprocedure == "public.invoke_bubble_sync_processor()"
 
 
 def test_cron_job_statements_schedule_and_reactivate_by_name() -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from components.sql_templates import FUNCTIONS
+from components.sql_catalogue import functions
 from devstack.pulumi_engine import PROJECT_ENTRIES, REPO_ROOT, Engine
 from tests.engine_support import (
     STACK,
@@ -205,7 +205,7 @@ def assert_converged(cli: Cli, postgres: Postgres) -> None:
     assert check.code == 0, check.output
     ours = postgres.query(
         "select coalesce(to_regprocedure(f)::text, f) from unnest(%s::text[]) f order by 1",
-        ([f.regprocedure for f in FUNCTIONS],),
+        ([f.regprocedure for f in functions()],),
     )
     assert postgres.query(LIVE_FUNCTIONS) == ours
     assert postgres.query(JOBS_CALLING_NOTHING) == []

@@ -193,7 +193,7 @@ class SqlFunctionProvider(PostgresProvider):
                     label,
                     f"after running the definition the catalog differs in {', '.join(problems)} "
                     f"(live: {', '.join(f'{k}={live[k]!r}' for k in problems if k != 'body')}); "
-                    "the definition must use a $fn$ body and plain `set name = value` clauses",
+                    "the definition must use plain `set name = value` clauses",
                 )
         return {**inputs_of(props, INPUT_KEYS), **live, "execute_grants": grants}
 
