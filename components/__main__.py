@@ -5,7 +5,7 @@ or of the defaults when no stack is given. Secrets are psql variables in the out
 header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
-permanently failed rows back into the retry path. See components/operator.py.
+permanently failed rows back into the retry path. See components/operator/.
 
 function-settings prints supabase/functions/bubble_sync/settings.ts, the Edge Function's defaults generated
 from the stack config keys (components/function_env.py).

@@ -24,7 +24,7 @@ objects; its secrets come before it, so its first run finds its configuration. T
 an input: the providers read it from the stack config or `SUPABASE_ACCESS_TOKEN` themselves. The sources'
 hash is computed here, when the program runs, so `pulumi preview` shows a changed function.
 
-Every SQL text comes from `render_sql.sql_plan(config)`, the same units `python -m components render-sql`
+Every SQL text comes from `sql_plan.sql_plan(config)`, the same units `python -m components render-sql`
 prints, so the Pulumi program and the generated script cannot disagree. Importing this module has no side
 effects.
 """
@@ -56,7 +56,7 @@ from components.providers import (
     VaultSecretArgs,
     function_source_hash,
 )
-from components.render_sql import QUEUE_TABLE, ExtensionUnit, SqlObjectUnit, SqlPlan, sql_plan
+from components.sql_plan import QUEUE_TABLE, ExtensionUnit, SqlObjectUnit, SqlPlan, sql_plan
 
 __all__ = ["FUNCTION_ENTRYPOINT", "FUNCTION_SLUG", "FUNCTION_SOURCE_DIR", "BubbleSync", "BubbleSyncArgs"]
 

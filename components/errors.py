@@ -5,11 +5,14 @@
     │   ├── ConfigError            the stack config, every problem at once     (config.py)
     │   └── ConnectionConfigError  where the database is                       (connection.py)
     ├── SourceError          the project's own sources cannot be used as they are
+    │   ├── SqlSyntaxError         PostgreSQL's parser refuses a text           (sql_parser.py)
+    │   ├── CatalogueError         a file under sql/ breaks the conventions     (sql_catalogue.py)
+    │   ├── QueryFileError         a file of named queries under sql/           (operator/queries.py)
     │   ├── DefinitionError        a SQL function definition       (providers/function_definition.py)
     │   └── FunctionSourceError    the Edge Function's files       (providers/edge_function.py)
     ├── ProviderError        an operation on the database or the Management API failed   (providers/_base.py)
     │   └── ManagementApiError                                                 (providers/management_api.py)
-    └── OperatorError        an operator command cannot reach or read the database       (operator.py)
+    └── OperatorError        an operator command cannot reach or read the database (operator/connection.py)
 
 The leaves live next to the code that raises them; this module only holds the root and the kinds, so it
 imports nothing and every module may import it.

@@ -22,6 +22,10 @@ __all__ = [
     "CRON_JOBS",
     "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
+    "EXTENSION_CHECK_FILE",
+    "OPERATOR_STATUS_FILE",
+    "UNIT_PARAMS",
+    "VAULT_SECRET_FILE",
     "VERIFICATION_FILE",
     "QUEUE_FILES",
     "SQL_DIR",
@@ -150,6 +154,17 @@ QUEUE_FILES: tuple[str, ...] = (
 DISPATCH_TRIGGER_FILE = "dispatch_trigger.sql"
 #: the original plan's verification queries, the end of every render-sql script
 VERIFICATION_FILE = "verification.sql"
+# Statements filled in per unit (one extension, one secret) on top of the stack's parameters.
+#: stands in for an extension the stack does not manage (manageExtensions false)
+EXTENSION_CHECK_FILE = "setup/require_extension.sql"
+#: stores one Vault secret from a psql variable (the render-sql script only)
+VAULT_SECRET_FILE = "setup/store_vault_secret.sql"
+#: the read-only queries of `python -m components status` (psycopg parameters; never applied)
+OPERATOR_STATUS_FILE = "operator_status.sql"
+UNIT_PARAMS: Mapping[str, tuple[str, ...]] = {
+    EXTENSION_CHECK_FILE: ("extension",),
+    VAULT_SECRET_FILE: ("psql_variable", "secret_name", "secret_description"),
+}
 
 
 @dataclass(frozen=True)

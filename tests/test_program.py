@@ -401,7 +401,8 @@ def test_no_secret_in_any_plain_input_or_export(run_program: Any) -> None:
 
 def test_modules_import_without_side_effects() -> None:
     """The dynamic-provider process imports these to unpickle providers: no engine, resources or output."""
-    code = "import components.bubble_sync, components.render_sql, components.config, components.__main__"
+    modules = ("bubble_sync", "render_sql", "sql_plan", "sql_catalogue", "config", "__main__")
+    code = "; ".join(f"import components.{module}" for module in modules)
     result = subprocess.run([sys.executable, "-c", code], cwd=MAIN.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
@@ -445,7 +446,8 @@ def test_extensions_left_to_the_dashboard_are_checked_not_managed(run_program: A
         extension = name.removeprefix("bubble-sync-requires-").replace("-", "_")
         inputs = program.inputs[name]
         assert inputs["name"] == f"extension {extension}"
-        assert f"extension {extension} is not enabled" in inputs["apply_sql"]
+        assert f"e.extname = '{extension}'" in inputs["apply_sql"]
+        assert f"is not enabled in this database', '{extension}'" in inputs["apply_sql"]
         assert "create extension" not in inputs["apply_sql"] and "drop" not in inputs["drop_sql"]
         assert check.parent == program.urn("bubble-sync")
     # Everything that needs them still waits for them: the queue, and every cron job.

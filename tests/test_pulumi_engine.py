@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from components.sql_catalogue import functions
 from devstack.cluster import free_port
 from devstack.pulumi_engine import Engine
 from tests.engine_support import (
@@ -104,9 +105,9 @@ def test_the_readmes_preview_and_up_create_every_object(project: Project) -> Non
     assert [row[0] for row in db.query("select jobname from cron.job where active order by 1")] == sorted(
         JOBS
     )
-    functions = [row[0] for row in db.query(OUR_FUNCTIONS)]
-    assert "public.invoke_bubble_sync_processor" in functions and "bubble_sync.claim" in functions
-    assert len(functions) == len(functions())  # every function of sql/, nothing else
+    live = [row[0] for row in db.query(OUR_FUNCTIONS)]
+    assert "public.invoke_bubble_sync_processor" in live and "bubble_sync.claim" in live
+    assert len(live) == len(functions())  # every function of sql/, nothing else
     vault = dict(db.query("select name, decrypted_secret from vault.decrypted_secrets"))
     assert vault == {
         "supabase_url": project.values["supabaseUrl"],

@@ -19,8 +19,9 @@ import pytest
 
 from components.__main__ import main
 from components.config import ConfigError, load_config
-from components.render_sql import QUEUE_COLUMNS, render_script, sql_plan
+from components.render_sql import render_script
 from components.sql_catalogue import functions
+from components.sql_plan import QUEUE_COLUMNS, sql_plan
 from components.sql_templates import CRON_JOBS
 from components.stack_file import load_stack_config
 from tests.conftest import Database
@@ -68,7 +69,7 @@ def test_example_stacks_render(stack: str, capsys: pytest.CaptureFixture[str]) -
     else:  # manageExtensions false: enabled by the dashboard (here the devstack), only checked
         assert "create extension" not in out
         assert "-- Extensions (enabled in the dashboard: checked)" in out
-        assert "raise exception 'bubble-sync: extension pg_net is not enabled in this database'" in out
+        assert "raise exception 'bubble-sync: extension % is not enabled in this database', 'pg_net'" in out
     assert "WHERE jobname LIKE 'bubble-sync%';" in out  # the seed's verification queries close the script
     assert out.index("begin;") < out.index("commit;") < out.index("WHERE jobname LIKE 'bubble-sync%'")
 
@@ -191,6 +192,16 @@ def postgres_db(cron_db: Database) -> Iterator[Database]:
         yield cron_db
     finally:
         _clean(cron_db)
+
+
+def test_the_local_stacks_script_checks_the_extensions_it_does_not_manage(
+    postgres_db: Database, tmp_path: Path
+) -> None:
+    """manageExtensions false: the script checks pg_cron and pg_net instead of creating them, and runs."""
+    script = render_script(load_stack_config(ROOT / "Pulumi.local.yaml"), stack="local")
+    assert script.count("do $require$") == 2 and "create extension" not in script
+    result = psql(postgres_db.dsn, script, tmp_path, variables={"service_role_key": SERVICE_KEY})
+    assert result.returncode == 0, result.stderr
 
 
 def test_applied_twice_the_seeds_verification_passes(postgres_db: Database, tmp_path: Path) -> None:

@@ -1,0 +1,139 @@
+"""Where the database is, and connecting to it, for both operator commands.
+
+`resolve_database_url` finds the URL (first match wins: --database-url, --stack NAME,
+$BUBBLE_SYNC_DATABASE_URL, $DATABASE_URL; the package docstring says what each means); `mask_url` shows one
+without its password; `_connect` opens a connection, its error message scrubbed of the password.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+from components.config import KEYS, ConfigError
+from components.connection import ENV_VAR, ConnectionConfigError, database_url
+from components.errors import BubbleSyncError
+from components.stack_file import is_encrypted, load_stack_config, read_stack_values
+
+__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "mask_url", "resolve_database_url"]
+
+#: exit code of both commands when no connection is configured or the database cannot be reached
+EXIT_CANNOT_CONNECT = 2
+
+
+class OperatorError(BubbleSyncError):
+    """No usable connection settings, or the database cannot be reached. The message holds no secret."""
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***` (also a `password=` query parameter)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL, not shown>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+        if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def resolve_database_url(
+    *,
+    database_url_arg: str | None,
+    stack: str | None,
+    project_dir: Path,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """(url, where it came from). Raises OperatorError saying what is missing."""
+    env = os.environ if environ is None else environ
+    if database_url_arg:
+        return database_url_arg, "--database-url"
+    if stack:
+        return _stack_url(stack, project_dir, env)
+    for name in (ENV_VAR, "DATABASE_URL"):
+        if env.get(name, "").strip():
+            return env[name].strip(), f"${name}"
+    raise OperatorError(
+        f"no database given: pass --database-url URL or --stack NAME, or set ${ENV_VAR} (or $DATABASE_URL)"
+    )
+
+
+def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[str, str]:
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise OperatorError(f"no stack file {stack_file} (stacks here: {', '.join(stacks) or 'none'})")
+    try:
+        load_stack_config(stack_file)  # the same validation render-sql applies: unknown keys, plain secrets
+        values = read_stack_values(stack_file)
+    except ConfigError as exc:
+        raise OperatorError(str(exc)) from None
+    defaults = {spec.name: spec.default for spec in KEYS}
+    where = f"--stack {stack} ({stack_file.name})"
+    env_url = env.get(ENV_VAR, "").strip()
+
+    if not values.get("dbHost"):
+        if env_url:
+            return env_url, f"${ENV_VAR} (stack {stack} has no dbHost)"
+        if is_encrypted(values.get("databaseUrl")):
+            raise OperatorError(
+                f"stack {stack}: its databaseUrl is encrypted and cannot be read here; set ${ENV_VAR}: "
+                f'`export {ENV_VAR}="$(pulumi config get databaseUrl --stack {stack})"`'
+            )
+        raise OperatorError(
+            f"stack {stack}: it sets no dbHost (its connection comes from the environment); set ${ENV_VAR} "
+            f"to the database's postgresql:// URL (for the devstack: the DATABASE_URL `./dev up` prints)"
+        )
+
+    password = env.get("PGPASSWORD") or (_password_of(env_url) if env_url else None)
+    if not password:
+        raise OperatorError(
+            f"stack {stack}: the connection (dbHost {values['dbHost']}) needs its password, a secret "
+            f'in {stack_file.name}: `export PGPASSWORD="$(pulumi config get dbPassword --stack {stack})"` '
+            f"(or set ${ENV_VAR} to a URL with the password)"
+        )
+
+    def get(key: str) -> Any:
+        if key == "dbPassword":
+            return password
+        if key == "databaseUrl":
+            return None
+        value = values.get(key, defaults.get(key))
+        return None if is_encrypted(value) else value
+
+    try:
+        return database_url(get, environ={}), where
+    except ConnectionConfigError as exc:
+        raise OperatorError(f"stack {stack}: {exc}") from None
+
+
+def _connect(url: str) -> psycopg.Connection:
+    password = _password_of(url)
+    try:
+        return psycopg.connect(url, connect_timeout=10, row_factory=dict_row)
+    except (psycopg.Error, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if password:
+            message = message.replace(password, "***").replace(quote(password, safe=""), "***")
+        raise OperatorError(f"cannot connect to {mask_url(url)}: {message}") from None

@@ -1,0 +1,69 @@
+"""The read-only queries of `python -m components status`, by name, from `sql/operator_status.sql`.
+
+The file is cut at its `-- name: <query_name>` lines and nothing else of it is parsed: a query is the text
+under its name line, without the comment lines that open it and without its closing `;`, passed to psycopg
+as it stands (`%(name)s` parameters, `%%` for a literal percent sign). A name written twice, a name with no
+query under it, or a name the code asks for that the file lacks raises QueryFileError naming the file.
+
+The file is read on first use, not at import.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from components.errors import SourceError
+from components.sql_templates import OPERATOR_STATUS_FILE, load
+
+__all__ = ["STATUS_FILE", "QueryFileError", "query", "split_queries", "status_queries"]
+
+#: under sql/
+STATUS_FILE = OPERATOR_STATUS_FILE
+_NAME_LINE = "-- name:"
+
+
+class QueryFileError(SourceError):
+    """A file of named queries under sql/ lacks a name the code asks for, or repeats one."""
+
+
+def split_queries(text: str, file: str) -> dict[str, str]:
+    """The queries of `text` (the contents of sql/`file`) by their `-- name:`, in file order."""
+    pieces: dict[str, list[str]] = {}
+    current: list[str] | None = None  # the text before the first name (the file's header) belongs to none
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith(_NAME_LINE):
+            name = line[len(_NAME_LINE) :].strip()
+            if not name.isidentifier():
+                raise QueryFileError(f"sql/{file} line {number}: `{line.strip()}` names no query")
+            if name in pieces:
+                raise QueryFileError(f"sql/{file} line {number}: the query name {name} is used twice")
+            current = pieces[name] = []
+        elif current is not None:
+            current.append(line)
+    queries = {}
+    for name, lines in pieces.items():
+        while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+            del lines[0]  # the blank and comment lines between the name and the query
+        sql = "\n".join(lines).strip().removesuffix(";").rstrip()
+        if not sql:
+            raise QueryFileError(f"sql/{file}: the query {name} has no SQL under its name")
+        queries[name] = sql
+    if not queries:
+        raise QueryFileError(f"sql/{file}: no `{_NAME_LINE} <query_name>` line, so no query")
+    return queries
+
+
+@functools.cache
+def status_queries() -> Mapping[str, str]:
+    """The queries of sql/operator_status.sql by name (read once)."""
+    return MappingProxyType(split_queries(load(STATUS_FILE), STATUS_FILE))
+
+
+def query(name: str) -> str:
+    """The query `name` of sql/operator_status.sql."""
+    queries = status_queries()
+    if name not in queries:
+        raise QueryFileError(f"sql/{STATUS_FILE} has no query named {name} (it has: {', '.join(queries)})")
+    return queries[name]

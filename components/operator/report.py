@@ -1,0 +1,138 @@
+"""The output of `python -m components status`: `render_status`, the text report (one section per thing read,
+then the warnings and the verdict), and `status_json`, the same as one JSON document."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+
+from components.operator.formatting import _count, _duration, _one_line, _table, _when
+from components.operator.health import EXPECTED_JOBS, Status
+
+__all__ = ["render_status", "status_json"]
+
+
+def render_status(status: Status, out: TextIO) -> None:
+    print(f"bubble-sync status of {status.database} at {_when(status.checked_at)}", file=out)
+    print(file=out)
+    h = status.health
+    print("Health (select * from bubble_sync.health())", file=out)
+    if h is None:
+        print("  not available: bubble_sync.health() is missing", file=out)
+    else:
+        jobs = _count(h["active_jobs"])
+        lines = [
+            ("active jobs", jobs, f"active cron jobs named bubble-sync% (expected {len(EXPECTED_JOBS)})"),
+            ("pending", str(h["pending_items"]), f"oldest waiting {_duration(h['oldest_pending_age'])}"),
+            ("processing", str(h["processing_items"]), f"of which expired leases: {h['expired_leases']}"),
+            ("failed retryable", str(h["retryable_items"]), "will be retried by bubble-sync-retry"),
+            ("permanently failed", str(h["permanently_failed_items"]), "need a person (requeue after a fix)"),
+            ("completed today", str(h["completed_today"]), "completed in the last 24 hours"),
+            ("failed job runs 24h", _count(h["failed_job_runs_24h"]), "failed runs of our cron jobs"),
+            ("oldest pending age", _duration(h["oldest_pending_age"]), ""),
+        ]  # fmt: skip
+        _table([(a, b, c) for a, b, c in lines], out)
+    print(file=out)
+
+    print("Cron jobs (cron.job, cron.job_run_details)", file=out)
+    if not status.cron_available:
+        print("  pg_cron is not installed", file=out)
+    elif not status.cron_jobs:
+        print("  none of ours is scheduled", file=out)
+    else:
+        rows = [("job", "schedule", "active", "last run", "last status", "runs/failed 24h")]
+        for job in status.cron_jobs:
+            rows.append(
+                (
+                    job["jobname"],
+                    job["schedule"],
+                    "yes" if job["active"] else "NO",
+                    _when(job["last_start"]),
+                    job["last_status"] or "never ran",
+                    f"{job['runs_24h']}/{job['failed_24h']}",
+                )
+            )
+        _table(rows, out)
+        for job in status.cron_jobs:
+            if job["last_failure_at"]:
+                print(
+                    f"  last failure of {job['jobname']} at {_when(job['last_failure_at'])}: "
+                    f"{_one_line(job['last_failure_message'])}",
+                    file=out,
+                )
+    print(file=out)
+
+    print("Failing rows (sync_queue status failed, by error)", file=out)
+    if not status.failing:
+        print("  none", file=out)
+    else:
+        rows = [("rows", "permanent", "last failed", "error", "records (table:record_id, newest first)")]
+        for group in status.failing:
+            rows.append(
+                (
+                    str(group["rows"]),
+                    str(group["permanent"]),
+                    _when(group["last_failed_at"]),
+                    _one_line(group["error_message"], 70),
+                    ", ".join(group["records"] or []),
+                )
+            )
+        _table(rows, out)
+    print(file=out)
+
+    print("pg_net errors (net._http_response: HTTP >= 400, timeout or error, newest first)", file=out)
+    if not status.pg_net_available:
+        print("  pg_net is not installed", file=out)
+    elif not status.pg_net_errors:
+        print("  none", file=out)
+    else:
+        rows = [("id", "at", "status", "error / response")]
+        for r in status.pg_net_errors:
+            detail = r["error_msg"] or ("timed out" if r["timed_out"] else r["content"])
+            code = "-" if r["status_code"] is None else str(r["status_code"])
+            rows.append((str(r["id"]), _when(r["created"]), code, _one_line(detail, 90)))
+        _table(rows, out)
+        if status.pg_net_error_count > len(status.pg_net_errors):
+            print(f"  ({status.pg_net_error_count} in all)", file=out)
+    print(file=out)
+
+    for warning in status.warnings:
+        print(f"warning: {warning}", file=out)
+    if status.healthy:
+        print("HEALTHY (exit 0)", file=out)
+    else:
+        print(f"UNHEALTHY (exit 1): {len(status.problems)} problem(s)", file=out)
+        for problem in status.problems:
+            print(f"  - {problem}", file=out)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def status_json(status: Status) -> str:
+    """Intervals in seconds, times in ISO 8601."""
+    document = {
+        "database": status.database,
+        "checked_at": status.checked_at,
+        "healthy": status.healthy,
+        "exit_code": status.exit_code,
+        "problems": status.problems,
+        "warnings": status.warnings,
+        "health": status.health,
+        "cron_jobs": status.cron_jobs if status.cron_available else None,
+        "failing": status.failing,
+        "pg_net_errors": status.pg_net_errors if status.pg_net_available else None,
+        "pg_net_error_count": status.pg_net_error_count,
+    }
+    return json.dumps(_jsonable(document), indent=2)

@@ -1,0 +1,105 @@
+"""`python -m components status`: `collect_status` reads everything in one read-only transaction (the
+queries are in sql/operator_status.sql) and has it judged (components/operator/health.py); `run_status`
+connects, collects and prints the report (components/operator/report.py), and says which exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+import psycopg
+
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect, mask_url
+from components.operator.formatting import _one_line
+from components.operator.health import EXIT_UNHEALTHY, Status, _judge
+from components.operator.queries import query
+from components.operator.report import render_status, status_json
+
+__all__ = ["collect_status", "run_status"]
+
+
+def collect_status(
+    conn: psycopg.Connection,
+    *,
+    database: str,
+    max_pending_minutes: float = 10,
+    pg_net_minutes: int = 60,
+    ids_per_error: int = 5,
+    error_groups: int = 20,
+) -> Status:
+    """Reads everything `status` shows, in one read-only transaction, and judges it."""
+    conn.read_only = True
+    with conn.transaction():
+        now = conn.execute(query("now")).fetchone()["now"]
+        status = Status(database=database, checked_at=now)
+        present = conn.execute(query("present")).fetchone()
+        if present["health"]:
+            status.health = conn.execute(query("health"), (now,)).fetchone()
+        else:
+            status.problems.append(
+                "bubble_sync.health() does not exist: the stack is not applied to this database "
+                "(pulumi up, or render-sql + psql)"
+            )
+        if present["queue"]:
+            status.failing = conn.execute(
+                query("failing"), {"ids": ids_per_error, "groups": error_groups}
+            ).fetchall()
+        status.cron_available = present["cron"]
+        if not present["cron"]:
+            status.problems.append("pg_cron is not installed (no cron.job): nothing runs the queue")
+        elif present["our_jobs"]:  # without the stack's functions, health's absence says enough
+            status.cron_jobs = conn.execute(query("cron_jobs"), {"now": now}).fetchall()
+        status.pg_net_available = present["net"]
+        if present["net"]:
+            params = {"now": now, "minutes": pg_net_minutes, "limit": 10}
+            try:
+                with conn.transaction():  # a savepoint: a role without access to net still gets the rest
+                    status.pg_net_errors = conn.execute(query("pg_net_errors"), params).fetchall()
+                    count = conn.execute(query("pg_net_error_count"), params).fetchone()
+                    status.pg_net_error_count = count["n"]
+            except psycopg.errors.InsufficientPrivilege as exc:
+                status.warnings.append(f"cannot read net._http_response: {_one_line(str(exc))}")
+        else:
+            status.problems.append("pg_net is not installed (no net._http_response): no request can be sent")
+    _judge(status, max_pending_minutes=max_pending_minutes, pg_net_minutes=pg_net_minutes)
+    return status
+
+
+def run_status(
+    url: str, *, as_json: bool, max_pending_minutes: float, pg_net_minutes: int, out: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    try:
+        conn = _connect(url)
+    except OperatorError as exc:
+        return _cannot_connect(exc, as_json, out)
+    try:
+        with conn:
+            status = collect_status(
+                conn,
+                database=mask_url(url),
+                max_pending_minutes=max_pending_minutes,
+                pg_net_minutes=pg_net_minutes,
+            )
+    except psycopg.Error as exc:
+        # Connected, but the queries failed (permissions, a broken schema): the pipeline is not healthy.
+        message = f"status queries failed: {_one_line(str(exc), 300)}"
+        if as_json:
+            print(json.dumps({"database": mask_url(url), "healthy": False, "exit_code": 1,
+                              "problems": [message]}, indent=2), file=out)  # fmt: skip
+        else:
+            print(f"UNHEALTHY (exit 1): {message}", file=out)
+        return EXIT_UNHEALTHY
+    if as_json:
+        print(status_json(status), file=out)
+    else:
+        render_status(status, out)
+    return status.exit_code
+
+
+def _cannot_connect(exc: OperatorError, as_json: bool, out: TextIO) -> int:
+    if as_json:
+        print(json.dumps({"healthy": False, "exit_code": 2, "error": str(exc)}, indent=2), file=out)
+    print(f"status: {exc} (exit 2)", file=sys.stderr)
+    return EXIT_CANNOT_CONNECT

@@ -1,0 +1,277 @@
+"""The database objects of a stack as an ordered list of SQL units: `sql_plan(config)` is the one place that
+decides what a stack puts in the database: which extensions (or the checks that stand in for them), the queue
+DDL, every function of sql/ rendered with the stack's parameters and its EXECUTE grants, the dispatch trigger
+(only when dispatchMode is `immediate`), the Vault secrets and the cron jobs, in the order they must be
+applied. `BubbleSync` turns each unit into a Pulumi resource; components/render_sql.py turns the same units
+into one psql script.
+
+Pure Python: no Pulumi, no database, nothing happens at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from components import sql_catalogue, sql_templates
+from components.config import StackConfig
+from components.sql_catalogue import FunctionSpec
+from components.sql_templates import QUEUE_COLUMNS
+
+__all__ = [
+    "API_ROLES",
+    "DISPATCH_TRIGGER",
+    "CronJobUnit",
+    "ExtensionUnit",
+    "FunctionUnit",
+    "QUEUE_COLUMNS",
+    "QUEUE_TABLE",
+    "QueueUnit",
+    "SqlObjectUnit",
+    "SqlPlan",
+    "VaultSecretUnit",
+    "sql_params",
+    "sql_plan",
+]
+
+QUEUE_TABLE = "public.sync_queue"
+# Roles whose EXECUTE on our functions is revoked (Supabase's default privileges grant it to the API roles).
+API_ROLES = ("public", "anon", "authenticated", "service_role")
+
+
+#: the trigger that switches immediate dispatch on (sql/dispatch_trigger.sql)
+DISPATCH_TRIGGER = "bubble_sync_dispatch"
+
+
+# -- the units -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtensionUnit:
+    """An extension the stack needs. `managed`: the stack enables it (pulumi-postgresql); otherwise it was
+    enabled in the dashboard and the stack only checks it is there (manageExtensions false)."""
+
+    name: str
+    schema: str
+    managed: bool = True
+
+    def sql(self) -> str:
+        if self.managed:
+            return f"create extension if not exists {self.name} with schema {self.schema};"
+        return f"{self.check_sql};"
+
+    @property
+    def check_sql(self) -> str:
+        """Fails, naming the extension and what to do, when it is not enabled in this database."""
+        return _statement(sql_templates.EXTENSION_CHECK_FILE, {"extension": self.name})
+
+    @property
+    def requirement(self) -> SqlObjectUnit:
+        """The check of an extension the stack does not manage, as a SqlObject: `apply_sql` fails while it
+        is missing, the probe reports it gone, and there is nothing to drop (the stack does not own it)."""
+        probe = f"select 'enabled' from pg_catalog.pg_extension e where e.extname = {_literal(self.name)}"
+        return SqlObjectUnit(
+            name=f"extension {self.name}",
+            apply_sql=self.check_sql,
+            drop_sql="select 'left in place: enabled outside the stack'",
+            probe_sql=probe,
+            expected="enabled",
+            source="",
+        )
+
+
+@dataclass(frozen=True)
+class QueueUnit:
+    """`public.sync_queue` and the private schema `bubble_sync`, from `sql/queue_schema.sql`."""
+
+    ddl: str
+    columns: Mapping[str, tuple[str, ...]]
+    source: str = "queue_schema.sql"
+
+    def sql(self) -> str:
+        return self.ddl.strip()
+
+
+@dataclass(frozen=True)
+class FunctionUnit:
+    """One function: its rendered `create or replace function` statement and who may execute it."""
+
+    spec: FunctionSpec
+    definition: str
+
+    @property
+    def execute_grants(self) -> list[str]:
+        return list(self.spec.grant_execute_to)
+
+    def sql(self) -> str:
+        # The same grants the SqlFunction provider sets: nobody but the owner, then exactly the listed roles.
+        lines = [
+            f"{self.definition.strip()};",
+            "",
+            f"revoke all on function {self.spec.signature} from {', '.join(API_ROLES)};",
+        ]
+        if self.execute_grants:
+            lines.append(
+                f"grant execute on function {self.spec.signature} to {', '.join(self.execute_grants)};"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SqlObjectUnit:
+    """An object the SqlObject provider manages: created by `apply_sql`, removed by `drop_sql`, and
+    recognised by `probe_sql` returning `expected`."""
+
+    name: str
+    apply_sql: str
+    drop_sql: str
+    probe_sql: str
+    expected: str
+    source: str
+
+    def sql(self) -> str:
+        return f"{self.apply_sql.strip()};"
+
+
+@dataclass(frozen=True)
+class VaultSecretUnit:
+    """A Vault secret by name. The value is never part of the plan: the program passes the secret Output,
+    the script reads the psql variable `variable`."""
+
+    name: str
+    description: str
+    variable: str
+
+    def sql(self) -> str:
+        # psql does not interpolate variables inside a dollar-quoted DO body, so the value travels in a
+        # transaction-local setting; `\gset` keeps psql from printing it.
+        stash = "select set_config('bubble_sync.setup_value', {}, true) is null as bubble_sync_unset \\gset"
+        values = {
+            "psql_variable": self.variable,
+            "secret_name": self.name,
+            "secret_description": self.description,
+        }
+        store = _statement(sql_templates.VAULT_SECRET_FILE, values)
+        return "\n".join([stash.format(f":'{self.variable}'"), f"{store};", stash.format("''")])
+
+
+@dataclass(frozen=True)
+class CronJobUnit:
+    name: str
+    schedule: str
+    command: str
+
+    def sql(self) -> str:
+        return sql_templates.schedule_statement(self.name, self.schedule, self.command)
+
+
+Unit = ExtensionUnit | QueueUnit | FunctionUnit | SqlObjectUnit | VaultSecretUnit | CronJobUnit
+
+
+@dataclass(frozen=True)
+class SqlPlan:
+    """Everything a stack puts in the database, in apply order (reverse it to tear down)."""
+
+    extensions: tuple[ExtensionUnit, ...]
+    queue: QueueUnit
+    functions: tuple[FunctionUnit, ...]
+    secrets: tuple[VaultSecretUnit, ...]
+    dispatch_trigger: SqlObjectUnit | None
+    cron_jobs: tuple[CronJobUnit, ...]
+
+    @property
+    def units(self) -> list[Unit]:
+        trigger = [self.dispatch_trigger] if self.dispatch_trigger else []
+        return [*self.extensions, self.queue, *self.functions, *self.secrets, *trigger, *self.cron_jobs]
+
+
+# -- building the plan ---------------------------------------------------------------------------------------
+
+
+def sql_params(config: StackConfig) -> dict[str, object]:
+    """The template parameters of a stack: sql_templates' defaults overridden by the stack's config."""
+    return {
+        **sql_templates.DEFAULT_PARAMS,
+        "default_max_retries": config.max_retries,
+        "lease_seconds": config.lease_seconds,
+        "http_timeout_ms": config.http_timeout_ms,
+        "batch_size": config.batch_size,
+        "concurrency": config.concurrency,
+        "run_details_retention": timedelta(days=config.run_details_retention_days),
+        "completed_retention": timedelta(days=config.completed_retention_days),
+        "processor_schedule": config.processor_schedule,
+        "retry_schedule": config.retry_schedule,
+        "purge_schedule": config.maintenance_schedule,
+    }
+
+
+def sql_plan(config: StackConfig) -> SqlPlan:
+    params = sql_params(config)
+    queue_file = sql_templates.QUEUE_FILES[0]
+    queue = QueueUnit(ddl=sql_templates.render(sql_templates.load(queue_file), params), columns=QUEUE_COLUMNS)
+    functions = tuple(
+        FunctionUnit(spec=spec, definition=spec.statement(params)) for spec in sql_catalogue.functions()
+    )
+    trigger = _dispatch_trigger(params) if config.dispatch_mode == "immediate" else None
+    secrets = (
+        VaultSecretUnit(
+            "supabase_url", "bubble-sync: the project's API URL, for pg_net calls", "supabase_url"
+        ),
+        VaultSecretUnit(
+            "service_role_key",
+            "bubble-sync: bearer credential for the bubble_sync edge function",
+            "service_role_key",
+        ),
+    )
+    jobs = tuple(
+        CronJobUnit(
+            name=job.name,
+            schedule=str(params[job.schedule_param]),
+            command=sql_templates.render(job.command, params),
+        )
+        for job in sql_templates.CRON_JOBS
+    )
+    return SqlPlan(
+        extensions=(
+            ExtensionUnit("pg_cron", "pg_catalog", managed=config.manage_extensions),
+            ExtensionUnit("pg_net", "extensions", managed=config.manage_extensions),
+        ),
+        queue=queue,
+        functions=functions,
+        secrets=secrets,
+        dispatch_trigger=trigger,
+        cron_jobs=jobs,
+    )
+
+
+def _dispatch_trigger(params: Mapping[str, object]) -> SqlObjectUnit:
+    source = sql_templates.DISPATCH_TRIGGER_FILE
+    (statement,) = sql_catalogue.split_statements(sql_templates.render(sql_templates.load(source), params))
+    return SqlObjectUnit(
+        name=f"{QUEUE_TABLE}.{DISPATCH_TRIGGER}",
+        apply_sql=statement,
+        drop_sql=f"drop trigger if exists {DISPATCH_TRIGGER} on {QUEUE_TABLE}",
+        probe_sql=(
+            "select pg_catalog.pg_get_triggerdef(t.oid) from pg_catalog.pg_trigger t "
+            f"where t.tgrelid = pg_catalog.to_regclass({_literal(QUEUE_TABLE)}) "
+            f"and t.tgname = {_literal(DISPATCH_TRIGGER)}"
+        ),
+        # What pg_get_triggerdef prints for that statement (tests/test_render_sql.py checks it on PostgreSQL).
+        expected=(
+            f"CREATE TRIGGER {DISPATCH_TRIGGER} AFTER INSERT ON {QUEUE_TABLE} "
+            "REFERENCING NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION bubble_sync.dispatch_wake()"
+        ),
+        source=source,
+    )
+
+
+def _literal(value: str) -> str:
+    return sql_templates.literal(value)
+
+
+def _statement(file: str, values: Mapping[str, object]) -> str:
+    """The one statement of a per-unit file under sql/, rendered with `values`."""
+    (statement,) = sql_catalogue.split_statements(sql_templates.render(sql_templates.load(file), values))
+    return statement

@@ -1,0 +1,82 @@
+-- bubble-sync: the read-only queries of `python -m components status` (components/operator/status.py).
+--
+-- Not applied to the database. components/operator/queries.py cuts this file at its `-- name: <query_name>`
+-- lines; status runs the queries by name, in this order, in one read-only transaction, after checking which
+-- of the objects they read exist. Parameters are psycopg's (`%(now)s`, or `%s` taking a tuple): in a query, a
+-- literal percent sign is written `%%`. The comment lines right under a name and the closing `;` are not sent.
+
+-- name: now
+-- now: the one time every other query measures against (the transaction's clock_timestamp()).
+select clock_timestamp() as now;
+
+-- name: present
+-- present: which of the objects status reads exist (true/false each): bubble_sync.health, public.sync_queue,
+-- cron.job (pg_cron), bubble_sync.is_our_job and net._http_response (pg_net).
+select to_regprocedure('bubble_sync.health(timestamptz, integer)') is not null as health,
+       to_regclass('public.sync_queue') is not null as queue,
+       to_regclass('cron.job') is not null as cron,
+       to_regprocedure('bubble_sync.is_our_job(text)') is not null as our_jobs,
+       to_regclass('net._http_response') is not null as net;
+
+-- name: health
+-- health: the one row of bubble_sync.health() (sql/monitoring.sql) at the given time, without recent lists.
+select * from bubble_sync.health(%s, 0);
+
+-- name: failing
+-- failing: the failed rows of public.sync_queue grouped by error message, permanently failed groups first:
+-- rows, permanent (of those, at or over max_retries), last_failed_at, and the newest %(ids)s records
+-- (table_name:record_id) and ids; at most %(groups)s groups. to_jsonb(q) ->> 'id': an adopted sync_queue may
+-- have a uuid id, a bigint id, or none.
+select coalesce(q.error_message, '(no error message)') as error_message,
+       count(*) as rows,
+       count(*) filter (where q.retry_count >= q.max_retries) as permanent,
+       max(q.updated_at) as last_failed_at,
+       (array_agg(q.table_name || ':' || q.record_id order by q.updated_at desc nulls last))[1:%(ids)s]
+         as records,
+       (array_agg(to_jsonb(q) ->> 'id' order by q.updated_at desc nulls last))[1:%(ids)s] as ids
+  from public.sync_queue q
+ where q.status = 'failed'
+ group by 1
+ order by count(*) filter (where q.retry_count >= q.max_retries) desc, count(*) desc, 1
+ limit %(groups)s;
+
+-- name: cron_jobs
+-- cron_jobs: our pg_cron jobs (bubble_sync.is_our_job) by name, each with its last run (last_status,
+-- last_start, last_end, last_message), its runs and failed runs in the 24 hours before %(now)s, and its last
+-- failed run (last_failure_at, last_failure_message).
+select j.jobid, j.jobname, j.schedule, j.active, j.command,
+       l.status as last_status, l.start_time as last_start, l.end_time as last_end,
+       l.return_message as last_message,
+       coalesce(s.runs_24h, 0) as runs_24h, coalesce(s.failed_24h, 0) as failed_24h,
+       f.start_time as last_failure_at, f.return_message as last_failure_message
+  from cron.job j
+  left join lateral (select d.status, d.start_time, d.end_time, d.return_message
+                       from cron.job_run_details d
+                      where d.jobid = j.jobid
+                      order by d.start_time desc nulls last limit 1) l on true
+  left join lateral (select count(*) as runs_24h,
+                            count(*) filter (where d.status = 'failed') as failed_24h
+                       from cron.job_run_details d
+                      where d.jobid = j.jobid and d.start_time >= %(now)s - interval '24 hours') s on true
+  left join lateral (select d.start_time, d.return_message
+                       from cron.job_run_details d
+                      where d.jobid = j.jobid and d.status = 'failed'
+                      order by d.start_time desc nulls last limit 1) f on true
+ where bubble_sync.is_our_job(j.jobname)
+ order by j.jobname;
+
+-- name: pg_net_errors
+-- pg_net_errors: the newest %(limit)s failed pg_net requests (HTTP >= 400, an error message or a timeout) of
+-- the %(minutes)s minutes before %(now)s, with the first 200 characters of their response.
+select r.id, r.status_code, r.timed_out, r.error_msg, r.created, left(r.content, 200) as content
+  from net._http_response r
+ where (r.status_code >= 400 or r.error_msg is not null or r.timed_out)
+   and r.created >= %(now)s - make_interval(mins => %(minutes)s)
+ order by r.created desc
+ limit %(limit)s;
+
+-- name: pg_net_error_count
+-- pg_net_error_count: how many requests pg_net_errors would list without its limit (one row, column n).
+select count(*) as n from net._http_response r
+ where (r.status_code >= 400 or r.error_msg is not null or r.timed_out)
+   and r.created >= %(now)s - make_interval(mins => %(minutes)s);
