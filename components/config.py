@@ -126,6 +126,7 @@ class StackConfig:
     concurrency: int
     bubble_rate_limit_per_minute: int
     max_retries: int
+    retry_horizon_hours: int
     lease_seconds: int
     http_timeout_ms: int
     run_details_retention_days: int
@@ -277,6 +278,7 @@ class _Loader:
             concurrency=ints["concurrency"],  # type: ignore[arg-type]
             bubble_rate_limit_per_minute=ints["bubbleRateLimitPerMinute"],  # type: ignore[arg-type]
             max_retries=ints["maxRetries"],  # type: ignore[arg-type]
+            retry_horizon_hours=ints["retryHorizonHours"],  # type: ignore[arg-type]
             lease_seconds=lease,  # type: ignore[arg-type]
             http_timeout_ms=timeout,  # type: ignore[arg-type]
             run_details_retention_days=ints["runDetailsRetentionDays"],  # type: ignore[arg-type]

@@ -101,8 +101,13 @@ KEYS: tuple[KeySpec, ...] = (
             "Bubble requests per minute the function may send (your plan's limit; 0 = unpaced)",
             default=1000, range=(0, 1_000_000), env="BUBBLE_RATE_LIMIT_PER_MINUTE"),
     # 3: the default of the user's existing sync_queue.max_retries, kept so adopted rows behave as before.
-    KeySpec("maxRetries", "integer", "attempts before a row fails permanently (0..50)", default=3,
-            range=(0, 50)),
+    KeySpec("maxRetries", "integer",
+            "times a worker may die holding a row before it fails permanently (0..50); Bubble's transient "
+            "failures retry until retryHorizonHours instead", default=3, range=(0, 50)),
+    # 24 h: rides out any Bubble outage short of a day without a person; trusted job systems retry for days.
+    KeySpec("retryHorizonHours", "integer",
+            "hours a row keeps retrying Bubble's transient failures (5xx, 408, timeouts) before it fails "
+            "permanently (1..720)", default=24, range=(1, 720)),
     # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
     # is still alive never loses its rows to another.
     KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed 4 x httpTimeoutMs",

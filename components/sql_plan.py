@@ -194,6 +194,7 @@ def sql_params(config: StackConfig) -> dict[str, object]:
     return {
         **sql_templates.DEFAULT_PARAMS,
         "default_max_retries": config.max_retries,
+        "retry_horizon": timedelta(hours=config.retry_horizon_hours),
         "lease_seconds": config.lease_seconds,
         "http_timeout_ms": config.http_timeout_ms,
         "batch_size": config.batch_size,

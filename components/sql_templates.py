@@ -58,6 +58,7 @@ QUEUE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "retry_count": _INT,
     "max_retries": _INT,
     "next_retry_at": _TIME,
+    "failing_since": _TIME,
     "error_message": _TEXT,
     "bubble_id": _TEXT,
     "lease_token": ("uuid",),
@@ -68,7 +69,8 @@ QUEUE_COLUMNS: Mapping[str, tuple[str, ...]] = {
 }
 
 DEFAULT_PARAMS: Mapping[str, object] = {
-    "default_max_retries": 3,  # the seed's table default: 3 failed attempts, then failed for good
+    "default_max_retries": 3,  # the seed's table default: a worker may die holding a row 3 times
+    "retry_horizon": timedelta(hours=24),  # how long transient failures are retried before giving up
     "lease_seconds": 180,  # > the edge function's 150 s wall clock (Free plan): a live worker keeps its rows
     "http_timeout_ms": 5000,  # pg_net's default; the function answers 202 at once and works in the background
     "backoff_base_seconds": 30,

@@ -32,14 +32,21 @@ alter default privileges in schema bubble_sync revoke execute on functions from 
 -- ---------------------------------------------------------------------------------------------------------
 --
 -- States (the seed's four; `status` is text so the seed's queries keep working):
---   pending     waiting to be claimed by `process_queue_data_api`, once next_retry_at (set only by a 429) has
---               passed. Enters on enqueue, after a 429, or when a lease expires (bubble_sync.reclaim).
+--   pending     waiting to be claimed by `process_queue_data_api`, once next_retry_at (set only when the row
+--               was deferred) has passed. Enters on enqueue, when deferred (a 429, a refused token, a run out
+--               of time), or when a lease expires (bubble_sync.reclaim).
 --   processing  claimed: lease_token is the holder's receipt, lease_expires_at when others may take it back.
 --               Leaves through complete, fail, or reclaim.
 --   completed   synced (bubble_id set); deleted by bubble_sync.purge after the completed-row horizon.
 --   failed      retry_count < max_retries: waits for next_retry_at, then `retry_failed` claims it.
 --               retry_count >= max_retries: failed for good (the dead letter), error_message says why; the seed's
 --               retry condition `retry_count < max_retries` never selects it again. Kept until someone looks.
+--
+-- What counts against max_retries: a worker dying while it holds the row (its lease expired), so a row that
+-- kills its worker every time cannot loop forever. Bubble's transient failures (5xx, 408, timeouts, network
+-- errors) are not the row's fault and use no attempt: the row retries with growing waits until it has been
+-- failing for the retry horizon (retryHorizonHours, failing_since says since when), and only then fails for
+-- good. A permanent error (another 4xx) fails it for good at once.
 --
 -- The verbs (complete, fail) find a claimed row by its lease_token, never by id: an adopted table's id may be
 -- a uuid, a bigint or missing, and the token is what proves the caller still holds the row.
@@ -56,6 +63,8 @@ create table if not exists public.sync_queue (
   retry_count      integer     not null default 0,
   max_retries      integer     not null default {{ default_max_retries }},
   next_retry_at    timestamptz,
+  -- the first of the transient failures the row is retrying now (null: none); the retry horizon counts from it
+  failing_since    timestamptz,
   error_message    text,
   bubble_id        text,
   -- the lease of the worker that holds it (status = 'processing')
@@ -98,6 +107,7 @@ begin
       ('retry_count',      array['integer', 'smallint', 'bigint'], false),
       ('max_retries',      array['integer', 'smallint', 'bigint'], false),
       ('next_retry_at',    array['timestamp with time zone'], false),
+      ('failing_since',    array['timestamp with time zone'], false),
       ('lease_token',      array['uuid'], false),
       ('lease_expires_at', array['timestamp with time zone'], false),
       ('created_at',       array['timestamp with time zone'], false),
@@ -130,6 +140,7 @@ alter table public.sync_queue add column if not exists payload          jsonb   
 alter table public.sync_queue add column if not exists retry_count      integer     not null default 0;
 alter table public.sync_queue add column if not exists max_retries      integer     not null default {{ default_max_retries }};
 alter table public.sync_queue add column if not exists next_retry_at    timestamptz;
+alter table public.sync_queue add column if not exists failing_since    timestamptz;
 alter table public.sync_queue add column if not exists error_message    text;
 alter table public.sync_queue add column if not exists bubble_id        text;
 alter table public.sync_queue add column if not exists lease_token      uuid;

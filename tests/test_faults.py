@@ -82,9 +82,8 @@ def test_bubble_5xx_on_a_share_of_requests(rig: FaultRig, conn: Conn) -> None:
     answers = [r["status"] for r in rig.bubble.requests()]
     assert answers.count(503) >= 5, "the fault hardly fired"
     outcome = check(rig, conn, ids)
-    # With 3 attempts and p = 0.3 a few rows may run out of attempts: they say why.
-    assert all("503" in reason for reason in outcome.failure_reasons), outcome
-    assert outcome.completed >= 30, outcome
+    # Transient failures use no attempt: every row ends synced, none in the dead letter.
+    assert outcome.completed == len(ids), outcome
     print(f"  503 answers: {answers.count(503)} of {len(answers)}, recovered in {rounds} rounds")
 
 
@@ -141,7 +140,7 @@ def test_ambiguous_creates_stored_but_never_answered(rig: FaultRig, conn: Conn) 
     dropped = [r for r in rig.bubble.requests() if not r["responded"]]
     assert len(dropped) >= 3, "the fault hardly fired"
     outcome = check(rig, conn, ids)
-    assert outcome.completed + outcome.permanently_failed == len(ids)
+    assert outcome.completed == len(ids), outcome  # transient only: every row synced
     print(f"  connections closed after the store: {len(dropped)}, recovered in {rounds} rounds")
 
 
@@ -321,7 +320,7 @@ def test_everything_at_once(rig: FaultRig, conn: Conn) -> None:
     )
     outcome = check(rig, conn, ids)
     print(f"  recovered in {rounds} rounds")
-    assert outcome.completed + outcome.permanently_failed == len(ids)
+    assert outcome.completed == len(ids), outcome  # transient only: every row synced
 
 
 # --- what the system does NOT survive -----------------------------------------------------------------------

@@ -77,7 +77,18 @@ values
   ('profiles', 'failed-for-good',  'INSERT', '{"email": "h@example.com"}', 'failed',     3, 3, null,
    'Bubble answered 400: bad field', null, null, null, null)
 """
-ALL_ROWS = "select * from public.sync_queue order by record_id"
+# The columns the previous release made, as they were: a release may add columns (existing rows read NULL or
+# the default there), never change what a row already holds.
+COLUMNS = (
+    "select string_agg(quote_ident(column_name), ', ' order by ordinal_position)"
+    " from information_schema.columns where table_schema = 'public' and table_name = 'sync_queue'"
+)
+
+
+def all_rows(columns: str) -> str:
+    return f"select {columns} from public.sync_queue order by record_id"
+
+
 HELD_LEASES = "select record_id, lease_token from public.sync_queue where status = 'processing' order by 1"
 # Our jobs whose command calls a function that does not exist (a job's command is one `select f(...)`).
 JOBS_CALLING_NOTHING = r"""
@@ -109,13 +120,14 @@ def watched(dsn: str) -> Iterator[Watch]:
     watch = Watch()
     stop = threading.Event()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        rows_before = conn.execute(ALL_ROWS).fetchall()
+        (columns,) = conn.execute(COLUMNS).fetchone()  # type: ignore[misc]
+        rows_before = conn.execute(all_rows(columns)).fetchall()
         leases_before = conn.execute(HELD_LEASES).fetchall()
 
     def poll() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             while not stop.is_set():
-                rows = conn.execute(ALL_ROWS).fetchall()
+                rows = conn.execute(all_rows(columns)).fetchall()
                 if rows != rows_before:
                     watch.problems.append(f"rows changed: {rows_before} -> {rows}")
                 leases = conn.execute(HELD_LEASES).fetchall()
@@ -184,7 +196,8 @@ def test_a_stack_of_the_previous_release_upgrades_in_place(
         held = {"held_1": str(uuid.uuid4()), "held_2": str(uuid.uuid4()), "expired": str(uuid.uuid4())}
         with psycopg.connect(postgres.dsn, autocommit=True) as conn:
             conn.execute(ROWS, held)
-        rows_before = postgres.query(ALL_ROWS)
+        (columns,) = postgres.query(COLUMNS)[0]
+        rows_before = postgres.query(all_rows(columns))
         assert len(rows_before) == 8
 
         cli.workspace.prepare()  # this release's program
@@ -194,7 +207,7 @@ def test_a_stack_of_the_previous_release_upgrades_in_place(
         assert watch.polls > 10 and watch.problems == []
 
         assert_converged(cli, postgres)
-        assert postgres.query(ALL_ROWS) == rows_before
+        assert postgres.query(all_rows(columns)) == rows_before
         assert_held_leases_still_work(postgres, held)
         assert secrets_in("\n".join(cli.transcript), secret_values) == []
 

@@ -82,11 +82,35 @@ revoke all on function bubble_sync.backoff(integer, double precision)
   from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.backoff(integer, double precision) to service_role;
 
+-- retry_wait: the wait before the next try of a row that has been failing (transiently) for p_failing_for:
+-- as long as it has been failing, at least the base and at most the cap, spread by p_jitter in [0, 1) over
+-- 75 %..125 %. Each wait about doubles the time since the first failure, so the tries thin out the way
+-- backoff's do, without an attempt counter. With the suggested defaults (base 30 s, cap 1 h), nominal:
+--   tries at  0, 30 s, 1 min, 2 min, 4 min, 8 min, 16 min, 32 min, 64 min, then every hour
+--   that is   8 tries in the first 10 minutes, about 30 in 24 hours
+create or replace function bubble_sync.retry_wait(p_failing_for interval, p_jitter double precision)
+returns interval
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select make_interval(secs =>
+    least({{ backoff_cap_seconds }}::double precision,
+          greatest({{ backoff_base_seconds }}::double precision,
+                   extract(epoch from greatest(coalesce(p_failing_for, interval '0'), interval '0'))))
+    * (0.75 + 0.5 * least(greatest(coalesce(p_jitter, 0.5), 0), 1)))
+$fn$;
+
+revoke all on function bubble_sync.retry_wait(interval, double precision)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.retry_wait(interval, double precision) to service_role;
+
 -- failure_kind: how to treat a Bubble HTTP status (null = no response: timeout or network error). The rule
 -- lives here once; a worker may pass failure_kind(status) straight to fail().
 --   429                      deferred    wait for Retry-After, no attempt used (a throttled row is not at fault)
 --   401, 403                 deferred    Bubble refused our API token: the token, not the row, is wrong
---   408, 5xx, no response    retryable   backoff, attempt used
+--   408, 5xx, no response    retryable   retried with growing waits until the retry horizon, no attempt used
 --   other 4xx                permanent   failed for good now (a bad payload will not get better)
 --   anything else            retryable   (1xx/2xx/3xx reaching here is a protocol surprise: try again)
 create or replace function bubble_sync.failure_kind(p_http_status integer)
@@ -293,8 +317,10 @@ grant execute on function bubble_sync.complete(uuid, text, timestamptz) to servi
 --   'failed_for_good'  failed, retry_count >= max_retries: the seed's retry condition never picks it up again
 --   null               the lease was no longer the caller's; nothing changed
 -- p_kind says what happens (bubble_sync.failure_kind maps an HTTP status to it):
---   retryable  retry_count + 1; next_retry_at = now + backoff(retry_count, p_jitter), or failed for good
---              (next_retry_at null) once retry_count reaches max_retries
+--   retryable  a transient failure, not the row's fault: no attempt used. failing_since keeps the first of
+--              the failures in a row; next_retry_at = now + retry_wait(now - failing_since). Once the row has
+--              been failing for the retry horizon it is failed for good, its message saying so (and at once
+--              when it has no retry left: max_retries 0, or used up by expired leases).
 --   deferred   back to pending, due after p_retry_after_seconds (Bubble's Retry-After; without one, the
 --              backoff for the next attempt); retry_count unchanged: the row was not at fault (a rate limit,
 --              a refused API token, a run out of time before the row's turn). 'rate_limited', this kind's
@@ -315,59 +341,61 @@ language plpgsql
 set search_path = ''
 as $fn$
 declare
-  v_now         timestamptz := coalesce(p_now, clock_timestamp());
-  v_jitter      double precision := coalesce(p_jitter, random());
-  v_error       text := left(coalesce(p_error, 'unknown error'), 2000);
-  v_kind        text := case when p_kind = 'rate_limited' then 'deferred' else p_kind end;
-  v_status      text;
-  v_retry_count bigint;
-  v_max_retries bigint;
+  v_now           timestamptz := coalesce(p_now, clock_timestamp());
+  v_jitter        double precision := coalesce(p_jitter, random());
+  v_error         text := left(coalesce(p_error, 'unknown error'), 2000);
+  v_kind          text := case when p_kind = 'rate_limited' then 'deferred' else p_kind end;
+  v_retry_count   bigint;
+  v_max_retries   bigint;
+  v_failing_since timestamptz;
 begin
   if v_kind is null or v_kind not in ('retryable', 'deferred', 'permanent') then
     raise exception 'bubble_sync.fail: unknown kind %', coalesce(quote_literal(p_kind), 'NULL')
       using errcode = '22023', hint = 'Use retryable, deferred or permanent (see bubble_sync.failure_kind).';
   end if;
 
+  select coalesce(q.retry_count, 0), coalesce(q.max_retries, {{ default_max_retries }}), q.failing_since
+    into v_retry_count, v_max_retries, v_failing_since
+    from public.sync_queue q
+   where q.lease_token = p_lease_token
+     and q.status = 'processing'
+     for update;
+  if not found then
+    return null;
+  end if;
+
+  if v_kind = 'retryable' then
+    v_failing_since := coalesce(v_failing_since, v_now);
+    if v_now - v_failing_since >= {{ retry_horizon }} then
+      v_kind := 'permanent';
+      v_error := left(format('gave up: failing since %s, past the retry horizon (%s); last error: %s',
+                             v_failing_since, {{ retry_horizon }}, v_error), 2000);
+    elsif v_retry_count >= v_max_retries then
+      v_kind := 'permanent';  -- no retry left (max_retries 0, or used up by expired leases)
+    end if;
+  end if;
+
   update public.sync_queue q
-     set status = case
-                    when v_kind = 'deferred' then 'pending'
-                    else 'failed'
-                  end,
-         retry_count = case v_kind
-                         when 'deferred' then coalesce(q.retry_count, 0)
-                         when 'permanent' then greatest(coalesce(q.retry_count, 0) + 1,
-                                                        coalesce(q.max_retries, {{ default_max_retries }}))
-                         else coalesce(q.retry_count, 0) + 1
-                       end,
-         next_retry_at = case
-                           when v_kind = 'deferred' then
-                             v_now + case
-                                       when p_retry_after_seconds is not null
-                                         then make_interval(secs => greatest(p_retry_after_seconds, 0))
-                                       else bubble_sync.backoff(coalesce(q.retry_count, 0) + 1, v_jitter)
-                                     end
-                           when v_kind = 'retryable'
-                                and coalesce(q.retry_count, 0) + 1 < coalesce(q.max_retries, {{ default_max_retries }}) then
-                             v_now + bubble_sync.backoff(coalesce(q.retry_count, 0) + 1, v_jitter)
-                           else null
-                         end,
+     set status           = case when v_kind = 'deferred' then 'pending' else 'failed' end,
+         retry_count      = case when v_kind = 'permanent' then greatest(v_retry_count + 1, v_max_retries)
+                                 else v_retry_count end,
+         failing_since    = v_failing_since,
+         next_retry_at    = case v_kind
+                              when 'deferred' then
+                                v_now + case
+                                          when p_retry_after_seconds is not null
+                                            then make_interval(secs => greatest(p_retry_after_seconds, 0))
+                                          else bubble_sync.backoff(v_retry_count::integer + 1, v_jitter)
+                                        end
+                              when 'retryable' then v_now + bubble_sync.retry_wait(v_now - v_failing_since, v_jitter)
+                            end,
          error_message    = v_error,
          lease_token      = null,
          lease_expires_at = null,
          updated_at       = v_now
-   where q.lease_token = p_lease_token
-     and q.status = 'processing'
-  returning q.status, q.retry_count, coalesce(q.max_retries, {{ default_max_retries }})
-    into v_status, v_retry_count, v_max_retries;
+   where q.lease_token = p_lease_token;
 
-  if not found then
-    return null;
-  end if;
-  return case
-           when v_status = 'pending' then 'deferred'
-           when v_retry_count < v_max_retries then 'retrying'
-           else 'failed_for_good'
-         end;
+  return case v_kind when 'deferred' then 'deferred' when 'retryable' then 'retrying' else 'failed_for_good' end;
 end;
 $fn$;
 

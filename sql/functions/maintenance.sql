@@ -66,8 +66,8 @@ revoke all on function bubble_sync.purge(interval, interval, timestamptz)
   from public, anon, authenticated, service_role;
 
 -- requeue: puts rows that failed for good (status failed, retry_count >= max_retries) back on the retry path:
--- retry_count 0, next_retry_at p_now, so the next bubble-sync-retry run claims them. They stay `failed`, the
--- seed's state. The last error stays readable behind the prefix 'requeued by operator; last error: ' (not
+-- retry_count 0, next_retry_at p_now, failing_since cleared (the retry horizon starts again), so the next
+-- bubble-sync-retry run claims them. They stay `failed`, the seed's state. The last error stays readable behind the prefix 'requeued by operator; last error: ' (not
 -- stacked when a row is requeued again); a new failure replaces it, complete() keeps it. Which rows: those
 -- whose id (as text: an adopted table's id may be a uuid, a bigint or missing) is in p_ids, or whose
 -- error_message matches p_error_like (ILIKE), or every such row when both are null; giving both is an error.
@@ -103,6 +103,7 @@ begin
     update public.sync_queue q
        set retry_count      = 0,
            next_retry_at    = v_now,
+           failing_since    = null,
            error_message    = v_prefix || regexp_replace(coalesce(p.old_error, ''), '^(' || v_prefix || ')+', ''),
            lease_token      = null,
            lease_expires_at = null,

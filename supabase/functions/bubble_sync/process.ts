@@ -4,7 +4,7 @@
 
 import { type BubbleClient, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
-import type { Action, FailReason, Queue, QueueRow } from "./queue.ts";
+import { type Action, type FailReason, type Queue, type QueueRow, triedBefore } from "./queue.ts";
 
 /** What a run did; also the 200 answer with `"wait": true`. */
 export interface Summary {
@@ -184,7 +184,7 @@ export class Run {
     for (const row of rows) {
       const prepared = this.prepare(row);
       if ("kind" in prepared) verdicts.push(this.report(row, prepared));
-      else if (this.config.bulkCreate && prepared.operation === "INSERT" && row.retry_count === 0) {
+      else if (this.config.bulkCreate && prepared.operation === "INSERT" && !triedBefore(row)) {
         bulk.push(prepared);
       } else singles.push(prepared);
     }
@@ -269,7 +269,7 @@ export class Run {
   /** Creates the thing, unless an earlier attempt (or Deno re-sending the create) already did. */
   private async insert(item: Prepared): Promise<Verdict> {
     const keyField = this.config.externalKeyField;
-    if (item.row.retry_count > 0) {
+    if (triedBefore(item.row)) {
       // An earlier attempt may have created it and died before completing the row: look before creating.
       const found = await this.bubble.findOne(keyField, item.key);
       if (!found.ok) return failedWith(found, "looking up an earlier attempt");

@@ -22,6 +22,16 @@ export interface QueueRow {
   retry_count: number;
   max_retries: number;
   bubble_id: string | null;
+  /** When the transient failures the row is retrying began; null if it has none. */
+  failing_since: string | null;
+}
+
+/**
+ * Whether an earlier attempt may have reached Bubble: a transient failure (it uses no attempt, but sets
+ * failing_since) or a counted one (a worker died holding the row). Such a row is looked up before a create.
+ */
+export function triedBefore(row: QueueRow): boolean {
+  return row.retry_count > 0 || row.failing_since !== null;
 }
 
 /**
@@ -58,6 +68,7 @@ function toRow(raw: Record<string, unknown>): QueueRow {
     retry_count: Number(raw.retry_count ?? 0),
     max_retries: Number(raw.max_retries ?? 3), // null only in an adopted table: the SQL's default
     bubble_id: raw.bubble_id == null || raw.bubble_id === "" ? null : String(raw.bubble_id),
+    failing_since: raw.failing_since == null ? null : String(raw.failing_since),
   };
 }
 

@@ -49,6 +49,8 @@ class FakeQueue implements Queue {
   onComplete: () => void = () => {};
   claimError: Error | null = null;
   loseLeases = false;
+  /** The database's verdict on transient failures: true once the rows have outlasted the retry horizon. */
+  pastHorizon = false;
   private nextId = 1;
   private nextToken = 1;
 
@@ -66,6 +68,7 @@ class FakeQueue implements Queue {
       error_message: null,
       next_retry_at: null,
       ...row,
+      failing_since: row.failing_since ?? null,
     };
     this.rows.push(full);
     return full;
@@ -124,8 +127,12 @@ class FakeQueue implements Queue {
       row.status = "failed";
       row.retry_count = Math.max(row.retry_count + 1, row.max_retries);
     } else {
+      // transient: no attempt used, until the horizon or when no retry is left
       row.status = "failed";
-      row.retry_count += 1;
+      row.failing_since ??= "2025-01-06T09:00:00Z";
+      if (this.pastHorizon || row.retry_count >= row.max_retries) {
+        row.retry_count = Math.max(row.retry_count + 1, row.max_retries);
+      }
     }
     if (row.status === "pending") return Promise.resolve("deferred");
     return Promise.resolve(row.retry_count < row.max_retries ? "retrying" : "failed_for_good");
@@ -609,7 +616,7 @@ Deno.test("type and key field come from config", async () => {
   assertEquals(s.queue.byRecord("7").bubble_id, "m1");
 });
 
-Deno.test("5xx is retryable: the attempt counts, the message is kept, the row waits for retry_failed", async () => {
+Deno.test("5xx is retryable: no attempt used, the message is kept, the row waits for retry_failed", async () => {
   const s = setup();
   s.queue.add({ record_id: "a" });
   s.bubble.fault("POST", () => bubbleError(503, "SERVICE_UNAVAILABLE", "down for maintenance"));
@@ -622,14 +629,16 @@ Deno.test("5xx is retryable: the attempt counts, the message is kept, the row wa
     permanently_failed: 0,
   });
   const row = s.queue.byRecord("a");
-  assertEquals([row.status, row.retry_count], ["failed", 1]);
+  assertEquals([row.status, row.retry_count], ["failed", 0]);
+  assert(row.failing_since !== null);
   assertEquals(row.error_message, "Bubble answered 503 SERVICE_UNAVAILABLE: down for maintenance");
   assertEquals(s.queue.fails[0].reason, { httpStatus: 503 });
 });
 
-Deno.test("the last retryable attempt counts as permanently failed", async () => {
+Deno.test("a transient failure the queue gives up on (past the horizon) counts as permanently failed", async () => {
   const s = setup();
-  s.queue.add({ record_id: "a", status: "failed", retry_count: 2, max_retries: 3 });
+  s.queue.pastHorizon = true;
+  s.queue.add({ record_id: "a", status: "failed", failing_since: "2025-01-05T09:00:00Z" });
   s.bubble.fault("GET", () => bubbleError(502, "BAD_GATEWAY", "proxy"));
   const summary = await s.handler(post({ action: "retry_failed", wait: true })).then((r) => r.json());
   assertEquals(pick(summary, "failed", "permanently_failed"), { failed: 0, permanently_failed: 1 });
@@ -755,6 +764,17 @@ Deno.test("a retried create looks the thing up by its key first and completes wi
   const [search] = s.bubble.requests;
   assertEquals(search.constraints, [{ key: "supabase_id", constraint_type: "equals", value: "profiles:a" }]);
   assert(!search.viaCreateFetch);
+});
+
+Deno.test("a row retrying transient failures (no attempt used) is looked up before a create too", async () => {
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  const existing = s.bubble.insert({ email: "a@example.com", supabase_id: "profiles:a" });
+  s.queue.add({ record_id: "a", status: "failed", failing_since: "2025-01-06T09:00:00Z" });
+  s.queue.add({ record_id: "b", status: "failed", failing_since: "2025-01-06T09:00:00Z" });
+  await s.handler(post({ action: "retry_failed", wait: true }));
+  assertEquals(s.queue.byRecord("a").bubble_id, existing);
+  assertEquals(s.bubble.requests.map((r) => r.method), ["GET", "GET", "POST"]); // no bulk call for retries
+  assertEquals(s.bubble.things.size, 2);
 });
 
 Deno.test("a retried create that finds nothing creates once", async () => {
