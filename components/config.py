@@ -125,6 +125,7 @@ class StackConfig:
     batch_size: int
     concurrency: int
     bubble_rate_limit_per_minute: int
+    bubble_settle_seconds: int
     max_retries: int
     retry_horizon_hours: int
     lease_seconds: int
@@ -277,6 +278,7 @@ class _Loader:
             batch_size=ints["batchSize"],  # type: ignore[arg-type]
             concurrency=ints["concurrency"],  # type: ignore[arg-type]
             bubble_rate_limit_per_minute=ints["bubbleRateLimitPerMinute"],  # type: ignore[arg-type]
+            bubble_settle_seconds=ints["bubbleSettleSeconds"],  # type: ignore[arg-type]
             max_retries=ints["maxRetries"],  # type: ignore[arg-type]
             retry_horizon_hours=ints["retryHorizonHours"],  # type: ignore[arg-type]
             lease_seconds=lease,  # type: ignore[arg-type]

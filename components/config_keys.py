@@ -87,6 +87,11 @@ KEYS: tuple[KeySpec, ...] = (
             default="supabase_id", env="BUBBLE_EXTERNAL_KEY_FIELD"),
     KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False,
             env="BUBBLE_BULK_CREATE"),
+    # 300 s: Bubble may take up to 4 minutes over a bulk create, and stores what it finishes after we gave up.
+    KeySpec("bubbleSettleSeconds", "integer",
+            "after a create whose outcome is unknown (timeout, dropped connection, missing bulk line), "
+            "seconds before the row is looked up again: Bubble may still be storing it (0..3600)",
+            default=300, range=(0, 3600), env="BUBBLE_SETTLE_SECONDS"),
     KeySpec("processorSchedule", "string", "cron schedule of bubble-sync-processor", default="* * * * *"),
     KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
     KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",

@@ -115,12 +115,23 @@ def open_rows(conn: psycopg.Connection[Any]) -> int:
     return int(row["n"] if isinstance(row, dict) else row[0])
 
 
-def move_time_forward(conn: psycopg.Connection[Any], *, lease_grace_seconds: float = 2.0) -> None:
-    """What waiting would do, without the wait: every backoff and Retry-After is due now, and a lease whose
-    row has not moved for `lease_grace_seconds` (its holder is dead or stuck) has run out."""
-    conn.execute(
-        "update public.sync_queue set next_retry_at = now() - interval '1 second' where next_retry_at > now()"
-    )
+def move_time_forward(
+    conn: psycopg.Connection[Any], *, seconds: float | None = None, lease_grace_seconds: float = 2.0
+) -> None:
+    """What waiting would do, without the wait: every backoff and Retry-After is due now (or, with `seconds`,
+    that much sooner: only what was due within them is due now), and a lease whose row has not moved for
+    `lease_grace_seconds` (its holder is dead or stuck) has run out."""
+    if seconds is None:
+        conn.execute(
+            "update public.sync_queue set next_retry_at = now() - interval '1 second'"
+            " where next_retry_at > now()"
+        )
+    else:
+        conn.execute(
+            "update public.sync_queue set next_retry_at = next_retry_at - make_interval(secs => %s)"
+            " where next_retry_at > now()",
+            (seconds,),
+        )
     conn.execute(
         "update public.sync_queue set lease_expires_at = now() - interval '1 second'"
         " where status = 'processing' and lease_expires_at > now()"
@@ -135,9 +146,11 @@ def recover(
     *,
     max_rounds: int = 30,
     between_rounds: Callable[[], None] | None = None,
+    step_seconds: float | None = None,
 ) -> int:
     """Runs both actions until no row is open; between rounds, time moves forward (backoffs due, dead
-    leases expired). Returns the rounds it took; fails after `max_rounds`."""
+    leases expired; by `step_seconds` only, when given). Returns the rounds it took; fails after
+    `max_rounds`."""
     for round_number in range(1, max_rounds + 1):
         post(PROCESS)
         post(RETRY)
@@ -145,7 +158,7 @@ def recover(
             return round_number
         if between_rounds is not None:
             between_rounds()
-        move_time_forward(conn)
+        move_time_forward(conn, seconds=step_seconds)
         time.sleep(0.2)
     states = conn.execute(
         "select status, retry_count, max_retries, error_message, count(*) as n from public.sync_queue"

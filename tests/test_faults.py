@@ -288,6 +288,27 @@ def test_slow_create_outliving_the_backoff_is_kept_single_by_the_unique_email(
     assert check(rig, conn, ids).completed == len(ids)
 
 
+def test_a_slow_create_settles_before_its_row_is_looked_up_again(rig: FaultRig, conn: Conn) -> None:
+    """Email-less rows, so only the lookup by key can tell a stored create. The creates hang at Bubble past
+    the function's timeout; minutes pass while they hang (as a > 33 s hang would live), but the rows wait
+    for the settle window (bubbleSettleSeconds, 300 s) before anyone looks: by then Bubble has stored them,
+    each retry finds its record, and nothing is created twice."""
+    rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
+    ids = sign_up(conn, 5, with_email=lambda i: False)
+    settled = (
+        "select count(*) as n from public.sync_queue where next_retry_at > now() + interval '290 seconds'"
+    )
+    wait_for(lambda: conn.execute(settled).fetchone()["n"] == len(ids), "the timed-out creates reported", 10)
+    for _ in range(3):  # three minutes pass: still inside the window
+        move_time_forward(conn, seconds=60)
+        assert rig.post(RETRY)["claimed"] == 0
+    assert not [r for r in rig.bubble.requests() if r["method"] == "GET"], "looked up before it settled"
+    wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
+    recover(conn, rig.post)  # past the window: each retry looks up its key and finds the stored create
+    assert check(rig, conn, ids).completed == len(ids)
+    assert creates_per_key(rig.bubble.requests()) == {key: 1 for key in keys_for(ids)}
+
+
 def test_everything_at_once(rig: FaultRig, conn: Conn) -> None:
     """5xx, hangs past the timeout, unanswered creates and a rate limit together, overlapping runs, and the
     function killed once in the middle."""
@@ -323,6 +344,53 @@ def test_everything_at_once(rig: FaultRig, conn: Conn) -> None:
     assert outcome.completed == len(ids), outcome  # transient only: every row synced
 
 
+# --- a Bubble outage ----------------------------------------------------------------------------------------
+
+
+def _outage_round(rig: FaultRig, conn: Conn, hours_failing: float) -> None:
+    """One round of an outage with the invoke functions called all along: both actions run, then the clock
+    moves on (the rows' backoffs due, their first failure `hours_failing` ago)."""
+    rig.post(PROCESS)
+    rig.post(RETRY)
+    conn.execute(
+        "update public.sync_queue set failing_since = now() - make_interval(secs => %s)"
+        " where failing_since is not null",
+        (hours_failing * 3600,),
+    )
+    move_time_forward(conn)
+
+
+def test_an_outage_within_the_horizon_ends_with_every_row_synced(rig: FaultRig, conn: Conn) -> None:
+    """Bubble answers 503 to everything for what the clock calls 23 hours, while signups arrive and the
+    functions keep being invoked: no row is failed for good, and after recovery every row is synced once."""
+    rig.bubble.configure(faults=[{"kind": "status", "status": 503, "probability": 1.0}])
+    ids = sign_up(conn, 10)
+    for hours in (0.1, 1, 6, 12, 23):
+        _outage_round(rig, conn, hours)
+        ids += sign_up(conn, 2, prefix=f"during{hours}")
+    dead = conn.execute(
+        "select count(*) as n from public.sync_queue where status = 'failed' and retry_count >= max_retries"
+    ).fetchone()
+    assert dead["n"] == 0, "a transient outage failed rows for good"
+    assert any(r["status"] == 503 for r in rig.bubble.requests()), "the outage hardly fired"
+    rig.bubble.configure(faults=[])  # Bubble is back
+    recover(conn, rig.post)
+    assert check(rig, conn, ids).completed == len(ids)
+
+
+def test_an_outage_past_the_horizon_fails_the_rows_for_good_with_the_reason(
+    rig: FaultRig, conn: Conn
+) -> None:
+    rig.bubble.configure(faults=[{"kind": "status", "status": 503, "probability": 1.0}])
+    ids = sign_up(conn, 5)
+    _outage_round(rig, conn, 1)
+    _outage_round(rig, conn, 25)  # the rows' first failure is now 25 hours old
+    rig.post(RETRY)
+    outcome = check(rig, conn, ids)
+    assert outcome.permanently_failed == len(ids), outcome
+    assert all(reason.startswith("gave up: failing since") for reason in outcome.failure_reasons), outcome
+
+
 # --- what the system does NOT survive -----------------------------------------------------------------------
 
 
@@ -331,13 +399,13 @@ def test_everything_at_once(rig: FaultRig, conn: Conn) -> None:
     raises=AssertionError,
     reason="KNOWN LIMIT: a create that Bubble stores only AFTER the row's retry has looked it up is created "
     "twice when the row has no email (Bubble has no idempotency key; the lookup before a retried create is "
-    "the only guard). In production this needs a create hanging at Bubble longer than the HTTP timeout plus "
-    "the first backoff (10 s + 23-38 s by default).",
+    "the only guard). The retry waits for the settle window (bubbleSettleSeconds, 300 s by default), so in "
+    "production this needs a create hanging at Bubble longer than that.",
 )
 def test_slow_create_outliving_the_backoff_duplicates_email_less_rows(rig: FaultRig, conn: Conn) -> None:
     rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
     ids = sign_up(conn, 5, with_email=lambda i: False)
-    # Time moves past the backoff while the creates still hang at Bubble (as a > 33 s hang would live).
+    # Time moves past the settle window while the creates still hang at Bubble (as a > 300 s hang would live).
     recover(conn, rig.post, max_rounds=3)
     wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
     check(rig, conn, ids)

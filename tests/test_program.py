@@ -67,6 +67,7 @@ FUNCTION_ENV = {
     "BUBBLE_SYNC_HTTP_TIMEOUT_MS",
     "BUBBLE_BULK_CREATE",
     "BUBBLE_RATE_LIMIT_PER_MINUTE",
+    "BUBBLE_SETTLE_SECONDS",
 }
 
 
@@ -537,6 +538,7 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
             "bubbleExternalKeyField": "Supabase ID",
             "bubbleBulkCreate": "true",
             "bubbleRateLimitPerMinute": "15000",
+            "bubbleSettleSeconds": "240",
         }
     )
     inputs = program.inputs["bubble-sync-function-secrets"]
@@ -557,9 +559,11 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
         "BUBBLE_SYNC_HTTP_TIMEOUT_MS": "9000",
         "BUBBLE_BULK_CREATE": "true",
         "BUBBLE_RATE_LIMIT_PER_MINUTE": "15000",
+        "BUBBLE_SETTLE_SECONDS": "240",
     }
     defaults = run_program().inputs["bubble-sync-function-secrets"]["secrets"]["value"]
     assert (defaults["BUBBLE_EXTERNAL_KEY_FIELD"], defaults["BUBBLE_BULK_CREATE"]) == ("supabase_id", "false")
+    assert defaults["BUBBLE_SETTLE_SECONDS"] == "300"
 
 
 def test_the_access_token_is_in_no_input_and_no_pickled_provider(run_program: Any) -> None:

@@ -498,6 +498,20 @@ def _fail_until(conn: psycopg.Connection[Any], *, outage_s: float) -> tuple[list
         tries.append(now)
 
 
+def test_a_create_whose_outcome_is_unknown_is_not_retried_before_the_settle_window(
+    conn: psycopg.Connection[Any],
+) -> None:
+    enqueue(conn, "u1")
+    (row,) = claim(conn, now=at(0))
+    # the worker passes bubbleSettleSeconds: Bubble may still be storing the create
+    assert fail(conn, row["lease_token"], "no answer", retry_after=300, now=at(1)) == "retrying"
+    assert row_of(conn, "u1")["next_retry_at"] == at(301)  # not the 30 s wait
+    (row,) = claim(conn, RETRY, now=at(301))
+    # hours into an outage the growing wait (1 h) is the longer one
+    assert fail(conn, row["lease_token"], "no answer", retry_after=300, now=at(7200)) == "retrying"
+    assert row_of(conn, "u1")["next_retry_at"] == at(7200 + 3600)
+
+
 @pytest.mark.parametrize("outage", [timedelta(minutes=5), timedelta(hours=1), timedelta(hours=23)])
 def test_an_outage_shorter_than_the_horizon_loses_no_row(
     conn: psycopg.Connection[Any], outage: timedelta

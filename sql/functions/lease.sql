@@ -318,9 +318,11 @@ grant execute on function bubble_sync.complete(uuid, text, timestamptz) to servi
 --   null               the lease was no longer the caller's; nothing changed
 -- p_kind says what happens (bubble_sync.failure_kind maps an HTTP status to it):
 --   retryable  a transient failure, not the row's fault: no attempt used. failing_since keeps the first of
---              the failures in a row; next_retry_at = now + retry_wait(now - failing_since). Once the row has
---              been failing for the retry horizon it is failed for good, its message saying so (and at once
---              when it has no retry left: max_retries 0, or used up by expired leases).
+--              the failures in a row; next_retry_at = now + retry_wait(now - failing_since), or later: not
+--              before p_retry_after_seconds (a create whose outcome is unknown must settle at Bubble before
+--              the row is looked up again). Once the row has been failing for the retry horizon it is failed
+--              for good, its message saying so (and at once when it has no retry left: max_retries 0, or used
+--              up by expired leases).
 --   deferred   back to pending, due after p_retry_after_seconds (Bubble's Retry-After; without one, the
 --              backoff for the next attempt); retry_count unchanged: the row was not at fault (a rate limit,
 --              a refused API token, a run out of time before the row's turn). 'rate_limited', this kind's
@@ -387,7 +389,9 @@ begin
                                             then make_interval(secs => greatest(p_retry_after_seconds, 0))
                                           else bubble_sync.backoff(v_retry_count::integer + 1, v_jitter)
                                         end
-                              when 'retryable' then v_now + bubble_sync.retry_wait(v_now - v_failing_since, v_jitter)
+                              when 'retryable' then
+                                v_now + greatest(bubble_sync.retry_wait(v_now - v_failing_since, v_jitter),
+                                                 make_interval(secs => greatest(coalesce(p_retry_after_seconds, 0), 0)))
                             end,
          error_message    = v_error,
          lease_token      = null,

@@ -36,6 +36,8 @@ export interface Config {
   timeBudgetMs: number;
   bulkCreate: boolean;
   rateLimitPerMinute: number;
+  /** After a create whose outcome is unknown, how long the row waits before it is looked up again. */
+  settleSeconds: number;
 }
 
 /** Bubble's documented maximum of lines per bulk create call, and of rows per claim. */
@@ -168,6 +170,7 @@ export function loadConfig(env: EnvReader): Config {
     timeBudgetMs: integer(env, "BUBBLE_SYNC_TIME_BUDGET_MS", 120_000, 1, 3_600_000),
     bulkCreate: boolean(env, "BUBBLE_BULK_CREATE"),
     rateLimitPerMinute: count(env, "BUBBLE_RATE_LIMIT_PER_MINUTE"),
+    settleSeconds: count(env, "BUBBLE_SETTLE_SECONDS"),
   };
 }
 

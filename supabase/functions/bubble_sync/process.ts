@@ -228,6 +228,20 @@ export class Run {
     await work();
   }
 
+  /**
+   * A create whose outcome is unknown (no answer, or no line for the row in a bulk answer): Bubble may still
+   * store it, so the row is looked up again only once that can no longer happen (bubbleSettleSeconds).
+   */
+  private unsettled(verdict: Verdict): Verdict {
+    if (verdict.kind !== "fail") return verdict;
+    const seconds = this.config.settleSeconds;
+    return {
+      ...verdict,
+      error: `${verdict.error} (the create may still be stored: looked up again after ${seconds} s)`,
+      retryAfterSeconds: seconds,
+    };
+  }
+
   private deferral(error: string, seconds: number): Verdict {
     return { kind: "fail", error, reason: { kind: "deferred" }, retryAfterSeconds: seconds };
   }
@@ -280,7 +294,7 @@ export class Run {
     if (created.status === 400 && created.code === USED_EMAIL) {
       return await this.recoverUsedEmail(item, created);
     }
-    return failedWith(created);
+    return created.status === null ? this.unsettled(failedWith(created)) : failedWith(created);
   }
 
   /**
@@ -350,19 +364,23 @@ export class Run {
         for (const item of items) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
         return;
       }
-      await Promise.all(items.map(({ row }) => this.report(row, failedWith(answer, "bulk create"))));
+      const verdict = failedWith(answer, "bulk create");
+      const settled = answer.status === null ? this.unsettled(verdict) : verdict;
+      await Promise.all(items.map(({ row }) => this.report(row, settled)));
       return;
     }
     await Promise.all(items.map((item, i) => {
       const line = answer.lines[i];
       if (line === null) {
-        return this.report(item.row, {
-          kind: "fail",
-          error:
-            "the bulk create answer has no readable line for this row; it may exist, the retry will look",
-          reason: { httpStatus: null },
-          retryAfterSeconds: null,
-        });
+        return this.report(
+          item.row,
+          this.unsettled({
+            kind: "fail",
+            error: "the bulk create answer has no readable line for this row",
+            reason: { httpStatus: null },
+            retryAfterSeconds: null,
+          }),
+        );
       }
       if (line.ok) return this.report(item.row, { kind: "complete", bubbleId: line.id });
       pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));

@@ -682,8 +682,8 @@ Deno.test("429 with an HTTP-date Retry-After is turned into seconds", async () =
   assertEquals(s.queue.fails[0].retryAfterSeconds, 90);
 });
 
-Deno.test("a Bubble request slower than the timeout is retryable", async () => {
-  const s = setup({ BUBBLE_SYNC_HTTP_TIMEOUT_MS: "100" });
+Deno.test("a create slower than the timeout is retryable once Bubble can no longer be storing it", async () => {
+  const s = setup({ BUBBLE_SYNC_HTTP_TIMEOUT_MS: "100", BUBBLE_SETTLE_SECONDS: "240" });
   s.queue.add({ record_id: "a" });
   s.bubble.fault("POST", hang);
   const started = performance.now();
@@ -691,7 +691,20 @@ Deno.test("a Bubble request slower than the timeout is retryable", async () => {
   assert(performance.now() - started < 2000, "the timeout did not cut the request");
   assertEquals(pick(summary, "failed"), { failed: 1 });
   assertEquals(s.queue.fails[0].reason, { httpStatus: null });
-  assertEquals(s.queue.byRecord("a").error_message, "Bubble did not answer the create within 100 ms");
+  assertEquals(s.queue.fails[0].retryAfterSeconds, 240); // the settle window: no lookup before then
+  assertEquals(
+    s.queue.byRecord("a").error_message,
+    "Bubble did not answer the create within 100 ms (the create may still be stored: looked up again after 240 s)",
+  );
+});
+
+Deno.test("a lookup slower than the timeout is retried without a settle window (nothing was sent)", async () => {
+  const s = setup({ BUBBLE_SYNC_HTTP_TIMEOUT_MS: "100" });
+  s.queue.add({ record_id: "a", status: "failed", failing_since: "2025-01-06T09:00:00Z" });
+  s.bubble.fault("GET", hang);
+  await s.handler(post({ action: "retry_failed", wait: true }));
+  assertEquals(s.bubble.count("POST"), 0);
+  assertEquals(s.queue.fails[0].retryAfterSeconds, null);
 });
 
 Deno.test("a network error is retryable", async () => {
@@ -948,18 +961,21 @@ Deno.test("bulk: a line that is missing or unreadable is retryable (the retry lo
   const summary = await runWait(s);
   assertEquals(pick(summary, "completed", "failed"), { completed: 1, failed: 1 });
   assertEquals(s.queue.fails[0].reason, { httpStatus: null });
+  assertEquals(s.queue.fails[0].retryAfterSeconds, 300); // Bubble may still store it: the default window
 });
 
 Deno.test("bulk: a failed call fails every row by its status; 429 defers them all", async () => {
+  // the last column: the wait each row is given; only a call left unanswered may still be stored at Bubble,
+  // so it alone waits for the settle window
   for (
-    const [answer, expected] of [
-      [() => bubbleError(503, "SERVICE_UNAVAILABLE", "down"), { failed: 2, deferred: 0 }],
+    const [answer, expected, wait] of [
+      [() => bubbleError(503, "SERVICE_UNAVAILABLE", "down"), { failed: 2, deferred: 0 }, null],
       [() => bubbleError(429, "TOO_MANY_REQUESTS", "wait", { "retry-after": "7" }), {
         failed: 0,
         deferred: 2,
-      }],
-      [hang, { failed: 2, deferred: 0 }],
-    ] as [Override, Record<string, number>][]
+      }, 7],
+      [hang, { failed: 2, deferred: 0 }, 300],
+    ] as [Override, Record<string, number>, number | null][]
   ) {
     const s = setup({ BUBBLE_BULK_CREATE: "true" });
     for (const id of ["a", "b"]) s.queue.add({ record_id: id });
@@ -967,6 +983,7 @@ Deno.test("bulk: a failed call fails every row by its status; 429 defers them al
     const summary = await runWait(s);
     assertEquals(pick(summary, "failed", "deferred"), expected);
     assertEquals(s.bubble.requests.length, 1);
+    assertEquals(s.queue.fails.map((f) => f.retryAfterSeconds), [wait, wait]);
   }
 });
 
