@@ -60,7 +60,8 @@ grant execute on function bubble_sync.is_due(text, text, anycompatible, anycompa
 
 -- backoff: the wait before retry number p_attempt (1 = after the first failure): the base doubled per attempt,
 -- capped, then spread by p_jitter in [0, 1) over 75 %..125 % of that, so rows that failed together (a Bubble
--- outage) do not all come back at once. p_jitter = 0.5 gives the nominal value; callers pass random().
+-- outage) do not all come back at once. p_jitter = 0.5 gives the nominal value; callers pass random(). fail()
+-- uses it for a deferral without Retry-After; transient failures wait retry_wait, which needs no counter.
 -- With the suggested defaults (base 30 s, cap 1 h):
 --   attempt    1      2      3      4      5       6       7       8 and later
 --   nominal   30 s   1 min  2 min  4 min  8 min  16 min  32 min   1 h
@@ -87,7 +88,7 @@ grant execute on function bubble_sync.backoff(integer, double precision) to serv
 -- 75 %..125 %. Each wait about doubles the time since the first failure, so the tries thin out the way
 -- backoff's do, without an attempt counter. With the suggested defaults (base 30 s, cap 1 h), nominal:
 --   tries at  0, 30 s, 1 min, 2 min, 4 min, 8 min, 16 min, 32 min, 64 min, then every hour
---   that is   8 tries in the first 10 minutes, about 30 in 24 hours
+--   that is   6 tries in the first 10 minutes, about 30 in 24 hours (tests/test_queue.py counts them)
 create or replace function bubble_sync.retry_wait(p_failing_for interval, p_jitter double precision)
 returns interval
 language sql
