@@ -16,11 +16,10 @@ from datetime import timedelta
 
 from components import sql_catalogue, sql_templates
 from components.config import StackConfig
-from components.sql_catalogue import FunctionSpec
+from components.sql_catalogue import REVOKED_FROM, FunctionSpec
 from components.sql_templates import QUEUE_COLUMNS
 
 __all__ = [
-    "API_ROLES",
     "DISPATCH_TRIGGER",
     "CronJobUnit",
     "ExtensionUnit",
@@ -36,8 +35,6 @@ __all__ = [
 ]
 
 QUEUE_TABLE = "public.sync_queue"
-# Roles whose EXECUTE on our functions is revoked (Supabase's default privileges grant it to the API roles).
-API_ROLES = ("public", "anon", "authenticated", "service_role")
 
 
 #: the trigger that switches immediate dispatch on (sql/dispatch_trigger.sql)
@@ -109,7 +106,7 @@ class FunctionUnit:
         lines = [
             f"{self.definition.strip()};",
             "",
-            f"revoke all on function {self.spec.signature} from {', '.join(API_ROLES)};",
+            f"revoke all on function {self.spec.signature} from {', '.join(REVOKED_FROM)};",
         ]
         if self.execute_grants:
             lines.append(

@@ -58,35 +58,11 @@ grant execute on function bubble_sync.is_due(text, text, anycompatible, anycompa
 -- Retry policy
 -- ---------------------------------------------------------------------------------------------------------
 
--- backoff: the wait before retry number p_attempt (1 = after the first failure): the base doubled per attempt,
--- capped, then spread by p_jitter in [0, 1) over 75 %..125 % of that, so rows that failed together (a Bubble
--- outage) do not all come back at once. p_jitter = 0.5 gives the nominal value; callers pass random(). fail()
--- uses it for a deferral without Retry-After; transient failures wait retry_wait, which needs no counter.
--- With the suggested defaults (base 30 s, cap 1 h):
---   attempt    1      2      3      4      5       6       7       8 and later
---   nominal   30 s   1 min  2 min  4 min  8 min  16 min  32 min   1 h
---   range     23-38 s  ...                                         45-75 min
-create or replace function bubble_sync.backoff(p_attempt integer, p_jitter double precision)
-returns interval
-language sql
-immutable
-parallel safe
-set search_path = ''
-as $fn$
-  select make_interval(secs =>
-    least({{ backoff_cap_seconds }}::double precision,
-          {{ backoff_base_seconds }} * power(2::double precision, least(greatest(p_attempt, 1) - 1, 30)))
-    * (0.75 + 0.5 * least(greatest(coalesce(p_jitter, 0.5), 0), 1)))
-$fn$;
-
-revoke all on function bubble_sync.backoff(integer, double precision)
-  from public, anon, authenticated, service_role;
-grant execute on function bubble_sync.backoff(integer, double precision) to service_role;
-
 -- retry_wait: the wait before the next try of a row that has been failing (transiently) for p_failing_for:
 -- as long as it has been failing, at least the base and at most the cap, spread by p_jitter in [0, 1) over
--- 75 %..125 %. Each wait about doubles the time since the first failure, so the tries thin out the way
--- backoff's do, without an attempt counter. With the suggested defaults (base 30 s, cap 1 h), nominal:
+-- 75 %..125 %, so rows that failed together (a Bubble outage) do not all come back at once. p_jitter = 0.5
+-- gives the nominal value; callers pass random(). Each wait about doubles the time since the first failure,
+-- so the tries thin out without an attempt counter. With the suggested defaults (base 30 s, cap 1 h), nominal:
 --   tries at  0, 30 s, 1 min, 2 min, 4 min, 8 min, 16 min, 32 min, 64 min, then every hour
 --   that is   6 tries in the first 10 minutes, about 30 in 24 hours (tests/test_queue.py counts them)
 create or replace function bubble_sync.retry_wait(p_failing_for interval, p_jitter double precision)
@@ -106,6 +82,29 @@ $fn$;
 revoke all on function bubble_sync.retry_wait(interval, double precision)
   from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.retry_wait(interval, double precision) to service_role;
+
+-- backoff: the wait before retry number p_attempt (1 = after the first failure): the base doubled per attempt,
+-- then as retry_wait caps and spreads it. fail() uses it for a deferral without Retry-After.
+-- With the suggested defaults (base 30 s, cap 1 h):
+--   attempt    1      2      3      4      5       6       7       8 and later
+--   nominal   30 s   1 min  2 min  4 min  8 min  16 min  32 min   1 h
+--   range     23-38 s  ...                                         45-75 min
+create or replace function bubble_sync.backoff(p_attempt integer, p_jitter double precision)
+returns interval
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select bubble_sync.retry_wait(
+    make_interval(secs => {{ backoff_base_seconds }}
+                          * power(2::double precision, least(greatest(p_attempt, 1) - 1, 30))),
+    p_jitter)
+$fn$;
+
+revoke all on function bubble_sync.backoff(integer, double precision)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.backoff(integer, double precision) to service_role;
 
 -- failure_kind: how to treat a Bubble HTTP status (null = no response: timeout or network error). The rule
 -- lives here once; a worker may pass failure_kind(status) straight to fail().
