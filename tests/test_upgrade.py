@@ -49,6 +49,7 @@ from tests.management_api_double import running_double
 #: commit -> what it was; each is a main that landed (CI passed) and that users may have deployed
 RELEASES = {
     "db8f838": "issue 8 (the real Pulumi engine) and issue 9 steps 1-4",
+    "daf83bb": "issue 9 (catalogue from sql/, failing_since, settle window)",
 }
 DEPLOY = workflow_command("pulumi-up.yml", "pulumi up --refresh --yes")
 DRIFT_CHECK = workflow_command("drift.yml", "pulumi preview --refresh --expect-no-changes")
