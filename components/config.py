@@ -128,6 +128,8 @@ class StackConfig:
     bubble_settle_seconds: int
     max_retries: int
     retry_horizon_hours: int
+    bubble_breaker_failures: int
+    bubble_probe_seconds: int
     lease_seconds: int
     http_timeout_ms: int
     run_details_retention_days: int
@@ -281,6 +283,8 @@ class _Loader:
             bubble_settle_seconds=ints["bubbleSettleSeconds"],  # type: ignore[arg-type]
             max_retries=ints["maxRetries"],  # type: ignore[arg-type]
             retry_horizon_hours=ints["retryHorizonHours"],  # type: ignore[arg-type]
+            bubble_breaker_failures=ints["bubbleBreakerFailures"],  # type: ignore[arg-type]
+            bubble_probe_seconds=ints["bubbleProbeSeconds"],  # type: ignore[arg-type]
             lease_seconds=lease,  # type: ignore[arg-type]
             http_timeout_ms=timeout,  # type: ignore[arg-type]
             run_details_retention_days=ints["runDetailsRetentionDays"],  # type: ignore[arg-type]

@@ -113,6 +113,14 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("retryHorizonHours", "integer",
             "hours a row keeps retrying Bubble's transient failures (5xx, 408, timeouts) before it fails "
             "permanently (1..720)", default=24, range=(1, 720)),
+    # 10: a Bubble that fails one request in six (tests/test_faults.py) is not down; ten in a row is.
+    KeySpec("bubbleBreakerFailures", "integer",
+            "Bubble's transient failures in a row (5xx, 408, timeouts) that open the circuit breaker: then "
+            "only one probe request per bubbleProbeSeconds goes to Bubble (1..1000)", default=10,
+            range=(1, 1000)),
+    KeySpec("bubbleProbeSeconds", "integer",
+            "while the circuit breaker is open, seconds between probe requests to Bubble (5..3600)",
+            default=30, range=(5, 3600)),
     # 180 s: longer than an Edge Function may run on the Free plan (150 s wall clock), so a worker that
     # is still alive never loses its rows to another.
     KeySpec("leaseSeconds", "integer", "how long a claim is held (30..900); must exceed 4 x httpTimeoutMs",

@@ -192,6 +192,8 @@ def sql_params(config: StackConfig) -> dict[str, object]:
         **sql_templates.DEFAULT_PARAMS,
         "default_max_retries": config.max_retries,
         "retry_horizon": timedelta(hours=config.retry_horizon_hours),
+        "breaker_failures": config.bubble_breaker_failures,
+        "probe_interval": timedelta(seconds=config.bubble_probe_seconds),
         "lease_seconds": config.lease_seconds,
         "http_timeout_ms": config.http_timeout_ms,
         "batch_size": config.batch_size,

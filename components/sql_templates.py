@@ -75,6 +75,8 @@ DEFAULT_PARAMS: Mapping[str, object] = {
     "http_timeout_ms": 5000,  # pg_net's default; the function answers 202 at once and works in the background
     "backoff_base_seconds": 30,
     "backoff_cap_seconds": 3600,
+    "breaker_failures": 10,  # transient failures in a row (5xx, 408, no answer) that open the circuit breaker
+    "probe_interval": timedelta(seconds=30),  # while it is open, one request to Bubble per interval
     "dispatch_rewake_after": timedelta(seconds=30),  # an unconsumed wake this old counts as lost
     "run_details_retention": timedelta(days=7),
     "completed_retention": timedelta(days=30),
@@ -145,6 +147,7 @@ def load(relative_path: str) -> str:
 # The database layer, in the order it must be applied (the table first: functions return its row type).
 QUEUE_FILES: tuple[str, ...] = (
     "queue_schema.sql",
+    "functions/gate.sql",
     "functions/lease.sql",
     "functions/enqueue.sql",
     "functions/invoke.sql",

@@ -21,6 +21,9 @@
 --   failed_job_runs_24h       failed runs of our cron jobs in the last 24 hours (NULL without pg_cron)
 --   recent_errors             the p_recent most recently failed rows: table, record, attempts, message, when
 --   recent_job_failures       the p_recent most recent failed runs of our cron jobs: job, start, message
+--   bubble_unavailable_since  while Bubble's circuit breaker is open: the first of the failures that opened it
+--                             (NULL while Bubble answers; see sql/functions/gate.sql)
+--   bubble_last_error         while it is open: the last transient failure Bubble gave
 create or replace function bubble_sync.health(p_now timestamptz default null, p_recent integer default 5)
 returns table (
   active_jobs              bigint,
@@ -34,7 +37,9 @@ returns table (
   oldest_pending_age       interval,
   failed_job_runs_24h      bigint,
   recent_errors            jsonb,
-  recent_job_failures      jsonb
+  recent_job_failures      jsonb,
+  bubble_unavailable_since timestamptz,
+  bubble_last_error        text
 )
 language plpgsql
 set search_path = ''
@@ -65,6 +70,12 @@ begin
            where q.status = 'failed'
            order by q.updated_at desc nulls last
            limit greatest(p_recent, 0)) e;
+
+  select g.failing_since, g.last_error
+    into bubble_unavailable_since, bubble_last_error
+    from bubble_sync.bubble_gate g
+   where g.id = 1
+     and g.opened_at is not null;
 
   if to_regclass('cron.job') is not null then
     select count(*) into active_jobs

@@ -162,6 +162,11 @@ create index if not exists sync_queue_pending_idx
 create index if not exists sync_queue_retry_due_idx
   on public.sync_queue (next_retry_at) where status = 'failed' and retry_count < max_retries;
 
+-- give_up: rows still retrying Bubble's transient failures (few: a failing streak ends in a sync or a give-up)
+create index if not exists sync_queue_failing_idx
+  on public.sync_queue (failing_since)
+  where failing_since is not null and status in ('pending', 'failed') and retry_count < max_retries;
+
 -- reclaim: leases that ran out
 create index if not exists sync_queue_lease_expiry_idx
   on public.sync_queue (lease_expires_at) where status = 'processing';
@@ -244,3 +249,30 @@ insert into bubble_sync.dispatch_state (id) values (1) on conflict (id) do nothi
 
 revoke all on table bubble_sync.dispatch_state from public, anon, authenticated;
 grant select, update on table bubble_sync.dispatch_state to service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Bubble's gate: the pacing and the circuit breaker every worker shares (sql/functions/gate.sql)
+-- ---------------------------------------------------------------------------------------------------------
+--
+-- One row, for every run, isolate and cron job of this database: Bubble's rate limit is per app, and an
+-- outage is seen by all of them at once.
+--   next_request_at    the earliest moment the next request may go out (pacing; a 429's Retry-After moves it)
+--   failures_in_a_row  transient failures (5xx, 408, no answer) reported since Bubble last answered
+--   failing_since      the first of those failures: "Bubble unavailable since" once the breaker is open
+--   opened_at          when the breaker opened; null while it is closed
+--   last_probe_at      the last request let through while it is open (one per probe interval)
+--   last_error         the last transient failure's message
+create table if not exists bubble_sync.bubble_gate (
+  id                int primary key default 1,
+  next_request_at   timestamptz,
+  failures_in_a_row integer not null default 0,
+  failing_since     timestamptz,
+  opened_at         timestamptz,
+  last_probe_at     timestamptz,
+  last_error        text,
+  constraint bubble_gate_single_row check (id = 1)
+);
+insert into bubble_sync.bubble_gate (id) values (1) on conflict (id) do nothing;
+
+revoke all on table bubble_sync.bubble_gate from public, anon, authenticated;
+grant select, update on table bubble_sync.bubble_gate to service_role;

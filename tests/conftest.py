@@ -116,6 +116,8 @@ _EMPTY_QUEUE = """
 drop trigger if exists bubble_sync_dispatch on public.sync_queue;
 truncate public.sync_queue restart identity;
 update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null;
+update bubble_sync.bubble_gate set next_request_at = null, failures_in_a_row = 0, failing_since = null,
+       opened_at = null, last_probe_at = null, last_error = null;
 delete from net.http_request_queue;
 delete from vault.secrets;
 """

@@ -176,12 +176,59 @@ $fn$;
 revoke all on function bubble_sync.reclaim(timestamptz) from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.reclaim(timestamptz) to service_role;
 
+-- gave_up_message: what a row failed for good past the retry horizon says: since when, and its last error.
+create or replace function bubble_sync.gave_up_message(p_failing_since timestamptz, p_last_error text)
+returns text
+language sql
+stable
+set search_path = ''
+as $fn$
+  select left(format('gave up: failing since %s, past the retry horizon (%s); last error: %s',
+                     p_failing_since, {{ retry_horizon }}, coalesce(p_last_error, 'unknown error')), 2000)
+$fn$;
+
+revoke all on function bubble_sync.gave_up_message(timestamptz, text)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.gave_up_message(timestamptz, text) to service_role;
+
+-- give_up: fails for good, without another try, the rows that have been failing (transiently) for the retry
+-- horizon. fail() does the same for a row it is given; this is for rows nobody tries, because Bubble's
+-- circuit breaker is open (claim hands out at most the probe's row meanwhile). Returns how many it failed.
+-- claim() calls it first; it is cheap: sync_queue_failing_idx holds only the rows retrying right now.
+create or replace function bubble_sync.give_up(p_now timestamptz default null)
+returns integer
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now   timestamptz := coalesce(p_now, clock_timestamp());
+  v_count integer;
+begin
+  update public.sync_queue q
+     set status        = 'failed',
+         retry_count   = greatest(q.retry_count + 1, q.max_retries),
+         next_retry_at = null,
+         error_message = bubble_sync.gave_up_message(q.failing_since, q.error_message),
+         updated_at    = v_now
+   where q.failing_since is not null and q.status in ('pending', 'failed')
+     and q.retry_count < q.max_retries  -- sync_queue_failing_idx
+     and q.failing_since <= v_now - {{ retry_horizon }};
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$fn$;
+
+revoke all on function bubble_sync.give_up(timestamptz) from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.give_up(timestamptz) to service_role;
+
 -- claim: leases up to p_limit rows for one action and returns them, each with a fresh lease_token that
 -- complete/fail must present; the lease runs out after p_lease_seconds.
 --   process_queue_data_api  the rows bubble_sync.is_due says are due for it, oldest first; rows whose lease
 --                           expired come back through reclaim (called first). Consumes the dispatch wake
 --                           before it looks, see bubble_sync.dispatch_wake.
 --   retry_failed            the rows is_due says are due for a retry (the seed's condition), most overdue first.
+-- While Bubble's circuit breaker is open it hands out one row when a probe is due and none otherwise
+-- (bubble_sync.rows_to_claim): the rows stay where they are instead of going to a worker that may not send.
 -- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
 -- workers never get the same row, and nobody waits for rows another worker holds. The two actions get a
 -- statement each, alike but for their action and order, so each can use its own partial index.
@@ -198,6 +245,7 @@ as $fn$
 declare
   v_now     timestamptz := coalesce(p_now, clock_timestamp());
   v_expires timestamptz;
+  v_limit   integer;
 begin
   if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
     raise exception 'bubble_sync.claim: unknown action %', coalesce(quote_literal(p_action), 'NULL')
@@ -213,6 +261,8 @@ begin
   v_expires := v_now + make_interval(secs => p_lease_seconds);
 
   perform bubble_sync.reclaim(v_now);
+  perform bubble_sync.give_up(v_now);
+  v_limit := bubble_sync.rows_to_claim(p_limit, v_now);
 
   if p_action = 'process_queue_data_api' then
     -- Consume the outstanding wake, if there is one. Updating the row waits for every transaction that is
@@ -224,6 +274,9 @@ begin
        set wake_consumed_at = clock_timestamp()
      where s.id = 1
        and s.wake_requested_at > coalesce(s.wake_consumed_at, '-infinity'::timestamptz);
+    if v_limit = 0 then
+      return;  -- the wake is consumed all the same: the rows wait for the next probe, see rows_to_claim
+    end if;
 
     return query
       with picked as (
@@ -233,7 +286,7 @@ begin
            and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
                                   q.next_retry_at, v_now)
          order by q.created_at
-         limit p_limit
+         limit v_limit
          for update skip locked
       )
       update public.sync_queue q
@@ -244,7 +297,7 @@ begin
         from picked p
        where q.ctid = p.row_ctid
       returning q.*;
-  else
+  elsif v_limit > 0 then
     return query
       with picked as (
         select q.ctid as row_ctid
@@ -252,7 +305,7 @@ begin
          where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx
            and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at, v_now)
          order by q.next_retry_at nulls first, q.created_at
-         limit p_limit
+         limit v_limit
          for update skip locked
       )
       update public.sync_queue q
@@ -312,7 +365,7 @@ revoke all on function bubble_sync.complete(uuid, text, timestamptz)
 grant execute on function bubble_sync.complete(uuid, text, timestamptz) to service_role;
 
 -- fail: records a failed attempt if p_lease_token is the row's current lease, and says what became of the row:
---   'deferred'         back to pending, no attempt used
+--   'deferred'         back to pending, no attempt used (kinds deferred and unavailable)
 --   'retrying'         failed; retry_failed picks it up once next_retry_at has passed
 --   'failed_for_good'  failed, retry_count >= max_retries: the seed's retry condition never picks it up again
 --   null               the lease was no longer the caller's; nothing changed
@@ -327,6 +380,10 @@ grant execute on function bubble_sync.complete(uuid, text, timestamptz) to servi
 --              backoff for the next attempt); retry_count unchanged: the row was not at fault (a rate limit,
 --              a refused API token, a run out of time before the row's turn). 'rate_limited', this kind's
 --              earlier name, is accepted from workers deployed before the rename.
+--   unavailable  not sent: Bubble's circuit breaker is open (see gate.sql). Back to pending, due after
+--              p_retry_after_seconds (the next probe; without it, now), retry_count and failing_since unchanged:
+--              a row that was never sent is not failing; one that was keeps its streak, and is failed for good
+--              once that passes the retry horizon, as a retryable failure would be.
 --   permanent  failed for good now: retry_count := greatest(retry_count + 1, max_retries)
 -- p_error is stored in error_message as given (cut to 2000 characters), so it must say the cause. p_jitter
 -- (0..1) defaults to random(); tests pass it to get exact times.
@@ -351,9 +408,10 @@ declare
   v_max_retries   bigint;
   v_failing_since timestamptz;
 begin
-  if v_kind is null or v_kind not in ('retryable', 'deferred', 'permanent') then
+  if v_kind is null or v_kind not in ('retryable', 'deferred', 'unavailable', 'permanent') then
     raise exception 'bubble_sync.fail: unknown kind %', coalesce(quote_literal(p_kind), 'NULL')
-      using errcode = '22023', hint = 'Use retryable, deferred or permanent (see bubble_sync.failure_kind).';
+      using errcode = '22023',
+            hint = 'Use retryable, deferred, unavailable or permanent (see bubble_sync.failure_kind).';
   end if;
 
   select coalesce(q.retry_count, 0), coalesce(q.max_retries, {{ default_max_retries }}), q.failing_since
@@ -366,19 +424,22 @@ begin
     return null;
   end if;
 
+  if v_kind = 'unavailable' and v_failing_since is not null
+     and v_now - v_failing_since >= {{ retry_horizon }} then
+    v_kind := 'retryable';  -- its streak of failures is past the horizon: given up on below
+  end if;
   if v_kind = 'retryable' then
     v_failing_since := coalesce(v_failing_since, v_now);
     if v_now - v_failing_since >= {{ retry_horizon }} then
       v_kind := 'permanent';
-      v_error := left(format('gave up: failing since %s, past the retry horizon (%s); last error: %s',
-                             v_failing_since, {{ retry_horizon }}, v_error), 2000);
+      v_error := bubble_sync.gave_up_message(v_failing_since, v_error);
     elsif v_retry_count >= v_max_retries then
       v_kind := 'permanent';  -- no retry left (max_retries 0, or used up by expired leases)
     end if;
   end if;
 
   update public.sync_queue q
-     set status           = case when v_kind = 'deferred' then 'pending' else 'failed' end,
+     set status           = case when v_kind in ('deferred', 'unavailable') then 'pending' else 'failed' end,
          retry_count      = case when v_kind = 'permanent' then greatest(v_retry_count + 1, v_max_retries)
                                  else v_retry_count end,
          failing_since    = v_failing_since,
@@ -389,6 +450,8 @@ begin
                                             then make_interval(secs => greatest(p_retry_after_seconds, 0))
                                           else bubble_sync.backoff(v_retry_count::integer + 1, v_jitter)
                                         end
+                              when 'unavailable' then
+                                v_now + make_interval(secs => greatest(coalesce(p_retry_after_seconds, 0), 0))
                               when 'retryable' then
                                 v_now + greatest(bubble_sync.retry_wait(v_now - v_failing_since, v_jitter),
                                                  make_interval(secs => greatest(coalesce(p_retry_after_seconds, 0), 0)))
@@ -399,7 +462,12 @@ begin
          updated_at       = v_now
    where q.lease_token = p_lease_token;
 
-  return case v_kind when 'deferred' then 'deferred' when 'retryable' then 'retrying' else 'failed_for_good' end;
+  return case v_kind
+           when 'deferred' then 'deferred'
+           when 'unavailable' then 'deferred'
+           when 'retryable' then 'retrying'
+           else 'failed_for_good'
+         end;
 end;
 $fn$;
 
