@@ -119,8 +119,9 @@ def move_time_forward(
     conn: psycopg.Connection[Any], *, seconds: float | None = None, lease_grace_seconds: float = 2.0
 ) -> None:
     """What waiting would do, without the wait: every backoff and Retry-After is due now (or, with `seconds`,
-    that much sooner: only what was due within them is due now), and a lease whose row has not moved for
-    `lease_grace_seconds` (its holder is dead or stuck) has run out."""
+    that much sooner: only what was due within them is due now), Bubble's gate likewise (the circuit
+    breaker's next probe, a 429's shared pause), and a lease whose row has not moved for `lease_grace_seconds`
+    (its holder is dead or stuck) has run out."""
     if seconds is None:
         conn.execute(
             "update public.sync_queue set next_retry_at = now() - interval '1 second'"
@@ -137,6 +138,15 @@ def move_time_forward(
         " where status = 'processing' and lease_expires_at > now()"
         "   and updated_at < now() - make_interval(secs => %s)",
         (lease_grace_seconds,),
+    )
+    # Bubble's gate keeps time too: the next probe and a 429's shared pause come sooner in the same way.
+    conn.execute(
+        "update bubble_sync.bubble_gate set"
+        " last_probe_at = last_probe_at - make_interval(secs => coalesce(%s, 86400)),"
+        " next_request_at = case when %s::float8 is null then least(next_request_at, now())"
+        "                   else next_request_at - make_interval(secs => %s) end"
+        " where id = 1",
+        (seconds, seconds, seconds),
     )
 
 
@@ -375,6 +385,10 @@ class FaultRig:
             conn.execute("truncate public.profiles, public.sync_queue restart identity")
             conn.execute(
                 "update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null"
+            )
+            conn.execute(
+                "update bubble_sync.bubble_gate set next_request_at = null, failures_in_a_row = 0,"
+                " failing_since = null, opened_at = null, last_probe_at = null, last_error = null"
             )
         self.bubble.reset()
 

@@ -1,6 +1,9 @@
 // A client for the parts of Bubble's Data API the sync uses: create, bulk create, search by one field, modify.
 // Every call has its own timeout, and its failures come back as values (status, message, Retry-After), never as
-// exceptions, so the batch loop can classify each one.
+// exceptions, so the batch loop can classify each one. Every request waits for its turn at Bubble's gate, shared
+// with every other worker through the database (gate.ts): a request the gate refuses is not sent.
+
+import type { SharedGate } from "./gate.ts";
 
 /** fetch, as Deno has it (the `client` option picks a connection pool). */
 export type Fetch = (
@@ -13,22 +16,6 @@ export interface BubbleSettings {
   token: string;
   dataType: string;
   timeoutMs: number;
-  /** Bubble's rate limit for this app (requests per minute); 0 = send as fast as the concurrency allows. */
-  rateLimitPerMinute: number;
-}
-
-/**
- * Spaces requests to one Bubble app evenly at its rate limit. A 429 hands the rest of a run back until the
- * next wake, so staying under the limit is what keeps a backlog moving at full speed. Shared by every run
- * in this isolate (overlapping runs pace together); separate isolates each pace on their own.
- */
-const nextSlotByApp = new Map<string, number>();
-
-async function pace(app: string, perMinute: number, now: number): Promise<void> {
-  if (perMinute <= 0) return;
-  const slot = Math.max(now, nextSlotByApp.get(app) ?? 0);
-  nextSlotByApp.set(app, slot + 60_000 / perMinute);
-  if (slot > now) await new Promise((resolve) => setTimeout(resolve, slot - now));
 }
 
 export type Failure = {
@@ -38,8 +25,13 @@ export type Failure = {
   /** Bubble's error status string, e.g. USED_EMAIL or MISSING_DATA, when it sent one. */
   code: string | null;
   message: string;
-  /** Retry-After in whole seconds, when Bubble sent one. */
+  /** Retry-After in whole seconds, when Bubble sent one; for a request not sent, when to try again. */
   retryAfterSeconds: number | null;
+  /**
+   * Set when the request was never sent: the gate's circuit breaker is open (bubble_unavailable), or no turn
+   * at Bubble's shared rate limit was free soon enough (no_slot: within 10 s and before the run's deadline).
+   */
+  unsent?: "bubble_unavailable" | "no_slot";
 };
 export type Result<T> = ({ ok: true } & T) | Failure;
 
@@ -98,6 +90,8 @@ function isTimeout(error: unknown): boolean {
 export class BubbleClient {
   /** Requests sent (attempted), for the run's summary. */
   requests = 0;
+  /** A request whose turn comes later than this (local ms) is not sent: the run must be done by then. */
+  sendBy = Number.POSITIVE_INFINITY;
 
   /**
    * `fetchCreate` sends the non-idempotent requests (create, bulk create). It should use a connection of its
@@ -108,6 +102,7 @@ export class BubbleClient {
     private readonly fetchOther: Fetch,
     private readonly fetchCreate: Fetch,
     private readonly now: () => number,
+    readonly gate: SharedGate,
   ) {}
 
   private url(suffix: string): string {
@@ -120,7 +115,34 @@ export class BubbleClient {
     url: string,
     init: RequestInit,
   ): Promise<{ ok: true; status: number; text: string } | Failure> {
-    await pace(this.settings.baseUrl, this.settings.rateLimitPerMinute, Date.now());
+    const turn = await this.gate.turn(this.sendBy);
+    if (!turn.ok) {
+      const message = turn.reason === "bubble_unavailable"
+        ? `${label} was not sent: the circuit breaker is open, Bubble failing since ` +
+          `${turn.unavailableSince ?? "recently"}; next probe in ${turn.retryInSeconds} s`
+        : `${label} was not sent: no turn at Bubble's rate limit (shared by every run) soon enough; ` +
+          `next in ${turn.retryInSeconds} s`;
+      return {
+        ok: false,
+        status: null,
+        code: null,
+        message,
+        retryAfterSeconds: turn.retryInSeconds,
+        unsent: turn.reason,
+      };
+    }
+    const answer = await this.exchange(label, fetchFn, url, init);
+    if (answer.ok) await this.gate.report(answer.status, null, null);
+    else await this.gate.report(answer.status, answer.message, answer.retryAfterSeconds);
+    return answer;
+  }
+
+  private async exchange(
+    label: string,
+    fetchFn: Fetch,
+    url: string,
+    init: RequestInit,
+  ): Promise<{ ok: true; status: number; text: string } | Failure> {
     this.requests++;
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.settings.token}`);

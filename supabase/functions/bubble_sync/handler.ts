@@ -24,6 +24,7 @@ import {
   redact,
   secretsOf,
 } from "./config.ts";
+import { SharedGate } from "./gate.ts";
 import { Run, type RunOptions, type Summary } from "./process.ts";
 import { type Action, ACTIONS, postgresQueue, type Queue } from "./queue.ts";
 
@@ -116,21 +117,22 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
   const waitUntil = () => "waitUntil" in overrides ? deps.waitUntil : edgeRuntimeWaitUntil();
 
   async function run(config: Config, options: RunOptions, secrets: string[]): Promise<Summary> {
+    const queue = deps.queueFor(config);
     const bubble = new BubbleClient(
       {
         baseUrl: config.bubbleBaseUrl,
         token: config.bubbleToken,
         dataType: config.dataType,
         timeoutMs: config.httpTimeoutMs,
-        rateLimitPerMinute: config.rateLimitPerMinute,
       },
       deps.fetch,
       deps.fetchCreate,
       deps.now,
+      new SharedGate(queue, config.rateLimitPerMinute, deps.now),
     );
     const scrub = (text: string) => redact(text, secrets);
     try {
-      const summary = await new Run(config, deps.queueFor(config), bubble, deps.now, scrub, options)
+      const summary = await new Run(config, queue, bubble, deps.now, scrub, options)
         .execute();
       deps.log(JSON.stringify({ event: "bubble_sync.run", ...summary }));
       return summary;

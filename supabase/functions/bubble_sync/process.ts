@@ -1,9 +1,11 @@
 // One run of the worker: claim a batch, send each row to Bubble with bounded concurrency, complete or fail it as
 // the lease holder, and claim again until the queue has no more due rows, the run's limit is reached, or its
-// time budget is spent. Rows claimed but never finished go back to the queue through their lease.
+// time budget is spent. Rows claimed but never finished go back to the queue through their lease. While Bubble's
+// circuit breaker is open (gate.ts) nothing is sent: the rows go back to pending without using an attempt.
 
 import { type BubbleClient, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
+import { DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
 import { type Action, type FailReason, type Queue, type QueueRow, triedBefore } from "./queue.ts";
 
 /** What a run did; also the 200 answer with `"wait": true`. */
@@ -14,7 +16,10 @@ export interface Summary {
   completed: number;
   /** Failed an attempt that will be retried (retry_failed picks it up after its backoff). */
   failed: number;
-  /** Back to pending without using an attempt: Bubble's rate limit, or the run ran out of time to send it. */
+  /**
+   * Back to pending without using an attempt: Bubble's rate limit, its circuit breaker open, or the run ran
+   * out of time to send it.
+   */
   deferred: number;
   /** Failed for good: a permanent error, or the last attempt. */
   permanently_failed: number;
@@ -23,7 +28,7 @@ export interface Summary {
   /** Rows left in 'processing' because their verdict could not be written; their lease brings them back. */
   unreported: number;
   bubble_requests: number;
-  /** drained | limit | time_budget | rate_limited | token_refused */
+  /** drained | limit | time_budget | rate_limited | token_refused | bubble_unavailable */
   stopped_by: string;
   duration_ms: number;
 }
@@ -37,18 +42,26 @@ export interface RunOptions {
 /** Bubble's status string for a duplicate user email (the double's choice; Bubble's own is UNCONFIRMED). */
 const USED_EMAIL = "USED_EMAIL";
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
-/** A 429 without Retry-After still pauses the rest of the run for this long. */
-const DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 30;
 /** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
 const CREDENTIALS_PAUSE_SECONDS = 300;
 
-/** Why a run stops sending for a while: Bubble's rate limit (429) or Bubble refusing the API token (401/403). */
-type Pause = "rate_limited" | "token_refused";
+/**
+ * Why a run stops sending for a while: Bubble's rate limit (429), Bubble refusing the API token (401/403), or
+ * Bubble's circuit breaker open (transient failures in a row, seen by any worker).
+ */
+type Pause = "rate_limited" | "token_refused" | "bubble_unavailable";
 const encoder = new TextEncoder();
 
 type Verdict =
   | { kind: "complete"; bubbleId: string }
-  | { kind: "fail"; error: string; reason: FailReason; retryAfterSeconds: number | null };
+  | {
+    kind: "fail";
+    error: string;
+    reason: FailReason;
+    retryAfterSeconds: number | null;
+    /** The run stops claiming after this row: no turn at Bubble's rate limit was free soon enough. */
+    endsRun?: "rate_limited";
+  };
 
 /** The pause an HTTP status calls for: Bubble says stop sending, whatever the row. */
 function pauseFor(status: number | null): Pause | null {
@@ -64,6 +77,23 @@ function pauseFor(status: number | null): Pause | null {
  */
 function failedWith(failure: Failure, context?: string): Verdict {
   const error = context ? `${context}: ${failure.message}` : failure.message;
+  if (failure.unsent === "bubble_unavailable") {
+    return {
+      kind: "fail",
+      error: `bubble unavailable: ${error}`,
+      reason: { kind: "unavailable" },
+      retryAfterSeconds: failure.retryAfterSeconds,
+    };
+  }
+  if (failure.unsent === "no_slot") {
+    return {
+      kind: "fail",
+      error: `rate limited: ${error}`,
+      reason: { kind: "deferred" },
+      retryAfterSeconds: failure.retryAfterSeconds,
+      endsRun: "rate_limited",
+    };
+  }
   const reason = { httpStatus: failure.status };
   switch (pauseFor(failure.status)) {
     case "token_refused":
@@ -86,6 +116,11 @@ function failedWith(failure: Failure, context?: string): Verdict {
   }
 }
 
+/** A request sent that got no answer (a timeout, a dropped connection): Bubble may have acted on it. */
+function noAnswer(failure: Failure): boolean {
+  return failure.status === null && failure.unsent === undefined;
+}
+
 function permanent(error: string): Verdict {
   return { kind: "fail", error, reason: { kind: "permanent" }, retryAfterSeconds: null };
 }
@@ -106,6 +141,11 @@ export class Run {
   private pausedBy: Pause = "rate_limited";
   /** Why rows of the current run were handed back unsent, if they were: the run stops claiming then. */
   private cutShort: Pause | "time_budget" | null = null;
+  /**
+   * Rows of this batch went back unsent because their lease would have run out first (the claim answered
+   * late: the database was slow or just back). The run has time left, so it claims them again at once.
+   */
+  private leaseWindowMissed = false;
 
   constructor(
     private readonly config: Config,
@@ -155,6 +195,8 @@ export class Run {
         }
         const asked = Math.min(batchSize, remaining);
         const claimedAt = this.now();
+        const closings = this.bubble.gate.closings;
+        this.leaseWindowMissed = false;
         const rows = await this.queue.claim(this.options.action, asked, leaseSeconds);
         this.summary.claimed += rows.length;
         if (rows.length > 0) await this.processBatch(rows, claimedAt);
@@ -162,7 +204,11 @@ export class Run {
           this.summary.stopped_by = this.cutShort;
           break;
         }
-        if (rows.length < asked) break;
+        // While the breaker is open a claim hands out at most the probe's row: short, but not drained.
+        if (rows.length < asked && this.bubble.gate.closings === closings && !this.leaseWindowMissed) {
+          if (this.bubble.gate.unavailableSince !== null) this.summary.stopped_by = "bubble_unavailable";
+          break;
+        }
       }
     } finally {
       this.summary.bubble_requests = this.bubble.requests;
@@ -177,6 +223,7 @@ export class Run {
     const leaseEnd = claimedAt + this.config.leaseSeconds * 1000 -
       MAX_REQUESTS_PER_ROW * this.config.httpTimeoutMs;
     const startBy = Math.min(this.budgetEnd, leaseEnd);
+    this.bubble.sendBy = startBy;
 
     const singles: Prepared[] = [];
     const bulk: Prepared[] = [];
@@ -210,18 +257,19 @@ export class Run {
     const now = this.now();
     if (this.pausedUntil > now) {
       const seconds = Math.ceil((this.pausedUntil - now) / 1000);
-      const error = this.pausedBy === "token_refused"
-        ? `refused token: not sent, Bubble refused the API token earlier in this run; waiting ${seconds} s`
-        : `rate limited: not sent, Bubble asked to wait ${seconds} s (Retry-After) during this run`;
       this.cutShort = this.pausedBy;
-      await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, seconds))));
+      const verdict = this.pausedVerdict(seconds);
+      await Promise.all(items.map(({ row }) => this.report(row, verdict)));
       return;
     }
     if (now >= startBy) {
-      const error =
-        "time budget: not sent, the run reached its time budget (or the lease's end) before this " +
-        "row's turn";
-      this.cutShort ??= "time_budget";
+      const budgetSpent = now >= this.budgetEnd;
+      const error = budgetSpent
+        ? "time budget: not sent, the run reached its time budget before this row's turn"
+        : "time budget: not sent, the row's lease would have run out before Bubble's answer (the claim " +
+          "came back late); claimed again";
+      if (budgetSpent) this.cutShort ??= "time_budget";
+      else this.leaseWindowMissed = true;
       await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, 0))));
       return;
     }
@@ -240,6 +288,33 @@ export class Run {
       error: `${verdict.error} (the create may still be stored: looked up again after ${seconds} s)`,
       retryAfterSeconds: seconds,
     };
+  }
+
+  /** A row not sent because the run is paused: it waits for the pause's end without using an attempt. */
+  private pausedVerdict(seconds: number): Verdict {
+    switch (this.pausedBy) {
+      case "token_refused":
+        return this.deferral(
+          `refused token: not sent, Bubble refused the API token earlier in this run; waiting ${seconds} s`,
+          seconds,
+        );
+      case "rate_limited":
+        return this.deferral(
+          `rate limited: not sent, Bubble asked to wait ${seconds} s (Retry-After) during this run`,
+          seconds,
+        );
+      case "bubble_unavailable": {
+        const since = this.bubble.gate.unavailableSince ?? "recently";
+        return {
+          kind: "fail",
+          error:
+            `bubble unavailable: not sent, the circuit breaker is open (Bubble failing since ${since}); ` +
+            `next probe in ${seconds} s`,
+          reason: { kind: "unavailable" },
+          retryAfterSeconds: seconds,
+        };
+      }
+    }
   }
 
   private deferral(error: string, seconds: number): Verdict {
@@ -294,7 +369,7 @@ export class Run {
     if (created.status === 400 && created.code === USED_EMAIL) {
       return await this.recoverUsedEmail(item, created);
     }
-    return created.status === null ? this.unsettled(failedWith(created)) : failedWith(created);
+    return noAnswer(created) ? this.unsettled(failedWith(created)) : failedWith(created);
   }
 
   /**
@@ -365,7 +440,7 @@ export class Run {
         return;
       }
       const verdict = failedWith(answer, "bulk create");
-      const settled = answer.status === null ? this.unsettled(verdict) : verdict;
+      const settled = noAnswer(answer) ? this.unsettled(verdict) : verdict;
       await Promise.all(items.map(({ row }) => this.report(row, settled)));
       return;
     }
@@ -404,8 +479,13 @@ export class Run {
         else s.lease_lost++;
         return;
       }
-      const pause = "httpStatus" in verdict.reason ? pauseFor(verdict.reason.httpStatus) : null;
+      const pause = "httpStatus" in verdict.reason
+        ? pauseFor(verdict.reason.httpStatus)
+        : verdict.reason.kind === "unavailable"
+        ? "bubble_unavailable"
+        : null;
       if (pause !== null) this.notePause(pause, verdict.retryAfterSeconds);
+      if (verdict.endsRun) this.cutShort ??= verdict.endsRun;
       const outcome = await this.queue.fail(
         row.lease_token,
         this.redact(verdict.error),

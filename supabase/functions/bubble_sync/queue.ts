@@ -2,12 +2,16 @@
 // contract": claim in a statement of its own, then complete or fail each row by its lease_token.
 
 import postgres from "npm:postgres@3.4.9";
+import type { Answer, GateStore, GateView, Grant } from "./gate.ts";
 
 export const ACTIONS = ["process_queue_data_api", "retry_failed"] as const;
 export type Action = typeof ACTIONS[number];
 
-/** What happens to a failed row next (bubble_sync.failure_kind maps an HTTP status to it). */
-export type FailureKind = "retryable" | "deferred" | "permanent";
+/**
+ * What happens to a failed row next (bubble_sync.failure_kind maps an HTTP status to it; unavailable: not
+ * sent because Bubble's circuit breaker is open).
+ */
+export type FailureKind = "retryable" | "deferred" | "unavailable" | "permanent";
 
 /** What became of a failed row, as bubble_sync.fail reports it. */
 export type FailOutcome = "deferred" | "retrying" | "failed_for_good";
@@ -40,7 +44,8 @@ export function triedBefore(row: QueueRow): boolean {
  */
 export type FailReason = { httpStatus: number | null } | { kind: FailureKind };
 
-export interface Queue {
+/** The queue, and Bubble's gate kept beside it (sql/functions/gate.sql). */
+export interface Queue extends GateStore {
   claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]>;
   /** true if the row was ours and is now completed. */
   complete(leaseToken: string, bubbleId: string): Promise<boolean>;
@@ -106,6 +111,39 @@ export class PostgresQueue implements Queue {
   async ping(): Promise<void> {
     await this.sql`select 1`;
   }
+
+  async takeRequests(wanted: number, perMinute: number, maxWaitMs: number | null): Promise<Grant> {
+    const [row] = await this.sql`
+      select * from bubble_sync.take_requests(${wanted}::integer, ${perMinute}::integer, ${maxWaitMs}::integer)`;
+    return {
+      granted: Number(row.granted),
+      firstInMs: Number(row.first_in_ms),
+      spacingMs: Number(row.spacing_ms),
+      breaker: row.breaker as Grant["breaker"],
+      unavailableSince: toTimestamp(row.unavailable_since),
+      failuresInARow: Number(row.failures_in_a_row),
+    };
+  }
+
+  async noteAnswer(
+    answer: Answer,
+    error: string | null,
+    retryAfterSeconds: number | null,
+  ): Promise<GateView> {
+    const [row] = await this.sql`
+      select * from bubble_sync.note_bubble_answer(${answer}::text, ${error}::text,
+                                                   ${retryAfterSeconds}::integer)`;
+    return {
+      breaker: row.breaker as GateView["breaker"],
+      unavailableSince: toTimestamp(row.unavailable_since),
+      failuresInARow: Number(row.failures_in_a_row),
+    };
+  }
+}
+
+function toTimestamp(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value.toISOString() : String(value);
 }
 
 const pools = new Map<string, Sql>();

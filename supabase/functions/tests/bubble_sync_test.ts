@@ -8,6 +8,7 @@ import type { Fetch } from "../bubble_sync/bubble.ts";
 import { loadConfig } from "../bubble_sync/config.ts";
 import { SETTINGS } from "../bubble_sync/settings.ts";
 import type { Action, FailOutcome, FailReason, FailureKind, Queue, QueueRow } from "../bubble_sync/queue.ts";
+import type { Answer, GateView, Grant } from "../bubble_sync/gate.ts";
 
 // --- assertions (no jsr:@std available here) -------------------------------------------------------------
 
@@ -83,6 +84,8 @@ class FakeQueue implements Queue {
   claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]> {
     this.claims.push({ action, limit, leaseSeconds });
     if (this.claimError) return Promise.reject(this.claimError);
+    // bubble_sync.rows_to_claim: while the breaker is open, the probe's row or none
+    if (this.gate.openedAt !== null) limit = this.gate.probeDue ? Math.min(limit, 1) : 0;
     const due = this.rows.filter((r) =>
       action === "process_queue_data_api"
         ? r.status === "pending"
@@ -120,7 +123,7 @@ class FakeQueue implements Queue {
     if (!row) return Promise.resolve(null);
     row.lease_token = "";
     row.error_message = error;
-    if (kind === "deferred") {
+    if (kind === "deferred" || kind === "unavailable") {
       row.status = "pending";
       row.next_retry_at = retryAfterSeconds;
     } else if (kind === "permanent") {
@@ -140,6 +143,64 @@ class FakeQueue implements Queue {
 
   ping(): Promise<void> {
     return this.claimError ? Promise.reject(this.claimError) : Promise.resolve();
+  }
+
+  /** Bubble's gate as sql/functions/gate.sql keeps it: pacing on the real clock, and the circuit breaker. */
+  gate = {
+    nextAt: 0,
+    failuresInARow: 0,
+    openedAt: null as number | null,
+    unavailableSince: null as string | null,
+    /** The breaker lets one probe through when this is true (the test decides when a probe is due). */
+    probeDue: false,
+    breakerFailures: 10,
+    reservations: [] as { wanted: number; perMinute: number; maxWaitMs: number | null }[],
+    notes: [] as Answer[],
+  };
+
+  takeRequests(wanted: number, perMinute: number, maxWaitMs: number | null): Promise<Grant> {
+    const g = this.gate;
+    g.reservations.push({ wanted, perMinute, maxWaitMs });
+    const now = performance.now();
+    const spacingMs = perMinute > 0 ? 60_000 / perMinute : 0;
+    const start = Math.max(now, g.nextAt);
+    const view = { unavailableSince: g.unavailableSince, failuresInARow: g.failuresInARow };
+    let granted = wanted;
+    let breaker: Grant["breaker"] = "closed";
+    if (g.openedAt !== null) {
+      if (!g.probeDue) {
+        return Promise.resolve({ granted: 0, firstInMs: 30_000, spacingMs, breaker: "open", ...view });
+      }
+      g.probeDue = false;
+      [granted, breaker] = [1, "probe"];
+    } else if (maxWaitMs !== null && start - now > maxWaitMs) {
+      granted = 0;
+    } else if (maxWaitMs !== null && spacingMs > 0) {
+      granted = Math.min(wanted, Math.floor((maxWaitMs - (start - now)) / spacingMs) + 1);
+    }
+    g.nextAt = start + granted * spacingMs;
+    return Promise.resolve({ granted, firstInMs: Math.ceil(start - now), spacingMs, breaker, ...view });
+  }
+
+  noteAnswer(answer: Answer, _error: string | null, retryAfterSeconds: number | null): Promise<GateView> {
+    const g = this.gate;
+    g.notes.push(answer);
+    if (answer === "unavailable") {
+      g.failuresInARow++;
+      g.unavailableSince ??= "2025-01-06T09:00:00Z";
+      if (g.failuresInARow >= g.breakerFailures) g.openedAt ??= performance.now();
+    } else {
+      [g.failuresInARow, g.openedAt, g.unavailableSince] = [0, null, null];
+      if (answer === "rate_limited") {
+        g.nextAt = Math.max(g.nextAt, performance.now() + (retryAfterSeconds ?? 0) * 1000);
+      }
+    }
+    const breaker = g.openedAt === null ? "closed" : "open";
+    return Promise.resolve({
+      breaker,
+      unavailableSince: breaker === "open" ? g.unavailableSince : null,
+      failuresInARow: g.failuresInARow,
+    });
   }
 }
 
@@ -1040,6 +1101,27 @@ Deno.test("rows whose turn comes after the budget go back to pending unsent, wit
   }
 });
 
+Deno.test("a claim that answers too late for its lease hands the rows back and the run claims them again", async () => {
+  const s = setup({ BUBBLE_SYNC_LEASE_SECONDS: "30", BUBBLE_SYNC_TIME_BUDGET_MS: "120000" });
+  for (const id of ["a", "b"]) s.queue.add({ record_id: id });
+  const claim = s.queue.claim.bind(s.queue);
+  let first = true;
+  s.queue.claim = (...args) => {
+    if (first) s.clock.now += 40_000; // the database was slow to answer the first claim: its lease is spent
+    first = false;
+    return claim(...args);
+  };
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "claimed", "completed", "deferred", "stopped_by"), {
+    claimed: 4,
+    completed: 2,
+    deferred: 2,
+    stopped_by: "drained",
+  });
+  assertEquals(s.bubble.requests.length, 2, "nothing was sent under the late lease");
+  assertMatch(s.queue.fails[0].error, /^time budget: not sent, the row's lease would have run out/);
+});
+
 Deno.test("a verdict refused because the lease was lost is counted, not retried", async () => {
   const s = setup();
   s.queue.add({ record_id: "a" });
@@ -1077,6 +1159,130 @@ Deno.test("no token, key or password in logs, answers or stored messages, even w
   assertMatch(s.queue.byRecord("a").error_message!, /\[redacted\]/);
   assertEquals(s.logs.length, 1);
   assert(!s.logs[0].includes("example.com"), "payload fields must not be logged");
+});
+
+// --- Bubble's gate: the circuit breaker and the pacing every worker shares (sql/functions/gate.sql) -----------
+
+Deno.test("while the breaker is open nothing is sent and held rows go back to pending without an attempt", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "2" });
+  for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+  // The breaker opened after this run claimed (another worker saw the failures): its turn is refused.
+  const claim = s.queue.claim.bind(s.queue);
+  s.queue.claim = async (...args) => {
+    const rows = await claim(...args);
+    s.queue.gate.openedAt = 0;
+    s.queue.gate.unavailableSince = "2025-01-06T09:00:00Z";
+    return rows;
+  };
+  const summary = await runWait(s);
+  assertEquals(pick(summary, ...COUNTS, "stopped_by"), {
+    claimed: 3,
+    completed: 0,
+    failed: 0,
+    deferred: 3,
+    permanently_failed: 0,
+    stopped_by: "bubble_unavailable",
+  });
+  assertEquals(s.bubble.requests.length, 0);
+  for (const fail of s.queue.fails) {
+    assertEquals([fail.reason, fail.retryAfterSeconds], [{ kind: "unavailable" }, 30]);
+    assertMatch(
+      fail.error,
+      /^bubble unavailable: .*not sent.*failing since 2025-01-06T09:00:00Z.*next probe in 30 s/,
+    );
+  }
+  for (const id of ["a", "b", "c"]) {
+    const row = s.queue.byRecord(id);
+    assertEquals([row.status, row.retry_count, row.failing_since], ["pending", 0, null]);
+  }
+});
+
+Deno.test("transient failures are reported to the gate; once it opens the rest of the run is not sent", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "1" });
+  s.queue.gate.breakerFailures = 2;
+  for (const id of ["a", "b", "c", "d", "e"]) s.queue.add({ record_id: id });
+  s.bubble.fault("POST", () => bubbleError(503, "UNAVAILABLE", "down"));
+  const summary = await runWait(s);
+  assertEquals(s.bubble.requests.length, 2, "two failures open the breaker: nothing after them is sent");
+  assertEquals(s.queue.gate.notes, ["unavailable", "unavailable"]);
+  assertEquals(pick(summary, "failed", "deferred", "stopped_by"), {
+    failed: 2,
+    deferred: 3,
+    stopped_by: "bubble_unavailable",
+  });
+});
+
+Deno.test("a probe that gets an answer closes the breaker, and the run goes on with the backlog", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "10" });
+  for (const id of ["a", "b", "c", "d"]) s.queue.add({ record_id: id });
+  Object.assign(s.queue.gate, { openedAt: 0, failuresInARow: 10, probeDue: true });
+  const summary = await runWait(s);
+  // The probe's claim is cut to one row (rows_to_claim); its success lets the run claim again.
+  assertEquals(s.queue.claims.length, 2);
+  assertEquals(pick(summary, "claimed", "completed", "stopped_by"), {
+    claimed: 4,
+    completed: 4,
+    stopped_by: "drained",
+  });
+  assertEquals(
+    s.queue.gate.notes,
+    ["answered"],
+    "the probe's answer closes it; then a clean gate costs nothing",
+  );
+  assertEquals(s.queue.gate.openedAt, null);
+});
+
+Deno.test("a failed probe: one request, the row retried, and the run stops saying Bubble is unavailable", async () => {
+  const s = setup();
+  for (const id of ["a", "b"]) s.queue.add({ record_id: id });
+  Object.assign(s.queue.gate, { openedAt: 0, failuresInARow: 10, probeDue: true });
+  s.bubble.fault("POST", () => bubbleError(503, "UNAVAILABLE", "down"));
+  const probe = await runWait(s);
+  assertEquals(pick(probe, "claimed", "failed", "stopped_by"), {
+    claimed: 1,
+    failed: 1,
+    stopped_by: "bubble_unavailable",
+  });
+  assertEquals(s.bubble.requests.length, 1, "one probe");
+  // Until the next probe is due, runs claim nothing and send nothing.
+  const next = await runWait(s);
+  assertEquals(pick(next, "claimed"), { claimed: 0 });
+  assertEquals(s.bubble.requests.length, 1);
+});
+
+Deno.test("a healthy Bubble costs the gate one reservation per ten requests and no writes", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "50" });
+  for (let i = 0; i < 25; i++) s.queue.add({ record_id: `r${i}` });
+  const summary = await runWait(s);
+  assertEquals(summary.completed, 25);
+  assertEquals(s.queue.gate.notes, []);
+  assertEquals(s.queue.gate.reservations.length, 3);
+});
+
+Deno.test("a 429 is reported with its Retry-After, so every worker holds back, not just this run", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "1" });
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault(
+    "POST",
+    () => bubbleError(429, "TOO_MANY_REQUESTS", "slow down", { "retry-after": "42" }),
+    1,
+  );
+  const before = performance.now();
+  await runWait(s);
+  assertEquals(s.queue.gate.notes, ["rate_limited"]);
+  assert(s.queue.gate.nextAt >= before + 41_000, "the shared next turn moved by Retry-After");
+});
+
+Deno.test("a turn further away than 10 s is not waited for: the row goes back to pending unsent", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "1" });
+  for (const id of ["a", "b"]) s.queue.add({ record_id: id });
+  s.queue.gate.nextAt = performance.now() + 60_000; // another worker's 429 asked everyone to wait a minute
+  const summary = await runWait(s);
+  assertEquals(s.bubble.requests.length, 0);
+  assertEquals(pick(summary, "deferred", "stopped_by"), { deferred: 2, stopped_by: "rate_limited" });
+  assertEquals(s.queue.fails[0].reason, { kind: "deferred" });
+  assert((s.queue.fails[0].retryAfterSeconds ?? 0) >= 59, "due when the turn comes");
+  assertMatch(s.queue.fails[0].error, /^rate limited: .*not sent: no turn at Bubble's rate limit/);
 });
 
 // --- pacing at Bubble's rate limit ----------------------------------------------------------------------------
