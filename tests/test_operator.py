@@ -227,6 +227,67 @@ def test_status_allows_a_longer_pending_age(queue_db: Database, capsys: pytest.C
     assert _status(queue_db, capsys, "--max-pending-minutes", "60")[0] == operator.EXIT_HEALTHY
 
 
+def _open_the_breaker(db: Database) -> None:
+    """What ten failed Bubble requests in a row do (sql/functions/gate.sql), twenty minutes ago."""
+    with db.connect() as conn:
+        for _ in range(10):
+            conn.execute(
+                "select bubble_sync.note_bubble_answer('unavailable',"
+                " 'Bubble answered 503: down for maintenance', null, now() - interval '20 minutes')"
+            )
+        # rows pile up while Bubble is down
+        conn.execute(
+            "insert into public.sync_queue (table_name, record_id, operation, created_at)"
+            " values ('profiles', 'waiting', 'INSERT', now() - interval '19 minutes')"
+        )
+
+
+def test_status_says_bubble_is_unavailable_with_an_exit_code_of_its_own(
+    queue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cron(queue_db)
+    _open_the_breaker(queue_db)
+    code, out, _ = _status(queue_db, capsys)
+    assert code == operator.EXIT_BUBBLE_UNAVAILABLE == 3, out
+    verdict = out.split("BUBBLE UNAVAILABLE (exit 3): ")[1]
+    assert verdict.startswith("Bubble unavailable since ")
+    assert "(00:20:" in verdict and "last error: Bubble answered 503: down for maintenance" in verdict
+    health = out.split("Cron jobs")[0]
+    assert "UNAVAILABLE" in next(line for line in health.splitlines() if line.strip().startswith("Bubble"))
+    # the pending row waits for Bubble: a warning that says so, not "the processor is not draining"
+    assert "warning: the oldest pending row has waited 00:19" in out and "waits for Bubble" in out
+    assert "not draining" not in out
+
+    code, out, _ = _status(queue_db, capsys, "--json")
+    doc = json.loads(out)
+    assert (code, doc["exit_code"], doc["healthy"], doc["problems"]) == (3, 3, False, [])
+    assert doc["bubble_outage"].startswith("Bubble unavailable since")
+    assert doc["health"]["bubble_last_error"] == "Bubble answered 503: down for maintenance"
+
+
+def test_status_during_an_outage_still_exits_1_for_what_is_ours_to_fix(
+    queue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cron(queue_db)
+    _open_the_breaker(queue_db)
+    _admin(queue_db, "update cron.job set active = false where jobname = 'bubble-sync-retry'")
+    code, out, _ = _status(queue_db, capsys)
+    assert code == operator.EXIT_UNHEALTHY
+    assert "cron job bubble-sync-retry is inactive" in out and "and: Bubble unavailable since" in out
+
+
+def test_status_after_bubble_answers_again_is_healthy(
+    queue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cron(queue_db)
+    _open_the_breaker(queue_db)
+    with queue_db.connect() as conn:
+        conn.execute("select bubble_sync.note_bubble_answer('answered')")
+        conn.execute("delete from public.sync_queue")
+    code, out, _ = _status(queue_db, capsys)
+    assert code == operator.EXIT_HEALTHY, out
+
+
 @pytest.mark.parametrize(
     ("setup", "reason"),
     [

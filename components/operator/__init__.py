@@ -2,7 +2,8 @@
 
 status   the seed's monitoring queries, made usable: `bubble_sync.health()`, our cron jobs with their
          last runs, failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
-         (each reason printed), 2 cannot connect or no connection configured (the reason printed).
+         (each reason printed), 2 cannot connect or no connection configured (the reason printed), 3 Bubble
+         unavailable (its circuit breaker open) with nothing else wrong.
 requeue  puts permanently failed rows (retry_count >= max_retries) back into the retry path with
          `bubble_sync.requeue` (sql/functions/maintenance.sql): status `failed`, retry_count 0,
          next_retry_at now, lease cleared, and error_message kept behind the prefix
@@ -22,7 +23,7 @@ The password is never printed: URLs are shown with `***` in its place, and error
 The modules, one job each (this package only re-exports their public names):
   connection.py  where the database is (the order above), `mask_url`, connecting; OperatorError, exit 2
   queries.py     status's read-only SQL, by name, from sql/operator_status.sql
-  health.py      what healthy means: the Status read, the jobs that must run, the judgement, exit 0 and 1
+  health.py      what healthy means: the Status read, the jobs that must run, the judgement, exit 0, 1, 3
   status.py      status: `collect_status` (read and judge, one read-only transaction) and `run_status`
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
   formatting.py  the text helpers both commands share: durations, times, one shortened line, tables
@@ -38,7 +39,13 @@ from components.operator.connection import (
     mask_url,
     resolve_database_url,
 )
-from components.operator.health import EXIT_HEALTHY, EXIT_UNHEALTHY, EXPECTED_JOBS, Status
+from components.operator.health import (
+    EXIT_BUBBLE_UNAVAILABLE,
+    EXIT_HEALTHY,
+    EXIT_UNHEALTHY,
+    EXPECTED_JOBS,
+    Status,
+)
 from components.operator.report import render_status, status_json
 from components.operator.requeue import (  # `requeue` is then the function, as before, not the module
     REQUEUE_PREFIX,
@@ -51,6 +58,7 @@ from components.operator.status import collect_status, run_status
 
 __all__ = [
     "ENV_VAR",
+    "EXIT_BUBBLE_UNAVAILABLE",
     "EXIT_CANNOT_CONNECT",
     "EXIT_HEALTHY",
     "EXIT_UNHEALTHY",

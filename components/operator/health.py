@@ -1,6 +1,6 @@
 """What a healthy pipeline is: the `Status` that `status` reads (components/operator/status.py), the cron jobs
-that must be scheduled and active, and `_judge`, which turns what was read into problems (unhealthy, exit 1)
-and warnings (printed, still healthy)."""
+that must be scheduled and active, and `_judge`, which turns what was read into problems (unhealthy, exit 1),
+a Bubble outage (exit 3: nothing of ours to fix, the rows wait) and warnings (printed, still healthy)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from components.operator.formatting import _duration, _one_line
+from components.operator.formatting import _duration, _one_line, _when
 
-__all__ = ["EXIT_HEALTHY", "EXIT_UNHEALTHY", "EXPECTED_JOBS", "Status"]
+__all__ = ["EXIT_BUBBLE_UNAVAILABLE", "EXIT_HEALTHY", "EXIT_UNHEALTHY", "EXPECTED_JOBS", "Status"]
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
+#: Bubble's circuit breaker is open and nothing else is wrong: an alert for Bubble, not for this pipeline
+#: (2, cannot connect, is components.operator.connection's).
+EXIT_BUBBLE_UNAVAILABLE = 3
 
 # The jobs every stack schedules (dispatchMode immediate or cron) and that must be active.
 EXPECTED_JOBS = ("bubble-sync-processor", "bubble-sync-retry")
@@ -32,19 +35,33 @@ class Status:
     pg_net_error_count: int = 0
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: "Bubble unavailable since …" while Bubble's circuit breaker is open (bubble_sync.health())
+    bubble_outage: str | None = None
 
     @property
     def healthy(self) -> bool:
-        return not self.problems
+        return not self.problems and self.bubble_outage is None
 
     @property
     def exit_code(self) -> int:
-        return EXIT_HEALTHY if self.healthy else EXIT_UNHEALTHY
+        """1 when something of ours is wrong, even during a Bubble outage: that needs fixing either way."""
+        if self.problems:
+            return EXIT_UNHEALTHY
+        return EXIT_BUBBLE_UNAVAILABLE if self.bubble_outage is not None else EXIT_HEALTHY
 
 
 def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -> None:
     h = status.health
     if h is not None:
+        # .get: a stack deployed before the circuit breaker has no such column
+        since = h.get("bubble_unavailable_since")
+        if since is not None:
+            status.bubble_outage = (
+                f"Bubble unavailable since {_when(since)} ({_duration(status.checked_at - since)}): its "
+                f"transient failures in a row opened the circuit breaker, so only one probe request per "
+                f"bubbleProbeSeconds goes out and rows wait, using no attempt; last error: "
+                f"{_one_line(h.get('bubble_last_error'))}"
+            )
         if h["permanently_failed_items"]:
             status.problems.append(
                 f"{h['permanently_failed_items']} row(s) failed permanently (retry budget used up): read "
@@ -52,10 +69,11 @@ def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -
             )
         age = h["oldest_pending_age"]
         if age is not None and age > timedelta(minutes=max_pending_minutes):
-            status.problems.append(
-                f"the oldest pending row has waited {_duration(age)} (limit {max_pending_minutes:g} min): "
-                f"the processor is not draining the queue"
-            )
+            waited = f"the oldest pending row has waited {_duration(age)} (limit {max_pending_minutes:g} min)"
+            if status.bubble_outage is not None:
+                status.warnings.append(f"{waited}: it waits for Bubble to answer again")
+            else:
+                status.problems.append(f"{waited}: the processor is not draining the queue")
         if h["expired_leases"]:
             status.warnings.append(
                 f"{h['expired_leases']} lease(s) expired (a worker died mid-batch); "

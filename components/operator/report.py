@@ -32,6 +32,9 @@ def render_status(status: Status, out: TextIO) -> None:
             ("completed today", str(h["completed_today"]), "completed in the last 24 hours"),
             ("failed job runs 24h", _count(h["failed_job_runs_24h"]), "failed runs of our cron jobs"),
             ("oldest pending age", _duration(h["oldest_pending_age"]), ""),
+            ("Bubble", "UNAVAILABLE" if h.get("bubble_unavailable_since") else "answering",
+             f"circuit breaker open since {_when(h['bubble_unavailable_since'])}"
+             if h.get("bubble_unavailable_since") else "circuit breaker closed"),
         ]  # fmt: skip
         _table([(a, b, c) for a, b, c in lines], out)
     print(file=out)
@@ -102,10 +105,14 @@ def render_status(status: Status, out: TextIO) -> None:
         print(f"warning: {warning}", file=out)
     if status.healthy:
         print("HEALTHY (exit 0)", file=out)
+    elif not status.problems:
+        print(f"BUBBLE UNAVAILABLE (exit 3): {status.bubble_outage}", file=out)
     else:
         print(f"UNHEALTHY (exit 1): {len(status.problems)} problem(s)", file=out)
         for problem in status.problems:
             print(f"  - {problem}", file=out)
+        if status.bubble_outage is not None:
+            print(f"  and: {status.bubble_outage}", file=out)
 
 
 def _jsonable(value: Any) -> Any:
@@ -129,6 +136,7 @@ def status_json(status: Status) -> str:
         "exit_code": status.exit_code,
         "problems": status.problems,
         "warnings": status.warnings,
+        "bubble_outage": status.bubble_outage,
         "health": status.health,
         "cron_jobs": status.cron_jobs if status.cron_available else None,
         "failing": status.failing,
