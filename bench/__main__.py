@@ -1,7 +1,8 @@
 """`python -m bench [--signups N] [--profiles default,default-bulk,seed] [--out bench/out]`
 
-Runs each profile on its own local stack, one after the other, and writes results.md, results.json and
-latency.png to the output directory (the table also goes to stdout; progress to stderr)."""
+Runs each profile on its own local stack, one after the other, and writes results.md, results.json,
+latency.png and, for the `outage` profile, outage.png to the output directory (the tables also go to stdout;
+progress to stderr)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from bench import report
 from bench.harness import PROFILES, Settings, run_profile
@@ -42,7 +44,24 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.cron_ticks,
         help="real pg_cron minute ticks to observe for cron-only profiles (0: derive everything)",
     )
-    parser.add_argument("--drain-timeout", type=float, default=defaults.drain_timeout_s)
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=defaults.drain_timeout_s,
+        help="seconds after the last signup to wait for every row to be synced",
+    )
+    parser.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=defaults.outage_seconds,
+        help="the outage profile: how long Bubble answers 503 to every request",
+    )
+    parser.add_argument(
+        "--recovery-timeout",
+        type=float,
+        default=defaults.recovery_timeout_s,
+        help="the outage profile: seconds after the outage to wait for an empty queue",
+    )
     parser.add_argument(
         "--functions-dir", help="serve this copy of supabase/functions instead (to measure a change)"
     )
@@ -53,16 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="extra environment variable for the function (repeatable), e.g. BUBBLE_SYNC_CONCURRENCY=10",
     )
-    parser.add_argument("--no-plot", action="store_true", help="skip latency.png")
+    parser.add_argument("--no-plot", action="store_true", help="skip the plots")
     parser.add_argument(
-        "--replot", action="store_true", help="only redraw latency.png from the results.json in --out"
+        "--replot", action="store_true", help="only redraw the plots from the results.json in --out"
     )
     args = parser.parse_args(argv)
     if args.replot:
         document = json.loads((args.out / "results.json").read_text())
-        if not report.plot(args.out / "latency.png", document["profiles"], document["settings"]):
+        drawn = draw_plots(args.out, document["profiles"], document["settings"])
+        if drawn is None:
             parser.error("matplotlib is not installed (pip install -e '.[dev]')")
-        print(f"bench: wrote {args.out / 'latency.png'}", file=sys.stderr)
+        print(f"bench: wrote {', '.join(str(args.out / f) for f in drawn)}", file=sys.stderr)
         return 0
 
     names = [name.strip() for name in args.profiles.split(",") if name.strip()]
@@ -71,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown profile(s) {unknown}; known: {', '.join(PROFILES)}")
     if args.signups < 1 or not 0 <= args.steady_fraction <= 1 or args.arrival_rate <= 0:
         parser.error("--signups must be >= 1, --steady-fraction in 0..1, --arrival-rate > 0")
+    if args.outage_seconds <= 0 or args.recovery_timeout < 0:
+        parser.error("--outage-seconds must be > 0 and --recovery-timeout >= 0")
     settings = Settings(
         signups=args.signups,
         steady_fraction=args.steady_fraction,
@@ -81,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit_burst=args.rate_limit_burst,
         drain_timeout_s=args.drain_timeout,
         cron_ticks=args.cron_ticks,
+        outage_seconds=args.outage_seconds,
+        recovery_timeout_s=args.recovery_timeout,
         functions_dir=args.functions_dir,
         function_env=dict(item.split("=", 1) for item in args.function_env),
     )
@@ -102,13 +126,31 @@ def main(argv: list[str] | None = None) -> int:
     table = report.markdown(results, summary_settings, command)
     (args.out / "results.md").write_text(table)
     report.write_json(args.out / "results.json", results, summary_settings, command)
-    plotted = False if args.no_plot else report.plot(args.out / "latency.png", results, summary_settings)
+    drawn = [] if args.no_plot else draw_plots(args.out, results, summary_settings)
     print(table)
-    written = ["results.md", "results.json"] + (["latency.png"] if plotted else [])
+    written = ["results.md", "results.json", *(drawn or [])]
     print(f"bench: wrote {', '.join(str(args.out / f) for f in written)}", file=sys.stderr)
-    if not plotted and not args.no_plot:
+    if drawn is None:
         print("bench: matplotlib is not installed; no plot (pip install -e '.[dev]')", file=sys.stderr)
     return 0
+
+
+def draw_plots(out: Path, results: list[dict[str, Any]], settings: dict[str, Any]) -> list[str] | None:
+    """latency.png for the profiles without an outage, <profile>.png for each with one (outage.png); the
+    names of the files drawn, or None when matplotlib is not installed."""
+    drawn: list[str] = []
+    throughput = [r for r in results if not report.is_outage_profile(r)]
+    if throughput:
+        if not report.plot(out / "latency.png", throughput, settings):
+            return None
+        drawn.append("latency.png")
+    for result in results:
+        if report.is_outage_profile(result) and result["outage"] is not None:
+            name = f"{result['profile']}.png"
+            if not report.plot_outage(out / name, result, settings):
+                return None
+            drawn.append(name)
+    return drawn
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ a PostgreSQL cluster with the real pg_cron in a temporary directory, the pg_net 
 the Bubble double in-process (latency and rate limit set), and `Pulumi.local.yaml` with the profile's settings
 (dispatchMode, batchSize, concurrency, bubbleBulkCreate, bubbleRateLimitPerMinute) on top: the Deno function
 host gets that stack's function settings (components.function_env) and its SQL is applied with psql, as
-`./dev up --no-engine` does.
+`./dev up --no-engine` does. A profile with an outage takes the double down (every /obj request answers 503)
+for `Settings.outage_seconds` from halfway through the steady signups, on a timer beside the workload.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -41,6 +43,11 @@ LOCAL_STACK = REPO_ROOT / "Pulumi.local.yaml"
 BUBBLE_PREFIX = "/version-test/api/1.1"
 SOURCE_TABLE = "profiles"
 PROCESSOR_JOB = "bubble-sync-processor"
+RETRY_JOB = "bubble-sync-retry"
+OUTAGE_STATUS = 503
+# The outage begins halfway through the steady signups: rows have synced by then, and signups keep arriving
+# into it (the burst too, unless the outage is shorter than the rest of the steady part).
+OUTAGE_BEGINS_AT_STEADY_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,9 @@ class Profile:
     # The seed's function processed one batch per invocation; ours drains the queue unless given a limit. The
     # seed profile's cron job therefore asks for {"limit": batch_size}, as the seed's function did.
     rows_per_invocation: int | None = None
+    # Bubble is down (the double answers 503 to every /obj request) for Settings.outage_seconds mid-run; the
+    # run then waits for the queue to empty (Settings.recovery_timeout_s after the outage at most).
+    outage: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -82,6 +92,14 @@ PROFILES: dict[str, Profile] = {
             rows_per_invocation=10,
             paced=False,
         ),
+        Profile(
+            "outage",
+            "ours (as default) with Bubble down mid-run: every request answers 503 for --outage-seconds",
+            "immediate",
+            50,
+            5,
+            outage=True,
+        ),
     )
 }
 
@@ -97,9 +115,22 @@ class Settings:
     rate_limit_burst: float = 10.0
     drain_timeout_s: float = 120.0  # after the last signup, for profiles with immediate dispatch
     cron_ticks: int = 3  # processor ticks observed for cron-only profiles (0: none, all derived)
+    outage_seconds: float = 180.0  # profiles with an outage: how long Bubble answers 503 to everything
+    # profiles with an outage: how long after it the run waits for an empty queue. Rows that failed during
+    # the outage come back through the retry job (every 5 minutes) once their growing wait has passed.
+    recovery_timeout_s: float = 900.0
     seed: int = 7
     functions_dir: str | None = None  # another copy of supabase/functions (to measure a change)
     function_env: dict[str, str] = field(default_factory=dict)  # extra environment for the function
+
+
+@dataclass(frozen=True)
+class OutageWindow:
+    """When Bubble was down (epoch seconds, as the harness switched the double)."""
+
+    planned_seconds: float
+    began_at: float
+    ended_at: float
 
 
 @dataclass
@@ -114,12 +145,15 @@ class Observation:
     burst_at: float
     inserts_done_at: float
     ended_at: float
-    rows: list[dict[str, Any]]  # record_id, status, created_at, completed_at, retry_count, error_message
+    # record_id, status, created_at, completed_at, updated_at, retry_count, max_retries, error_message
+    rows: list[dict[str, Any]]
     bubble_created: dict[str, float]  # record_id -> the double's Created Date
     requests: list[dict[str, Any]]  # the double's request log (/obj requests)
     bubble_records: int = 0  # records of our table in the double (more than bubble_created: duplicates)
     ticks: list[float] = field(default_factory=list)  # processor cron runs that started during the run
     timed_out: bool = False
+    outage: OutageWindow | None = None
+    cron_runs: dict[str, list[float]] = field(default_factory=dict)  # job name -> run starts during the run
     notes: list[str] = field(default_factory=list)
 
 
@@ -131,7 +165,8 @@ def _epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def _parse_bubble_date(text: str) -> float:
+def parse_bubble_time(text: str) -> float:
+    """The double's ISO times (a record's Created Date, a log entry's time) as epoch seconds."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
 
 
@@ -233,6 +268,55 @@ def _limit_processor_job(dsn: str, limit: int) -> None:
         conn.execute("select cron.schedule(%s, '* * * * *', %s)", (PROCESSOR_JOB, command))
 
 
+# -- the outage ---------------------------------------------------------------------------------------------
+
+
+class ScheduledOutage:
+    """Takes the Bubble double down at `begin_at` and back up `seconds` later, on a thread of its own, so the
+    workload's loops keep their pace; records when each switch really happened.
+
+    Leaving the context ends an outage still under way (Bubble is never left down) and cancels one not yet
+    begun."""
+
+    def __init__(self, double: BubbleDouble, begin_at: float, seconds: float) -> None:
+        self._double = double
+        self.begin_at = begin_at
+        self.seconds = seconds
+        self.began_at: float | None = None
+        self.ended_at: float | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-outage", daemon=True)
+
+    @property
+    def planned_end(self) -> float:
+        return self.begin_at + self.seconds
+
+    def __enter__(self) -> ScheduledOutage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cancel.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        if self._cancel.wait(max(0.0, self.begin_at - time.time())):
+            return
+        self._double.configure(outage_status=OUTAGE_STATUS)
+        self.began_at = time.time()
+        _log(f"Bubble down (every request answers {OUTAGE_STATUS}) for {self.seconds:g} s")
+        self._cancel.wait(max(0.0, self.planned_end - time.time()))
+        self._double.configure(outage_status=None)
+        self.ended_at = time.time()
+        _log("Bubble back up")
+
+    def window(self) -> OutageWindow | None:
+        """The outage as it happened; None if it never began (the run ended first)."""
+        if self.began_at is None or self.ended_at is None:
+            return None
+        return OutageWindow(planned_seconds=self.seconds, began_at=self.began_at, ended_at=self.ended_at)
+
+
 # -- the workload -------------------------------------------------------------------------------------------
 
 _ENQUEUE = "select 1 from bubble_sync.enqueue(%s, %s, 'INSERT', %s::jsonb)"
@@ -261,59 +345,37 @@ def _drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
     steady_ids = [f"s{i}" for i in range(1, n_steady + 1)]
     burst_ids = [f"b{i}" for i in range(1, n_burst + 1)]
 
-    with psycopg.connect(stack.dsn, autocommit=True) as conn:
+    with psycopg.connect(stack.dsn, autocommit=True) as conn, ExitStack() as during_run:
         _log(f"[{profile.name}] {n_steady} signups at {settings.arrival_rate:g}/s, then {n_burst} at once")
         started_at = time.time()
-        for i, record_id in enumerate(steady_ids):
-            delay = started_at + i / settings.arrival_rate - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            payload = {"email": f"{record_id}@bench.example", "first_name": "Steady", "last_name": record_id}
-            conn.execute(_ENQUEUE, (SOURCE_TABLE, record_id, json.dumps(payload)))
-        if n_steady:  # the burst comes one arrival interval after the last steady signup
-            delay = started_at + n_steady / settings.arrival_rate - time.time()
-            if delay > 0:
-                time.sleep(delay)
-        burst_at = time.time()
-        if n_burst:
-            conn.execute(_ENQUEUE_MANY, {"n": n_burst, "table": SOURCE_TABLE, "prefix": "b"})
-        inserts_done_at = time.time()
+        outage: ScheduledOutage | None = None
+        if profile.outage:
+            begin_at = started_at + OUTAGE_BEGINS_AT_STEADY_SHARE * n_steady / settings.arrival_rate
+            outage = during_run.enter_context(
+                ScheduledOutage(stack.double, begin_at, settings.outage_seconds)
+            )
+        burst_at, inserts_done_at = _insert_signups(conn, settings, started_at, steady_ids, n_burst)
 
         timed_out = False
         ticks: list[float] = []
         notes: list[str] = []
         if profile.dispatch_mode == "immediate":
-            timed_out = not _wait_drained(conn, settings.signups, inserts_done_at + settings.drain_timeout_s)
+            deadline = inserts_done_at + settings.drain_timeout_s
+            not_before = inserts_done_at
+            if outage is not None:  # recovery takes retry-job ticks: wait for it, never end inside the outage
+                deadline = max(deadline, outage.planned_end + settings.recovery_timeout_s)
+                not_before = outage.planned_end
+            timed_out = not _wait_drained(conn, settings.signups, deadline, not_before)
             if timed_out:
-                notes.append(f"not drained {settings.drain_timeout_s:g} s after the last signup")
+                notes.append(f"not drained {deadline - inserts_done_at:g} s after the last signup")
         else:
             ticks = _wait_ticks(conn, stack.admin_dsn, profile, started_at, settings.cron_ticks)
         ended_at = time.time()
-
-        rows = conn.execute(
-            "select record_id, status, created_at, completed_at, retry_count, error_message"
-            " from public.sync_queue order by created_at"
-        ).fetchall()
-    rows = [
-        {
-            "record_id": r[0],
-            "status": r[1],
-            "created_at": _epoch(r[2]),
-            "completed_at": _epoch(r[3]),
-            "retry_count": r[4],
-            "error_message": r[5],
-        }
-        for r in rows
-    ]
-    bubble_created: dict[str, float] = {}
-    bubble_records = 0
-    for record in stack.double.records("user", env="test"):
-        key = str(record.get("supabase_id", ""))
-        if key.startswith(SOURCE_TABLE + ":"):
-            bubble_records += 1
-            at = _parse_bubble_date(record["Created Date"])
-            record_id = key.split(":", 1)[1]
-            bubble_created[record_id] = min(at, bubble_created.get(record_id, at))
+        rows = _queue_rows(conn)
+    window = outage.window() if outage is not None else None
+    if outage is not None and window is None:
+        notes.append("the outage never began: the run ended first")
+    bubble_created, bubble_records = _bubble_records(stack.double)
     requests = [r for r in stack.double.requests() if "/obj/" in r["path"]]
     return Observation(
         profile=profile,
@@ -331,16 +393,93 @@ def _drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
         ticks=ticks,
         timed_out=timed_out,
         notes=notes,
+        outage=window,
+        cron_runs=_cron_runs(stack.admin_dsn, started_at),
     )
 
 
-def _wait_drained(conn: psycopg.Connection[Any], expected: int, deadline: float) -> bool:
+def _insert_signups(
+    conn: psycopg.Connection[Any], settings: Settings, started_at: float, steady_ids: list[str], n_burst: int
+) -> tuple[float, float]:
+    """The steady signups at `arrival_rate` from `started_at`, then the burst in one transaction; returns when
+    the burst began and when the last signup was in."""
+    for i, record_id in enumerate(steady_ids):
+        delay = started_at + i / settings.arrival_rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        payload = {"email": f"{record_id}@bench.example", "first_name": "Steady", "last_name": record_id}
+        conn.execute(_ENQUEUE, (SOURCE_TABLE, record_id, json.dumps(payload)))
+    if steady_ids:  # the burst comes one arrival interval after the last steady signup
+        delay = started_at + len(steady_ids) / settings.arrival_rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    burst_at = time.time()
+    if n_burst:
+        conn.execute(_ENQUEUE_MANY, {"n": n_burst, "table": SOURCE_TABLE, "prefix": "b"})
+    return burst_at, time.time()
+
+
+def _queue_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    found = conn.execute(
+        "select record_id, status, created_at, completed_at, updated_at, retry_count, max_retries,"
+        " error_message from public.sync_queue order by created_at"
+    ).fetchall()
+    return [
+        {
+            "record_id": r[0],
+            "status": r[1],
+            "created_at": _epoch(r[2]),
+            "completed_at": _epoch(r[3]),
+            "updated_at": _epoch(r[4]),
+            "retry_count": r[5],
+            "max_retries": r[6],
+            "error_message": r[7],
+        }
+        for r in found
+    ]
+
+
+def _bubble_records(double: BubbleDouble) -> tuple[dict[str, float], int]:
+    """Each synced record id with its first Created Date in the double, and how many records of our table
+    the double holds (more than synced ids: duplicates)."""
+    created: dict[str, float] = {}
+    records = 0
+    for record in double.records("user", env="test"):
+        key = str(record.get("supabase_id", ""))
+        if key.startswith(SOURCE_TABLE + ":"):
+            records += 1
+            at = parse_bubble_time(record["Created Date"])
+            record_id = key.split(":", 1)[1]
+            created[record_id] = min(at, created.get(record_id, at))
+    return created, records
+
+
+def _cron_runs(admin_dsn: str, since: float) -> dict[str, list[float]]:
+    """When our processor and retry jobs started a run since `since` (what explains the steps of a
+    recovery)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        found = admin.execute(
+            "select j.jobname, d.start_time from cron.job_run_details d join cron.job j using (jobid)"
+            " where j.jobname in (%s, %s) and d.start_time >= to_timestamp(%s) order by d.start_time",
+            (PROCESSOR_JOB, RETRY_JOB, since),
+        ).fetchall()
+    runs: dict[str, list[float]] = {PROCESSOR_JOB: [], RETRY_JOB: []}
+    for jobname, start_time in found:
+        runs[jobname].append(start_time.timestamp())
+    return runs
+
+
+def _wait_drained(
+    conn: psycopg.Connection[Any], expected: int, deadline: float, not_before: float = 0.0
+) -> bool:
+    """Until every row is synced or failed for good (no pending, processing or retryable row), and not before
+    `not_before`; False at the deadline."""
     while time.time() < deadline:
         done = conn.execute(
             "select count(*) from public.sync_queue where status = 'completed'"
             " or (status = 'failed' and retry_count >= max_retries)"
         ).fetchone()
-        if done and done[0] >= expected:
+        if done and done[0] >= expected and time.time() >= not_before:
             return True
         time.sleep(0.2)
     return False

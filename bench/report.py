@@ -1,15 +1,17 @@
-"""From observations to figures: throughput, latency percentiles, requests per row; the Markdown table, the
-JSON and the plot. Every figure says whether it was measured or derived."""
+"""From observations to figures: throughput, latency percentiles, requests per row, and for a profile with an
+outage what Bubble saw during it and how the queue recovered; the Markdown tables, the JSON and the plots.
+Every figure says whether it was measured or derived."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Observation
+from bench.harness import PROCESSOR_JOB, RETRY_JOB, Observation, OutageWindow, parse_bubble_time
 
 TARGET_RATE_SHARE = 0.90
 TARGET_P50_S = 2.0
@@ -137,6 +139,7 @@ def analyse(obs: Observation) -> dict[str, Any]:
             "concurrency": obs.profile.concurrency,
             "bulk_create": obs.profile.bulk_create,
             "rows_per_invocation": obs.profile.rows_per_invocation,
+            "outage": obs.profile.outage,
         },
         "signups": len(obs.rows),
         "steady_signups": len(steady),
@@ -173,7 +176,83 @@ def analyse(obs: Observation) -> dict[str, Any]:
         "latencies": {"measured": measured, "derived": derived},
         "synced_at": sorted(at - obs.started_at for at in obs.bubble_created.values()),
         "derived_synced_at": sorted(created[rid] + lat - obs.started_at for rid, lat in derived.items()),
+        "outage": outage_figures(obs, obs.outage) if obs.outage is not None else None,
     }
+
+
+# -- a profile with an outage ------------------------------------------------------------------------------
+
+
+def request_time(request: dict[str, Any]) -> float:
+    """When the double answered the request (its log's `time`), epoch seconds."""
+    return parse_bubble_time(request["time"])
+
+
+def is_failed_for_good(row: dict[str, Any]) -> bool:
+    """The seed's retry condition never takes it again (bubble_sync.is_due)."""
+    return row["status"] == "failed" and row["retry_count"] >= row["max_retries"]
+
+
+def queue_empty_at(rows: list[dict[str, Any]]) -> float | None:
+    """When the last row became synced or failed for good, if every row did: from then on nothing was
+    pending, processing or waiting to be retried. None while any row still was."""
+    settled = []
+    for row in rows:
+        if row["status"] == "completed":
+            settled.append(row["completed_at"])
+        elif is_failed_for_good(row):
+            settled.append(row["updated_at"])
+        else:
+            return None
+    return max(settled, default=None)
+
+
+def outage_figures(obs: Observation, window: OutageWindow) -> dict[str, Any]:
+    """What Bubble saw during the outage and how the queue recovered after it. Requests are placed in time by
+    when the double answered them: a request answered within the window got the outage's 503."""
+    began, ended = window.began_at, window.ended_at
+    timed = [(request_time(r), r) for r in obs.requests]
+    during = [r for at, r in timed if began <= at < ended]
+    after = [r for at, r in timed if at >= ended]
+    minutes = (ended - began) / 60.0
+    empty_at = queue_empty_at(obs.rows)
+    synced_at = list(obs.bubble_created.values())
+    by_status: dict[str, list[float]] = {}
+    for at, r in timed:
+        by_status.setdefault(str(r["status"]), []).append(round(at - obs.started_at, 3))
+    return {
+        "planned_seconds": window.planned_seconds,
+        "began_s": round(began - obs.started_at, 3),  # since the first signup
+        "ended_s": round(ended - obs.started_at, 3),
+        "seconds": round(ended - began, 3),
+        "rows_synced_before": sum(1 for at in synced_at if at < began),
+        "rows_synced_during": sum(1 for at in synced_at if began <= at < ended),
+        "signups_during": sum(1 for row in obs.rows if began <= row["created_at"] < ended),
+        "failed_for_good": sum(1 for row in obs.rows if is_failed_for_good(row)),
+        "requests_during": len(during),
+        "requests_during_per_minute": len(during) / minutes if minutes > 0 else None,
+        "requests_during_by_status": _count_by(during, lambda r: str(r["status"])),
+        "requests_during_by_kind": _count_by(during, _kind),
+        "requests_after_recovery": len(after),
+        "requests_after_recovery_by_kind": _count_by(after, _kind),
+        "status_429_after_recovery": sum(1 for r in after if r["status"] == 429),
+        "status_429_total": sum(1 for r in obs.requests if r["status"] == 429),
+        # measured on the rows' own timestamps; None: the queue was not empty when the run gave up
+        "queue_empty_s": None if empty_at is None else round(empty_at - obs.started_at, 3),
+        "recovery_to_empty_queue_s": None if empty_at is None else round(max(0.0, empty_at - ended), 3),
+        "run_ended_s": round(obs.ended_at - obs.started_at, 3),
+        "cron_runs_s": {
+            job: [round(at - obs.started_at, 3) for at in obs.cron_runs.get(job, [])]
+            for job in (PROCESSOR_JOB, RETRY_JOB)
+        },
+        # for the plot
+        "signups_at_s": sorted(round(row["created_at"] - obs.started_at, 3) for row in obs.rows),
+        "requests_at_s_by_status": by_status,
+    }
+
+
+def _count_by(requests: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, int]:
+    return dict(sorted(Counter(key(r) for r in requests).items()))
 
 
 def _rows_per_tick(obs: Observation) -> float | None:
@@ -208,7 +287,12 @@ def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return f"{value:.{digits}f}{suffix}"
 
 
+def is_outage_profile(result: dict[str, Any]) -> bool:
+    return bool(result["settings"].get("outage"))
+
+
 def markdown(results: list[dict[str, Any]], settings: dict[str, Any], command: str) -> str:
+    """The throughput and latency table of the profiles without an outage, then the outage table."""
     rl = settings["rate_limit_per_minute"]
     lines = [
         f"Command: `{command}`",
@@ -218,6 +302,18 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any], command: s
         f" rate limit {rl:g}/min (burst {settings['rate_limit_burst']:g}). Workload per profile:"
         f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s, then"
         f" {settings['burst_signups']} in one transaction.",
+    ]
+    throughput = [r for r in results if not is_outage_profile(r)]
+    outages = [r for r in results if is_outage_profile(r)]
+    if throughput:
+        lines += _throughput_lines(throughput, rl)
+    if outages:
+        lines += _outage_lines(outages)
+    return "\n".join(lines) + "\n"
+
+
+def _throughput_lines(results: list[dict[str, Any]], rl: float) -> list[str]:
+    lines = [
         "",
         "| profile | synced (measured) | sustained throughput | % of rate limit | p50 | p95 | p99 "
         "| p50 / p99 incl. burst | Bubble requests per row |",
@@ -281,7 +377,61 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any], command: s
     lines += ["", "Targets:", ""]
     for r in results:
         lines.append(f"- `{r['profile']}`: " + "; ".join(_targets(r, rl / 60.0)))
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _outage_lines(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "| profile | Bubble down | synced | failed for good | duplicates in Bubble "
+        "| requests during the outage | per minute | recovery → empty queue | 429s after recovery (all) "
+        "| Bubble requests per row |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        o = r["outage"]
+        if o is None:
+            lines.append(f"| `{r['profile']}` | never began (the run ended first) | | | | | | | | |")
+            continue
+        statuses = ", ".join(f"{status}: {n}" for status, n in o["requests_during_by_status"].items())
+        recovery = o["recovery_to_empty_queue_s"]
+        recovery_text = (
+            f"> {o['run_ended_s'] - o['ended_s']:.0f} s (not empty)"
+            if recovery is None
+            else f"{recovery:.0f} s"
+        )
+        lines.append(
+            f"| `{r['profile']}` | {_fmt(o['seconds'], 1, ' s')} from {_fmt(o['began_s'], 1, ' s')} |"
+            f" {r['synced_measured']}/{r['signups']} | {o['failed_for_good']} | {r['duplicates_in_bubble']} |"
+            f" {o['requests_during']}{f' ({statuses})' if statuses else ''} |"
+            f" {_fmt(o['requests_during_per_minute'], 1)} | {recovery_text} |"
+            f" {o['status_429_after_recovery']} ({o['status_429_total']}) |"
+            f" {_fmt(r['requests_per_synced_row'])} |"
+        )
+    lines += [
+        "",
+        "Bubble down: every `/obj` request answered 503 for that long, from that many seconds after the"
+        " first signup (halfway through the steady signups). Requests during the outage: every `/obj` request"
+        " the double answered within the window, by status, and per minute of outage. Recovery → empty queue:"
+        " from the end of the outage until the last row was synced or failed for good (the rows' own"
+        " timestamps), so nothing was pending, processing or waiting for a retry; *not empty* when the run"
+        " gave up first. 429s after recovery: rate-limit answers after the end of the outage (in brackets:"
+        " over the whole run). Bubble requests per row: every `/obj` request of the run divided by the rows"
+        " Bubble stored.",
+    ]
+    for r in results:
+        o = r["outage"]
+        if o is None:
+            continue
+        retry_runs = ", ".join(f"{t:.0f} s" for t in o["cron_runs_s"][RETRY_JOB]) or "none"
+        after = ", ".join(f"{kind}: {n}" for kind, n in o["requests_after_recovery_by_kind"].items())
+        lines.append(
+            f"\n`{r['profile']}`: {o['rows_synced_before']} rows synced before the outage,"
+            f" {o['rows_synced_during']} during it; {o['signups_during']} signups arrived during it."
+            f" {o['requests_after_recovery']} requests after recovery{f' ({after})' if after else ''}."
+            f" Runs of the retry job (seconds since the first signup): {retry_runs}."
+        )
+    return lines
 
 
 def _targets(r: dict[str, Any], rate_limit_rps: float) -> list[str]:
@@ -345,19 +495,27 @@ def write_json(path: Path, results: list[dict[str, Any]], settings: dict[str, An
         "command": command,
         "settings": settings,
         "profiles": results,
-        "ratios_against_seed": ratios_against(results, "seed"),
+        "ratios_against_seed": ratios_against([r for r in results if not is_outage_profile(r)], "seed"),
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def plot(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) -> bool:
-    """Latency CDF and rows synced over time, per profile. False when matplotlib is not installed."""
+def _pyplot() -> Any | None:
+    """matplotlib's pyplot drawing to files, or None when matplotlib is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def plot(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) -> bool:
+    """Latency CDF and rows synced over time, per profile. False when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
         return False
     colours = {"default": "tab:blue", "default-bulk": "tab:green", "seed": "tab:red"}
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
@@ -403,6 +561,94 @@ def plot(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) ->
         f" {settings['rate_limit_per_minute']:g} requests/min;"
         f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s then "
         f"{settings['burst_signups']} at once"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# the outage plot: stacked request rates by status; anything else (201, 200, 404 of a lookup...) by class
+_REQUEST_CLASSES = (("2xx", "tab:green"), ("503", "tab:red"), ("429", "tab:orange"), ("other", "tab:grey"))
+
+
+def _request_class(status: str) -> str:
+    if status.startswith("2"):
+        return "2xx"
+    return status if status in ("503", "429") else "other"
+
+
+def _requests_per_second(o: dict[str, Any], bin_s: float, n_bins: int) -> dict[str, list[float]]:
+    rates = {name: [0.0] * n_bins for name, _ in _REQUEST_CLASSES}
+    for status, times in o["requests_at_s_by_status"].items():
+        series = rates[_request_class(status)]
+        for t in times:
+            series[min(n_bins - 1, max(0, int(t // bin_s)))] += 1.0 / bin_s
+    return rates
+
+
+def _mark_outage_and_jobs(ax: Any, o: dict[str, Any], *, legend: bool) -> None:
+    """The outage shaded, the cron jobs' runs and the moment the queue was empty; in the legend once."""
+
+    def label(text: str, first: bool = True) -> str | None:
+        return text if legend and first else None
+
+    ax.axvspan(o["began_s"], o["ended_s"], color="tab:red", alpha=0.12, label=label("Bubble down (503)"))
+    for i, t in enumerate(o["cron_runs_s"][RETRY_JOB]):
+        ax.axvline(t, color="tab:purple", linewidth=0.9, linestyle="--", label=label("retry job", i == 0))
+    for i, t in enumerate(o["cron_runs_s"][PROCESSOR_JOB]):
+        ax.axvline(t, color="grey", linewidth=0.6, linestyle=":", label=label("processor job", i == 0))
+    if o["queue_empty_s"] is not None:
+        ax.axvline(o["queue_empty_s"], color="tab:green", linewidth=0.9, label=label("queue empty"))
+    ax.grid(True, alpha=0.3)
+
+
+def plot_outage(path: Path, result: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Rows signed up and synced over time above Bubble's requests per second by status, with the outage
+    shaded and the cron jobs' runs marked. False when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    o = result["outage"]
+    every_request = [t for times in o["requests_at_s_by_status"].values() for t in times]
+    end = 1.02 * max([o["run_ended_s"], *every_request, *result["synced_at"]])
+    bin_s = float(max(1, math.ceil(end / 150)))  # about 150 bars, whatever the run's length
+    n_bins = math.ceil(end / bin_s)
+
+    fig, (rows_ax, requests_ax) = plt.subplots(
+        2, 1, figsize=(12, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    signups, synced = o["signups_at_s"], result["synced_at"]
+    rows_ax.step([0, *signups], range(len(signups) + 1), where="post", color="tab:grey", linestyle="--",
+                 label="signups (rows queued)")  # fmt: skip
+    rows_ax.step([0, *synced], range(len(synced) + 1), where="post", color="tab:blue", label="rows in Bubble")
+    rates = _requests_per_second(o, bin_s, n_bins)
+    bottom = [0.0] * n_bins
+    lefts = [i * bin_s for i in range(n_bins)]
+    for name, colour in _REQUEST_CLASSES:
+        if any(rates[name]):
+            requests_ax.bar(lefts, rates[name], width=bin_s, bottom=bottom, align="edge", color=colour,
+                            label=name, linewidth=0)  # fmt: skip
+            bottom = [b + r for b, r in zip(bottom, rates[name], strict=True)]
+    for ax in (rows_ax, requests_ax):
+        _mark_outage_and_jobs(ax, o, legend=ax is rows_ax)
+    rows_ax.set_ylabel("rows")
+    rows_ax.set_title("Rows signed up and synced to Bubble")
+    rows_ax.legend(loc="center")  # the middle is the outage and the wait after it: no curve climbs there
+    requests_ax.set_ylabel(f"requests per second ({bin_s:g} s bins)")
+    requests_ax.set_xlabel("time since the first signup (s)")
+    requests_ax.set_title("Bubble requests by answer")
+    requests_ax.legend(loc="upper center")
+    requests_ax.set_xlim(0, end)
+    recovery = o["recovery_to_empty_queue_s"]
+    empty = "not reached" if recovery is None else f"{recovery:.0f} s after recovery"
+    latency_ms = f"{settings['latency_ms']:g}–{settings['latency_ms'] + settings['latency_jitter_ms']:g} ms"
+    fig.suptitle(
+        f"{result['profile']}: Bubble down for {o['seconds']:.0f} s from {o['began_s']:.0f} s,"
+        f" {o['requests_during']} requests during it; queue empty {empty}\n"
+        f"Bubble double {latency_ms} per request, {settings['rate_limit_per_minute']:g} requests/min;"
+        f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s then"
+        f" {settings['burst_signups']} at once"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

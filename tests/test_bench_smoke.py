@@ -1,6 +1,7 @@
-"""The benchmark command works (`python -m bench`, see bench/README.md): a tiny run of the default profile on
-its own local stack, and the seed profile's analysis on synthetic observations (no minute cron to wait for).
-This measures nothing; the benchmark itself is not a test."""
+"""The benchmark command works (`python -m bench`, see bench/README.md): tiny runs of the default profile and
+of the outage profile (a 3-second outage) on their own local stacks, and the seed and outage profiles'
+analyses on synthetic observations (no minute or five-minute cron to wait for). This measures nothing; the
+benchmark itself is not a test."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import importlib.util
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.harness import PROFILES, Observation, Settings
+from bench.harness import PROFILES, RETRY_JOB, Observation, OutageWindow, Settings
 from bench.report import analyse, markdown, percentile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +38,92 @@ def test_bench_command_runs_the_default_profile_end_to_end(tmp_path: Path) -> No
     assert (out / "results.md").read_text() in result.stdout
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_command_runs_the_outage_profile_with_a_short_outage(tmp_path: Path) -> None:
+    # 3 signups at 2/s (0, 0.5, 1 s), then 3 at once (1.5 s); Bubble is down from 0.75 s to 3.75 s. Rows
+    # that failed come back only through the five-minute retry job, so the run gives up 5 s after the outage
+    # (with the queue most likely not empty: the smoke test does not wait for recovery).
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--signups", "6", "--profiles", "outage", "--arrival-rate", "2",
+            "--latency-ms", "5", "--latency-jitter-ms", "5", "--outage-seconds", "3", "--drain-timeout", "5",
+            "--recovery-timeout", "5", "--out", str(out),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| `outage` | 3.0 s from 0." in result.stdout
+    assert "sustained throughput" not in result.stdout  # the outage profile has its own table only
+    document = json.loads((out / "results.json").read_text())
+    (profile,) = document["profiles"]
+    outage = profile["outage"]
+    assert abs(outage["seconds"] - 3) < 0.5 and abs(outage["began_s"] - 0.75) < 0.5
+    assert outage["signups_during"] == 4
+    assert set(outage["requests_during_by_status"]) <= {"503"}  # Bubble down: nothing else answers
+    assert outage["rows_synced_during"] == 0
+    assert outage["failed_for_good"] == 0 and profile["duplicates_in_bubble"] == 0
+    assert document["ratios_against_seed"] == {}
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "outage.png").read_bytes().startswith(b"\x89PNG")
+        assert not (out / "latency.png").exists()
+
+
+def test_outage_figures_count_requests_by_window_and_time_recovery_on_the_rows() -> None:
+    # Bubble down from 10 s to 70 s. Requests: 2 answered before, 3 during (503), 4 after (one 429). Rows:
+    # 3 synced, the last at 100 s, and 1 failed for good at 90 s: the queue was empty 30 s after recovery.
+    t0 = 2_000_000.0
+
+    def at(seconds: float) -> str:
+        return (
+            datetime.fromtimestamp(t0 + seconds, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+
+    def request(seconds: float, status: int, method: str = "POST") -> dict[str, object]:
+        return {
+            "path": "/version-test/api/1.1/obj/user",
+            "method": method,
+            "status": status,
+            "time": at(seconds),
+        }
+
+    requests = [request(1, 201), request(2, 201), request(10.5, 503), request(30, 503),
+                request(69.9, 503, "GET"), request(70, 429), request(71, 201), request(95, 201),
+                request(100, 201)]  # fmt: skip
+    rows = [
+        {"record_id": rid, "status": status, "created_at": t0 + created, "completed_at": done,
+         "updated_at": t0 + updated, "retry_count": retries, "max_retries": 3, "error_message": None}
+        for rid, status, created, done, updated, retries in [
+            ("s1", "completed", 0.5, t0 + 2, 2, 0),
+            ("s2", "completed", 20, t0 + 71, 71, 0),
+            ("s3", "completed", 30, t0 + 100, 100, 0),
+            ("s4", "failed", 40, None, 90, 3),
+        ]
+    ]  # fmt: skip
+    obs = Observation(
+        profile=PROFILES["outage"], settings=Settings(signups=4, steady_fraction=1.0),
+        started_at=t0, steady_ids=[r["record_id"] for r in rows], burst_ids=[], burst_at=t0 + 41,
+        inserts_done_at=t0 + 41, ended_at=t0 + 101, rows=rows,
+        bubble_created={"s1": t0 + 2, "s2": t0 + 71, "s3": t0 + 100}, requests=requests, bubble_records=3,
+        outage=OutageWindow(planned_seconds=60, began_at=t0 + 10, ended_at=t0 + 70),
+        cron_runs={RETRY_JOB: [t0 + 95]},
+    )  # fmt: skip
+    outage = analyse(obs)["outage"]
+    assert outage["requests_during"] == 3 and outage["requests_during_per_minute"] == 3.0
+    assert outage["requests_during_by_status"] == {"503": 3}
+    assert outage["requests_during_by_kind"] == {"create": 2, "get": 1}
+    assert outage["status_429_after_recovery"] == 1 and outage["status_429_total"] == 1
+    assert outage["failed_for_good"] == 1
+    assert outage["rows_synced_before"] == 1 and outage["rows_synced_during"] == 0
+    assert outage["signups_during"] == 3
+    assert outage["recovery_to_empty_queue_s"] == 30.0
+    assert outage["cron_runs_s"][RETRY_JOB] == [95.0]
+    # a row still waiting for its retry: the queue never emptied
+    rows[3]["retry_count"] = 0
+    assert analyse(obs)["outage"]["recovery_to_empty_queue_s"] is None
 
 
 def test_seed_profile_latency_is_measured_then_derived_for_the_backlog() -> None:

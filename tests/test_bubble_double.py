@@ -284,6 +284,36 @@ def test_status_fault_with_count_1_fails_once_then_succeeds(
     assert [entry["fault"] for entry in bubble.requests()] == ["status", None]
 
 
+def test_outage_answers_503_to_every_request_before_the_rate_limit_and_stores_nothing(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    # One token in the bucket: a status fault rule would let the second request see 429.
+    bubble.configure(rate_limit_per_minute=6, rate_limit_burst=1, outage_status=503)
+    wrong_token = {"Authorization": "Bearer wrong"}
+
+    answers = [
+        client.post(f"{LIVE}/user", json={"n": 1}),
+        client.get(f"{TEST}/user"),
+        client.post(f"{LIVE}/user/bulk", content='{"n": 2}', headers={"Content-Type": "text/plain"}),
+        client.get(f"{LIVE}/user", headers=wrong_token),
+    ]
+
+    assert [a.status_code for a in answers] == [503, 503, 503, 503]
+    assert answers[0].json()["body"]["status"] == "SERVICE_UNAVAILABLE"
+    assert bubble.records("user") == [] and bubble.records("user", env="test") == []
+    assert {entry["fault"] for entry in bubble.requests()} == {"outage"}
+    assert bubble.config()["outage_status"] == 503
+    # Back up: the outage took nothing from the bucket, so its one token is still there.
+    bubble.configure(outage_status=None)
+    assert client.post(f"{LIVE}/user", json={"n": 3}).status_code == 201
+    assert client.post(f"{LIVE}/user", json={"n": 4}).status_code == 429
+    with pytest.raises(ValueError):
+        bubble.configure(outage_status=404)
+    bubble.configure(outage_status=502)
+    bubble.reset()
+    assert bubble.config()["outage_status"] is None
+
+
 def test_fault_probability_is_reproducible_with_a_seed(bubble: BubbleDouble, client: httpx.Client) -> None:
     def run() -> list[int]:
         bubble.reset()

@@ -53,18 +53,24 @@ Knobs, settable at construction, with `configure(...)` or `POST /_double/config`
   (storing what it stores) and closes the connection without any response. Note: Deno's fetch re-sends
   a request once when a *pooled* keep-alive connection closes before the response (denoland/deno#32566),
   so from Deno this fault usually shows up as a second request, not as an error.
+* `outage_status` (null = off): Bubble is down. Every `/obj` request answers this status (500..599, e.g.
+  503 `SERVICE_UNAVAILABLE`) after its latency, whatever its API token, stores nothing and takes nothing
+  from the rate limit's bucket; its log entry has `fault: "outage"`. A `status` fault rule comes after the
+  rate limit (with the bucket empty a request gets 429 instead); while an outage is set, nothing gets any
+  other answer.
 * `seed`: seeds the random choices (fault probabilities, jitter) so tests are deterministic.
 * `token`: the API token (never echoed back).
 
-Order of a `/obj` request: latency, auth (401), rate limit (429), fault, operation. Faults and the rate
-limit therefore never consume anything for unauthorised requests.
+Order of a `/obj` request: latency, outage, auth (401), rate limit (429), fault, operation. Faults and the
+rate limit therefore never consume anything for unauthorised requests (nor during an outage).
 
 Admin endpoints under `/_double/` (no auth; bind to localhost only): `GET health`, `GET records?env=live|test
-&type=user`, `GET requests`, `GET config`, `POST config` (JSON knobs), `POST reset` (clears data, log and
-faults; keeps the other knobs). Request log entries, oldest first, hold `time` (when answered), `method`,
-`path`, `query`, `env`, `type`, `status`, `responded` (false when the connection was dropped), `fault`,
-`duration_ms`, `body_bytes`, `body` (the first 200 characters) and `connection` (a serial per TCP
-connection, to check keep-alive); never the Authorization header.
+&type=user`, `GET requests`, `GET config`, `POST config` (JSON knobs), `POST reset` (clears data, log,
+faults and an outage; keeps the other knobs). Request log entries, oldest first, hold `time` (when
+answered), `method`, `path`, `query`, `env`, `type`, `status`, `responded` (false when the connection was
+dropped), `fault` (`outage` or the rule's kind), `duration_ms`, `body_bytes`, `body` (the first 200
+characters) and `connection` (a serial per TCP connection, to check keep-alive); never the Authorization
+header.
 
 Run it from the command line with `python -m devstack.bubble_double --port 0`, the token in
 `BUBBLE_DOUBLE_TOKEN` (or `--token`, which wins but shows up in `ps`). Once listening it prints one line,

@@ -1,5 +1,5 @@
 """The Bubble double itself: `BubbleDouble` (lifecycle, knobs, inspection, the request log) and the
-handling of one request: routing a path to (environment, type, id), latency, auth, rate limit, faults,
+handling of one request: routing a path to (environment, type, id), latency, outage, auth, rate limit, faults,
 the Data API operations on the store, bulk calls and the `/_double/` admin endpoints. The HTTP side is
 in `server.py`.
 """
@@ -90,6 +90,7 @@ class BubbleDouble:
         self._rate_limit_per_minute = 0.0
         self._rate_limit_burst: float | None = None
         self._faults: list[FaultRule] = []
+        self._outage_status: int | None = None
         self._seed: int | None = None
         self._fault_rng = random.Random()
         self._jitter_rng = random.Random()
@@ -164,16 +165,19 @@ class BubbleDouble:
                 "rate_limit_per_minute": self._rate_limit_per_minute,
                 "rate_limit_burst": self._rate_limit_burst,
                 "faults": [asdict(rule) for rule in self._faults],
+                "outage_status": self._outage_status,
                 "seed": self._seed,
             }
 
     def reset(self) -> None:
-        """Clears data, the request log and faults, refills the bucket and reseeds; other knobs stay."""
+        """Clears data, the request log, faults and an outage, refills the bucket and reseeds; other knobs
+        stay."""
         with self._lock:
             self._store.clear()
             self._log.clear()
             self._logged = 0
             self._faults = []
+            self._outage_status = None
             self._reseed()
             self._reset_bucket()
 
@@ -205,7 +209,7 @@ class BubbleDouble:
             return self._handle_admin(request)
         started = time.monotonic()
         route = _route(request.path)
-        fault: FaultRule | None = None
+        fault: str | None = None
         if route is None:
             reply = _error_reply(BubbleError(404, "NOT_FOUND", f"no Data API route for {request.path}"))
         else:
@@ -213,15 +217,22 @@ class BubbleDouble:
         self._record(request, route, reply, fault, started)
         return reply
 
-    def _handle_obj(
-        self, request: _Request, route: tuple[str, str, str | None]
-    ) -> tuple[_Reply, FaultRule | None]:
+    def _handle_obj(self, request: _Request, route: tuple[str, str, str | None]) -> tuple[_Reply, str | None]:
+        """The reply and the name of the fault that shaped it ("outage" or a rule's kind), if one did."""
         with self._lock:
             delay = self._latency_ms + self._jitter_rng.uniform(0, self._latency_jitter_ms)
             token = self._token
         # Sleep without the lock so a slow request never holds up others.
         if delay > 0:
             self._stopping.wait(delay / 1000)
+
+        # Read after the latency: a request answered once the outage has begun fails, as its log time says.
+        with self._lock:
+            outage_status = self._outage_status
+        if outage_status is not None:
+            # Bubble is down: whatever answers checks no token and counts nothing against the rate limit.
+            error = BubbleError(outage_status, _status_name(outage_status), f"outage: {outage_status}")
+            return _error_reply(error), "outage"
 
         if not self._authorized(request.authorization, token):
             return _error_reply(BubbleError(401, "UNAUTHORIZED", "missing or invalid API token")), None
@@ -236,7 +247,7 @@ class BubbleDouble:
 
         if fault is not None and fault.kind == "status":
             error = BubbleError(fault.status, _status_name(fault.status), f"injected fault: {fault.status}")
-            return _error_reply(error), fault
+            return _error_reply(error), fault.kind
         if fault is not None and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
 
@@ -247,7 +258,7 @@ class BubbleDouble:
             reply = _error_reply(exc)
         if fault is not None and fault.kind == "close_after_store":
             reply.drop = True
-        return reply, fault
+        return reply, fault.kind if fault else None
 
     @staticmethod
     def _authorized(header: str | None, token: str) -> bool:
@@ -310,7 +321,7 @@ class BubbleDouble:
         request: _Request,
         route: tuple[str, str, str | None] | None,
         reply: _Reply,
-        fault: FaultRule | None,
+        fault: str | None,
         started: float,
     ) -> None:
         entry = {
@@ -322,7 +333,7 @@ class BubbleDouble:
             "type": route[1] if route else None,
             "status": reply.status,
             "responded": not reply.drop,
-            "fault": fault.kind if fault else None,
+            "fault": fault,
             "duration_ms": round((time.monotonic() - started) * 1000, 3),
             "body_bytes": len(request.body),
             "body": _body_summary(request.body),

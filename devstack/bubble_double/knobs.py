@@ -17,6 +17,7 @@ KNOB_NAMES = (
     "rate_limit_per_minute",
     "rate_limit_burst",
     "faults",
+    "outage_status",
     "seed",
 )
 FAULT_KINDS = ("status", "hang", "close_after_store")
@@ -121,6 +122,13 @@ def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, list | tuple):
                 raise ValueError("faults must be a list of rules")
             out[name] = [FaultRule.from_dict(rule) for rule in value]
+        elif name == "outage_status":
+            # A server error only: an outage is Bubble failing, not Bubble refusing the request.
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 500 <= value <= 599
+            ):
+                raise ValueError(f"outage_status must be an integer 500..599 or null, got {value!r}")
+            out[name] = value
         elif name == "seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"seed must be an integer or null, got {value!r}")
