@@ -42,7 +42,11 @@ export type Turn =
 
 /** A 429 without Retry-After holds every worker back for this long. */
 export const DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 30;
-/** Turns reserved per call at most: about a second's worth at the rate limit, so a view is never old. */
+/**
+ * Turns reserved per call at most. A worker reserves only for the requests waiting right now: a turn reserved
+ * and not used is a slot of the rate limit nobody gets, and a turn far ahead would go out even if the breaker
+ * opened meanwhile.
+ */
 const MAX_TURNS_PER_RESERVATION = 10;
 /**
  * A request waits at most this long for its turn. A later turn (after a 429's Retry-After, or with other runs
@@ -61,6 +65,8 @@ export class SharedGate {
   /** Local times (ms) of the turns reserved and not yet used, earliest first. */
   private turns: number[] = [];
   private reserving: Promise<Grant> | null = null;
+  /** Requests waiting for a turn and not holding one yet (the next reservation asks for that many). */
+  private waiting = 0;
   private view: GateView = { breaker: "closed", unavailableSince: null, failuresInARow: 0 };
   /** How often an answer this worker reported closed a breaker it had seen open. */
   closings = 0;
@@ -79,9 +85,20 @@ export class SharedGate {
   /** Waits for this request's turn, or says why it may not be sent; `deadline`: the latest start (local ms). */
   async turn(deadline: number): Promise<Turn> {
     const sendBy = Math.min(deadline, this.now() + MAX_WAIT_FOR_TURN_MS);
-    while (true) {
-      const at = this.turns.shift();
-      if (at !== undefined) {
+    this.waiting++;
+    let holding = false;
+    try {
+      while (true) {
+        const at = this.turns.shift();
+        if (at === undefined) {
+          const grant = await this.reserve(sendBy);
+          if (grant.granted === 0) {
+            const reason = grant.breaker === "open" ? "bubble_unavailable" : "no_slot";
+            return this.refused(reason, grant.firstInMs, grant.unavailableSince);
+          }
+          continue;
+        }
+        [holding, this.waiting] = [true, this.waiting - 1];
         if (at > sendBy) {
           this.turns = []; // later turns are later still
           return this.refused("no_slot", at - this.now(), null);
@@ -90,11 +107,8 @@ export class SharedGate {
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         return { ok: true };
       }
-      const grant = await this.reserve(sendBy);
-      if (grant.granted === 0) {
-        const reason = grant.breaker === "open" ? "bubble_unavailable" : "no_slot";
-        return this.refused(reason, grant.firstInMs, grant.unavailableSince);
-      }
+    } finally {
+      if (!holding) this.waiting--;
     }
   }
 
@@ -125,9 +139,7 @@ export class SharedGate {
   /** One reservation at a time per worker: concurrent requests wait for it and share its turns. */
   private reserve(sendBy: number): Promise<Grant> {
     if (this.reserving === null) {
-      const wanted = this.perMinute > 0
-        ? Math.min(MAX_TURNS_PER_RESERVATION, Math.max(1, Math.ceil(this.perMinute / 60)))
-        : MAX_TURNS_PER_RESERVATION;
+      const wanted = Math.min(MAX_TURNS_PER_RESERVATION, Math.max(1, this.waiting));
       const maxWaitMs = Math.max(0, Math.floor(sendBy - this.now()));
       this.reserving = this.store.takeRequests(wanted, this.perMinute, maxWaitMs).then((grant) => {
         const first = this.now() + grant.firstInMs;

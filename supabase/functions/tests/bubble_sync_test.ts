@@ -1250,13 +1250,15 @@ Deno.test("a failed probe: one request, the row retried, and the run stops sayin
   assertEquals(s.bubble.requests.length, 1);
 });
 
-Deno.test("a healthy Bubble costs the gate one reservation per ten requests and no writes", async () => {
-  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "50" });
+Deno.test("a healthy Bubble costs the gate no writes, and a run reserves only the turns it uses", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "50", BUBBLE_SYNC_CONCURRENCY: "5" });
   for (let i = 0; i < 25; i++) s.queue.add({ record_id: `r${i}` });
   const summary = await runWait(s);
   assertEquals(summary.completed, 25);
   assertEquals(s.queue.gate.notes, []);
-  assertEquals(s.queue.gate.reservations.length, 3);
+  const reserved = s.queue.gate.reservations.reduce((sum, r) => sum + r.wanted, 0);
+  assertEquals(reserved, 25, "a turn reserved and not used is a slot of the rate limit nobody gets");
+  assert(s.queue.gate.reservations.length < 25, "requests waiting together share a reservation");
 });
 
 Deno.test("a 429 is reported with its Retry-After, so every worker holds back, not just this run", async () => {
