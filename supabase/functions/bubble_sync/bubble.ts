@@ -3,7 +3,7 @@
 // exceptions, so the batch loop can classify each one. Every request waits for its turn at Bubble's gate, shared
 // with every other worker through the database (gate.ts): a request the gate refuses is not sent.
 
-import type { SharedGate } from "./gate.ts";
+import { breakerOpen, type SharedGate } from "./gate.ts";
 
 /** fetch, as Deno has it (the `client` option picks a connection pool). */
 export type Fetch = (
@@ -118,8 +118,7 @@ export class BubbleClient {
     const turn = await this.gate.turn(this.sendBy);
     if (!turn.ok) {
       const message = turn.reason === "bubble_unavailable"
-        ? `${label} was not sent: the circuit breaker is open, Bubble failing since ` +
-          `${turn.unavailableSince ?? "recently"}; next probe in ${turn.retryInSeconds} s`
+        ? `${label} was not sent: ${breakerOpen(turn.unavailableSince, turn.retryInSeconds)}`
         : `${label} was not sent: no turn at Bubble's rate limit (shared by every run) soon enough; ` +
           `next in ${turn.retryInSeconds} s`;
       return {

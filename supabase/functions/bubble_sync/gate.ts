@@ -54,6 +54,12 @@ const MAX_TURNS_PER_RESERVATION = 10;
  */
 export const MAX_WAIT_FOR_TURN_MS = 10_000;
 
+/** Why a request was not sent while the breaker is open: the stored message says so (after "not sent, "). */
+export function breakerOpen(since: string | null, nextProbeSeconds: number): string {
+  return `the circuit breaker is open (Bubble failing since ${since ?? "recently"}); next probe in ` +
+    `${nextProbeSeconds} s`;
+}
+
 /** The kind of answer an HTTP status is (null: none came, a timeout or a network error). */
 export function answerOf(status: number | null): Answer {
   if (status === 429) return "rate_limited";

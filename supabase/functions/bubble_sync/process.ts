@@ -5,7 +5,7 @@
 
 import { type BubbleClient, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
-import { DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
+import { breakerOpen, DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
 import { type Action, type FailReason, type Queue, type QueueRow, triedBefore } from "./queue.ts";
 
 /** What a run did; also the 200 answer with `"wait": true`. */
@@ -303,17 +303,13 @@ export class Run {
           `rate limited: not sent, Bubble asked to wait ${seconds} s (Retry-After) during this run`,
           seconds,
         );
-      case "bubble_unavailable": {
-        const since = this.bubble.gate.unavailableSince ?? "recently";
+      case "bubble_unavailable":
         return {
           kind: "fail",
-          error:
-            `bubble unavailable: not sent, the circuit breaker is open (Bubble failing since ${since}); ` +
-            `next probe in ${seconds} s`,
+          error: `bubble unavailable: not sent, ${breakerOpen(this.bubble.gate.unavailableSince, seconds)}`,
           reason: { kind: "unavailable" },
           retryAfterSeconds: seconds,
         };
-      }
     }
   }
 
