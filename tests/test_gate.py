@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 
 from components.sql_templates import DEFAULT_PARAMS
 from tests.conftest import Database
-from tests.test_queue import PROCESS, RETRY, T0, _scalar, at, claim, complete, enqueue, fail, row_of
+from tests.queue_support import PROCESS, RETRY, T0, at, claim, complete, enqueue, fail, row_of, scalar
 
 BREAKER_FAILURES = int(DEFAULT_PARAMS["breaker_failures"])  # type: ignore[call-overload]
 PROBE_SECONDS = DEFAULT_PARAMS["probe_interval"].total_seconds()  # type: ignore[attr-defined]
@@ -344,4 +344,4 @@ def test_an_outage_past_the_horizon_fails_the_probed_rows_for_good_with_the_reas
     given_up = [r for r in rows if r["status"] == "failed" and r["retry_count"] >= r["max_retries"]]
     assert given_up, rows
     assert all("past the retry horizon (1 day)" in r["error_message"] for r in given_up)
-    assert _scalar(conn, "select count(*) from public.sync_queue where status = 'completed'") == 0
+    assert scalar(conn, "select count(*) from public.sync_queue where status = 'completed'") == 0

@@ -17,14 +17,18 @@ from psycopg.rows import dict_row
 from components.sql_catalogue import functions
 from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, QUEUE_FILES
 from tests.conftest import Database, apply_sql
-
-T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
-PROCESS = "process_queue_data_api"
-RETRY = "retry_failed"
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
+from tests.queue_support import (
+    PROCESS,
+    RETRY,
+    T0,
+    at,
+    claim,
+    complete,
+    enqueue,
+    fail,
+    row_of,
+    scalar,
+)
 
 
 @pytest.fixture
@@ -40,87 +44,8 @@ def fresh_conn(queue_db: Database) -> Iterator[psycopg.Connection[dict[str, Any]
         yield c
 
 
-def enqueue(
-    conn: psycopg.Connection[Any],
-    record_id: str,
-    *,
-    operation: str = "INSERT",
-    payload: dict[str, Any] | None = None,
-    table: str = "profiles",
-    now: datetime = T0,
-    max_retries: int | None = None,
-) -> dict[str, Any]:
-    row = conn.execute(
-        "select * from bubble_sync.enqueue(%s, %s, %s, %s::jsonb, %s, %s)",
-        (
-            table,
-            record_id,
-            operation,
-            psycopg.types.json.Jsonb(payload or {"id": record_id}),
-            max_retries,
-            now,
-        ),
-    ).fetchone()
-    assert row is not None
-    return dict(row)
-
-
-def claim(
-    conn: psycopg.Connection[Any],
-    action: str = PROCESS,
-    *,
-    limit: int = 10,
-    lease: int = 60,
-    now: datetime = T0,
-) -> list[dict[str, Any]]:
-    cur = conn.cursor(row_factory=dict_row)
-    return cur.execute(
-        "select * from bubble_sync.claim(%s, %s, %s, %s)", (action, limit, lease, now)
-    ).fetchall()
-
-
-def complete(
-    conn: psycopg.Connection[Any], token: Any, *, bubble_id: str | None = None, now: datetime = T0
-) -> bool:
-    return _scalar(conn, "select bubble_sync.complete(%s, %s, %s)", (token, bubble_id, now))
-
-
-def fail(
-    conn: psycopg.Connection[Any],
-    token: Any,
-    error: str = "HTTP 503",
-    *,
-    kind: str = "retryable",
-    retry_after: int | None = None,
-    jitter: float = 0.5,
-    now: datetime = T0,
-) -> str | None:
-    """What became of the row ('deferred', 'retrying', 'failed_for_good'), None if the lease was not held."""
-    return _scalar(
-        conn,
-        "select bubble_sync.fail(%s, %s, %s, %s, %s, %s)",
-        (token, error, kind, retry_after, jitter, now),
-    )
-
-
-def row_of(conn: psycopg.Connection[Any], record_id: str) -> dict[str, Any]:
-    rows = (
-        conn.cursor(row_factory=dict_row)
-        .execute("select * from public.sync_queue where record_id = %s order by created_at, id", (record_id,))
-        .fetchall()
-    )
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
-def _scalar(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...] = ()) -> Any:
-    row = conn.cursor(row_factory=psycopg.rows.tuple_row).execute(sql, params).fetchone()
-    assert row is not None
-    return row[0]
-
-
 def backoff(conn: psycopg.Connection[Any], attempt: int, jitter: float = 0.5) -> timedelta:
-    return _scalar(conn, "select bubble_sync.backoff(%s, %s)", (attempt, jitter))
+    return scalar(conn, "select bubble_sync.backoff(%s, %s)", (attempt, jitter))
 
 
 # -- the table -----------------------------------------------------------------------------------------------
@@ -327,8 +252,8 @@ def test_reclaim_alone_puts_expired_rows_back_to_pending(conn: psycopg.Connectio
     enqueue(conn, "u1")
     enqueue(conn, "u2", now=at(1))
     claim(conn, lease=60, now=at(2))
-    assert _scalar(conn, "select bubble_sync.reclaim(%s)", (at(61),)) == 0
-    assert _scalar(conn, "select bubble_sync.reclaim(%s)", (at(62),)) == 2
+    assert scalar(conn, "select bubble_sync.reclaim(%s)", (at(61),)) == 0
+    assert scalar(conn, "select bubble_sync.reclaim(%s)", (at(62),)) == 2
     rows = conn.execute("select status, retry_count, lease_token from public.sync_queue").fetchall()
     assert rows == [{"status": "pending", "retry_count": 1, "lease_token": None}] * 2
 
@@ -581,7 +506,7 @@ def test_a_4xx_fails_for_good_at_once(conn: psycopg.Connection[Any]) -> None:
         "select count(*) from sync_queue where status = 'failed' and retry_count < max_retries"
         " and (next_retry_at is null or next_retry_at <= now())"
     )
-    assert _scalar(conn, seed_retry_condition) == 0
+    assert scalar(conn, seed_retry_condition) == 0
 
 
 def test_429_waits_for_retry_after_without_using_an_attempt(conn: psycopg.Connection[Any]) -> None:
@@ -686,7 +611,7 @@ def _claim_source() -> str:
 
 def test_is_our_job_names_our_three_jobs(conn: psycopg.Connection[Any]) -> None:
     names = ["bubble-sync-processor", "bubble-sync-retry", "bubble_sync.purge", "bubble_syncXpurge", "other"]
-    ours = [_scalar(conn, "select bubble_sync.is_our_job(%s)", (name,)) for name in names]
+    ours = [scalar(conn, "select bubble_sync.is_our_job(%s)", (name,)) for name in names]
     assert ours == [True, True, True, False, False]
 
 
@@ -696,7 +621,7 @@ def test_failure_kind_follows_the_design_rule(conn: psycopg.Connection[Any]) -> 
         500: "retryable", 502: "retryable", 503: "retryable", 400: "permanent", 404: "permanent",
         422: "permanent",
     }  # fmt: skip
-    actual = {status: _scalar(conn, "select bubble_sync.failure_kind(%s)", (status,)) for status in expected}
+    actual = {status: scalar(conn, "select bubble_sync.failure_kind(%s)", (status,)) for status in expected}
     assert actual == expected
 
 
@@ -953,7 +878,7 @@ def test_trigger_with_allow_list_copies_exactly_those_and_skips_irrelevant_updat
     conn.execute(
         "update public.profiles set last_sign_in_at = now()"
     )  # not in the allow-list: nothing to sync
-    assert _scalar(conn, "select count(*) from public.sync_queue") == 1
+    assert scalar(conn, "select count(*) from public.sync_queue") == 1
     conn.execute("update public.profiles set first_name = 'Ada L.'")
     conn.execute("update public.profiles set first_name = 'Ada Lovelace'")  # folds into the waiting UPDATE
     waiting = conn.execute(
