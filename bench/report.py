@@ -512,6 +512,16 @@ def _pyplot() -> Any | None:
     return plt
 
 
+def _workload(settings: dict[str, Any]) -> str:
+    """The double's latency and rate limit and the signups, as the plots' titles say them."""
+    latency = f"{settings['latency_ms']:g}–{settings['latency_ms'] + settings['latency_jitter_ms']:g} ms"
+    return (
+        f"Bubble double {latency} per request, {settings['rate_limit_per_minute']:g} requests/min;"
+        f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s then"
+        f" {settings['burst_signups']} at once"
+    )
+
+
 def plot(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) -> bool:
     """Latency CDF and rows synced over time, per profile. False when matplotlib is not installed."""
     plt = _pyplot()
@@ -555,13 +565,7 @@ def plot(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) ->
     right.annotate(" burst", (burst_at, 0), color="grey", va="bottom")
     right.legend(loc="upper left")
     right.grid(True, which="both", alpha=0.3)
-    fig.suptitle(
-        f"bubble-sync on the local stack: Bubble double {settings['latency_ms']:g}–"
-        f"{settings['latency_ms'] + settings['latency_jitter_ms']:g} ms,"
-        f" {settings['rate_limit_per_minute']:g} requests/min;"
-        f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s then "
-        f"{settings['burst_signups']} at once"
-    )
+    fig.suptitle(f"bubble-sync on the local stack: {_workload(settings)}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -642,13 +646,9 @@ def plot_outage(path: Path, result: dict[str, Any], settings: dict[str, Any]) ->
     requests_ax.set_xlim(0, end)
     recovery = o["recovery_to_empty_queue_s"]
     empty = "not reached" if recovery is None else f"{recovery:.0f} s after recovery"
-    latency_ms = f"{settings['latency_ms']:g}–{settings['latency_ms'] + settings['latency_jitter_ms']:g} ms"
     fig.suptitle(
         f"{result['profile']}: Bubble down for {o['seconds']:.0f} s from {o['began_s']:.0f} s,"
-        f" {o['requests_during']} requests during it; queue empty {empty}\n"
-        f"Bubble double {latency_ms} per request, {settings['rate_limit_per_minute']:g} requests/min;"
-        f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s then"
-        f" {settings['burst_signups']} at once"
+        f" {o['requests_during']} requests during it; queue empty {empty}\n{_workload(settings)}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
