@@ -185,6 +185,52 @@ def test_while_open_one_probe_per_interval_goes_out_and_claims_wait_for_it(
     assert health(conn, at(100))["bubble_unavailable_since"] is None
 
 
+def test_the_answer_that_closes_the_breaker_wakes_the_processor_for_the_backlog(
+    conn: psycopg.Connection[Any],
+) -> None:
+    conn.execute("select vault.create_secret('https://ref.supabase.co', 'supabase_url')")
+    conn.execute("select vault.create_secret('sb_secret_test', 'service_role_key')")
+    open_breaker(conn)
+    assert scalar(conn, "select count(*) from net.http_request_queue") == 0
+    note(conn, "answered", error=None, now=at(100))
+    (request,) = conn.execute(
+        "select url, convert_from(body, 'UTF8')::jsonb as body from net.http_request_queue"
+    ).fetchall()
+    assert (request["url"], request["body"]) == (
+        "https://ref.supabase.co/functions/v1/bubble_sync",
+        {"action": "process_queue_data_api"},
+    )
+    note(conn, "answered", error=None, now=at(101))  # closed already: no second wake
+    assert scalar(conn, "select count(*) from net.http_request_queue") == 1
+
+
+def test_rows_handed_back_to_wait_for_the_next_probe_are_due_once_another_probe_closes_it(
+    conn: psycopg.Connection[Any],
+) -> None:
+    for record in ("held", "probe"):
+        enqueue(conn, record)
+    (held,) = claim(conn, limit=1, now=at(0))
+    open_breaker(conn, at_seconds=1)
+    # this worker's turn is refused: its row waits for the next probe ...
+    fail(
+        conn,
+        held["lease_token"],
+        "bubble unavailable: not sent",
+        kind="unavailable",
+        retry_after=30,
+        now=at(2),
+    )
+    # ... which another worker's request, answered, makes unnecessary
+    note(conn, "answered", error=None, now=at(3))
+    assert sorted(r["record_id"] for r in claim(conn, now=at(3))) == ["held", "probe"]
+
+
+def test_closing_the_breaker_without_the_vault_secrets_still_closes_it(conn: psycopg.Connection[Any]) -> None:
+    open_breaker(conn)
+    assert note(conn, "answered", error=None, now=at(100))["breaker"] == "closed"
+    assert scalar(conn, "select count(*) from net.http_request_queue") == 0
+
+
 def test_a_row_not_sent_while_open_goes_back_to_pending_without_an_attempt(
     conn: psycopg.Connection[Any],
 ) -> None:

@@ -137,7 +137,9 @@ grant execute on function bubble_sync.take_requests(integer, integer, integer, t
 -- note_bubble_answer: records what Bubble did with a request, and returns the gate as it now is.
 --   'answered'      Bubble answered (any status but 408, 429, 5xx): the failures in a row end, the breaker closes,
 --                   and if it was open, the rows waiting out Bubble's failures (failed, retrying) go back to
---                   pending, due now: the worker that sent the probe goes on with them at the shared pace
+--                   pending, due now, as do the rows handed back to wait for the next probe, and the processor
+--                   is woken for the backlog (the probe may have been the
+--                   retry job's, which takes no pending row), as the dispatch trigger wakes it
 --   'rate_limited'  a 429: Bubble is up (as 'answered'), and no request goes out before p_retry_after_seconds
 --   'unavailable'   a transient failure (408, 5xx, timeout, no connection): one more failure in a row, p_error
 --                   remembered (cut to 500 characters); the breaker opens at the {{ breaker_failures }}th, and
@@ -194,6 +196,16 @@ begin
              updated_at    = v_now
        where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx
          and q.failing_since is not null;
+      update public.sync_queue q
+         set next_retry_at = null
+       where q.status = 'pending'  -- sync_queue_pending_idx
+         and q.next_retry_at > v_now and q.next_retry_at <= v_now + {{ probe_interval }};
+      begin
+        perform bubble_sync.invoke_function('process_queue_data_api');
+      exception when others then
+        -- e.g. a missing Vault secret: the minute cron picks the backlog up
+        raise warning 'bubble_sync: Bubble answers again, but the processor was not woken (%)', sqlerrm;
+      end;
     end if;
   end if;
 
