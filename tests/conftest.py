@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from devstack.cluster import TEMPLATE_DB, Cluster
+from tests.queue_support import EMPTY_GATE
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,11 @@ def queue_db(cluster: Cluster, queue_template: str) -> Iterator[Database]:
         yield database
 
 
-_EMPTY_QUEUE = """
+_EMPTY_QUEUE = f"""
 drop trigger if exists bubble_sync_dispatch on public.sync_queue;
 truncate public.sync_queue restart identity;
 update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null;
-update bubble_sync.bubble_gate set next_request_at = null, failures_in_a_row = 0, failing_since = null,
-       opened_at = null, last_probe_at = null, last_error = null;
+{EMPTY_GATE};
 delete from net.http_request_queue;
 delete from vault.secrets;
 """

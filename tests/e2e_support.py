@@ -34,6 +34,7 @@ from devstack.pgnet_worker import NetWorker
 from devstack.stack import BUBBLE_DOUBLE_PREFIX, FUNCTIONS_DIR, LOCAL_STACK
 from devstack.stack_sql import apply_stack_sql
 from tests.function_support import function_settings
+from tests.queue_support import EMPTY_GATE
 
 PROCESS = "process_queue_data_api"
 RETRY = "retry_failed"
@@ -386,10 +387,7 @@ class FaultRig:
             conn.execute(
                 "update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null"
             )
-            conn.execute(
-                "update bubble_sync.bubble_gate set next_request_at = null, failures_in_a_row = 0,"
-                " failing_since = null, opened_at = null, last_probe_at = null, last_error = null"
-            )
+            conn.execute(EMPTY_GATE)
         self.bubble.reset()
 
 

@@ -57,6 +57,7 @@ from tests.bad_input_support import (
     start_host,
 )
 from tests.conftest import Database, fresh_database
+from tests.queue_support import EMPTY_GATE
 
 Conn = psycopg.Connection[dict[str, Any]]
 UNKNOWN_OP = 'unknown operation "{}": bubble_sync sends INSERT (create) and UPDATE (modify)'
@@ -126,6 +127,7 @@ def conn(database: Database, bubble: BubbleDouble) -> Iterator[Conn]:
     )
     with psycopg.connect(database.dsn, autocommit=True, row_factory=dict_row) as c:
         c.execute("truncate public.sync_queue restart identity")
+        c.execute(EMPTY_GATE)
         yield c
         # whatever the test fed in, the queue is left consistent: no row held, every row in a known state
         broken = c.execute(
