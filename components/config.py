@@ -61,8 +61,14 @@ _POOLER_HOST = re.compile(r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$")
 _DIRECT_HOST = re.compile(r"^db\.([a-z]+)\.supabase\.co$")
 _PROJECT_REF = re.compile(r"^[a-z]{20}$")
 _DATA_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-# A Bubble field key as the Data API spells it (`supabase_id`, `Supabase ID`, `supabase_id_text`).
+# A Bubble field key as the Data API spells it (`supabase_id`, `Supabase ID`).
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
+# A Bubble field's id rather than its name: the name, spaces as _, then the field's type (`supabase_id_text`).
+# Create and modify bodies refuse ids (400 "Unrecognized field"), though searches accept them.
+_FIELD_ID = re.compile(
+    r"^[a-z0-9_]+_(text|number|boolean|date|date_range|image|file|geographic_address|user|"
+    r"list_[a-z0-9_]+|option_[a-z0-9_]+|custom_[a-z0-9_]+)$"
+)
 
 
 class ConfigError(SettingsError, pulumi.RunError):
@@ -112,6 +118,8 @@ class StackConfig:
     bubble_data_type: str
     bubble_external_key_field: str
     bubble_bulk_create: bool
+    bubble_bulk_timeout_seconds: int
+    bubble_modify_user_credentials: bool
     database: DbConnection | None
     service_role_key: Secret | None
     supabase_access_token: Secret | None
@@ -213,7 +221,10 @@ class _Loader:
         external_key_field = self._string(
             "bubbleExternalKeyField", pattern=_FIELD_NAME, what="a Bubble field name"
         )
+        if external_key_field is not None:
+            self._refuse_field_id("bubbleExternalKeyField", external_key_field)
         bulk_create = self._bool("bubbleBulkCreate")
+        modify_user_credentials = self._bool("bubbleModifyUserCredentials")
         database = self._database(project_ref)
         service_role_key = self._secret("serviceRoleKey", required=True)
         access_token = self._secret("supabaseAccessToken", required=False)
@@ -268,6 +279,8 @@ class _Loader:
             bubble_data_type=bubble_data_type,  # type: ignore[arg-type]  # problems raised above
             bubble_external_key_field=external_key_field,  # type: ignore[arg-type]
             bubble_bulk_create=bulk_create,  # type: ignore[arg-type]
+            bubble_bulk_timeout_seconds=ints["bubbleBulkTimeoutSeconds"],  # type: ignore[arg-type]
+            bubble_modify_user_credentials=modify_user_credentials,  # type: ignore[arg-type]
             database=database,
             service_role_key=service_role_key,
             supabase_access_token=access_token,
@@ -293,6 +306,18 @@ class _Loader:
             manage_extensions=manage_extensions,  # type: ignore[arg-type]
             drop_extensions_on_destroy=drop_extensions,  # type: ignore[arg-type]
             drop_queue_on_destroy=drop_queue,  # type: ignore[arg-type]
+        )
+
+    def _refuse_field_id(self, key: str, field: str) -> None:
+        match = _FIELD_ID.match(field)
+        if match is None:
+            return
+        name = field[: match.start(1) - 1]
+        self._problem(
+            key,
+            f"{field!r} looks like the field's id (its name plus the type suffix _{match[1]}): Bubble's Data "
+            f"API takes a field's display name, as a GET of the thing returns it, in create and modify "
+            f"bodies and refuses the id with 400 'Unrecognized field'. Set the display name, e.g. {name!r}",
         )
 
     # -- primitives -----------------------------------------------------------------------------------

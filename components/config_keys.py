@@ -87,6 +87,16 @@ KEYS: tuple[KeySpec, ...] = (
             default="supabase_id", env="BUBBLE_EXTERNAL_KEY_FIELD"),
     KeySpec("bubbleBulkCreate", "boolean", "create backlogs through Bubble's bulk endpoint", default=False,
             env="BUBBLE_BULK_CREATE"),
+    # 240 s: Bubble may take up to 4 minutes over a bulk call (manual); the run's time budget may cut it.
+    KeySpec("bubbleBulkTimeoutSeconds", "integer",
+            "timeout of a bulk create call (10..400); each call carries as many lines as Bubble can finish "
+            "in it, at most 1,000, and never outlasts the run's time budget", default=240, range=(10, 400),
+            env="BUBBLE_BULK_TIMEOUT_SECONDS"),
+    # false: Bubble does not document whether PATCH /obj/user may change the built-in email and password.
+    KeySpec("bubbleModifyUserCredentials", "boolean",
+            "send email and password when modifying a Bubble user (off: an UPDATE, or linking an existing "
+            "user, leaves them out; Bubble does not document whether a modify may change them)",
+            default=False, env="BUBBLE_MODIFY_USER_CREDENTIALS"),
     # 300 s: Bubble may take up to 4 minutes over a bulk create, and stores what it finishes after we gave up.
     KeySpec("bubbleSettleSeconds", "integer",
             "after a create whose outcome is unknown (timeout, dropped connection, missing bulk line), "

@@ -241,9 +241,26 @@ def test_bubble_data_type_must_be_a_type_name(name: str) -> None:
         assert load({"bubbleDataType": ""}).bubble_data_type == "user"
 
 
-@pytest.mark.parametrize("name", ["supabase_id", "Supabase ID", "supabase_id_text", "external-key.v2"])
+@pytest.mark.parametrize("name", ["supabase_id", "Supabase ID", "external-key.v2", "Context Text", "text"])
 def test_bubble_external_key_field_accepts_field_names(name: str) -> None:
     assert load({"bubbleExternalKeyField": name}).bubble_external_key_field == name
+
+
+@pytest.mark.parametrize(
+    ("field_id", "name"),
+    [
+        ("supabase_id_text", "supabase_id"),
+        ("signup_key_text", "signup_key"),
+        ("owner_custom_profile", "owner"),
+    ],
+)
+def test_bubble_external_key_field_refuses_a_field_id_with_the_display_name_rule(
+    field_id: str, name: str
+) -> None:
+    # Bubble's manual (and a third-party live test): create and modify bodies refuse ids with 400
+    # "Unrecognized field"; only the display name works
+    assert_problem({"bubbleExternalKeyField": field_id}, "bubbleExternalKeyField", "display name")
+    assert f"e.g. {name!r}" in problems({"bubbleExternalKeyField": field_id})["bubbleExternalKeyField"]
 
 
 @pytest.mark.parametrize("name", [" leading", "id/1", "a" * 101, 'x"y'])

@@ -179,7 +179,11 @@ def test_a_new_queue_row_reaches_the_edge_function_through_pg_net(
     # trigger -> debounced dispatch -> net.http_post -> pg_net worker -> Deno host -> bubble_sync -> Bubble
     _, urls = running
     with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("select bubble_sync.enqueue('profiles', 'devstack-probe', 'INSERT', '{}'::jsonb)")
+        # Bubble creates no user without an email (manual, "Creating users"), and neither does its double
+        conn.execute(
+            "select bubble_sync.enqueue('profiles', 'devstack-probe', 'INSERT',"
+            " '{\"email\": \"devstack-probe@example.com\"}'::jsonb)"
+        )
         deadline = time.monotonic() + 10
         row = synced = None
         while (row is None or synced is None) and time.monotonic() < deadline:

@@ -133,15 +133,18 @@ def test_responses_slower_than_the_timeout(rig: FaultRig, conn: Conn) -> None:
 
 
 def test_ambiguous_creates_stored_but_never_answered(rig: FaultRig, conn: Conn) -> None:
-    # Every other signup has no email, so Bubble's unique email cannot rescue it: only the lookup by key can.
-    rig.bubble.configure(seed=3, faults=[{"kind": "close_after_store", "method": "POST", "probability": 0.5}])
-    ids = sign_up(conn, 30, with_email=lambda i: i % 2 == 0)
-    rounds = recover(conn, rig.post)
-    dropped = [r for r in rig.bubble.requests() if not r["responded"]]
-    assert len(dropped) >= 3, "the fault hardly fired"
-    outcome = check(rig, conn, ids)
-    assert outcome.completed == len(ids), outcome  # transient only: every row synced
-    print(f"  connections closed after the store: {len(dropped)}, recovered in {rounds} rounds")
+    # A data type of the app's own (not user) has no unique email to rescue a retry: only the key lookup can.
+    with rig.syncing_to("signup"):
+        rig.bubble.configure(
+            seed=3, faults=[{"kind": "close_after_store", "method": "POST", "probability": 0.5}]
+        )
+        ids = sign_up(conn, 30, with_email=lambda i: i % 2 == 0)
+        rounds = recover(conn, rig.post)
+        dropped = [r for r in rig.bubble.requests() if not r["responded"]]
+        assert len(dropped) >= 3, "the fault hardly fired"
+        outcome = check(rig, conn, ids)
+        assert outcome.completed == len(ids), outcome  # transient only: every row synced
+        print(f"  connections closed after the store: {len(dropped)}, recovered in {rounds} rounds")
 
 
 # --- the workers --------------------------------------------------------------------------------------------
@@ -289,59 +292,63 @@ def test_slow_create_outliving_the_backoff_is_kept_single_by_the_unique_email(
 
 
 def test_a_slow_create_settles_before_its_row_is_looked_up_again(rig: FaultRig, conn: Conn) -> None:
-    """Email-less rows, so only the lookup by key can tell a stored create. The creates hang at Bubble past
-    the function's timeout; minutes pass while they hang (as a > 33 s hang would live), but the rows wait
-    for the settle window (bubbleSettleSeconds, 300 s) before anyone looks: by then Bubble has stored them,
-    each retry finds its record, and nothing is created twice."""
-    rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
-    ids = sign_up(conn, 5, with_email=lambda i: False)
-    settled = (
-        "select count(*) as n from public.sync_queue where next_retry_at > now() + interval '290 seconds'"
-    )
-    wait_for(lambda: conn.execute(settled).fetchone()["n"] == len(ids), "the timed-out creates reported", 10)
-    for _ in range(3):  # three minutes pass: still inside the window
-        move_time_forward(conn, seconds=60)
-        assert rig.post(RETRY)["claimed"] == 0
-    assert not [r for r in rig.bubble.requests() if r["method"] == "GET"], "looked up before it settled"
-    wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
-    recover(conn, rig.post)  # past the window: each retry looks up its key and finds the stored create
-    assert check(rig, conn, ids).completed == len(ids)
-    assert creates_per_key(rig.bubble.requests()) == {key: 1 for key in keys_for(ids)}
+    """A data type of the app's own (no unique email), so only the lookup by key can tell a stored create.
+    The creates hang at Bubble past the function's timeout; minutes pass while they hang (as a > 33 s hang
+    would live), but the rows wait for the settle window (bubbleSettleSeconds, 300 s) before anyone looks:
+    by then Bubble has stored them, each retry finds its record, and nothing is created twice."""
+    with rig.syncing_to("signup"):
+        rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
+        ids = sign_up(conn, 5, with_email=lambda i: False)
+        settled = (
+            "select count(*) as n from public.sync_queue where next_retry_at > now() + interval '290 seconds'"
+        )
+        wait_for(
+            lambda: conn.execute(settled).fetchone()["n"] == len(ids), "the timed-out creates reported", 10
+        )
+        for _ in range(3):  # three minutes pass: still inside the window
+            move_time_forward(conn, seconds=60)
+            assert rig.post(RETRY)["claimed"] == 0
+        assert not [r for r in rig.bubble.requests() if r["method"] == "GET"], "looked up before it settled"
+        wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
+        recover(conn, rig.post)  # past the window: each retry looks up its key and finds the stored create
+        assert check(rig, conn, ids).completed == len(ids)
+        assert creates_per_key(rig.bubble.requests()) == {key: 1 for key in keys_for(ids)}
 
 
 def test_everything_at_once(rig: FaultRig, conn: Conn) -> None:
     """5xx, hangs past the timeout, unanswered creates and a rate limit together, overlapping runs, and the
     function killed once in the middle."""
-    rig.bubble.configure(
-        seed=21,
-        latency_ms=30,
-        latency_jitter_ms=40,
-        rate_limit_per_minute=1200,
-        rate_limit_burst=10,
-        faults=[
-            {"kind": "status", "status": 502, "probability": 0.15},
-            {"kind": "hang", "hang_seconds": 1.3, "probability": 0.05},
-            {"kind": "close_after_store", "method": "POST", "probability": 0.15},
-        ],
-    )
-    ids = sign_up(conn, 60, with_email=lambda i: i % 3 != 0)
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = [pool.submit(rig.post, PROCESS) for _ in range(2)]
-        time.sleep(0.3)
-        rig.kill_host()
-        for run in runs:
-            try:
-                run.result()
-            except Exception:  # its connection died with the host, as intended
-                pass
-    time.sleep(1.5)  # what the dead host had sent lands (or hangs out) at Bubble
-    rig.start_host()
-    rounds = recover(
-        conn, rig.post, between_rounds=lambda: wait_for(lambda: hung_requests_answered(rig), "hangs", 10)
-    )
-    outcome = check(rig, conn, ids)
-    print(f"  recovered in {rounds} rounds")
-    assert outcome.completed == len(ids), outcome  # transient only: every row synced
+    with rig.syncing_to("signup"):
+        rig.bubble.configure(
+            seed=21,
+            latency_ms=30,
+            latency_jitter_ms=40,
+            rate_limit_per_minute=1200,
+            rate_limit_burst=10,
+            faults=[
+                {"kind": "status", "status": 502, "probability": 0.15},
+                {"kind": "hang", "hang_seconds": 1.3, "probability": 0.05},
+                {"kind": "close_after_store", "method": "POST", "probability": 0.15},
+            ],
+        )
+        ids = sign_up(conn, 60, with_email=lambda i: i % 3 != 0)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            runs = [pool.submit(rig.post, PROCESS) for _ in range(2)]
+            time.sleep(0.3)
+            rig.kill_host()
+            for run in runs:
+                try:
+                    run.result()
+                except Exception:  # its connection died with the host, as intended
+                    pass
+        time.sleep(1.5)  # what the dead host had sent lands (or hangs out) at Bubble
+        rig.start_host()
+        rounds = recover(
+            conn, rig.post, between_rounds=lambda: wait_for(lambda: hung_requests_answered(rig), "hangs", 10)
+        )
+        outcome = check(rig, conn, ids)
+        print(f"  recovered in {rounds} rounds")
+        assert outcome.completed == len(ids), outcome  # transient only: every row synced
 
 
 # --- a Bubble outage ----------------------------------------------------------------------------------------
@@ -406,14 +413,16 @@ def test_an_outage_past_the_horizon_fails_the_rows_for_good_with_the_reason(
     strict=True,
     raises=AssertionError,
     reason="KNOWN LIMIT: a create that Bubble stores only AFTER the row's retry has looked it up is created "
-    "twice when the row has no email (Bubble has no idempotency key; the lookup before a retried create is "
-    "the only guard). The retry waits for the settle window (bubbleSettleSeconds, 300 s by default), so in "
-    "production this needs a create hanging at Bubble longer than that.",
+    "twice when its data type has no unique email, any type but user (Bubble has no idempotency key; the "
+    "lookup before a retried create is the only guard). The retry waits for the settle window "
+    "(bubbleSettleSeconds, 300 s by default), so in production this needs a create hanging at Bubble longer "
+    "than that.",
 )
 def test_slow_create_outliving_the_backoff_duplicates_email_less_rows(rig: FaultRig, conn: Conn) -> None:
-    rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
-    ids = sign_up(conn, 5, with_email=lambda i: False)
-    # Time moves past the settle window while the creates still hang at Bubble (as a > 300 s hang would live).
-    recover(conn, rig.post, max_rounds=3)
-    wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
-    check(rig, conn, ids)
+    with rig.syncing_to("signup"):
+        rig.bubble.configure(faults=[{"kind": "hang", "hang_seconds": 3, "method": "POST", "count": 5}])
+        ids = sign_up(conn, 5, with_email=lambda i: False)
+        # Time moves past the settle window while the creates still hang at Bubble (as a > 300 s hang would).
+        recover(conn, rig.post, max_rounds=3)
+        wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
+        check(rig, conn, ids)

@@ -68,6 +68,8 @@ FUNCTION_ENV = {
     "BUBBLE_BULK_CREATE",
     "BUBBLE_RATE_LIMIT_PER_MINUTE",
     "BUBBLE_SETTLE_SECONDS",
+    "BUBBLE_BULK_TIMEOUT_SECONDS",
+    "BUBBLE_MODIFY_USER_CREDENTIALS",
 }
 
 
@@ -539,6 +541,8 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
             "bubbleBulkCreate": "true",
             "bubbleRateLimitPerMinute": "15000",
             "bubbleSettleSeconds": "240",
+            "bubbleBulkTimeoutSeconds": "90",
+            "bubbleModifyUserCredentials": "true",
         }
     )
     inputs = program.inputs["bubble-sync-function-secrets"]
@@ -560,10 +564,16 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
         "BUBBLE_BULK_CREATE": "true",
         "BUBBLE_RATE_LIMIT_PER_MINUTE": "15000",
         "BUBBLE_SETTLE_SECONDS": "240",
+        "BUBBLE_BULK_TIMEOUT_SECONDS": "90",
+        "BUBBLE_MODIFY_USER_CREDENTIALS": "true",
     }
     defaults = run_program().inputs["bubble-sync-function-secrets"]["secrets"]["value"]
     assert (defaults["BUBBLE_EXTERNAL_KEY_FIELD"], defaults["BUBBLE_BULK_CREATE"]) == ("supabase_id", "false")
     assert defaults["BUBBLE_SETTLE_SECONDS"] == "300"
+    assert (defaults["BUBBLE_BULK_TIMEOUT_SECONDS"], defaults["BUBBLE_MODIFY_USER_CREDENTIALS"]) == (
+        "240",
+        "false",
+    )
 
 
 def test_the_access_token_is_in_no_input_and_no_pickled_provider(run_program: Any) -> None:

@@ -27,16 +27,24 @@ data store, as on Bubble.
   `remaining` the number of matches after this page.
 * Bulk: at most 1,000 lines; a failing line (bad JSON, not an object, duplicate email, ...) gets
   `{"status": "error", "message": ...}` and the other lines still succeed.
-* Type `user`: the `email` field must look like an email and be unique per environment, ignoring case.
-  It is a plain field here; real Bubble keeps user emails under `authentication`.
-* Every `/obj` request needs `Authorization: Bearer <token>`, compared in constant time. Bubble's
-  `?api_token=` alternative is not accepted (it is only redacted from the log).
+* Type `user` (manual, "Creating users"): a create needs `email` (and may carry `password`); the email must
+  look like an email and be unique per environment, ignoring case. A user is stored, and read back, with its
+  email under `authentication.email.email` (no plain `email` field) and never with its password. A search
+  constraint with key `email` reaches that built-in email (knob `user_email_search`).
+* Schema (knob `schema`, `{type: [display names]}` or `{type: {display name: kind}}`): an app that knows its
+  types. Another type answers 404 `NOT_FOUND`; a create or modify body with another key (a field id such as
+  `supabase_id_text` included) answers 400 `Unrecognized field: <key>`; search constraints accept the
+  display name and the id (`<name, spaces as _>_<kind>`). Without a schema any type and field is accepted.
+* Every `/obj` request needs `Authorization: Bearer <token>`, compared in constant time; without it the
+  answer is 401 with Bubble's own body `{"error_class": "Unauthorized", "args", "message": null,
+  "translation"}`. Bubble's `?api_token=` alternative is not accepted (it is only redacted from the log).
 
 Errors use the envelope from the Bubble manual, `{"statusCode": 404, "body": {"status": "MISSING_DATA",
 "message": "..."}}`. Only `MISSING_DATA` is quoted from Bubble; the other status strings are this double's
-choice and UNCONFIRMED: `UNAUTHORIZED` (401), `INVALID_DATA` (400), `NOT_VALID_EMAIL` (400), `USED_EMAIL`
-(400, duplicate email), `TOO_MANY_REQUESTS` (429), `NOT_FOUND` (404, no such route), `METHOD_NOT_ALLOWED`
-(405), `PAYLOAD_TOO_LARGE` (413); injected faults use the HTTP status name, e.g. `SERVICE_UNAVAILABLE`.
+choice and UNCONFIRMED: `INVALID_DATA` (400), `NOT_VALID_EMAIL` (400), `USED_EMAIL` (400, duplicate email;
+see `used_email_answer`), `TOO_MANY_REQUESTS` (429), `NOT_FOUND` (404, no such route or type),
+`METHOD_NOT_ALLOWED` (405), `PAYLOAD_TOO_LARGE` (413); injected faults use the HTTP status name, e.g.
+`SERVICE_UNAVAILABLE`.
 
 Knobs, settable at construction, with `configure(...)` or `POST /_double/config`:
 
@@ -58,6 +66,15 @@ Knobs, settable at construction, with `configure(...)` or `POST /_double/config`
   from the rate limit's bucket; its log entry has `fault: "outage"`. A `status` fault rule comes after the
   rate limit (with the bucket empty a request gets 429 instead); while an outage is set, nothing gets any
   other answer.
+* Where Bubble's manual is silent the double answers each documented-plausible way (a test runs the client
+  against each): `used_email_answer` — `code` (400, `body.status` USED_EMAIL), `message` (400 INVALID_DATA,
+  USED_EMAIL in the message), `worded` (400, no code at all), `conflict` (409); `user_email_search` —
+  `builtin` (matches the built-in email, ignoring case), `empty` (finds nothing), `refused` (404
+  NOT_FOUND); `user_email_patch` — `refuse` (default: a PATCH of a user's email or password is 400) or
+  `accept`; `retry_after` on a 429 — `seconds`, `date` (an HTTP date) or `absent`.
+* `bulk_ms_per_line`: a bulk call takes this long per line before answering (Bubble: up to 4 minutes for
+  1,000 lines). Fault kind `bulk_capacity`: a bulk call answers 200 with ONE error line and stores nothing
+  (manual: a capacity or system failure gives one error, no per-line results).
 * `seed`: seeds the random choices (fault probabilities, jitter) so tests are deterministic.
 * `token`: the API token (never echoed back).
 
@@ -93,5 +110,6 @@ from __future__ import annotations
 from devstack.bubble_double.cli import main
 from devstack.bubble_double.double import BubbleDouble
 from devstack.bubble_double.knobs import FaultRule
+from devstack.bubble_double.store import user_email
 
-__all__ = ["BubbleDouble", "FaultRule", "main"]
+__all__ = ["BubbleDouble", "FaultRule", "main", "user_email"]

@@ -15,7 +15,8 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
@@ -36,6 +37,15 @@ ENVS = ("live", "test")
 MAX_BULK_LINES = 1000  # Bubble's documented bulk maximum
 LOG_MAX_ENTRIES = 100_000  # enough for a benchmark run; older entries are dropped and counted
 BODY_SUMMARY_CHARS = 200
+# The knobs that describe the app itself (AppRules), not the double's behaviour.
+_APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch")
+# Bubble's 401 body (captured responses): not the {statusCode, body} envelope of other errors.
+UNAUTHORIZED_BODY = {
+    "error_class": "Unauthorized",
+    "args": {},
+    "message": None,
+    "translation": "Unauthorized: invalid or missing API token",
+}
 _OBJ_ROUTE_RE = re.compile(r"^(?P<test>/version-test)?/api/1\.1/obj/(?P<rest>.*)$")
 
 
@@ -92,6 +102,8 @@ class BubbleDouble:
         self._faults: list[FaultRule] = []
         self._outage_status: int | None = None
         self._seed: int | None = None
+        self._retry_after = "seconds"
+        self._bulk_ms_per_line = 0.0
         self._fault_rng = random.Random()
         self._jitter_rng = random.Random()
         self._bucket: TokenBucket | None = None
@@ -149,6 +161,9 @@ class BubbleDouble:
         """Changes knobs at run time; raises ValueError (and changes nothing) on a bad value."""
         checked = _validated_knobs(knobs)
         with self._lock:
+            rules = {name: checked.pop(name) for name in _APP_RULE_KNOBS if name in checked}
+            if rules:
+                self._store.rules = replace(self._store.rules, **rules)
             for name, value in checked.items():
                 setattr(self, f"_{name}", value)
             if "seed" in checked:
@@ -167,6 +182,9 @@ class BubbleDouble:
                 "faults": [asdict(rule) for rule in self._faults],
                 "outage_status": self._outage_status,
                 "seed": self._seed,
+                "retry_after": self._retry_after,
+                "bulk_ms_per_line": self._bulk_ms_per_line,
+                **{name: copy.deepcopy(getattr(self._store.rules, name)) for name in _APP_RULE_KNOBS},
             }
 
     def reset(self) -> None:
@@ -235,7 +253,7 @@ class BubbleDouble:
             return _error_reply(error), "outage"
 
         if not self._authorized(request.authorization, token):
-            return _error_reply(BubbleError(401, "UNAUTHORIZED", "missing or invalid API token")), None
+            return _json_reply(401, UNAUTHORIZED_BODY), None
 
         with self._lock:
             wait = self._bucket.take(time.monotonic()) if self._bucket is not None else None
@@ -243,13 +261,23 @@ class BubbleDouble:
         if wait is not None:
             retry_after = max(1, math.ceil(wait))
             error = BubbleError(429, "TOO_MANY_REQUESTS", f"rate limit exceeded; retry in {retry_after} s")
-            return _error_reply(error, {"Retry-After": str(retry_after)}), None
+            return _error_reply(error, self._retry_after_header(retry_after)), None
 
         if fault is not None and fault.kind == "status":
             error = BubbleError(fault.status, _status_name(fault.status), f"injected fault: {fault.status}")
             return _error_reply(error), fault.kind
         if fault is not None and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
+        if route[2] == "bulk" and request.method == "POST":
+            with self._lock:
+                per_line = self._bulk_ms_per_line
+            # Bubble works through a bulk call line by line (up to 4 minutes for 1,000 lines: manual).
+            if per_line > 0:
+                self._stopping.wait(per_line * _line_count(request.body) / 1000)
+            if fault is not None and fault.kind == "bulk_capacity":
+                # manual: a capacity or system failure gives one error and no per-line results
+                line = json.dumps({"status": "error", "message": "Bulk request failed: capacity exceeded"})
+                return _Reply(200, line.encode(), content_type="text/plain; charset=utf-8"), fault.kind
 
         try:
             with self._lock:
@@ -259,6 +287,13 @@ class BubbleDouble:
         if fault is not None and fault.kind == "close_after_store":
             reply.drop = True
         return reply, fault.kind if fault else None
+
+    def _retry_after_header(self, seconds: int) -> dict[str, str]:
+        if self._retry_after == "absent":
+            return {}
+        if self._retry_after == "date":
+            return {"Retry-After": formatdate(time.time() + seconds, usegmt=True)}
+        return {"Retry-After": str(seconds)}
 
     @staticmethod
     def _authorized(header: str | None, token: str) -> bool:
@@ -278,6 +313,7 @@ class BubbleDouble:
 
     def _operate(self, request: _Request, env: str, type_: str, target: str | None) -> _Reply:
         method = request.method
+        self._store.check_type(type_)
         if target is None and method == "GET":
             params = {
                 key: values[0] for key, values in parse_qs(request.query, keep_blank_values=True).items()
@@ -376,6 +412,10 @@ class BubbleDouble:
         except BubbleError as exc:
             return _error_reply(exc)
         return _error_reply(BubbleError(404, "NOT_FOUND", f"no admin route {request.method} {request.path}"))
+
+
+def _line_count(body: bytes) -> int:
+    return len(body.rstrip(b"\r\n").splitlines())
 
 
 def _json_body(request: _Request) -> Any:

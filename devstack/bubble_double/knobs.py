@@ -10,6 +10,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from devstack.bubble_double.store import USED_EMAIL_ANSWERS, USER_EMAIL_PATCHES, USER_EMAIL_SEARCHES
+
 KNOB_NAMES = (
     "token",
     "latency_ms",
@@ -19,8 +21,17 @@ KNOB_NAMES = (
     "faults",
     "outage_status",
     "seed",
+    "schema",
+    "used_email_answer",
+    "user_email_search",
+    "user_email_patch",
+    "retry_after",
+    "bulk_ms_per_line",
 )
-FAULT_KINDS = ("status", "hang", "close_after_store")
+FAULT_KINDS = ("status", "hang", "close_after_store", "bulk_capacity")
+# How a 429 may say when to come back: Bubble does not document a Retry-After (facts-confirmed-2026-11.md).
+RETRY_AFTER_FORMS = ("seconds", "date", "absent")
+FIELD_KINDS = ("text", "number", "boolean", "date", "user", "image", "file", "geographic_address")
 
 
 def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -102,6 +113,31 @@ class FaultRule:
         return self.path_regex is None or re.search(self.path_regex, path) is not None
 
 
+_CHOICES = {
+    "used_email_answer": USED_EMAIL_ANSWERS,
+    "user_email_search": USER_EMAIL_SEARCHES,
+    "user_email_patch": USER_EMAIL_PATCHES,
+    "retry_after": RETRY_AFTER_FORMS,
+}
+
+
+def _schema(value: Any) -> dict[str, dict[str, str]]:
+    """{type: [display names]} (text fields) or {type: {display name: field kind}}."""
+    if not isinstance(value, dict) or not all(isinstance(t, str) and t for t in value):
+        raise ValueError(f"schema must map data type names to their fields, got {value!r}")
+    schema: dict[str, dict[str, str]] = {}
+    for type_, fields in value.items():
+        if isinstance(fields, list | tuple):
+            fields = {name: "text" for name in fields}
+        if not isinstance(fields, dict) or not all(isinstance(n, str) and n for n in fields):
+            raise ValueError(f"schema[{type_!r}] must be a list of field names or a name: kind object")
+        bad = {kind for kind in fields.values() if kind not in FIELD_KINDS}
+        if bad:
+            raise ValueError(f"schema[{type_!r}]: unknown field kinds {sorted(bad)}; known: {FIELD_KINDS}")
+        schema[type_] = dict(fields)
+    return schema
+
+
 def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
     """Checks every knob before any is applied, so a bad call changes nothing."""
     unknown = set(raw) - set(KNOB_NAMES)
@@ -129,6 +165,14 @@ def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
             ):
                 raise ValueError(f"outage_status must be an integer 500..599 or null, got {value!r}")
             out[name] = value
+        elif name == "schema":
+            out[name] = None if value is None else _schema(value)
+        elif name in _CHOICES:
+            if value not in _CHOICES[name]:
+                raise ValueError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
+            out[name] = value
+        elif name == "bulk_ms_per_line":
+            out[name] = _number(name, value)
         elif name == "seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"seed must be an integer or null, got {value!r}")

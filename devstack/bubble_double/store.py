@@ -1,7 +1,8 @@
 """The data store of the Bubble double: `_Store` keeps things per (environment, type) in creation order and
-implements create, get, update, delete, search and bulk with Bubble's checks (built-in fields, user
-emails); `_parse_constraints` and `_Constraint` read and apply search constraints. It raises
-`BubbleError` for the double to answer and is not thread-safe: the caller holds the lock.
+implements create, get, update, delete, search and bulk with Bubble's checks (built-in fields, the app's
+schema, user emails); `AppRules` holds the app's schema and the answers Bubble's manual leaves open;
+`_parse_constraints` and `_Constraint` read and apply search constraints. It raises `BubbleError` for the
+double to answer and is not thread-safe: the caller holds the lock.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,57 @@ CONSTRAINT_TYPES = frozenset(
     }
 )
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The built-in fields of type user that a create or modify body may carry (manual: "Creating users").
+USER_CREDENTIALS = ("email", "password")
+
+# How a Bubble app may answer a create whose email is taken. Bubble documents the code USED_EMAIL, not the
+# HTTP status nor where the code sits (facts-confirmed-2026-11.md), so the double can answer each way.
+USED_EMAIL_ANSWERS = ("code", "message", "worded", "conflict")
+# How a search with the constraint key `email` on users may behave (undocumented): it matches the built-in
+# email, finds nothing, or is refused as an incompatible constraint (404 NOT_FOUND, the manual's answer to
+# those).
+USER_EMAIL_SEARCHES = ("builtin", "empty", "refused")
+# Whether PATCH /obj/user/<id> may change the built-in email and password (undocumented; one public client
+# says it may not).
+USER_EMAIL_PATCHES = ("refuse", "accept")
+
+
+@dataclass
+class AppRules:
+    """What the double's app knows and how it answers where the manual is silent (each a knob)."""
+
+    #: data type -> {field display name: field type}; None: any type with any field (an app nobody described)
+    schema: dict[str, dict[str, str]] | None = None
+    used_email_answer: str = "code"
+    user_email_search: str = "builtin"
+    user_email_patch: str = "refuse"
+    #: per type, the search keys that name a field: display names and Bubble's ids (`supabase_id_text`)
+    search_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.search_keys = {
+            type_: {
+                **{name: name for name in fields},
+                **{f"{name.lower().replace(' ', '_')}_{kind}": name for name, kind in fields.items()},
+            }
+            for type_, fields in (self.schema or {}).items()
+        }
+
+    def used_email(self, email: str) -> BubbleError:
+        """The refusal of a create (or bulk line) whose email another user has."""
+        if self.used_email_answer == "message":
+            return BubbleError(400, "INVALID_DATA", f"USED_EMAIL: a user with email {email!r} already exists")
+        if self.used_email_answer == "worded":
+            return BubbleError(400, "INVALID_DATA", "This email is already taken by another account")
+        if self.used_email_answer == "conflict":
+            return BubbleError(409, "CONFLICT", f"email {email!r} is already in use")
+        return BubbleError(400, "USED_EMAIL", f"a user with email {email!r} already exists")
+
+
+def user_email(thing: dict[str, Any]) -> str | None:
+    """A user's email where Bubble returns it: `authentication.email.email` (manual; captured responses)."""
+    email = thing.get("authentication", {}).get("email", {}).get("email")
+    return email if isinstance(email, str) else None
 
 
 def _now_iso() -> str:
@@ -71,9 +123,14 @@ class _Constraint:
     value: Any
 
     def matches(self, record: dict[str, Any]) -> bool:
-        present = self.key in record
-        value = record.get(self.key)
         kind = self.kind
+        if self.key == "email" and "authentication" in record:
+            # a user's built-in email, compared as Bubble keeps emails: without regard to case
+            present, value = True, user_email(record)
+            if kind == "equals" and isinstance(value, str) and isinstance(self.value, str):
+                return value.casefold() == self.value.casefold()
+        else:
+            present, value = self.key in record, record.get(self.key)
         if kind == "is_empty":
             return _is_empty(value)
         if kind == "is_not_empty":
@@ -140,32 +197,52 @@ class _Store:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self.rules = AppRules()
 
     def table(self, env: str, type_: str) -> dict[str, dict[str, Any]]:
         return self._tables.setdefault((env, type_), {})
+
+    def check_type(self, type_: str) -> None:
+        """An app with a schema knows its types: any other is not found (the answer is UNCONFIRMED)."""
+        schema = self.rules.schema
+        if schema is not None and type_ not in schema:
+            message = f"data type {type_!r} does not exist or is not exposed to the Data API"
+            raise BubbleError(404, "NOT_FOUND", message)
 
     def clear(self) -> None:
         self._tables.clear()
 
     def _check_fields(self, env: str, type_: str, fields: Any, own_id: str | None) -> dict[str, Any]:
+        """The fields as stored: a user's email moves under `authentication` and its password is not kept."""
         if not isinstance(fields, dict):
             raise _invalid("the body must be a JSON object of field: value")
         builtin = BUILTIN_FIELDS.intersection(fields)
         if builtin:
             raise _invalid(f"built-in fields cannot be set: {sorted(builtin)}")
-        if type_ == "user" and fields.get("email") is not None:
-            email = fields["email"]
-            if not isinstance(email, str) or not _EMAIL_RE.match(email):
-                raise BubbleError(400, "NOT_VALID_EMAIL", f"{email!r} is not a valid email address")
-            for other_id, other in self.table(env, type_).items():
-                other_email = other.get("email")
-                if (
-                    other_id != own_id
-                    and isinstance(other_email, str)
-                    and other_email.casefold() == email.casefold()
-                ):
-                    raise BubbleError(400, "USED_EMAIL", f"a user with email {email!r} already exists")
-        return fields
+        known = None if self.rules.schema is None else self.rules.schema.get(type_, {})
+        for key in fields:
+            if known is not None and key not in known and not (type_ == "user" and key in USER_CREDENTIALS):
+                # manual, and a third-party live test: bodies take display names; ids (x_text) are refused
+                raise _invalid(f"Unrecognized field: {key}")
+        if type_ != "user":
+            return dict(fields)
+        stored = {key: value for key, value in fields.items() if key not in USER_CREDENTIALS}
+        if own_id is not None and any(key in fields for key in USER_CREDENTIALS):
+            if self.rules.user_email_patch == "refuse":
+                raise _invalid("the email and password of a user cannot be changed through the Data API")
+        email = fields.get("email")
+        if email is None:
+            if own_id is None:
+                raise _invalid("an email is required to create a user")  # manual: "Creating users"
+            return stored
+        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+            raise BubbleError(400, "NOT_VALID_EMAIL", f"{email!r} is not a valid email address")
+        for other_id, other in self.table(env, type_).items():
+            other_email = user_email(other)
+            if other_id != own_id and other_email is not None and other_email.casefold() == email.casefold():
+                raise self.rules.used_email(email)
+        stored["authentication"] = {"email": {"email": email, "email_confirmed": False}}
+        return stored
 
     def create(self, env: str, type_: str, fields: Any) -> str:
         fields = self._check_fields(env, type_, fields, None)
@@ -190,7 +267,9 @@ class _Store:
     def update(self, env: str, type_: str, thing_id: str, fields: Any, *, replace: bool) -> None:
         thing = self.get(env, type_, thing_id)
         fields = self._check_fields(env, type_, fields, thing_id)
-        kept = {key: thing[key] for key in ("_id", "Created Date")}
+        kept = {key: thing[key] for key in ("_id", "Created Date", "authentication") if key in thing}
+        if "authentication" in fields:
+            kept["authentication"] = fields["authentication"]
         base = {} if replace else thing
         self.table(env, type_)[thing_id] = {**base, **fields, **kept, "Modified Date": _now_iso()}
 
@@ -199,7 +278,12 @@ class _Store:
         del self.table(env, type_)[thing_id]
 
     def search(self, env: str, type_: str, params: dict[str, str]) -> dict[str, Any]:
-        constraints = _parse_constraints(params.get("constraints"))
+        constraints = [self._resolved(type_, c) for c in _parse_constraints(params.get("constraints"))]
+        if type_ == "user" and any(c.key == "email" for c in constraints):
+            if self.rules.user_email_search == "refused":
+                raise BubbleError(404, "NOT_FOUND", "incompatible constraint on field email")
+            if self.rules.user_email_search == "empty":
+                return {"cursor": 0, "results": [], "count": 0, "remaining": 0}
         limit = min(_int_param(params, "limit", MAX_LIMIT), MAX_LIMIT)
         cursor = _int_param(params, "cursor", 0)
         matches = [t for t in self.table(env, type_).values() if all(c.matches(t) for c in constraints)]
@@ -220,6 +304,17 @@ class _Store:
             "count": len(page),
             "remaining": max(0, len(matches) - cursor - len(page)),
         }
+
+    def _resolved(self, type_: str, constraint: _Constraint) -> _Constraint:
+        """Search constraints take display names and ids alike (manual); with a schema, others are refused."""
+        if self.rules.schema is None or constraint.key in BUILTIN_FIELDS:
+            return constraint
+        if type_ == "user" and constraint.key == "email":
+            return constraint
+        name = self.rules.search_keys.get(type_, {}).get(constraint.key)
+        if name is None:
+            raise _invalid(f"Unrecognized field: {constraint.key}")
+        return _Constraint(name, constraint.kind, constraint.value)
 
     def bulk(self, env: str, type_: str, lines: list[str]) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []

@@ -40,6 +40,11 @@ export type BulkLine = { ok: true; id: string } | { ok: false; message: string }
 
 /** Bubble's bulk endpoint takes at most this many lines per call. */
 export const MAX_BULK_LINES = 1000;
+/**
+ * How long Bubble may work on one bulk line: up to 4 minutes for 1,000 lines (manual, bulk requests). A bulk
+ * call carries no more lines than its timeout lets Bubble finish.
+ */
+export const BULK_MS_PER_LINE = 240;
 const MAX_MESSAGE_CHARS = 500;
 
 /** Seconds from a Retry-After header (delay-seconds or an HTTP date); null when absent or unreadable. */
@@ -57,7 +62,10 @@ function clip(text: string): string {
   return flat.length <= MAX_MESSAGE_CHARS ? flat : `${flat.slice(0, MAX_MESSAGE_CHARS)}…`;
 }
 
-/** Bubble's error envelope `{"statusCode", "body": {"status", "message"}}` (or the same fields at the top). */
+/**
+ * Bubble's error envelope `{"statusCode", "body": {"status", "message"}}` (or the same fields at the top), or
+ * its 401 body `{"error_class", "args", "message": null, "translation"}`.
+ */
 function describeError(status: number, bodyText: string): { code: string | null; message: string } {
   let code: string | null = null;
   let message: string | null = null;
@@ -69,6 +77,10 @@ function describeError(status: number, bodyText: string): { code: string | null;
     >;
     if (typeof body.status === "string") code = body.status;
     if (typeof body.message === "string") message = body.message;
+    else if (typeof body.translation === "string") message = body.translation;
+    if (message !== null && code === null && typeof body.error_class === "string") {
+      message = `${body.error_class}: ${message}`;
+    }
   } catch {
     // not JSON: use the text itself
   }
@@ -114,6 +126,7 @@ export class BubbleClient {
     fetchFn: Fetch,
     url: string,
     init: RequestInit,
+    timeoutMs = this.settings.timeoutMs,
   ): Promise<{ ok: true; status: number; text: string } | Failure> {
     const turn = await this.gate.turn(this.sendBy);
     if (!turn.ok) {
@@ -130,7 +143,7 @@ export class BubbleClient {
         unsent: turn.reason,
       };
     }
-    const answer = await this.exchange(label, fetchFn, url, init);
+    const answer = await this.exchange(label, fetchFn, url, init, timeoutMs);
     if (answer.ok) await this.gate.report(answer.status, null, null);
     else await this.gate.report(answer.status, answer.message, answer.retryAfterSeconds);
     return answer;
@@ -141,6 +154,7 @@ export class BubbleClient {
     fetchFn: Fetch,
     url: string,
     init: RequestInit,
+    timeoutMs: number,
   ): Promise<{ ok: true; status: number; text: string } | Failure> {
     this.requests++;
     const headers = new Headers(init.headers);
@@ -150,7 +164,7 @@ export class BubbleClient {
       const response = await fetchFn(url, {
         ...init,
         headers,
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       const text = await response.text();
       if (response.ok) return { ok: true, status: response.status, text };
@@ -164,7 +178,7 @@ export class BubbleClient {
       };
     } catch (error) {
       const message = isTimeout(error)
-        ? `Bubble did not answer ${label} within ${this.settings.timeoutMs} ms`
+        ? `Bubble did not answer ${label} within ${timeoutMs} ms`
         : `no answer from Bubble to ${label}: ${describeException(error)}`;
       return { ok: false, status: null, code: null, message: clip(message), retryAfterSeconds: null };
     }
@@ -234,19 +248,38 @@ export class BubbleClient {
 
   /**
    * POST /obj/<type>/bulk, text/plain, one JSON object per line: 200 with one result line per input line, in
-   * order. Lines missing from the answer come back as null (nobody knows whether they were created).
+   * order, within `timeoutMs` (Bubble may work on a bulk call for minutes). Lines missing from the answer come
+   * back as null (nobody knows whether they were created). A single error line for several items is Bubble
+   * failing the call as a whole (manual: a capacity or system failure gives one error, no per-line results):
+   * a failure with no status, since nobody knows what it stored before failing.
    */
-  async bulkCreate(items: Record<string, unknown>[]): Promise<Result<{ lines: (BulkLine | null)[] }>> {
+  async bulkCreate(
+    items: Record<string, unknown>[],
+    timeoutMs: number,
+  ): Promise<Result<{ lines: (BulkLine | null)[] }>> {
     if (items.length === 0 || items.length > MAX_BULK_LINES) {
       throw new RangeError(`a bulk create takes 1 to ${MAX_BULK_LINES} items, got ${items.length}`);
     }
-    const answer = await this.send("the bulk create", this.fetchCreate, this.url("/bulk"), {
+    const label = "the bulk create";
+    const answer = await this.send(label, this.fetchCreate, this.url("/bulk"), {
       method: "POST",
       headers: { "content-type": "text/plain" },
       body: items.map((item) => JSON.stringify(item)).join("\n"),
-    });
+    }, timeoutMs);
     if (!answer.ok) return answer;
     const raw = answer.text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+    if (items.length > 1 && raw.length === 1) {
+      const whole = wholeCallError(raw[0]);
+      if (whole !== null) {
+        return {
+          ok: false,
+          status: null,
+          code: null,
+          message: clip(`Bubble failed ${label} of ${items.length} lines as a whole: ${whole}`),
+          retryAfterSeconds: null,
+        };
+      }
+    }
     const lines = items.map((_, i): BulkLine | null => {
       if (i >= raw.length) return null;
       try {
@@ -266,6 +299,27 @@ export class BubbleClient {
       return null;
     });
     return { ok: true, lines };
+  }
+}
+
+/**
+ * A Bubble user's email as a GET or search returns it: under `authentication.email.email` (manual; captured
+ * responses), or a plain `email` field (a data type of the app's own); null when it carries none.
+ */
+export function emailOf(thing: Record<string, unknown>): string | null {
+  const authentication = thing.authentication as { email?: { email?: unknown } } | undefined;
+  const builtIn = authentication?.email?.email;
+  if (typeof builtIn === "string") return builtIn;
+  return typeof thing.email === "string" ? thing.email : null;
+}
+
+/** The message of a lone `{"status": "error"}` line, or null when the line is anything else. */
+function wholeCallError(line: string): string | null {
+  try {
+    const parsed = JSON.parse(line) as { status?: unknown; message?: unknown };
+    return parsed.status === "error" ? String(parsed.message ?? "(no message)") : null;
+  } catch {
+    return null;
   }
 }
 

@@ -38,6 +38,10 @@ export interface Config {
   rateLimitPerMinute: number;
   /** After a create whose outcome is unknown, how long the row waits before it is looked up again. */
   settleSeconds: number;
+  /** The longest a bulk create call may take; the run's time budget and the lease may allow less. */
+  bulkTimeoutMs: number;
+  /** Whether a modify of a user carries its email and password (Bubble does not document that it may). */
+  modifyUserCredentials: boolean;
 }
 
 /** Bubble's documented maximum of lines per bulk create call, and of rows per claim. */
@@ -70,7 +74,7 @@ function count(env: EnvReader, name: NumberSetting, max = Number.MAX_SAFE_INTEGE
   return integer(env, name, fallback, least, max);
 }
 
-function boolean(env: EnvReader, name: "BUBBLE_BULK_CREATE"): boolean {
+function boolean(env: EnvReader, name: "BUBBLE_BULK_CREATE" | "BUBBLE_MODIFY_USER_CREDENTIALS"): boolean {
   const fallback = SETTINGS[name].default;
   const raw = env(name)?.trim().toLowerCase();
   if (!raw) return fallback;
@@ -171,6 +175,8 @@ export function loadConfig(env: EnvReader): Config {
     bulkCreate: boolean(env, "BUBBLE_BULK_CREATE"),
     rateLimitPerMinute: count(env, "BUBBLE_RATE_LIMIT_PER_MINUTE"),
     settleSeconds: count(env, "BUBBLE_SETTLE_SECONDS"),
+    bulkTimeoutMs: count(env, "BUBBLE_BULK_TIMEOUT_SECONDS") * 1000,
+    modifyUserCredentials: boolean(env, "BUBBLE_MODIFY_USER_CREDENTIALS"),
   };
 }
 

@@ -3,7 +3,7 @@
 // time budget is spent. Rows claimed but never finished go back to the queue through their lease. While Bubble's
 // circuit breaker is open (gate.ts) nothing is sent: the rows go back to pending without using an attempt.
 
-import { type BubbleClient, type Failure, MAX_BULK_LINES } from "./bubble.ts";
+import { type BubbleClient, BULK_MS_PER_LINE, emailOf, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
 import { breakerOpen, DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
 import { type Action, type FailReason, type Queue, type QueueRow, triedBefore } from "./queue.ts";
@@ -39,8 +39,10 @@ export interface RunOptions {
   limit: number | null;
 }
 
-/** Bubble's status string for a duplicate user email (the double's choice; Bubble's own is UNCONFIRMED). */
+/** Bubble's documented code for a duplicate user email; its HTTP status and place in the body are not. */
 const USED_EMAIL = "USED_EMAIL";
+/** A user's built-in fields that a modify leaves out unless BUBBLE_MODIFY_USER_CREDENTIALS says otherwise. */
+const USER_CREDENTIALS = ["email", "password"];
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
 /** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
 const CREDENTIALS_PAUSE_SECONDS = 300;
@@ -114,6 +116,21 @@ function failedWith(failure: Failure, context?: string): Verdict {
     default:
       return { kind: "fail", error, reason, retryAfterSeconds: null };
   }
+}
+
+/**
+ * A create Bubble refused for something in the request (a 4xx that is not about the token, the type, a
+ * timeout or the rate limit): it may be the email being taken, however Bubble words that.
+ */
+function refusedCreate(failure: Failure): boolean {
+  const status = failure.status;
+  return status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status);
+}
+
+/** Whether a refusal says the email is taken, in Bubble's documented code or in words. */
+function aboutUsedEmail(failure: Failure): boolean {
+  if (failure.code === USED_EMAIL || /USED_EMAIL/i.test(failure.message)) return true;
+  return /e-?mail/i.test(failure.message) && /\b(already|taken|in use|exists)\b/i.test(failure.message);
 }
 
 /** A request sent that got no answer (a timeout, a dropped connection): Bubble may have acted on it. */
@@ -235,12 +252,19 @@ export class Run {
         bulk.push(prepared);
       } else singles.push(prepared);
     }
-    if (bulk.length < 2) singles.unshift(...bulk.splice(0));
+    // A bulk call's answer must come before the run's budget ends and while the rows' lease lasts, with a
+    // request's time left to write the verdicts; it carries no more lines than Bubble can finish by then.
+    const bulkEnd = Math.min(
+      this.budgetEnd,
+      claimedAt + this.config.leaseSeconds * 1000 - this.config.httpTimeoutMs,
+    );
+    const linesPerCall = Math.min(MAX_BULK_LINES, Math.floor(this.bulkTimeoutMs(bulkEnd) / BULK_MS_PER_LINE));
+    if (bulk.length < 2 || linesPerCall < 2) singles.unshift(...bulk.splice(0));
 
     const pool = new WorkPool(this.config.concurrency);
-    for (let i = 0; i < bulk.length; i += MAX_BULK_LINES) {
-      const chunk = bulk.slice(i, i + MAX_BULK_LINES);
-      pool.add(() => this.gate(chunk, startBy, () => this.syncBulk(chunk, pool, startBy)));
+    for (let i = 0; i < bulk.length; i += linesPerCall) {
+      const chunk = bulk.slice(i, i + linesPerCall);
+      pool.add(() => this.gate(chunk, startBy, () => this.syncBulk(chunk, pool, startBy, bulkEnd)));
     }
     for (const item of singles) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
     // Settle everything before giving up on an error, so no task is left running behind the run's back.
@@ -362,24 +386,28 @@ export class Run {
     }
     const created = await this.bubble.create(item.fields);
     if (created.ok) return { kind: "complete", bubbleId: created.id };
-    if (created.status === 400 && created.code === USED_EMAIL) {
-      return await this.recoverUsedEmail(item, created);
+    if (refusedCreate(created) && typeof item.fields.email === "string") {
+      return await this.recoverUsedEmail(item, item.fields.email, created);
     }
     return noAnswer(created) ? this.unsettled(failedWith(created)) : failedWith(created);
   }
 
   /**
-   * Bubble says the email is taken. Either we created this user already (an earlier attempt, or a create Deno
-   * re-sent on its own), or the person had a Bubble account before: find the user by email and link the row to
-   * it, unless that user belongs to another record.
+   * Bubble refused the create, perhaps because the email is taken (however it words that). Either we created
+   * this user already (an earlier attempt, or a create Deno re-sent on its own), or the person had a Bubble
+   * account before: find the user by email and link the row to it, unless that user belongs to another
+   * record. When no user has the email, the refusal was about something else and keeps its own message.
    */
-  private async recoverUsedEmail(item: Prepared, refusal: Failure): Promise<Verdict> {
+  private async recoverUsedEmail(item: Prepared, email: string, refusal: Failure): Promise<Verdict> {
     const keyField = this.config.externalKeyField;
-    const email = item.fields.email;
-    if (typeof email !== "string") return failedWith(refusal);
     const found = await this.bubble.findOne("email", email);
-    if (!found.ok) return failedWith(found, "looking up the user holding the email");
-    if (!found.thing) {
+    if (!found.ok) return failedWith(found, `${refusal.message}; looking up the user holding the email`);
+    // A search that ignored the constraint would hand back someone else: only the same email counts.
+    const holder = found.thing && emailOf(found.thing)?.toLowerCase() === email.toLowerCase()
+      ? found.thing
+      : null;
+    if (holder === null) {
+      if (!aboutUsedEmail(refusal)) return failedWith(refusal);
       return {
         kind: "fail",
         error: `${refusal.message} (but no user with that email was found; retrying)`,
@@ -387,8 +415,8 @@ export class Run {
         retryAfterSeconds: null,
       };
     }
-    const bubbleId = String(found.thing._id);
-    const owner = found.thing[keyField];
+    const bubbleId = String(holder._id);
+    const owner = holder[keyField];
     if (owner === item.key) return { kind: "complete", bubbleId };
     if (owner !== undefined && owner !== null && owner !== "") {
       return permanent(
@@ -397,9 +425,18 @@ export class Run {
       );
     }
     // A user made in Bubble itself: adopt it, with this row's fields and key.
-    const linked = await this.bubble.modify(bubbleId, item.fields);
+    const linked = await this.bubble.modify(bubbleId, this.modifiable(item.fields));
     if (!linked.ok) return failedWith(linked, `linking the existing Bubble user ${bubbleId}`);
     return { kind: "complete", bubbleId };
+  }
+
+  /**
+   * The fields a modify sends: a user's email and password are left out unless configured, since Bubble does
+   * not document that a modify may change them (a refused modify would fail every UPDATE of a user).
+   */
+  private modifiable(fields: Record<string, unknown>): Record<string, unknown> {
+    if (this.config.dataType !== "user" || this.config.modifyUserCredentials) return fields;
+    return Object.fromEntries(Object.entries(fields).filter(([name]) => !USER_CREDENTIALS.includes(name)));
   }
 
   /** Modifies the thing the row names by bubble_id, else the one carrying the row's key. */
@@ -417,7 +454,7 @@ export class Run {
       }
       bubbleId = String(found.thing._id);
     }
-    const modified = await this.bubble.modify(bubbleId, item.fields);
+    const modified = await this.bubble.modify(bubbleId, this.modifiable(item.fields));
     return modified.ok ? { kind: "complete", bubbleId } : failedWith(modified, `modifying ${bubbleId}`);
   }
 
@@ -427,8 +464,18 @@ export class Run {
    * failed as a whole fails every row by its status; an ambiguous one (timeout, lost connection, missing lines)
    * is retried, and the retry looks each row up before creating it.
    */
-  private async syncBulk(items: Prepared[], pool: WorkPool, startBy: number): Promise<void> {
-    const answer = await this.bubble.bulkCreate(items.map((item) => item.fields));
+  private async syncBulk(items: Prepared[], pool: WorkPool, startBy: number, bulkEnd: number): Promise<void> {
+    const timeoutMs = this.bulkTimeoutMs(bulkEnd);
+    if (timeoutMs < items.length * BULK_MS_PER_LINE) {
+      // Its turn came too late for Bubble to finish these lines in time: they go back, no attempt used, and
+      // the run stops claiming (another claim now would meet the same end).
+      this.cutShort ??= "time_budget";
+      const error =
+        "time budget: not sent, too little of the run's time left for Bubble to finish the bulk call";
+      await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, 0))));
+      return;
+    }
+    const answer = await this.bubble.bulkCreate(items.map((item) => item.fields), timeoutMs);
     if (!answer.ok) {
       if (answer.status === 400 || answer.status === 413) {
         // One bad line may sink the whole call: try each row alone to find it.
@@ -457,6 +504,11 @@ export class Run {
       pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
       return Promise.resolve();
     }));
+  }
+
+  /** How long a bulk call sent now may take: bubbleBulkTimeoutSeconds, or less if the run must end sooner. */
+  private bulkTimeoutMs(bulkEnd: number): number {
+    return Math.max(0, Math.min(this.config.bulkTimeoutMs, bulkEnd - this.now()));
   }
 
   /** Stops sending until the pause ends; the run then stops claiming and says why (stopped_by). */

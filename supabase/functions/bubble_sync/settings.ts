@@ -10,6 +10,8 @@ export const SETTINGS = {
   BUBBLE_DATA_TYPE: { key: "bubbleDataType", default: "user" },
   BUBBLE_EXTERNAL_KEY_FIELD: { key: "bubbleExternalKeyField", default: "supabase_id" },
   BUBBLE_BULK_CREATE: { key: "bubbleBulkCreate", default: false },
+  BUBBLE_BULK_TIMEOUT_SECONDS: { key: "bubbleBulkTimeoutSeconds", default: 240, least: 1 },
+  BUBBLE_MODIFY_USER_CREDENTIALS: { key: "bubbleModifyUserCredentials", default: false },
   BUBBLE_SETTLE_SECONDS: { key: "bubbleSettleSeconds", default: 300, least: 0 },
   BUBBLE_SYNC_BATCH_SIZE: { key: "batchSize", default: 50, least: 1 },
   BUBBLE_SYNC_CONCURRENCY: { key: "concurrency", default: 5, least: 1 },

@@ -894,7 +894,91 @@ Deno.test("USED_EMAIL by a user that belongs to another record fails permanently
   assertEquals(s.bubble.things.size, 1);
 });
 
+// Bubble documents the code USED_EMAIL but not the status or the body; the email lookup settles it each way.
+for (
+  const [name, refusal] of [
+    [
+      "400 with the code in the message",
+      () => bubbleError(400, "INVALID_DATA", "USED_EMAIL: already exists"),
+    ],
+    ["400 in other words", () => bubbleError(400, "INVALID_DATA", "This email is already taken")],
+    ["409", () => bubbleError(409, "CONFLICT", "conflict")],
+    ["400 with no JSON body", () => new Response("Bad Request", { status: 400 })],
+  ] as [string, () => Response][]
+) {
+  Deno.test(`a used email refused as ${name} links the user Bubble already has`, async () => {
+    const s = setup();
+    // a real user: the email under authentication.email.email (manual; captured responses)
+    const theirs = s.bubble.insert({
+      authentication: { email: { email: "A@example.com" } },
+      first_name: "Old",
+    });
+    s.queue.add({ record_id: "a", payload: { email: "a@example.com", first_name: "Ada" } });
+    s.bubble.fault("POST", refusal, 1);
+    s.bubble.fault("GET", () => Response.json({ response: { results: [s.bubble.things.get(theirs)] } }), 1);
+    const summary = await runWait(s);
+    assertEquals(summary.completed, 1);
+    assertEquals(s.queue.byRecord("a").bubble_id, theirs);
+    assertEquals(s.bubble.things.get(theirs)!.supabase_id, "profiles:a");
+    assertEquals(s.bubble.things.size, 1);
+  });
+}
+
+Deno.test("a refusal that is not about the email keeps its message when no user has the email", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a", payload: { email: "a@example.com", nickname: "x" } });
+  s.bubble.fault("POST", () => bubbleError(400, "INVALID_DATA", "Unrecognized field: nickname"), 1);
+  const summary = await runWait(s);
+  assertEquals(summary.permanently_failed, 1);
+  assertMatch(
+    s.queue.byRecord("a").error_message!,
+    /^Bubble answered 400 INVALID_DATA: Unrecognized field: nickname$/,
+  );
+  assertEquals(s.bubble.requests.map((r) => r.method), ["POST", "GET"]);
+});
+
+Deno.test("a search that ignores the email constraint does not link someone else", async () => {
+  const s = setup();
+  s.bubble.insert({ authentication: { email: { email: "other@example.com" } } });
+  s.queue.add({ record_id: "a", payload: { email: "a@example.com" } });
+  s.bubble.fault("POST", () => bubbleError(400, "USED_EMAIL", "taken"), 1);
+  s.bubble.fault("GET", () => Response.json({ response: { results: [...s.bubble.things.values()] } }), 1);
+  const summary = await runWait(s);
+  assertEquals(summary.failed, 1);
+  assertMatch(s.queue.byRecord("a").error_message!, /no user with that email was found; retrying/);
+  assertEquals(s.bubble.count("PATCH"), 0);
+});
+
+Deno.test("a 401 with Bubble's own body is described by its translation", async () => {
+  const s = setup();
+  s.queue.add({ record_id: "a" });
+  s.bubble.fault(
+    "POST",
+    () =>
+      Response.json({ error_class: "Unauthorized", args: {}, message: null, translation: "Bad token" }, {
+        status: 401,
+      }),
+    1,
+  );
+  await runWait(s);
+  assertMatch(s.queue.byRecord("a").error_message!, /Bubble answered 401: Unauthorized: Bad token/);
+});
+
 // --- UPDATE -----------------------------------------------------------------------------------------------------
+
+for (const [setting, sent] of [[undefined, false], ["true", true]] as [string | undefined, boolean][]) {
+  Deno.test(`UPDATE of a user ${sent ? "sends" : "leaves out"} email and password (BUBBLE_MODIFY_USER_CREDENTIALS=${setting})`, async () => {
+    const s = setup({ BUBBLE_MODIFY_USER_CREDENTIALS: setting });
+    const id = s.bubble.insert({ supabase_id: "profiles:a" });
+    const payload = { email: "new@example.com", password: "pw-123456", first_name: "Grace" };
+    s.queue.add({ record_id: "a", operation: "UPDATE", bubble_id: id, payload });
+    await runWait(s);
+    const body = JSON.parse(s.bubble.requests[0].body);
+    assertEquals(body.first_name, "Grace");
+    assertEquals("email" in body && "password" in body, sent);
+    assertEquals("email" in body || "password" in body, sent);
+  });
+}
 
 Deno.test("UPDATE with a bubble_id modifies that thing directly", async () => {
   const s = setup();
@@ -1038,11 +1122,13 @@ Deno.test("bulk: a failed call fails every row by its status; 429 defers them al
       [hang, { failed: 2, deferred: 0 }, 300],
     ] as [Override, Record<string, number>, number | null][]
   ) {
-    const s = setup({ BUBBLE_BULK_CREATE: "true" });
+    // a bulk call has its own timeout (BUBBLE_BULK_TIMEOUT_SECONDS), not the single request's
+    const s = setup({ BUBBLE_BULK_CREATE: "true", BUBBLE_BULK_TIMEOUT_SECONDS: "1" });
     for (const id of ["a", "b"]) s.queue.add({ record_id: id });
     s.bubble.fault("POST", answer, 1, "/bulk");
     const summary = await runWait(s);
     assertEquals(pick(summary, "failed", "deferred"), expected);
+    if (answer === hang) assertMatch(s.queue.fails[0].error, /did not answer the bulk create within 1000 ms/);
     assertEquals(s.bubble.requests.length, 1);
     assertEquals(s.queue.fails.map((f) => f.retryAfterSeconds), [wait, wait]);
   }
@@ -1055,6 +1141,50 @@ Deno.test("bulk: a 400 for the whole call sends each row alone", async () => {
   const summary = await runWait(s);
   assertEquals(summary.completed, 2);
   assertEquals(s.bubble.count("POST", "/user"), 2);
+});
+
+Deno.test("bulk: a call carries no more lines than Bubble can finish within its timeout", async () => {
+  // manual: up to 4 minutes for 1,000 lines, so 240 ms a line: a 1 s timeout fits 4 lines
+  const s = setup({ BUBBLE_BULK_CREATE: "true", BUBBLE_BULK_TIMEOUT_SECONDS: "1" });
+  for (let i = 0; i < 10; i++) s.queue.add({ record_id: `r${i}` });
+  const summary = await runWait(s);
+  assertEquals(summary.completed, 10);
+  const sizes = s.bubble.requests.filter((r) => r.path.endsWith("/bulk")).map((r) =>
+    r.body.split("\n").length
+  );
+  assertEquals(sizes, [4, 4, 2]);
+});
+
+Deno.test("bulk: the time budget bounds a bulk call's timeout and its size", async () => {
+  // 2 s of budget left: a call of at most 8 lines, given at most 2 s, though the bulk timeout is 240 s
+  const s = setup({ BUBBLE_BULK_CREATE: "true", BUBBLE_SYNC_TIME_BUDGET_MS: "2000" });
+  for (let i = 0; i < 10; i++) s.queue.add({ record_id: `r${i}` });
+  s.bubble.fault("POST", hang, 1, "/bulk");
+  await runWait(s);
+  const first = s.bubble.requests.find((r) => r.path.endsWith("/bulk"))!;
+  assertEquals(first.body.split("\n").length, 8);
+  assertMatch(s.queue.fails[0].error, /within (1\d{3}|2000) ms/);
+});
+
+Deno.test("bulk: one error line for a whole call is a failure of the call, retried after the settle window", async () => {
+  // manual: a capacity or system failure gives one error, no per-line results
+  const s = setup({ BUBBLE_BULK_CREATE: "true" });
+  for (const id of ["a", "b", "c"]) s.queue.add({ record_id: id });
+  s.bubble.fault(
+    "POST",
+    () =>
+      new Response(JSON.stringify({ status: "error", message: "capacity exceeded" }), {
+        status: 200,
+        headers: { "content-type": "text/plain" },
+      }),
+    1,
+    "/bulk",
+  );
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "failed"), { completed: 0, failed: 3 });
+  assertEquals(s.bubble.count("POST", "/user"), 0, "no line was sent alone as if it alone had been refused");
+  assertMatch(s.queue.fails[0].error, /failed the bulk create of 3 lines as a whole: capacity exceeded/);
+  assertEquals(s.queue.fails.map((f) => f.retryAfterSeconds), [300, 300, 300]);
 });
 
 Deno.test("bulk: retried rows and a lone create do not use the bulk endpoint", async () => {
