@@ -34,7 +34,7 @@ from devstack.functions import runtime_env, start_functions_host, stop_process
 from devstack.pgnet_worker import NetWorker
 from devstack.stack import BUBBLE_DOUBLE_PREFIX, FUNCTIONS_DIR, LOCAL_STACK
 from devstack.stack_sql import apply_stack_sql
-from tests.function_support import function_settings
+from tests.function_support import HEALTHY_BUBBLE, function_settings
 from tests.queue_support import EMPTY_GATE
 
 PROCESS = "process_queue_data_api"
@@ -404,7 +404,7 @@ class FaultRig:
 
     def reset(self) -> None:
         """An empty signup table, queue and Bubble, with no latency, rate limit or fault."""
-        self.bubble.configure(latency_ms=0, latency_jitter_ms=0, rate_limit_per_minute=0, faults=[])
+        self.bubble.configure(**HEALTHY_BUBBLE)
         with self.connect() as conn:
             conn.execute("truncate public.profiles, public.sync_queue restart identity")
             conn.execute(

@@ -15,6 +15,19 @@ from devstack.functions import runtime_env, start_functions_host, stop_process
 from tests.conftest import Database
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "functions"
+# A fast, healthy Bubble answering the way the double answers by default: a test that chose another answer
+# (a used-email wording, a Retry-After form) must not hand it to the next test.
+HEALTHY_BUBBLE: dict[str, object] = {
+    "latency_ms": 0,
+    "latency_jitter_ms": 0,
+    "rate_limit_per_minute": 0,
+    "faults": [],
+    "bulk_ms_per_line": 0,
+    "used_email_answer": "code",
+    "user_email_search": "builtin",
+    "user_email_patch": "refuse",
+    "retry_after": "seconds",
+}
 
 
 def function_settings(bubble_base_url: str, bubble_token: str, **overrides: str | None) -> dict[str, str]:

@@ -57,6 +57,7 @@ from tests.bad_input_support import (
     start_host,
 )
 from tests.conftest import Database, fresh_database
+from tests.function_support import HEALTHY_BUBBLE
 from tests.queue_support import EMPTY_GATE
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -122,9 +123,7 @@ def host(
 def conn(database: Database, bubble: BubbleDouble) -> Iterator[Conn]:
     """An empty queue and an empty, healthy Bubble that accepts our token."""
     bubble.reset()
-    bubble.configure(
-        token=BUBBLE_TOKEN, latency_ms=0, latency_jitter_ms=0, rate_limit_per_minute=0, faults=[]
-    )
+    bubble.configure(token=BUBBLE_TOKEN, **HEALTHY_BUBBLE)
     with psycopg.connect(database.dsn, autocommit=True, row_factory=dict_row) as c:
         c.execute("truncate public.sync_queue restart identity")
         c.execute(EMPTY_GATE)

@@ -182,7 +182,7 @@ def test_a_new_queue_row_reaches_the_edge_function_through_pg_net(
         # Bubble creates no user without an email (manual, "Creating users"), and neither does its double
         conn.execute(
             "select bubble_sync.enqueue('profiles', 'devstack-probe', 'INSERT',"
-            " '{\"email\": \"devstack-probe@example.com\"}'::jsonb)"
+            ' \'{"email": "devstack-probe@example.com"}\'::jsonb)'
         )
         deadline = time.monotonic() + 10
         row = synced = None
