@@ -1,0 +1,535 @@
+"""`python -m components preflight`: each check passing on a Supabase-shaped database and the Management API
+double, and failing the way a user's project can make it fail, with the output's shape, the exit codes, and
+no secret in any output (text and JSON) of any failing run.
+
+The database checks run against real PostgreSQL 15 with the real pg_cron and the devstack's pg_net and Vault
+doubles: `cron_db` (the cluster's `postgres` database, where pg_cron is installed and runs jobs; preflight
+only reads it) or a fresh copy of the Supabase-shaped template (`db`, where pg_cron is not installed and
+`postgres` may not create it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import psycopg
+import pytest
+
+from components import preflight
+from components.preflight import database
+from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped
+from devstack.cluster import Cluster, free_port
+from tests.conftest import Database
+
+STACK = "pf"
+REF = "abcdefghijklmnopqrst"
+TOKEN = "sbp_preflight_TOKEN_9f3a7c"
+ENCRYPTED = {"secure": "v1:AAAAAAAAAAAAAAAA:not-readable-here"}
+DB_CHECKS = (
+    "database.connection",
+    "database.server_version",
+    "database.pg_cron",
+    "database.pg_cron_database",
+    "database.pg_net",
+    "database.vault",
+)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+
+def _password(dsn: str) -> str:
+    password = urlsplit(dsn).password
+    assert password
+    return password
+
+
+def _stack(tmp_path: Path, db: Database | None = None, **config: Any) -> Path:
+    """Pulumi.pf.yaml as a user writes it: the connection of `db` (its password encrypted), every required
+    secret encrypted, the Edge Function deploy off unless `config` says otherwise."""
+    values: dict[str, Any] = {
+        "projectRef": REF,
+        "serviceRoleKey": ENCRYPTED,
+        "bubbleBaseUrl": "https://example.bubbleapps.io/version-test/api/1.1",
+        "bubbleApiToken": ENCRYPTED,
+        "deployEdgeFunction": False,
+    }
+    if db is not None:
+        parts = urlsplit(db.dsn)
+        values.update(
+            dbHost=parts.hostname,
+            dbPort=parts.port,
+            dbName=parts.path.lstrip("/"),
+            dbSslMode="disable",
+            dbPassword=ENCRYPTED,
+        )
+    values.update(config)
+    lines = ["config:"]
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            lines += [f"  bubble-sync:{key}:", f"    secure: {value['secure']}"]
+        else:
+            lines.append(f"  bubble-sync:{key}: {json.dumps(value)}")
+    (tmp_path / f"Pulumi.{STACK}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def _env(db: Database | None = None, **extra: str) -> dict[str, str]:
+    """The environment a user gives preflight: the database password, and a token it must never print."""
+    env = {"SUPABASE_ACCESS_TOKEN": TOKEN}
+    if db is not None:
+        env["PGPASSWORD"] = _password(db.dsn)
+    env.update(extra)
+    return {k: v for k, v in env.items() if v}
+
+
+class Run:
+    """One preflight run, in both formats: exit code, text output, the JSON document's checks by id."""
+
+    def __init__(self, project: Path, env: Mapping[str, str], **kwargs: Any) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        self.code = preflight.run_preflight(
+            STACK, project_dir=project, environ=env, out=out, err=err, **kwargs
+        )
+        self.text, self.err = out.getvalue(), err.getvalue()
+        out, err = io.StringIO(), io.StringIO()
+        json_code = preflight.run_preflight(
+            STACK, project_dir=project, environ=env, as_json=True, out=out, err=err, **kwargs
+        )
+        assert json_code == self.code
+        self.json_text = out.getvalue()
+        self.document = json.loads(self.json_text)
+        self.checks = {c["id"]: c for c in self.document["checks"]}
+
+    def status(self, check: str) -> str:
+        return self.checks[check]["status"]
+
+    def line(self, check: str) -> str:
+        title = self.checks[check]["title"]
+        (found,) = [line for line in self.text.splitlines() if line[2:].startswith(title)]
+        return found
+
+    def assert_never_shows(self, *secrets: str) -> None:
+        everything = self.text + self.err + self.json_text
+        for secret in secrets:
+            assert secret and secret not in everything, f"a secret is printed: {everything}"
+            assert quote(secret, safe="") not in everything
+
+
+def _db_only(project: Path, env: Mapping[str, str]) -> Run:
+    return Run(project, env, groups=(database,))
+
+
+def _admin(db: Database, sql: str) -> None:
+    with db.connect_admin() as conn:
+        conn.execute(sql)
+
+
+# -- the whole command ---------------------------------------------------------------------------------------
+
+
+def test_every_check_passes_on_a_supabase_shaped_database(cron_db: Database, tmp_path: Path) -> None:
+    run = Run(_stack(tmp_path, cron_db), _env(cron_db))
+
+    assert run.code == 0, run.text
+    assert run.document["ok"] is True and run.document["exit_code"] == 0
+    assert [c["id"] for c in run.document["checks"]] == list(DB_CHECKS)
+    for check in DB_CHECKS:
+        assert run.status(check) == "ok", run.checks[check]
+    assert {c["group"] for c in run.document["checks"]} == {"database"}
+    assert set(run.document["checks"][0]) == {"id", "group", "title", "status", "detail", "fix"}
+
+    lines = run.text.splitlines()
+    assert len(lines) == len(DB_CHECKS) + 1  # one per check, then the summary
+    assert all(line.startswith("✓ ") for line in lines[:-1]), run.text
+    assert lines[-1] == f"preflight of stack {STACK}: 6 ok, 0 failed, 0 warnings, 0 skipped (exit 0)"
+    port = urlsplit(cron_db.dsn).port
+    assert run.line("database.connection") == (
+        f"✓ database reachable (postgres@127.0.0.1:{port}/postgres, sslmode disable): "
+        "as postgres, database postgres"
+    )
+    assert "pg_cron 1.4" in run.checks["database.pg_cron"]["detail"]
+    assert run.checks["database.pg_cron_database"]["detail"] == "cron.database_name is postgres"
+    run.assert_never_shows(TOKEN, _password(cron_db.dsn))
+
+
+# -- the stack config: exit 2 --------------------------------------------------------------------------------
+
+
+def _config_error(project: Path, *, as_json: bool = False) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = preflight.run_preflight(
+        STACK, project_dir=project, environ=_env(), as_json=as_json, out=out, err=err
+    )
+    assert code == preflight.EXIT_CONFIG == 2
+    return out.getvalue(), err.getvalue()
+
+
+def test_an_invalid_stack_exits_2_naming_each_key_and_runs_no_check(tmp_path: Path) -> None:
+    project = _stack(tmp_path, dbHost="127.0.0.1", dbPassword="Plain-Text-Pass-77", dispatchMode="sometimes")
+    out, err = _config_error(project)
+    assert out == ""
+    assert "bubble-sync:dbPassword: is stored in plain text but is a secret" in err
+    assert "bubble-sync:dispatchMode: must be one of immediate | cron" in err
+    assert "no check ran (exit 2)" in err
+    assert "Plain-Text-Pass-77" not in err
+
+    out, err = _config_error(project, as_json=True)
+    document = json.loads(out)
+    assert document["ok"] is False and document["exit_code"] == 2 and document["checks"] == []
+    assert {p["key"] for p in document["config_problems"]} == {"dbPassword", "dispatchMode"}
+    assert "Plain-Text-Pass-77" not in out + err
+
+    _out, err = _config_error(_stack(tmp_path, batchSzie=10))
+    assert "bubble-sync:batchSzie: unknown key in Pulumi.pf.yaml (did you mean batchSize?)" in err
+
+
+def test_a_stack_missing_a_required_key_exits_2(tmp_path: Path) -> None:
+    """render-sql needs neither the project ref nor the secrets; pulumi up (and so preflight) does."""
+    _out, err = _config_error(_stack(tmp_path, projectRef=None, serviceRoleKey=None))
+    assert "bubble-sync:projectRef: is required" in err and "`pulumi config set projectRef <value>`" in err
+    assert "bubble-sync:serviceRoleKey: is required" in err
+    assert "`pulumi config set --secret serviceRoleKey <value>`" in err
+
+
+def test_no_stack_file_or_broken_yaml_exits_2(tmp_path: Path) -> None:
+    err = io.StringIO()
+    assert preflight.run_preflight("nope", project_dir=tmp_path, environ={}, out=io.StringIO(), err=err) == 2
+    assert "no stack file" in err.getvalue() and "(stacks here: none)" in err.getvalue()
+
+    (tmp_path / "Pulumi.pf.yaml").write_text("config:\n  bubble-sync:dbPassword: [Secret-In-Yaml\n")
+    err = io.StringIO()
+    assert preflight.run_preflight(STACK, project_dir=tmp_path, environ={}, out=io.StringIO(), err=err) == 2
+    assert "Pulumi.pf.yaml is not valid YAML" in err.getvalue() and "Secret-In-Yaml" not in err.getvalue()
+
+
+# -- the frame -----------------------------------------------------------------------------------------------
+
+
+def _group(name: str, body: Any) -> Any:
+    return SimpleNamespace(GROUP=name, checks=body)
+
+
+def test_a_group_that_raises_is_one_failed_check_and_the_next_group_still_runs(tmp_path: Path) -> None:
+    seen: list[bool] = []
+
+    def broken(ctx: Context) -> Iterator[CheckResult]:
+        yield ok("broken.first", "first")
+        raise RuntimeError(f"boom with postgresql://u:{TOKEN}@h/db and {TOKEN}")
+
+    def later(ctx: Context) -> Iterator[CheckResult]:
+        seen.append(ctx.write_probe)
+        assert ctx.result("broken.first") is not None  # an earlier group's results are visible
+        yield skipped("later.x", "x", "nothing to do")
+
+    project = _stack(tmp_path)
+    run = Run(project, _env(), groups=(_group("broken", broken), _group("later", later)), write_probe=True)
+    assert run.code == 1
+    assert [c["id"] for c in run.document["checks"]] == ["broken.first", "broken.error", "later.x"]
+    error = run.checks["broken.error"]
+    assert (
+        error["status"] == "failed"
+        and "RuntimeError: boom with postgresql://u:***@h/db and ***" in error["detail"]
+    )
+    assert "bug in preflight" in error["fix"]
+    assert seen == [True, True]  # --write-probe reaches every group, in both runs
+    run.assert_never_shows(TOKEN)
+
+
+def test_a_check_id_outside_its_group_is_reported_as_a_bug(tmp_path: Path) -> None:
+    def stray(ctx: Context) -> Iterator[CheckResult]:
+        yield ok("other.thing", "thing")
+
+    run = Run(_stack(tmp_path), _env(), groups=(_group("mine", stray),))
+    assert [c["id"] for c in run.document["checks"]] == ["mine.error"]
+    assert "outside its group" in run.checks["mine.error"]["detail"]
+
+
+def test_output_lines_and_exit_codes() -> None:
+    results = [
+        ok("g.a", "A", "found"),
+        failed("g.b", "B", "is wrong", "do this"),
+        CheckResult("g.c", "C", Status.WARNING, "careful", "maybe that"),
+        skipped("g.d", "D", "B failed"),
+        ok("g.e", "E"),
+    ]
+    results = [CheckResult(r.id, r.title, r.status, r.detail, r.fix, "g") for r in results]
+    text = preflight.report.render_text(results, stack="s")
+    assert text.splitlines() == [
+        "✓ A: found",
+        "✗ B: is wrong — fix: do this",
+        "! C: careful — fix: maybe that",
+        "- D: skipped (B failed)",
+        "✓ E",
+        "preflight of stack s: 2 ok, 1 failed, 1 warnings, 1 skipped (exit 1)",
+    ]
+    assert preflight.report.exit_code(results) == 1
+    assert preflight.report.exit_code([r for r in results if r.status is not Status.FAILED]) == 0
+    document = json.loads(preflight.report.render_json(results, stack="s"))
+    assert document["ok"] is False
+    assert document["checks"][2] == {
+        "id": "g.c", "group": "g", "title": "C", "status": "warning", "detail": "careful",
+        "fix": "maybe that",
+    }  # fmt: skip
+
+
+def test_redaction(tmp_path: Path) -> None:
+    ctx = preflight.stack.load_context(
+        STACK,
+        _stack(tmp_path),
+        environ={"PGPASSWORD": "p@ss word", "BUBBLE_SYNC_DATABASE_URL": "postgresql://u:Url-Pass-1@h/db"},
+    )
+    ctx.add_secret("registered-secret")
+    text = (
+        "a postgresql://someone:other-pass@host:5432/db?sslmode=require b host=h password=dsn-pass c "
+        "p@ss word p%40ss%20word Url-Pass-1 registered-secret"
+    )
+    shown = ctx.redact(text)
+    for secret in ("other-pass", "dsn-pass", "p@ss word", "p%40ss%20word", "Url-Pass-1", "registered-secret"):
+        assert secret not in shown
+    assert "postgresql://someone:***@host:5432/db?sslmode=require" in shown and "password=***" in shown
+
+
+# -- the database --------------------------------------------------------------------------------------------
+
+
+def test_a_wrong_password_fails_the_connection_and_skips_the_rest(db: Database, tmp_path: Path) -> None:
+    run = _db_only(_stack(tmp_path, db), _env(db, PGPASSWORD="Wrong-Pass-4b1d"))
+    assert run.code == 1
+    connection = run.checks["database.connection"]
+    assert connection["status"] == "failed" and "password authentication failed" in connection["detail"]
+    assert "check dbUser and the password" in connection["fix"]
+    for key in ("dbHost", "dbPort", "dbUser", "dbPassword", "databaseUrl", "session pooler"):
+        assert key in connection["fix"]
+    assert f"user postgres.{REF}" in connection["fix"]
+    for check in DB_CHECKS[1:]:
+        assert (
+            run.status(check) == "skipped" and run.checks[check]["detail"] == "the database cannot be reached"
+        )
+    assert (
+        run.line("database.pg_cron")
+        == "- pg_cron installed or installable: skipped (the database cannot be reached)"
+    )
+    run.assert_never_shows("Wrong-Pass-4b1d", _password(db.dsn), TOKEN)
+
+
+def test_a_closed_port_fails_the_connection_naming_host_port_and_the_pooler(
+    db: Database, tmp_path: Path
+) -> None:
+    port = free_port()
+    run = _db_only(_stack(tmp_path, db, dbPort=port), _env(db))
+    connection = run.checks["database.connection"]
+    assert run.code == 1 and connection["status"] == "failed"
+    assert f"127.0.0.1:{port}" in connection["title"] and "refused" in connection["detail"].lower()
+    assert connection["fix"].startswith("check dbHost and dbPort (or databaseUrl)")
+    assert "aws-0-<region>.pooler.supabase.com, port 5432" in connection["fix"]
+    assert (
+        run.line("database.connection").startswith("✗ database reachable (")
+        and " — fix: check dbHost" in run.text
+    )
+    run.assert_never_shows(_password(db.dsn), TOKEN)
+
+
+def test_without_the_password_preflight_says_how_to_give_it(db: Database, tmp_path: Path) -> None:
+    run = _db_only(_stack(tmp_path, db), _env())
+    connection = run.checks["database.connection"]
+    assert run.code == 1 and connection["status"] == "failed"
+    assert 'PGPASSWORD="$(pulumi config get dbPassword --stack pf)"' in connection["detail"]
+    assert all(run.status(c) == "skipped" for c in DB_CHECKS[1:])
+    run.assert_never_shows(TOKEN)
+
+
+def test_a_database_where_postgres_cannot_create_pg_cron(db: Database, tmp_path: Path) -> None:
+    """The template copy: pg_cron is on the server but not here, `postgres` is no superuser and pg_cron is not
+    trusted, and nothing like supautils lists it. pg_net and Vault are installed as on Supabase."""
+    run = _db_only(_stack(tmp_path, db), _env(db))
+    assert run.code == 1
+    cron = run.checks["database.pg_cron"]
+    assert cron["status"] == "failed"
+    assert cron["detail"] == (
+        "pg_cron is not installed, and postgres cannot create it: it is not a superuser, and the extension "
+        "is neither trusted nor in supautils.privileged_extensions"
+    )
+    assert cron["fix"] == (
+        "enable pg_cron in the Supabase dashboard (Database > Extensions) and set manageExtensions to false"
+    )
+    assert run.status("database.pg_cron_database") == "skipped"
+    assert run.checks["database.pg_cron_database"]["detail"] == "pg_cron is not usable here; see above"
+    assert (
+        run.status("database.pg_net") == "ok"
+        and "pg_net 0.20.4 in schema extensions" in run.checks["database.pg_net"]["detail"]
+    )
+    assert run.status("database.vault") == "ok"
+    assert run.status("database.connection") == "ok" and run.status("database.server_version") == "ok"
+    run.assert_never_shows(_password(db.dsn), TOKEN)
+
+
+def test_pg_cron_installable_through_supautils_but_jobs_would_run_elsewhere(
+    db: Database, tmp_path: Path
+) -> None:
+    """supautils' list makes pg_cron creatable by postgres, as on Supabase; but cron.database_name is
+    `postgres`, not this database, so its jobs would never run here."""
+    _admin(db, f"alter database \"{db.name}\" set supautils.privileged_extensions = 'pg_cron, pg_net'")
+    run = _db_only(_stack(tmp_path, db), _env(db))
+    cron = run.checks["database.pg_cron"]
+    assert cron["status"] == "ok"
+    assert cron["detail"] == (
+        "not installed yet; pulumi up will create it "
+        "(supautils.privileged_extensions lets postgres create it)"
+    )
+    where = run.checks["database.pg_cron_database"]
+    assert where["status"] == "failed" and run.code == 1
+    assert where["detail"] == (
+        "pg_cron runs jobs only in database postgres (cron.database_name), "
+        f"and this stack connects to {db.name}"
+    )
+    assert where["fix"].startswith("set dbName to postgres")
+    run.assert_never_shows(_password(db.dsn), TOKEN)
+
+
+def test_pg_cron_database_unreadable_is_a_warning(cluster: Cluster, db: Database, tmp_path: Path) -> None:
+    """A role without pg_read_all_settings may not read cron.database_name: a warning, not a failure."""
+    role, password = f"pf_{uuid.uuid4().hex[:8]}", "Role-Pass-5e2"
+    cluster.psql(f"create role {role} login password '{password}'")
+    try:
+        _admin(db, f'grant create on database "{db.name}" to {role}')
+        _admin(db, f"alter database \"{db.name}\" set supautils.privileged_extensions = 'pg_cron'")
+        run = _db_only(_stack(tmp_path, db, dbUser=role), _env(db, PGPASSWORD=password))
+        where = run.checks["database.pg_cron_database"]
+        assert run.status("database.pg_cron") == "ok", run.checks["database.pg_cron"]
+        assert where["status"] == "warning" and "needs pg_read_all_settings" in where["detail"]
+        assert run.line("database.pg_cron_database").startswith("! pg_cron runs jobs in this database: ")
+        run.assert_never_shows(password, TOKEN)
+    finally:
+        _admin(db, f'revoke all on database "{db.name}" from {role}')
+        cluster.psql(f"drop role {role}")
+
+
+def test_a_role_without_privileges(cluster: Cluster, db: Database, tmp_path: Path) -> None:
+    role, password = f"pf_{uuid.uuid4().hex[:8]}", "Role-Pass-7c4"
+    cluster.psql(f"create role {role} login password '{password}'")
+    try:
+        _admin(db, f'revoke create on database "{db.name}" from public')
+        run = _db_only(_stack(tmp_path, db, dbUser=role), _env(db, PGPASSWORD=password))
+        assert run.code == 1 and run.status("database.connection") == "ok"
+        assert run.checks["database.connection"]["detail"] == f"as {role}, database {db.name}"
+        cron = run.checks["database.pg_cron"]
+        assert cron["status"] == "failed" and "it has no CREATE privilege on the database" in cron["detail"]
+        assert cron["fix"].endswith("; or connect as postgres (dbUser), whom Supabase lets create it")
+        vault = run.checks["database.vault"]
+        assert vault["status"] == "failed"
+        assert vault["detail"] == (
+            f"{role} lacks USAGE on schema vault, EXECUTE on vault.create_secret, EXECUTE on "
+            "vault.update_secret, SELECT on vault.decrypted_secrets, SELECT on vault.secrets, DELETE on "
+            "vault.secrets"
+        )
+        assert vault["fix"].startswith("connect as postgres (dbUser; postgres.<projectRef> on the pooler)")
+        run.assert_never_shows(password, _password(db.dsn), TOKEN)
+    finally:
+        cluster.psql(f"drop role {role}")
+
+
+def test_pg_net_missing_is_created_by_a_managing_stack_and_refused_by_one_that_is_not(
+    db: Database, tmp_path: Path
+) -> None:
+    _admin(db, "drop extension pg_net cascade")
+    run = _db_only(_stack(tmp_path, db), _env(db))
+    net = run.checks["database.pg_net"]
+    assert net["status"] == "ok"
+    assert net["detail"] == (
+        "not installed yet; pulumi up will create it (it is a trusted extension and postgres may create in "
+        "this database)"
+    )
+    with db.connect() as conn:  # read-only: judged installable, not installed
+        assert conn.execute("select count(*) from pg_extension where extname = 'pg_net'").fetchone() == (0,)
+
+    run = _db_only(_stack(tmp_path, db, manageExtensions=False), _env(db))
+    net = run.checks["database.pg_net"]
+    assert net["status"] == "failed" and run.code == 1
+    assert "not enabled in this database, and manageExtensions is false" in net["detail"]
+    assert net["fix"] == (
+        "enable pg_net in the Supabase dashboard (Database > Extensions), or set manageExtensions to true so "
+        "that pulumi up creates it"
+    )
+    run.assert_never_shows(_password(db.dsn), TOKEN)
+
+
+def test_pg_net_installed_but_not_callable(db: Database, tmp_path: Path) -> None:
+    _admin(
+        db,
+        "revoke execute on function net.http_post(text, jsonb, jsonb, jsonb, integer) from public, postgres",
+    )
+    run = _db_only(_stack(tmp_path, db), _env(db))
+    net = run.checks["database.pg_net"]
+    assert net["status"] == "failed"
+    assert net["detail"] == (
+        "pg_net 0.20.4 in schema extensions is installed, but postgres lacks EXECUTE on net.http_post"
+    )
+
+
+def test_vault_missing_or_unreadable(db: Database, tmp_path: Path) -> None:
+    # postgres inherits service_role's grants (has_table_privilege counts them, as a query would)
+    _admin(db, "revoke select on vault.decrypted_secrets from postgres, service_role")
+    run = _db_only(_stack(tmp_path, db), _env(db))
+    vault = run.checks["database.vault"]
+    assert (
+        vault["status"] == "failed" and vault["detail"] == "postgres lacks SELECT on vault.decrypted_secrets"
+    )
+
+    _admin(db, "drop extension supabase_vault cascade")
+    _admin(db, "drop schema if exists vault cascade")
+    run = _db_only(_stack(tmp_path, db), _env(db))
+    vault = run.checks["database.vault"]
+    assert vault["status"] == "failed" and "Vault (supabase_vault) is not enabled" in vault["detail"]
+    assert "supabase_vault" in vault["fix"]
+    run.assert_never_shows(_password(db.dsn), TOKEN)
+
+
+def test_a_stack_without_a_host_takes_the_url_from_the_environment(cron_db: Database, tmp_path: Path) -> None:
+    """As `status` does: a stack whose connection is a secret databaseUrl (or none) uses
+    $BUBBLE_SYNC_DATABASE_URL whole."""
+    project = _stack(tmp_path, databaseUrl=ENCRYPTED)
+    run = _db_only(project, _env())
+    assert run.code == 1 and "databaseUrl is encrypted" in run.checks["database.connection"]["detail"]
+    run = _db_only(project, _env(BUBBLE_SYNC_DATABASE_URL=cron_db.dsn))
+    assert run.code == 0 and run.status("database.vault") == "ok"
+    run.assert_never_shows(_password(cron_db.dsn), cron_db.dsn, TOKEN)
+
+
+def test_the_session_refuses_writes(db: Database) -> None:
+    """The safety belt under "read-only": whatever a check runs after the session query cannot write."""
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute(database._query("session"))
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("create table preflight_wrote (x int)")
+
+
+def test_judging_extensions_and_versions() -> None:
+    """What the catalogs cannot be made to say on this server: an extension the server lacks, a superuser,
+    an older major version."""
+    server = {"user": "postgres", "superuser": False, "can_create": True, "privileged_extensions": None}
+    missing = database.Extension("pg_net", False, None, None, None, False)
+    assert database.installable_by(server, missing) is None
+    cron = database.Extension("pg_cron", True, "1.6", None, None, False)
+    assert database.installable_by({**server, "superuser": True}, cron) == "postgres is a superuser"
+    assert database.installable_by({**server, "privileged_extensions": "pg_net,pg_cron"}, cron)
+    assert (
+        database.installable_by({**server, "privileged_extensions": "pg_cron", "can_create": False}, cron)
+        is None
+    )
+
+    ctx = SimpleNamespace(config=SimpleNamespace(manage_extensions=True))
+    result = database._extension_check(ctx, None, server, missing, database.PG_NET)  # type: ignore[arg-type]
+    assert result.status is Status.FAILED and "not available on this server" in result.detail
+    old = database._server_version({"version": "14.11", "version_num": 140011})
+    assert old.status is Status.WARNING and "tested on 15" in old.detail
+    assert database._server_version({"version": "17.4", "version_num": 170004}).status is Status.OK
