@@ -5,13 +5,15 @@ no secret in any output (text and JSON) of any failing run.
 The database checks run against real PostgreSQL 15 with the real pg_cron and the devstack's pg_net and Vault
 doubles: `cron_db` (the cluster's `postgres` database, where pg_cron is installed and runs jobs; preflight
 only reads it) or a fresh copy of the Supabase-shaped template (`db`, where pg_cron is not installed and
-`postgres` may not create it).
+`postgres` may not create it). The Management API checks run against tests/management_api_double.py, alone
+(`groups=(management_api,)`), so they do not depend on a database.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -23,10 +25,11 @@ import psycopg
 import pytest
 
 from components import preflight
-from components.preflight import database
+from components.preflight import database, management_api
 from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped
 from devstack.cluster import Cluster, free_port
 from tests.conftest import Database
+from tests.management_api_double import ManagementApiDouble, running_double
 
 STACK = "pf"
 REF = "abcdefghijklmnopqrst"
@@ -39,6 +42,12 @@ DB_CHECKS = (
     "database.pg_cron_database",
     "database.pg_net",
     "database.vault",
+)
+API_CHECKS = (
+    "management_api.token",
+    "management_api.functions",
+    "management_api.secrets",
+    "management_api.write_scopes",
 )
 
 
@@ -129,6 +138,10 @@ def _db_only(project: Path, env: Mapping[str, str]) -> Run:
     return Run(project, env, groups=(database,))
 
 
+def _api_only(project: Path, env: Mapping[str, str], **kwargs: Any) -> Run:
+    return Run(project, env, groups=(management_api,), **kwargs)
+
+
 def _admin(db: Database, sql: str) -> None:
     with db.connect_admin() as conn:
         conn.execute(sql)
@@ -137,21 +150,26 @@ def _admin(db: Database, sql: str) -> None:
 # -- the whole command ---------------------------------------------------------------------------------------
 
 
-def test_every_check_passes_on_a_supabase_shaped_database(cron_db: Database, tmp_path: Path) -> None:
-    run = Run(_stack(tmp_path, cron_db), _env(cron_db))
+def test_every_check_passes_on_a_supabase_shaped_project(cron_db: Database, tmp_path: Path) -> None:
+    with running_double(TOKEN) as double:
+        project = _stack(tmp_path, cron_db, deployEdgeFunction=True, managementApiUrl=double.url)
+        run = Run(project, _env(cron_db))
+        exchanges = list(double.exchanges)
 
     assert run.code == 0, run.text
     assert run.document["ok"] is True and run.document["exit_code"] == 0
-    assert [c["id"] for c in run.document["checks"]] == list(DB_CHECKS)
-    for check in DB_CHECKS:
+    assert [c["id"] for c in run.document["checks"]] == [*DB_CHECKS, *API_CHECKS]
+    for check in (*DB_CHECKS, *API_CHECKS[:-1]):
         assert run.status(check) == "ok", run.checks[check]
-    assert {c["group"] for c in run.document["checks"]} == {"database"}
+    assert run.status("management_api.write_scopes") == "skipped"
+    assert {c["group"] for c in run.document["checks"]} == {"database", "management_api"}
     assert set(run.document["checks"][0]) == {"id", "group", "title", "status", "detail", "fix"}
 
     lines = run.text.splitlines()
-    assert len(lines) == len(DB_CHECKS) + 1  # one per check, then the summary
-    assert all(line.startswith("✓ ") for line in lines[:-1]), run.text
-    assert lines[-1] == f"preflight of stack {STACK}: 6 ok, 0 failed, 0 warnings, 0 skipped (exit 0)"
+    assert len(lines) == len(DB_CHECKS) + len(API_CHECKS) + 1  # one per check, then the summary
+    assert all(line.startswith("✓ ") for line in lines[:9]), run.text
+    assert lines[9].startswith("- Management API write scopes") and ": skipped (" in lines[9]
+    assert lines[-1] == f"preflight of stack {STACK}: 9 ok, 0 failed, 0 warnings, 1 skipped (exit 0)"
     port = urlsplit(cron_db.dsn).port
     assert run.line("database.connection") == (
         f"✓ database reachable (postgres@127.0.0.1:{port}/postgres, sslmode disable): "
@@ -159,7 +177,19 @@ def test_every_check_passes_on_a_supabase_shaped_database(cron_db: Database, tmp
     )
     assert "pg_cron 1.4" in run.checks["database.pg_cron"]["detail"]
     assert run.checks["database.pg_cron_database"]["detail"] == "cron.database_name is postgres"
+    assert "bubble_sync not deployed yet" in run.checks["management_api.functions"]["detail"]
     run.assert_never_shows(TOKEN, _password(cron_db.dsn))
+
+    # Read-only: two GETs per run (text and JSON), each a path of the official spec.
+    assert {(e.method, e.path) for e in exchanges} == {
+        ("GET", f"/v1/projects/{REF}/functions"),
+        ("GET", f"/v1/projects/{REF}/secrets"),
+    }
+    spec = json.loads(
+        (Path(__file__).parent / "contracts" / "supabase-management-api.functions.json").read_text()
+    )
+    for path in ("/v1/projects/{ref}/functions", "/v1/projects/{ref}/secrets"):
+        assert "get" in spec["paths"][path]
 
 
 # -- the stack config: exit 2 --------------------------------------------------------------------------------
@@ -533,3 +563,176 @@ def test_judging_extensions_and_versions() -> None:
     old = database._server_version({"version": "14.11", "version_num": 140011})
     assert old.status is Status.WARNING and "tested on 15" in old.detail
     assert database._server_version({"version": "17.4", "version_num": 170004}).status is Status.OK
+
+
+# -- the Management API --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def double() -> Iterator[ManagementApiDouble]:
+    with running_double(TOKEN) as d:
+        yield d
+
+
+def _api_stack(tmp_path: Path, url: str, **config: Any) -> Path:
+    return _stack(tmp_path, deployEdgeFunction=True, managementApiUrl=url, **config)
+
+
+def _assert_skipped_after(run: Run, check: str, why: str) -> None:
+    later = API_CHECKS[API_CHECKS.index(check) + 1 :]
+    for other in later:
+        assert run.status(other) == "skipped", run.checks[other]
+        assert run.checks[other]["detail"] == why
+
+
+def test_the_api_checks_pass_and_name_our_function(double: ManagementApiDouble, tmp_path: Path) -> None:
+    deployed = [{"id": "f1", "slug": "bubble_sync", "name": "bubble_sync", "status": "ACTIVE", "version": 7,
+                 "created_at": 1, "updated_at": 2}]  # fmt: skip
+    double.fail_next(200, deployed, path=r"/functions$", times=2)
+    run = _api_only(_api_stack(tmp_path, double.url), _env())
+    assert run.code == 0
+    assert run.checks["management_api.functions"]["detail"] == "1 functions; bubble_sync deployed (version 7)"
+    assert (
+        run.checks["management_api.secrets"]["detail"]
+        == "4 secrets (names only; the API never returns values)"
+    )
+    assert run.checks["management_api.token"]["detail"] == "from $SUPABASE_ACCESS_TOKEN"
+    assert all(e.method == "GET" for e in double.exchanges)
+    run.assert_never_shows(TOKEN)
+
+
+def test_the_api_checks_are_skipped_without_the_edge_function_deploy(tmp_path: Path) -> None:
+    run = _api_only(_stack(tmp_path, deployEdgeFunction=False), _env())
+    assert run.code == 0
+    for check in API_CHECKS:
+        assert run.status(check) == "skipped"
+        assert run.checks[check]["detail"].startswith("deployEdgeFunction is false")
+
+
+def test_no_token(double: ManagementApiDouble, tmp_path: Path) -> None:
+    run = _api_only(_api_stack(tmp_path, double.url), {})
+    token = run.checks["management_api.token"]
+    assert run.code == 1 and token["status"] == "failed"
+    assert "neither supabaseAccessToken nor $SUPABASE_ACCESS_TOKEN is set" in token["detail"]
+    for scope in management_api.SCOPES:
+        assert scope in token["fix"]
+    assert "deployEdgeFunction to false" in token["fix"]
+    _assert_skipped_after(run, "management_api.token", "no access token")
+    assert double.exchanges == []
+
+
+def test_a_token_kept_encrypted_in_the_stack(double: ManagementApiDouble, tmp_path: Path) -> None:
+    project = _api_stack(tmp_path, double.url, supabaseAccessToken=ENCRYPTED)
+    run = _api_only(project, {})
+    token = run.checks["management_api.token"]
+    assert token["status"] == "failed" and "is encrypted, so preflight cannot read it" in token["detail"]
+    assert (
+        'export SUPABASE_ACCESS_TOKEN="$(pulumi config get supabaseAccessToken --stack pf)"' in token["fix"]
+    )
+
+    run = _api_only(
+        project, _env()
+    )  # the environment's token is checked, with a warning: up uses the stack's
+    assert run.code == 0 and run.status("management_api.token") == "warning"
+    assert run.status("management_api.functions") == "ok"
+    assert run.line("management_api.token").startswith(
+        "! Management API access token: checking $SUPABASE_ACCESS_TOKEN"
+    )
+    run.assert_never_shows(TOKEN)
+
+
+def test_a_refused_token(double: ManagementApiDouble, tmp_path: Path) -> None:
+    wrong = "sbp_wrong_TOKEN_0d1e"
+    run = _api_only(_api_stack(tmp_path, double.url), _env(SUPABASE_ACCESS_TOKEN=wrong))
+    functions = run.checks["management_api.functions"]
+    assert run.code == 1 and functions["status"] == "failed"
+    assert (
+        functions["detail"] == "the Management API refused the token (401): it is invalid, expired or revoked"
+    )
+    assert "edge_functions:write" in functions["fix"]
+    _assert_skipped_after(run, "management_api.functions", "the token was refused")
+    run.assert_never_shows(wrong, TOKEN)
+
+
+def test_a_token_without_access_to_the_project(double: ManagementApiDouble, tmp_path: Path) -> None:
+    double.grant(TOKEN, {"zzzzzzzzzzzzzzzzzzzz"})
+    run = _api_only(_api_stack(tmp_path, double.url), _env())
+    assert run.code == 1
+    for check, scope in (
+        ("management_api.functions", "edge_functions:read"),
+        ("management_api.secrets", "secrets:read"),
+    ):
+        result = run.checks[check]
+        assert result["status"] == "failed"  # both: each read needs its own scope, so each says something
+        assert f"of project {REF} (403): it lacks the scope {scope} or access" in result["detail"]
+        assert result["fix"] == (
+            f"use a token with access to project {REF} and the scopes edge_functions:read, "
+            "edge_functions:write, secrets:read, secrets:write"
+        )
+    run.assert_never_shows(TOKEN)
+
+
+def test_a_token_without_the_secrets_scope(double: ManagementApiDouble, tmp_path: Path) -> None:
+    double.fail_next(403, {"message": "Forbidden action"}, path=r"/secrets$", times=2)
+    run = _api_only(_api_stack(tmp_path, double.url), _env())
+    assert run.status("management_api.functions") == "ok"
+    assert run.status("management_api.secrets") == "failed" and run.code == 1
+    assert "scope secrets:read" in run.checks["management_api.secrets"]["detail"]
+
+
+def test_an_unknown_project(double: ManagementApiDouble, tmp_path: Path) -> None:
+    double.fail_next(404, {"message": "Project not found"}, times=2)
+    run = _api_only(_api_stack(tmp_path, double.url), _env())
+    functions = run.checks["management_api.functions"]
+    assert run.code == 1 and functions["detail"] == f"no project {REF} for this token (404)"
+    assert functions["fix"].startswith("check projectRef")
+    _assert_skipped_after(run, "management_api.functions", "the project was not found")
+    run.assert_never_shows(TOKEN)
+
+
+def test_rate_limited(double: ManagementApiDouble, tmp_path: Path) -> None:
+    double.fail_next(429, {"message": "Too many requests"}, headers={"Retry-After": "60"}, times=2)
+    run = _api_only(_api_stack(tmp_path, double.url), _env())
+    assert run.code == 1 and "rate limited (429)" in run.checks["management_api.functions"]["detail"]
+    assert run.checks["management_api.functions"]["fix"] == "wait a minute and run preflight again"
+    _assert_skipped_after(run, "management_api.functions", "rate limited")
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_the_api_failing(double: ManagementApiDouble, tmp_path: Path, status: int) -> None:
+    double.fail_next(status, {"message": f"upstream {TOKEN}"}, times=2)
+    run = _api_only(_api_stack(tmp_path, double.url), _env())
+    functions = run.checks["management_api.functions"]
+    assert run.code == 1
+    assert functions["detail"] == f"Supabase's Management API at {double.url} is unreachable (HTTP {status})"
+    assert functions["fix"].startswith("try again in a few minutes")
+    _assert_skipped_after(run, "management_api.functions", "the Management API is unreachable")
+    run.assert_never_shows(TOKEN)
+
+
+def test_the_api_not_answering(tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers (a timeout), and a closed port."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        run = _api_only(_api_stack(tmp_path, url), _env(), http_timeout=0.3)
+    functions = run.checks["management_api.functions"]
+    assert run.code == 1 and functions["status"] == "failed"
+    assert functions["detail"].startswith(f"Supabase's Management API at {url} is unreachable (ReadTimeout")
+    _assert_skipped_after(run, "management_api.functions", "the Management API is unreachable")
+    run.assert_never_shows(TOKEN)
+
+    url = f"http://127.0.0.1:{free_port()}"
+    run = _api_only(_api_stack(tmp_path, url), _env())
+    assert run.checks["management_api.functions"]["detail"].startswith(
+        f"Supabase's Management API at {url} is unreachable (ConnectError"
+    )
+    run.assert_never_shows(TOKEN)
+
+
+def test_the_api_url_comes_from_the_environment_when_the_stack_has_none(
+    double: ManagementApiDouble, tmp_path: Path
+) -> None:
+    run = _api_only(_stack(tmp_path, deployEdgeFunction=True), _env(SUPABASE_MANAGEMENT_API_URL=double.url))
+    assert run.code == 0 and len(double.exchanges) == 4

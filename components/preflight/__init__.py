@@ -29,6 +29,7 @@ passes through a redaction of every secret the run knows and of any URL's passwo
 
 The groups, in the order they run (`GROUPS`):
   database.py        the database: reachable, server version, pg_cron, its cron.database_name, pg_net, Vault
+  management_api.py  the Management API token reaches the project (only with deployEdgeFunction)
 A group is a module with `GROUP = "<id prefix>"` and `checks(ctx: Context) -> Iterator[CheckResult]`
 (checks.py); to add one, import it here and append it to `GROUPS`.
 
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.config import ConfigError
-from components.preflight import database
+from components.preflight import database, management_api
 from components.preflight.checks import (
     CheckResult,
     Context,
@@ -85,7 +86,7 @@ __all__ = [
 ]
 
 #: the groups of checks, in the order they run and print (the Bubble group, bubble.py, goes last)
-GROUPS: tuple[Group, ...] = (database,)
+GROUPS: tuple[Group, ...] = (database, management_api)
 
 
 def run_preflight(
