@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from components import preflight
+from components.__main__ import main
 from components.preflight import database, management_api
 from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped
 from devstack.cluster import Cluster, free_port
@@ -190,6 +191,40 @@ def test_every_check_passes_on_a_supabase_shaped_project(cron_db: Database, tmp_
     )
     for path in ("/v1/projects/{ref}/functions", "/v1/projects/{ref}/secrets"):
         assert "get" in spec["paths"][path]
+
+
+def test_the_command_line(
+    cron_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _stack(tmp_path, cron_db)
+    for name in ("BUBBLE_SYNC_DATABASE_URL", "SUPABASE_ACCESS_TOKEN", "PGPASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGPASSWORD", _password(cron_db.dsn))
+    args = ["preflight", "--stack", STACK, "--project-dir", str(project)]
+
+    assert main([*args, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True
+    assert {c["status"] for c in document["checks"] if c["group"] == "management_api"} == {"skipped"}
+    assert all("deployEdgeFunction is false" in c["detail"] for c in document["checks"][len(DB_CHECKS) :])
+
+    monkeypatch.setenv("PGPASSWORD", "Wrong-Pass-4b1d")
+    assert main([*args, "--write-probe"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("✗ database reachable") and "Wrong-Pass-4b1d" not in out
+
+
+def test_help_documents_the_exit_codes_and_the_write_probe(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["preflight", "--help"])
+    assert exit_.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 the stack config"
+        in help_text
+    )
+    assert "--write-probe" in help_text and "never write" in help_text
+    assert "--json" in help_text and "--stack NAME" in help_text
 
 
 # -- the stack config: exit 2 --------------------------------------------------------------------------------
