@@ -1,4 +1,4 @@
-"""Command line: `python -m components render-sql | status | requeue | function-settings`.
+"""Command line: `python -m components render-sql | status | requeue | preflight | function-settings`.
 
 render-sql prints the complete setup SQL of a stack (read from `Pulumi.<NAME>.yaml` next to `Pulumi.yaml`),
 or of the defaults when no stack is given. Secrets are psql variables in the output, never values; the
@@ -6,6 +6,9 @@ header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
 permanently failed rows back into the retry path. See components/operator/.
+
+preflight checks a stack's real database and Management API token before `pulumi up` (exit 0 passed, 1 a
+check failed, 2 the stack config cannot be read). See components/preflight/.
 
 function-settings prints supabase/functions/bubble_sync/settings.ts, the Edge Function's defaults generated
 from the stack config keys (components/function_env.py).
@@ -17,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from components import operator
+from components import operator, preflight
 from components.config import ConfigError, load_config
 from components.function_env import settings_ts
 from components.render_sql import render_script
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "--project-dir", type=Path, default=PROJECT_DIR, help="where Pulumi.yaml and the stack files are"
     )
     _add_operator_commands(commands)
+    _add_preflight_command(commands)
     commands.add_parser(
         "function-settings",
         help="print the Edge Function's settings.ts (its defaults, from the stack config keys)",
@@ -52,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("status", "requeue"):
         return _run_operator_command(args)
+    if args.command == "preflight":
+        return preflight.run_preflight(
+            args.stack, project_dir=args.project_dir, as_json=args.json, write_probe=args.write_probe
+        )
     if args.command == "function-settings":
         sys.stdout.write(settings_ts())
         return 0
@@ -141,6 +149,39 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
         help="rows whose error_message matches (ILIKE; a pattern without %% matches anywhere)",
     )
     requeue.add_argument("--dry-run", action="store_true", help="show what would be requeued, change nothing")
+
+
+def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "preflight",
+        help="check a stack's real database and Management API token before pulumi up; exit 0 passed, "
+        "1 a check failed, 2 the stack config cannot be read",
+        description="Checks what `pulumi up` needs of the stack's real Supabase project, read-only: the "
+        "database is reachable as configured, pg_cron and pg_net are installed or installable by its user, "
+        "pg_cron runs jobs in it, Vault is usable; with deployEdgeFunction, the Management API token reads "
+        "the project's functions and secrets. One line per check (✓ passed, ✗ failed with the fix, "
+        "! warning, - skipped with the reason). Secrets are never printed; the stack's encrypted values are "
+        f"not read: the password comes from $PGPASSWORD or ${operator.ENV_VAR}, the token from "
+        "$SUPABASE_ACCESS_TOKEN. "
+        "Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 the stack config could "
+        "not be read or is invalid (its problems are printed, each naming its key).",
+    )
+    command.add_argument("--stack", metavar="NAME", required=True, help="check the stack of Pulumi.NAME.yaml")
+    command.add_argument(
+        "--project-dir", type=Path, default=PROJECT_DIR, help="where Pulumi.yaml and the stack files are"
+    )
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON document instead: {"ok", "checks": [{"id", "group", "title", "status", '
+        '"detail", "fix"}]}',
+    )
+    command.add_argument(
+        "--write-probe",
+        action="store_true",
+        help="let checks that can only prove something by writing make one harmless write; the database "
+        "and Management API checks never write, with or without it",
+    )
 
 
 def _run_operator_command(args: argparse.Namespace) -> int:

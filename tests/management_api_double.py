@@ -5,6 +5,7 @@ A stdlib HTTP server on 127.0.0.1 with state per project: deployed functions (id
 verify_jwt, entrypoint, the uploaded files) and secrets (name -> value). It implements what the providers
 use, shaped after `tests/contracts/supabase-management-api.functions.json` (the official spec extract):
 
+    GET    /v1/projects/{ref}/functions                 200 [FunctionResponse] (preflight's read check)
     POST   /v1/projects/{ref}/functions/deploy?slug=   multipart (metadata, files): 201 DeployFunctionResponse
     GET    /v1/projects/{ref}/functions/{slug}          200 FunctionSlugResponse, 404 when unknown
     DELETE /v1/projects/{ref}/functions/{slug}          200, 404 when unknown
@@ -45,6 +46,7 @@ __all__ = ["Exchange", "Fault", "FormPart", "ManagementApiDouble", "parse_multip
 
 DEFAULT_SECRETS = ("SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL")
 
+_FUNCTIONS = re.compile(r"^/v1/projects/([^/]+)/functions$")
 _FUNCTION = re.compile(r"^/v1/projects/([^/]+)/functions/([^/]+)$")
 _DEPLOY = re.compile(r"^/v1/projects/([^/]+)/functions/deploy$")
 _SECRETS = re.compile(r"^/v1/projects/([^/]+)/secrets$")
@@ -285,6 +287,9 @@ class ManagementApiDouble:
                 return self._create_secrets(ref, e)
             if e.method == "DELETE":
                 return self._delete_secrets(ref, e)
+        elif m := _FUNCTIONS.match(e.path):
+            if e.method == "GET":
+                return 200, [f.response() for f in self.functions.get(m.group(1), {}).values()], {}
         elif m := _FUNCTION.match(e.path):
             ref, slug = m.groups()
             function = self.function(ref, slug)
