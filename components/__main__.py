@@ -7,8 +7,8 @@ header says how to run it.
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
 permanently failed rows back into the retry path. See components/operator/.
 
-preflight checks a stack's real database and Management API token before `pulumi up` (exit 0 passed, 1 a
-check failed, 2 the stack config cannot be read). See components/preflight/.
+preflight checks a stack's real database, Management API token and Bubble app before `pulumi up` (exit 0
+passed, 1 a check failed, 2 the stack config cannot be read). See components/preflight/.
 
 function-settings prints supabase/functions/bubble_sync/settings.ts, the Edge Function's defaults generated
 from the stack config keys (components/function_env.py).
@@ -154,15 +154,16 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
 def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser(
         "preflight",
-        help="check a stack's real database and Management API token before pulumi up; exit 0 passed, "
-        "1 a check failed, 2 the stack config cannot be read",
+        help="check a stack's real database, Management API token and Bubble app before pulumi up; exit 0 "
+        "passed, 1 a check failed, 2 the stack config cannot be read",
         description="Checks what `pulumi up` needs of the stack's real Supabase project, read-only: the "
         "database is reachable as configured, pg_cron and pg_net are installed or installable by its user, "
         "pg_cron runs jobs in it, Vault is usable; with deployEdgeFunction, the Management API token reads "
-        "the project's functions and secrets. One line per check (✓ passed, ✗ failed with the fix, "
-        "! warning, - skipped with the reason). Secrets are never printed; the stack's encrypted values are "
-        f"not read: the password comes from $PGPASSWORD or ${operator.ENV_VAR}, the token from "
-        "$SUPABASE_ACCESS_TOKEN. "
+        "the project's functions and secrets; Bubble accepts the token, has the data type and the key field, "
+        "finds a user by email, and how the stack paces its requests. One line per check (✓ passed, ✗ "
+        "failed with the fix, ! warning, - skipped with the reason). Secrets are never printed; the "
+        f"stack's encrypted values are not read: the password comes from $PGPASSWORD or "
+        f"${operator.ENV_VAR}, the tokens from $SUPABASE_ACCESS_TOKEN and $BUBBLE_API_TOKEN. "
         "Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 the stack config could "
         "not be read or is invalid (its problems are printed, each naming its key).",
     )
@@ -179,8 +180,9 @@ def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
     command.add_argument(
         "--write-probe",
         action="store_true",
-        help="let checks that can only prove something by writing make one harmless write; the database "
-        "and Management API checks never write, with or without it",
+        help="also create one marked Bubble thing, modify it and delete it (proving the token may write, and "
+        "recording how the app refuses a used email); the database and Management API checks never write, "
+        "with or without it",
     )
 
 

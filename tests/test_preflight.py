@@ -16,11 +16,13 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
 import psycopg
 import pytest
 
@@ -28,6 +30,7 @@ from components import preflight
 from components.__main__ import main
 from components.preflight import database, management_api
 from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped
+from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
 from tests.conftest import Database
 from tests.management_api_double import ManagementApiDouble, running_double
@@ -44,6 +47,20 @@ DB_CHECKS = (
     "database.pg_net",
     "database.vault",
 )
+BUBBLE_TOKEN = "bubble-token-for-preflight-5d2e9a"
+BUBBLE_READS = tuple(
+    f"bubble.{name}"
+    for name in (
+        "token",
+        "reachable",
+        "token_accepted",
+        "data_type",
+        "key_field",
+        "email_lookup",
+        "rate_limit",
+    )
+)
+BUBBLE_WRITES = ("bubble.write_create", "bubble.write_modify", "bubble.used_email", "bubble.write_delete")
 API_CHECKS = (
     "management_api.token",
     "management_api.functions",
@@ -53,6 +70,19 @@ API_CHECKS = (
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _bubble_app() -> Iterator[str]:
+    """A Bubble app (the double) whose users carry the key field and one user: its version-test base URL."""
+    with BubbleDouble(token=BUBBLE_TOKEN, schema={"user": ["supabase_id"]}) as bubble:
+        made = httpx.post(
+            f"{bubble.url}/version-test/api/1.1/obj/user",
+            json={"email": "ada@example.com"},
+            headers={"Authorization": f"Bearer {BUBBLE_TOKEN}"},
+        )
+        assert made.status_code == 201
+        yield f"{bubble.url}/version-test/api/1.1"
 
 
 def _password(dsn: str) -> str:
@@ -152,25 +182,35 @@ def _admin(db: Database, sql: str) -> None:
 
 
 def test_every_check_passes_on_a_supabase_shaped_project(cron_db: Database, tmp_path: Path) -> None:
-    with running_double(TOKEN) as double:
-        project = _stack(tmp_path, cron_db, deployEdgeFunction=True, managementApiUrl=double.url)
-        run = Run(project, _env(cron_db))
+    with running_double(TOKEN) as double, _bubble_app() as bubble:
+        project = _stack(
+            tmp_path, cron_db, deployEdgeFunction=True, managementApiUrl=double.url, bubbleBaseUrl=bubble
+        )
+        run = Run(project, _env(cron_db, BUBBLE_API_TOKEN=BUBBLE_TOKEN))
         exchanges = list(double.exchanges)
 
     assert run.code == 0, run.text
     assert run.document["ok"] is True and run.document["exit_code"] == 0
-    assert [c["id"] for c in run.document["checks"]] == [*DB_CHECKS, *API_CHECKS]
-    for check in (*DB_CHECKS, *API_CHECKS[:-1]):
+    assert [c["id"] for c in run.document["checks"]] == [
+        *DB_CHECKS,
+        *API_CHECKS,
+        *BUBBLE_READS,
+        *BUBBLE_WRITES,
+    ]
+    for check in (*DB_CHECKS, *API_CHECKS[:-1], *BUBBLE_READS):
         assert run.status(check) == "ok", run.checks[check]
     assert run.status("management_api.write_scopes") == "skipped"
-    assert {c["group"] for c in run.document["checks"]} == {"database", "management_api"}
+    assert {run.status(check) for check in BUBBLE_WRITES} == {"skipped"}  # read-only without --write-probe
+    assert {c["group"] for c in run.document["checks"]} == {"database", "management_api", "bubble"}
     assert set(run.document["checks"][0]) == {"id", "group", "title", "status", "detail", "fix"}
 
     lines = run.text.splitlines()
-    assert len(lines) == len(DB_CHECKS) + len(API_CHECKS) + 1  # one per check, then the summary
+    checks = len(DB_CHECKS) + len(API_CHECKS) + len(BUBBLE_READS) + len(BUBBLE_WRITES)
+    assert len(lines) == checks + 1  # one per check, then the summary
     assert all(line.startswith("✓ ") for line in lines[:9]), run.text
     assert lines[9].startswith("- Management API write scopes") and ": skipped (" in lines[9]
-    assert lines[-1] == f"preflight of stack {STACK}: 9 ok, 0 failed, 0 warnings, 1 skipped (exit 0)"
+    assert all(line.startswith("✓ ") for line in lines[10:17]), run.text
+    assert lines[-1] == f"preflight of stack {STACK}: 16 ok, 0 failed, 0 warnings, 5 skipped (exit 0)"
     port = urlsplit(cron_db.dsn).port
     assert run.line("database.connection") == (
         f"✓ database reachable (postgres@127.0.0.1:{port}/postgres, sslmode disable): "
@@ -179,7 +219,7 @@ def test_every_check_passes_on_a_supabase_shaped_project(cron_db: Database, tmp_
     assert "pg_cron 1.4" in run.checks["database.pg_cron"]["detail"]
     assert run.checks["database.pg_cron_database"]["detail"] == "cron.database_name is postgres"
     assert "bubble_sync not deployed yet" in run.checks["management_api.functions"]["detail"]
-    run.assert_never_shows(TOKEN, _password(cron_db.dsn))
+    run.assert_never_shows(TOKEN, _password(cron_db.dsn), BUBBLE_TOKEN)
 
     # Read-only: two GETs per run (text and JSON), each a path of the official spec.
     assert {(e.method, e.path) for e in exchanges} == {
@@ -196,17 +236,20 @@ def test_every_check_passes_on_a_supabase_shaped_project(cron_db: Database, tmp_
 def test_the_command_line(
     cron_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _stack(tmp_path, cron_db)
-    for name in ("BUBBLE_SYNC_DATABASE_URL", "SUPABASE_ACCESS_TOKEN", "PGPASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PGPASSWORD", _password(cron_db.dsn))
-    args = ["preflight", "--stack", STACK, "--project-dir", str(project)]
-
-    assert main([*args, "--json"]) == 0
+    with _bubble_app() as bubble:
+        project = _stack(tmp_path, cron_db, bubbleBaseUrl=bubble)
+        for name in ("BUBBLE_SYNC_DATABASE_URL", "SUPABASE_ACCESS_TOKEN", "PGPASSWORD"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("PGPASSWORD", _password(cron_db.dsn))
+        monkeypatch.setenv("BUBBLE_API_TOKEN", BUBBLE_TOKEN)
+        args = ["preflight", "--stack", STACK, "--project-dir", str(project)]
+        code = main([*args, "--json"])
+    assert code == 0
     document = json.loads(capsys.readouterr().out)
     assert document["ok"] is True
     assert {c["status"] for c in document["checks"] if c["group"] == "management_api"} == {"skipped"}
-    assert all("deployEdgeFunction is false" in c["detail"] for c in document["checks"][len(DB_CHECKS) :])
+    api_checks = document["checks"][len(DB_CHECKS) : len(DB_CHECKS) + len(API_CHECKS)]
+    assert all("deployEdgeFunction is false" in c["detail"] for c in api_checks)
 
     monkeypatch.setenv("PGPASSWORD", "Wrong-Pass-4b1d")
     assert main([*args, "--write-probe"]) == 1

@@ -20,8 +20,9 @@ Exit codes:
      nothing ran. With `--json`, stdout has `{"ok": false, "exit_code": 2, "config_problems": [{"key",
      "problem"}], "checks": []}`.
 
-Read-only by default. `--write-probe` lets a check that can only prove something by writing make one harmless
-write; the database and Management API checks never write, with it or without it.
+Read-only by default. `--write-probe` lets the Bubble checks create one marked thing, modify it and delete it
+(proving the token's permissions, and recording how the app refuses a used email); the database and
+Management API checks never write, with it or without it.
 
 Secrets are never printed: the stack's encrypted values are not read at all (the password and the token come
 from the environment: $PGPASSWORD or $BUBBLE_SYNC_DATABASE_URL, $SUPABASE_ACCESS_TOKEN), and every line
@@ -30,6 +31,8 @@ passes through a redaction of every secret the run knows and of any URL's passwo
 The groups, in the order they run (`GROUPS`):
   database.py        the database: reachable, server version, pg_cron, its cron.database_name, pg_net, Vault
   management_api.py  the Management API token reaches the project (only with deployEdgeFunction)
+  bubble.py          the Bubble app: token, data type, key field, lookup by email, rate limit; with
+                     --write-probe one marked thing created, modified and deleted
 A group is a module with `GROUP = "<id prefix>"` and `checks(ctx: Context) -> Iterator[CheckResult]`
 (checks.py); to add one, import it here and append it to `GROUPS`.
 
@@ -47,7 +50,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.config import ConfigError
-from components.preflight import database, management_api
+from components.preflight import bubble, database, management_api
 from components.preflight.checks import (
     CheckResult,
     Context,
@@ -85,8 +88,8 @@ __all__ = [
     "warning",
 ]
 
-#: the groups of checks, in the order they run and print (the Bubble group, bubble.py, goes last)
-GROUPS: tuple[Group, ...] = (database, management_api)
+#: the groups of checks, in the order they run and print
+GROUPS: tuple[Group, ...] = (database, management_api, bubble)
 
 
 def run_preflight(
