@@ -289,6 +289,8 @@ class FaultRig:
         self.log_path = state_dir / "functions.log"
         self.client = httpx.Client(timeout=60, trust_env=False)
         self.data_type = "user"
+        #: set by database_outage: the next test starts with a fresh function host (see reset)
+        self.database_restarted = False
 
     # lifecycle
 
@@ -378,6 +380,7 @@ class FaultRig:
         self.cluster.stop()
         time.sleep(seconds)
         self.cluster.start()
+        self.database_restarted = True
         assert self.cluster.port == port, "a restarted database must come back where it was"
 
     # driving and checking
@@ -403,7 +406,13 @@ class FaultRig:
             self.start_host()
 
     def reset(self) -> None:
-        """An empty signup table, queue and Bubble, with no latency, rate limit or fault."""
+        """An empty signup table, queue and Bubble, with no latency, rate limit or fault; after a database
+        restart, a fresh function host too (its pool may hold connections closed while the database started:
+        the function gives up on those after QUERY_TIMEOUT_MS, but the next test should not wait for that)."""
+        if self.database_restarted:
+            self.kill_host(signal.SIGTERM)
+            self.start_host()
+            self.database_restarted = False
         self.bubble.configure(**HEALTHY_BUBBLE)
         with self.connect() as conn:
             conn.execute("truncate public.profiles, public.sync_queue restart identity")

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import psycopg.sql
+import psycopg.types.json
 import pytest
 from psycopg.rows import dict_row
 
@@ -637,6 +638,40 @@ def test_fail_keeps_messages_short(conn: psycopg.Connection[Any]) -> None:
     (row,) = claim(conn)
     fail(conn, row["lease_token"], "x" * 10_000)
     assert len(row_of(conn, "u1")["error_message"]) == 2000
+
+
+def test_report_verdicts_gives_many_verdicts_in_one_statement_as_complete_and_fail_would(
+    conn: psycopg.Connection[Any],
+) -> None:
+    for record_id in ("done", "down", "bad", "wait", "lost"):
+        enqueue(conn, record_id)
+    tokens = {row["record_id"]: str(row["lease_token"]) for row in claim(conn)}
+    verdicts = [
+        {"lease_token": tokens["done"], "bubble_id": "1x1"},
+        {"lease_token": tokens["down"], "error": "Bubble answered 503", "http_status": 503},
+        {"lease_token": tokens["bad"], "error": "Bubble answered 400", "http_status": 400},
+        {
+            "lease_token": tokens["wait"],
+            "error": "rate limited",
+            "kind": "deferred",
+            "retry_after_seconds": 7,
+        },
+        {
+            "lease_token": "00000000-0000-0000-0000-000000000000",
+            "bubble_id": "2x2",
+        },  # not a lease anyone holds
+    ]
+    outcomes = conn.execute(
+        "select verdict, outcome from bubble_sync.report_verdicts(%s, %s)",
+        (psycopg.types.json.Jsonb(verdicts), T0),
+    ).fetchall()
+    assert [(r["verdict"], r["outcome"]) for r in outcomes] == [
+        (1, "completed"), (2, "retrying"), (3, "failed_for_good"), (4, "deferred"), (5, None),
+    ]  # fmt: skip
+    assert (row_of(conn, "done")["status"], row_of(conn, "done")["bubble_id"]) == ("completed", "1x1")
+    assert row_of(conn, "down")["failing_since"] == T0  # the database's failure_kind: 503 is transient
+    assert row_of(conn, "wait")["next_retry_at"] == T0 + timedelta(seconds=7)
+    assert row_of(conn, "lost")["status"] == "processing"  # untouched: its lease is still out
 
 
 def test_retry_action_takes_only_due_failed_rows_under_budget(conn: psycopg.Connection[Any]) -> None:

@@ -5,6 +5,7 @@
 --     for each row: call Bubble, then
 --         bubble_sync.complete(row.lease_token, bubble id)     -- or
 --         bubble_sync.fail(row.lease_token, message, kind, retry-after)   -- says what became of the row
+--       (or bubble_sync.report_verdicts(those verdicts as JSON): many rows' in one round trip)
 --     repeat until claim returns fewer rows than asked for
 -- and must keep claiming until then: a claim for process_queue_data_api consumes the pending dispatch wake, so
 -- rows left behind by a worker that stops early wait for the minute cron.
@@ -475,3 +476,46 @@ revoke all on function bubble_sync.fail(uuid, text, text, integer, double precis
   from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.fail(uuid, text, text, integer, double precision, timestamptz)
   to service_role;
+
+-- report_verdicts: many verdicts in one round trip. p_verdicts is a JSON array; each element is either a
+-- completion {"lease_token", "bubble_id"} or a failure {"lease_token", "error", "kind" or "http_status",
+-- "retry_after_seconds"} (a missing kind is bubble_sync.failure_kind(http_status)). Each is given exactly as
+-- complete() or fail() would give it, in order; one row comes back per element: its 1-based position and
+-- its outcome ('completed', fail()'s outcome, or null when the lease was no longer the caller's).
+create or replace function bubble_sync.report_verdicts(
+  p_verdicts jsonb,
+  p_now      timestamptz default null
+)
+returns table (verdict bigint, outcome text)
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_item record;
+begin
+  for v_item in select e.value, e.ordinality from jsonb_array_elements(p_verdicts) with ordinality e loop
+    verdict := v_item.ordinality;
+    if v_item.value ? 'bubble_id' then
+      outcome := case
+                   when bubble_sync.complete((v_item.value ->> 'lease_token')::uuid, v_item.value ->> 'bubble_id',
+                                             p_now)
+                     then 'completed'
+                 end;
+    else
+      outcome := bubble_sync.fail(
+        (v_item.value ->> 'lease_token')::uuid,
+        v_item.value ->> 'error',
+        coalesce(v_item.value ->> 'kind', bubble_sync.failure_kind((v_item.value ->> 'http_status')::integer)),
+        (v_item.value ->> 'retry_after_seconds')::integer,
+        null,
+        p_now
+      );
+    end if;
+    return next;
+  end loop;
+end;
+$fn$;
+
+revoke all on function bubble_sync.report_verdicts(jsonb, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.report_verdicts(jsonb, timestamptz) to service_role;

@@ -43,11 +43,12 @@ export type Turn =
 /** A 429 without Retry-After holds every worker back for this long. */
 export const DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 30;
 /**
- * Turns reserved per call at most. A worker reserves only for the requests waiting right now: a turn reserved
- * and not used is a slot of the rate limit nobody gets, and a turn far ahead would go out even if the breaker
- * opened meanwhile.
+ * A worker reserves turns only for requests it has to send (those waiting, and the rows queued behind them: a
+ * turn reserved and not used is a slot of the rate limit nobody gets), and no further ahead than this: a turn
+ * far ahead would go out even if the breaker opened meanwhile. At least MIN_TURNS_PER_RESERVATION.
  */
-const MAX_TURNS_PER_RESERVATION = 10;
+export const RESERVATION_HORIZON_MS = 1000;
+const MIN_TURNS_PER_RESERVATION = 10;
 /**
  * A request waits at most this long for its turn. A later turn (after a 429's Retry-After, or with other runs
  * booking the limit) is left to whoever runs then: the row goes back to pending until it comes.
@@ -76,6 +77,8 @@ export class SharedGate {
   private view: GateView = { breaker: "closed", unavailableSince: null, failuresInARow: 0 };
   /** How often an answer this worker reported closed a breaker it had seen open. */
   closings = 0;
+  /** Requests this worker will send after those waiting now (the run's queued rows); 0 when unknown. */
+  backlog: () => number = () => 0;
 
   constructor(
     private readonly store: GateStore,
@@ -145,7 +148,9 @@ export class SharedGate {
   /** One reservation at a time per worker: concurrent requests wait for it and share its turns. */
   private reserve(sendBy: number): Promise<Grant> {
     if (this.reserving === null) {
-      const wanted = Math.min(MAX_TURNS_PER_RESERVATION, Math.max(1, this.waiting));
+      const horizon = Math.floor(this.perMinute / 60_000 * RESERVATION_HORIZON_MS);
+      const most = Math.max(MIN_TURNS_PER_RESERVATION, horizon);
+      const wanted = Math.min(most, Math.max(1, this.waiting + this.backlog()));
       const maxWaitMs = Math.max(0, Math.floor(sendBy - this.now()));
       this.reserving = this.store.takeRequests(wanted, this.perMinute, maxWaitMs).then((grant) => {
         const first = this.now() + grant.firstInMs;

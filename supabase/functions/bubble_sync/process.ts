@@ -28,6 +28,8 @@ export interface Summary {
   /** Rows left in 'processing' because their verdict could not be written; their lease brings them back. */
   unreported: number;
   bubble_requests: number;
+  /** Statements the run sent to the database (claims, verdict batches, the gate's calls); null if unknown. */
+  db_round_trips: number | null;
   /** drained | limit | time_budget | rate_limited | token_refused | bubble_unavailable */
   stopped_by: string;
   duration_ms: number;
@@ -163,6 +165,8 @@ export class Run {
    * late: the database was slow or just back). The run has time left, so it claims them again at once.
    */
   private leaseWindowMissed = false;
+  /** The verdict writes of the current batch, not yet awaited. */
+  private readonly writes: Promise<void>[] = [];
 
   constructor(
     private readonly config: Config,
@@ -183,6 +187,7 @@ export class Run {
       lease_lost: 0,
       unreported: 0,
       bubble_requests: 0,
+      db_round_trips: null,
       stopped_by: "drained",
       duration_ms: 0,
     };
@@ -229,6 +234,7 @@ export class Run {
       }
     } finally {
       this.summary.bubble_requests = this.bubble.requests;
+      this.summary.db_round_trips = this.queue.roundTrips ?? null;
       this.summary.duration_ms = Math.round(this.now() - this.startedAt);
     }
     return this.summary;
@@ -244,10 +250,9 @@ export class Run {
 
     const singles: Prepared[] = [];
     const bulk: Prepared[] = [];
-    const verdicts: Promise<void>[] = [];
     for (const row of rows) {
       const prepared = this.prepare(row);
-      if ("kind" in prepared) verdicts.push(this.report(row, prepared));
+      if ("kind" in prepared) this.record(row, prepared);
       else if (this.config.bulkCreate && prepared.operation === "INSERT" && !triedBefore(row)) {
         bulk.push(prepared);
       } else singles.push(prepared);
@@ -262,13 +267,16 @@ export class Run {
     if (bulk.length < 2 || linesPerCall < 2) singles.unshift(...bulk.splice(0));
 
     const pool = new WorkPool(this.config.concurrency);
+    this.bubble.gate.backlog = () => pool.queued;
     for (let i = 0; i < bulk.length; i += linesPerCall) {
       const chunk = bulk.slice(i, i + linesPerCall);
       pool.add(() => this.gate(chunk, startBy, () => this.syncBulk(chunk, pool, startBy, bulkEnd)));
     }
     for (const item of singles) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
     // Settle everything before giving up on an error, so no task is left running behind the run's back.
-    const results = await Promise.allSettled([pool.drained(), ...verdicts]);
+    const results = await Promise.allSettled([pool.drained()]);
+    // The verdicts are written behind the requests (a request slot is not held for a database round trip).
+    results.push(...await Promise.allSettled(this.writes.splice(0)));
     const rejected = results.find((result) => result.status === "rejected");
     if (rejected) throw rejected.reason;
   }
@@ -283,7 +291,7 @@ export class Run {
       const seconds = Math.ceil((this.pausedUntil - now) / 1000);
       this.cutShort = this.pausedBy;
       const verdict = this.pausedVerdict(seconds);
-      await Promise.all(items.map(({ row }) => this.report(row, verdict)));
+      for (const { row } of items) this.record(row, verdict);
       return;
     }
     if (now >= startBy) {
@@ -294,7 +302,7 @@ export class Run {
           "came back late); claimed again";
       if (budgetSpent) this.cutShort ??= "time_budget";
       else this.leaseWindowMissed = true;
-      await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, 0))));
+      for (const { row } of items) this.record(row, this.deferral(error, 0));
       return;
     }
     await work();
@@ -372,7 +380,7 @@ export class Run {
 
   private async syncOne(item: Prepared): Promise<void> {
     const verdict = item.operation === "INSERT" ? await this.insert(item) : await this.update(item);
-    await this.report(item.row, verdict);
+    this.record(item.row, verdict);
   }
 
   /** Creates the thing, unless an earlier attempt (or Deno re-sending the create) already did. */
@@ -472,7 +480,7 @@ export class Run {
       this.cutShort ??= "time_budget";
       const error =
         "time budget: not sent, too little of the run's time left for Bubble to finish the bulk call";
-      await Promise.all(items.map(({ row }) => this.report(row, this.deferral(error, 0))));
+      for (const { row } of items) this.record(row, this.deferral(error, 0));
       return;
     }
     const answer = await this.bubble.bulkCreate(items.map((item) => item.fields), timeoutMs);
@@ -484,13 +492,13 @@ export class Run {
       }
       const verdict = failedWith(answer, "bulk create");
       const settled = noAnswer(answer) ? this.unsettled(verdict) : verdict;
-      await Promise.all(items.map(({ row }) => this.report(row, settled)));
+      for (const { row } of items) this.record(row, settled);
       return;
     }
-    await Promise.all(items.map((item, i) => {
+    items.forEach((item, i) => {
       const line = answer.lines[i];
       if (line === null) {
-        return this.report(
+        this.record(
           item.row,
           this.unsettled({
             kind: "fail",
@@ -499,11 +507,9 @@ export class Run {
             retryAfterSeconds: null,
           }),
         );
-      }
-      if (line.ok) return this.report(item.row, { kind: "complete", bubbleId: line.id });
-      pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
-      return Promise.resolve();
-    }));
+      } else if (line.ok) this.record(item.row, { kind: "complete", bubbleId: line.id });
+      else pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
+    });
   }
 
   /** How long a bulk call sent now may take: bubbleBulkTimeoutSeconds, or less if the run must end sooner. */
@@ -516,6 +522,11 @@ export class Run {
     const until = this.now() + (seconds ?? DEFAULT_RATE_LIMIT_PAUSE_SECONDS) * 1000;
     if (until > this.pausedUntil) [this.pausedUntil, this.pausedBy] = [until, pause];
     if (this.pausedUntil > this.now()) this.cutShort = this.pausedBy;
+  }
+
+  /** Gives the row's verdict; its write is awaited at the end of the batch (processBatch). */
+  private record(row: QueueRow, verdict: Verdict): void {
+    this.writes.push(this.report(row, verdict));
   }
 
   /** Writes the verdict as the lease holder and counts it. */
@@ -560,6 +571,11 @@ class WorkPool {
   private idle: PromiseWithResolvers<void> | null = null;
 
   constructor(private readonly size: number) {}
+
+  /** Tasks added and not started yet. */
+  get queued(): number {
+    return this.waiting.length;
+  }
 
   add(task: () => Promise<void>): void {
     this.waiting.push(task);

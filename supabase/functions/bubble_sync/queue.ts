@@ -1,5 +1,6 @@
 // The queue's SQL API (sql/functions/lease.sql), called over SUPABASE_DB_URL. See sql/README.md, "The worker's
-// contract": claim in a statement of its own, then complete or fail each row by its lease_token.
+// contract": claim in a statement of its own, then complete or fail each row by its lease_token. Verdicts go
+// in batches (bubble_sync.report_verdicts): those given within a short moment share one round trip.
 
 import postgres from "npm:postgres@3.4.9";
 import type { Answer, GateStore, GateView, Grant } from "./gate.ts";
@@ -58,6 +59,62 @@ export interface Queue extends GateStore {
   ): Promise<FailOutcome | null>;
   /** Throws unless the database answers. */
   ping(): Promise<void>;
+  /** Statements sent to the database so far (claims, verdict batches, the gate's calls), for the summary. */
+  readonly roundTrips?: number;
+}
+
+/** A verdict as bubble_sync.report_verdicts takes it. */
+type VerdictItem =
+  | { lease_token: string; bubble_id: string }
+  | {
+    lease_token: string;
+    error: string;
+    kind: string | null;
+    http_status: number | null;
+    retry_after_seconds: number | null;
+  };
+
+/** How long a verdict waits for others to share its round trip, and the most that share one. */
+export const VERDICT_LINGER_MS = 25;
+export const VERDICTS_PER_TRIP = 500;
+
+/**
+ * Collects verdicts and writes them together: the first waits up to VERDICT_LINGER_MS for others (or until
+ * VERDICTS_PER_TRIP have come), then all go in one statement; each caller gets its own row's outcome. A
+ * failed write fails each of its verdicts, as a failed single statement would.
+ */
+export class VerdictBatcher {
+  private waiting: {
+    item: VerdictItem;
+    resolve: (outcome: string | null) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly write: (items: VerdictItem[]) => Promise<(string | null)[]>,
+    private readonly lingerMs = VERDICT_LINGER_MS,
+    private readonly perTrip = VERDICTS_PER_TRIP,
+  ) {}
+
+  add(item: VerdictItem): Promise<string | null> {
+    const { promise, resolve, reject } = Promise.withResolvers<string | null>();
+    this.waiting.push({ item, resolve, reject });
+    if (this.waiting.length >= this.perTrip) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.lingerMs);
+    return promise;
+  }
+
+  private flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.waiting.splice(0);
+    if (batch.length === 0) return;
+    this.write(batch.map((entry) => entry.item)).then(
+      (outcomes) => batch.forEach((entry, i) => entry.resolve(outcomes[i] ?? null)),
+      (error) => batch.forEach((entry) => entry.reject(error)),
+    );
+  }
 }
 
 type Sql = ReturnType<typeof postgres>;
@@ -79,17 +136,47 @@ function toRow(raw: Record<string, unknown>): QueueRow {
 
 /** The queue in PostgreSQL through postgres.js. */
 export class PostgresQueue implements Queue {
-  constructor(private readonly sql: Sql) {}
+  roundTrips = 0;
+  private readonly verdicts = new VerdictBatcher((items) => this.writeVerdicts(items));
+  /** False once the database turned out not to have report_verdicts yet (deployed before `pulumi up`). */
+  private batched = true;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly onStuck: () => void = () => {},
+    private readonly timeoutMs = QUERY_TIMEOUT_MS,
+  ) {}
+
+  /**
+   * The statement's answer, or an error once it has waited QUERY_TIMEOUT_MS: postgres.js 3.4.9 may wait
+   * forever on a connection the database closed while it was starting (porsager/postgres#1193, after a
+   * database restart). The pool is then dropped, so the next run connects afresh; rows held by this run
+   * come back through their leases.
+   */
+  private async answer<T>(query: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.onStuck();
+        reject(new Error(`the database did not answer within ${this.timeoutMs / 1000} s`));
+      }, this.timeoutMs);
+    });
+    try {
+      return await Promise.race([query, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   async claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]> {
-    const rows = await this.sql`
-      select * from bubble_sync.claim(${action}::text, ${limit}::integer, ${leaseSeconds}::integer)`;
+    this.roundTrips++;
+    const rows = await this.answer(this.sql`
+      select * from bubble_sync.claim(${action}::text, ${limit}::integer, ${leaseSeconds}::integer)`);
     return rows.map((row) => toRow(row as Record<string, unknown>));
   }
 
   async complete(leaseToken: string, bubbleId: string): Promise<boolean> {
-    const [row] = await this.sql`select bubble_sync.complete(${leaseToken}::uuid, ${bubbleId}::text) as ok`;
-    return row.ok === true;
+    return (await this.verdicts.add({ lease_token: leaseToken, bubble_id: bubbleId })) === "completed";
   }
 
   async fail(
@@ -98,23 +185,57 @@ export class PostgresQueue implements Queue {
     reason: FailReason,
     retryAfterSeconds: number | null,
   ): Promise<FailOutcome | null> {
-    const kind = "kind" in reason ? reason.kind : null;
-    const status = "httpStatus" in reason ? reason.httpStatus : null;
     // The kind comes from the database's own failure_kind unless the worker decided it without an HTTP status.
-    const [row] = await this.sql`
-      select bubble_sync.fail(${leaseToken}::uuid, ${error}::text,
-                              coalesce(${kind}::text, bubble_sync.failure_kind(${status}::integer)),
-                              ${retryAfterSeconds}::integer) as outcome`;
-    return (row.outcome ?? null) as FailOutcome | null;
+    const outcome = await this.verdicts.add({
+      lease_token: leaseToken,
+      error,
+      kind: "kind" in reason ? reason.kind : null,
+      http_status: "httpStatus" in reason ? reason.httpStatus : null,
+      retry_after_seconds: retryAfterSeconds,
+    });
+    return (outcome ?? null) as FailOutcome | null;
+  }
+
+  private async writeVerdicts(items: VerdictItem[]): Promise<(string | null)[]> {
+    if (this.batched) {
+      this.roundTrips++;
+      try {
+        const rows = await this.answer(this.sql`
+          select verdict, outcome from bubble_sync.report_verdicts(${this.sql.json(items)}::jsonb)
+           order by verdict`);
+        return rows.map((row) => (row.outcome ?? null) as string | null);
+      } catch (error) {
+        // 42883 undefined_function: a database not yet upgraded by `pulumi up`; one statement per verdict.
+        if ((error as { code?: string }).code !== "42883") throw error;
+        this.batched = false;
+      }
+    }
+    return await Promise.all(items.map((item) => this.writeVerdict(item)));
+  }
+
+  private async writeVerdict(item: VerdictItem): Promise<string | null> {
+    this.roundTrips++;
+    if ("bubble_id" in item) {
+      const [row] = await this.answer(this.sql`
+        select bubble_sync.complete(${item.lease_token}::uuid, ${item.bubble_id}::text) as ok`);
+      return row.ok === true ? "completed" : null;
+    }
+    const [row] = await this.answer(this.sql`
+      select bubble_sync.fail(${item.lease_token}::uuid, ${item.error}::text,
+                              coalesce(${item.kind}::text, bubble_sync.failure_kind(${item.http_status}::integer)),
+                              ${item.retry_after_seconds}::integer) as outcome`);
+    return (row.outcome ?? null) as string | null;
   }
 
   async ping(): Promise<void> {
-    await this.sql`select 1`;
+    this.roundTrips++;
+    await this.answer(this.sql`select 1`);
   }
 
   async takeRequests(wanted: number, perMinute: number, maxWaitMs: number | null): Promise<Grant> {
-    const [row] = await this.sql`
-      select * from bubble_sync.take_requests(${wanted}::integer, ${perMinute}::integer, ${maxWaitMs}::integer)`;
+    this.roundTrips++;
+    const [row] = await this.answer(this.sql`
+      select * from bubble_sync.take_requests(${wanted}::integer, ${perMinute}::integer, ${maxWaitMs}::integer)`);
     return {
       granted: Number(row.granted),
       firstInMs: Number(row.first_in_ms),
@@ -130,9 +251,10 @@ export class PostgresQueue implements Queue {
     error: string | null,
     retryAfterSeconds: number | null,
   ): Promise<GateView> {
-    const [row] = await this.sql`
+    this.roundTrips++;
+    const [row] = await this.answer(this.sql`
       select * from bubble_sync.note_bubble_answer(${answer}::text, ${error}::text,
-                                                   ${retryAfterSeconds}::integer)`;
+                                                   ${retryAfterSeconds}::integer)`);
     return {
       breaker: row.breaker as GateView["breaker"],
       unavailableSince: toTimestamp(row.unavailable_since),
@@ -147,6 +269,8 @@ function toTimestamp(value: unknown): string | null {
 }
 
 const pools = new Map<string, Sql>();
+/** The longest a statement may take before the queue gives up on its connection (see PostgresQueue.answer). */
+export const QUERY_TIMEOUT_MS = 20_000;
 
 /**
  * The queue for a database URL, with one small pool per URL for the life of the isolate (Supabase reuses an
@@ -167,5 +291,9 @@ export function postgresQueue(dbUrl: string): Queue {
     });
     pools.set(dbUrl, sql);
   }
-  return new PostgresQueue(sql);
+  const pool = sql;
+  return new PostgresQueue(sql, () => {
+    if (pools.get(dbUrl) === pool) pools.delete(dbUrl);
+    pool.end({ timeout: 0 }).catch(() => {});
+  });
 }

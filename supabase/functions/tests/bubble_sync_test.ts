@@ -7,7 +7,16 @@ import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
 import type { Fetch } from "../bubble_sync/bubble.ts";
 import { loadConfig } from "../bubble_sync/config.ts";
 import { SETTINGS } from "../bubble_sync/settings.ts";
-import type { Action, FailOutcome, FailReason, FailureKind, Queue, QueueRow } from "../bubble_sync/queue.ts";
+import {
+  type Action,
+  type FailOutcome,
+  type FailReason,
+  type FailureKind,
+  PostgresQueue,
+  type Queue,
+  type QueueRow,
+  VerdictBatcher,
+} from "../bubble_sync/queue.ts";
 import type { Answer, GateView, Grant } from "../bubble_sync/gate.ts";
 
 // --- assertions (no jsr:@std available here) -------------------------------------------------------------
@@ -1460,4 +1469,73 @@ Deno.test("unset settings take the stack config's defaults (settings.ts), and th
   assertEquals(config.rateLimitPerMinute, SETTINGS.BUBBLE_RATE_LIMIT_PER_MINUTE.default);
   // The stack config's upper bounds are checked before a deploy; the function only needs a usable value.
   assertEquals(loadConfig(only({ ...required, BUBBLE_SYNC_CONCURRENCY: "150" })).concurrency, 150);
+});
+
+// --- verdicts in batches (queue.ts) -------------------------------------------------------------------------------
+
+Deno.test("verdicts given within the linger share one write, and each caller gets its own row's outcome", async () => {
+  const writes: unknown[][] = [];
+  const batcher = new VerdictBatcher((items) => {
+    writes.push(items);
+    const outcome = (item: (typeof items)[number]) =>
+      "bubble_id" in item ? "completed" : item.lease_token === "lost" ? null : "retrying";
+    return Promise.resolve(items.map(outcome));
+  }, 5);
+  const outcomes = await Promise.all([
+    batcher.add({ lease_token: "a", bubble_id: "1x1" }),
+    batcher.add({ lease_token: "b", error: "503", kind: null, http_status: 503, retry_after_seconds: null }),
+    batcher.add({
+      lease_token: "lost",
+      error: "x",
+      kind: "permanent",
+      http_status: null,
+      retry_after_seconds: null,
+    }),
+  ]);
+  assertEquals(outcomes, ["completed", "retrying", null]);
+  assertEquals(writes.length, 1);
+  assertEquals(writes[0].length, 3);
+});
+
+Deno.test("a full batch is written at once; a failed write fails each of its verdicts", async () => {
+  let calls = 0;
+  const batcher = new VerdictBatcher(
+    (items) => {
+      calls++;
+      if (items.length === 2) return Promise.reject(new Error("database gone"));
+      return Promise.resolve(items.map(() => "completed"));
+    },
+    60_000,
+    2,
+  );
+  const started = Date.now();
+  const results = await Promise.allSettled([
+    batcher.add({ lease_token: "a", bubble_id: "1" }),
+    batcher.add({ lease_token: "b", bubble_id: "2" }),
+  ]);
+  assert(Date.now() - started < 1000, "a full batch waited for the linger");
+  assertEquals(results.map((r) => r.status), ["rejected", "rejected"]);
+  assertEquals(calls, 1);
+});
+
+Deno.test("a statement the database never answers fails the call after the timeout and drops the pool", async () => {
+  // postgres.js 3.4.9 may wait forever on a connection closed during startup (porsager/postgres#1193)
+  let dropped = 0;
+  const never = () => new Promise<never>(() => {});
+  const sql = Object.assign(never, { json: (value: unknown) => value });
+  const queue = new PostgresQueue(
+    sql as unknown as ConstructorParameters<typeof PostgresQueue>[0],
+    () => dropped++,
+    50,
+  );
+  const started = Date.now();
+  let message = "";
+  try {
+    await queue.claim("process_queue_data_api", 10, 60);
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertEquals(message, "the database did not answer within 0.05 s");
+  assert(Date.now() - started < 2000);
+  assertEquals(dropped, 1);
 });
