@@ -427,7 +427,7 @@ class Worker {
     this.invocations++;
     const invocation = new Invocation(startedAt, cpu);
     this.current = invocation;
-    this.checkCpu(invocation);
+    this.checkCpu(invocation, cpu);
     return invocation;
   }
 
@@ -455,9 +455,9 @@ class Worker {
 
   // A thread cannot use more CPU time than real time passes, so the next look is due when the time left
   // under the limit has passed.
-  private checkCpu(invocation: Invocation): void {
+  private checkCpu(invocation: Invocation, now = this.readCpu()): void {
     if (this.current !== invocation || this.state === "gone") return;
-    const used = this.cpuUsedMs();
+    const used = this.cpuUsedMs(now);
     if (used === undefined) return;
     const limit = this.pool.limits.cpuMs;
     if (used >= limit) return this.kill("cpu_limit", "cpu_time", limit, used);
