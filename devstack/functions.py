@@ -1,8 +1,10 @@
 """Run the local edge-function host (devstack/functions_host.ts) for the dev stack.
 
 The host is Deno serving ``supabase/functions/<slug>/index.ts`` at ``<FUNCTIONS_URL>/<slug>``, like
-Supabase's ``/functions/v1/<slug>``. These helpers give it the environment Supabase gives a function,
-start it, wait until it is ready, and stop it.
+Supabase's ``/functions/v1/<slug>``, each function in worker processes held to Supabase's CPU-time and
+wall-clock limits (env ``EDGE_CPU_LIMIT_MS``, ``EDGE_WALL_CLOCK_LIMIT_MS``). These helpers give it the
+environment Supabase gives a function, start it, wait until it is ready, and stop it (its workers
+with it: they share its process group).
 """
 
 from __future__ import annotations
@@ -85,23 +87,26 @@ def start_functions_host(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the host and wait until it serves; return the process and its FUNCTIONS_URL.
 
-    `port` 0 lets the host pick a free port. The host's stderr (request lines, function logs) goes
-    to `log_path`. On failure the process is killed and FunctionsHostError carries the log tail.
+    `port` 0 lets the host pick a free port. The host's stderr (request and invocation lines, function
+    logs) goes to `log_path`. On failure the process is killed and FunctionsHostError carries the log
+    tail.
     """
     functions_dir = Path(functions_dir).resolve()
     if not functions_dir.is_dir():
         raise FunctionsHostError(f"functions directory {functions_dir} does not exist")
-    # Deno separates --allow-read entries with commas, so a comma would silently widen or break it.
+    # The host gives its workers --allow-read=<functions dir>,<host script>; Deno separates entries
+    # with commas, so a comma would silently widen or break it.
     for path in (functions_dir, HOST_SCRIPT):
         if "," in str(path):
             raise FunctionsHostError(f"path {path} contains a comma, which --allow-read cannot express")
+    # --allow-all for the router only: it starts the workers (--allow-run grants as much) and reads
+    # their CPU time in /proc, which Deno allows only with --allow-all. Function code runs in the
+    # workers, with --allow-net, --allow-env and that --allow-read.
     command = [
         deno_binary(),
         "run",
         "--no-prompt",
-        "--allow-net",
-        "--allow-env",
-        f"--allow-read={functions_dir},{HOST_SCRIPT}",
+        "--allow-all",
         str(HOST_SCRIPT),
         "--functions-dir",
         str(functions_dir),

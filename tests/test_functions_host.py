@@ -2,12 +2,14 @@
 
 One host serves the real supabase/functions (bubble_sync); another serves the small
 functions in tests/fixtures/functions, which expose what a function sees (echo), throw (boom), outlive
-the wall clock limit (slow), fail to import (broken) or must be skipped (_shared).
+the wall clock limit (slow), fail to import (broken) or must be skipped (_shared). The CPU-time and
+wall-clock limits have their own module, test_functions_host_limits.py.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -33,6 +35,10 @@ FIXTURE_FUNCTIONS = Path(__file__).resolve().parent / "fixtures" / "functions"
 PARENT_ONLY_VAR = "BUBBLE_SYNC_TEST_PARENT_ONLY"
 WALL_CLOCK_LIMIT_MS = 500
 SECRET = "sk-test-do-not-log-3f9a"
+RESOURCE_LIMIT = {
+    "code": "WORKER_RESOURCE_LIMIT",
+    "message": "Function failed due to not having enough compute resources (please check logs)",
+}
 
 # Fake values: the host never talks to Supabase; only names and plumbing are under test.
 ENV = runtime_env(
@@ -85,6 +91,30 @@ def fixture_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
     stop_process(proc)
 
 
+def assert_gone(pid: int, timeout: float = 5) -> None:
+    """The process `pid` has exited (and been reaped) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} is still there")
+
+
+def wait_for_line(host: Host, pattern: str, *, after: int = 0, timeout: float = 5) -> dict[str, str]:
+    """The first log line past offset `after` matching `pattern`, as its key=value fields."""
+    deadline = time.monotonic() + timeout
+    while True:
+        match = re.search(pattern, host.log()[after:], re.MULTILINE)
+        if match:
+            return dict(field.split("=", 1) for field in match[0].split()[1:])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no line matching {pattern!r} in:\n{host.log()[after:]}")
+        time.sleep(0.02)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,6 +143,20 @@ def test_bubble_sync_post_needs_the_service_key(real_host: Host, client: httpx.C
     r = client.post(f"{real_host.url}/bubble_sync", json={"action": "process_queue_data_api"})
     assert r.status_code == 401
     assert r.json()["error"] == "unauthorized"
+
+
+def test_bubble_sync_invocations_are_logged_with_their_cpu_time(
+    real_host: Host, client: httpx.Client
+) -> None:
+    before = len(real_host.log())
+    assert client.post(f"{real_host.url}/bubble_sync", json={"action": "retry_failed"}).status_code == 401
+    line = wait_for_line(
+        real_host,
+        r"^invocation function=bubble_sync status=401 cpu_ms=\d+ wall_ms=\d+ end=done worker=\d+ "
+        r"worker_cpu_ms=\d+ worker_invocations=\d+$",
+        after=before,
+    )
+    assert int(line["cpu_ms"]) < 1000
 
 
 @pytest.mark.parametrize(
@@ -172,7 +216,8 @@ def test_function_sees_supabase_env_and_secrets(fixture_host: Host, client: http
 def test_parent_environment_is_not_inherited(fixture_host: Host, client: httpx.Client) -> None:
     names = set(client.get(f"{fixture_host.url}/echo").json()["env_names"])
     assert PARENT_ONLY_VAR not in names
-    assert names <= {"PATH", "HOME", "DENO_DIR", "EDGE_WALL_CLOCK_LIMIT_MS", *ENV}
+    # The limits are the host's settings, not the function's environment.
+    assert names <= {"PATH", "HOME", "DENO_DIR", *ENV}
 
 
 def test_throwing_handler_is_500_and_host_survives(fixture_host: Host, client: httpx.Client) -> None:
@@ -183,17 +228,24 @@ def test_throwing_handler_is_500_and_host_survives(fixture_host: Host, client: h
     assert client.get(f"{fixture_host.url}/echo").status_code == 200
 
 
-def test_wall_clock_limit_answers_546_and_aborts_handler_signal(
-    fixture_host: Host, client: httpx.Client
-) -> None:
+def test_wall_clock_limit_answers_546_and_kills_the_worker(fixture_host: Host, client: httpx.Client) -> None:
     started = time.monotonic()
     r = client.get(f"{fixture_host.url}/slow")
     elapsed = time.monotonic() - started
     assert r.status_code == 546
-    assert r.json() == {"code": "WORKER_LIMIT", "message": "Wall clock limit reached"}
-    # The fixture sleeps 5 s; answering near the 0.5 s limit shows the host did not wait for it.
+    assert r.json() == RESOURCE_LIMIT
+    # The fixture sleeps 5 s; answering near the 0.5 s limit shows the host did not wait for it. A worker's
+    # clock starts at its first invocation, and /slow is the first (and only) one of its workers.
     assert WALL_CLOCK_LIMIT_MS / 1000 <= elapsed < 3
-    assert client.get(f"{fixture_host.url}/slow/aborted").json()["aborted"] >= 1
+    limit = re.search(
+        rf"^limit_reached function=slow limit=wall_clock limit_ms={WALL_CLOCK_LIMIT_MS} "
+        r"used_ms=\d+ worker=(\d+)$",
+        fixture_host.log(),
+        re.MULTILINE,
+    )
+    assert limit, fixture_host.log()
+    assert_gone(int(limit[1]))
+    assert client.get(f"{fixture_host.url}/echo").status_code == 200
 
 
 def test_request_log_has_method_path_status_but_no_secrets(fixture_host: Host, client: httpx.Client) -> None:
@@ -229,12 +281,16 @@ def test_stop_process_ends_host(tmp_path: Path, client: httpx.Client, by: str) -
         client.get(f"{url}/bubble_sync")
 
 
-def test_start_failure_raises_with_log_tail(tmp_path: Path) -> None:
-    with pytest.raises(FunctionsHostError, match="EDGE_WALL_CLOCK_LIMIT_MS must be a positive integer"):
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("EDGE_WALL_CLOCK_LIMIT_MS", "soon"), ("EDGE_CPU_LIMIT_MS", "0"), ("EDGE_CPU_LIMIT_MS", "1.5")],
+)
+def test_start_failure_raises_with_log_tail(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(FunctionsHostError, match=f"{name} must be a positive integer"):
         start_functions_host(
             functions_dir=FUNCTIONS_DIR,
             port=0,
-            env={**ENV, "EDGE_WALL_CLOCK_LIMIT_MS": "soon"},
+            env={**ENV, name: value},
             log_path=tmp_path / "functions.log",
             timeout=15,
         )
