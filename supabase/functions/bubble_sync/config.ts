@@ -34,6 +34,11 @@ export interface Config {
   leaseSeconds: number;
   httpTimeoutMs: number;
   timeBudgetMs: number;
+  /**
+   * Rows one run claims at most: what fits in the CPU time a worker leaves an invocation (Supabase: 2 s per
+   * worker, which takes no new request past half of it; the local host measures about 1.3 ms per row).
+   */
+  rowsPerRun: number;
   bulkCreate: boolean;
   rateLimitPerMinute: number;
   /** After a create whose outcome is unknown, how long the row waits before it is looked up again. */
@@ -170,8 +175,11 @@ export function loadConfig(env: EnvReader): Config {
     concurrency: count(env, "BUBBLE_SYNC_CONCURRENCY"),
     leaseSeconds,
     httpTimeoutMs,
-    // Not a stack setting: 120 s of the 150 s an invocation may run on the Free plan.
-    timeBudgetMs: integer(env, "BUBBLE_SYNC_TIME_BUDGET_MS", 120_000, 1, 3_600_000),
+    // Not stack settings. 60 s: a worker takes no new request once half its 150 s (Free plan) has passed and
+    // is stopped at 150 s, so an invocation may start with only 75 s left. 400 rows: at about 1.3 ms of CPU
+    // each, with a fresh worker's first-run cost, well under the 1 s of CPU an invocation is sure to have.
+    timeBudgetMs: integer(env, "BUBBLE_SYNC_TIME_BUDGET_MS", 60_000, 1, 3_600_000),
+    rowsPerRun: integer(env, "BUBBLE_SYNC_ROWS_PER_RUN", 400, 1, 1_000_000),
     bulkCreate: boolean(env, "BUBBLE_BULK_CREATE"),
     rateLimitPerMinute: count(env, "BUBBLE_RATE_LIMIT_PER_MINUTE"),
     settleSeconds: count(env, "BUBBLE_SETTLE_SECONDS"),

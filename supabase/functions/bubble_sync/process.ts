@@ -30,8 +30,14 @@ export interface Summary {
   bubble_requests: number;
   /** Statements the run sent to the database (claims, verdict batches, the gate's calls); null if unknown. */
   db_round_trips: number | null;
-  /** drained | limit | time_budget | rate_limited | token_refused | bubble_unavailable */
+  /**
+   * drained | limit | time_budget | row_budget | rate_limited | token_refused | bubble_unavailable.
+   * row_budget: the run claimed BUBBLE_SYNC_ROWS_PER_RUN rows, as many as fit in the CPU time a worker
+   * leaves an invocation; it then wakes the next run (next_run_woken).
+   */
   stopped_by: string;
+  /** Whether the run, stopped by its row or time budget, had the next one invoked at once. */
+  next_run_woken?: boolean;
   duration_ms: number;
 }
 
@@ -193,6 +199,15 @@ export class Run {
     };
   }
 
+  /** Asks the database to invoke the function again (pg_net); a failure only costs the wait for the tick. */
+  private async wakeNextRun(): Promise<void> {
+    try {
+      this.summary.next_run_woken = await this.queue.wakeNextRun?.(this.options.action) ?? false;
+    } catch {
+      this.summary.next_run_woken = false;
+    }
+  }
+
   private get budgetEnd(): number {
     return this.startedAt + this.config.timeBudgetMs;
   }
@@ -215,7 +230,12 @@ export class Run {
           this.summary.stopped_by = "limit";
           break;
         }
-        const asked = Math.min(batchSize, remaining);
+        const budgetLeft = this.config.rowsPerRun - this.summary.claimed;
+        if (budgetLeft <= 0) {
+          this.summary.stopped_by = "row_budget";
+          break;
+        }
+        const asked = Math.min(batchSize, remaining, budgetLeft);
         const claimedAt = this.now();
         const closings = this.bubble.gate.closings;
         this.leaseWindowMissed = false;
@@ -231,6 +251,10 @@ export class Run {
           if (this.bubble.gate.unavailableSince !== null) this.summary.stopped_by = "bubble_unavailable";
           break;
         }
+      }
+      // Stopped with rows still due: the next run starts now, on a fresh worker, instead of at the next tick.
+      if (this.summary.stopped_by === "row_budget" || this.summary.stopped_by === "time_budget") {
+        await this.wakeNextRun();
       }
     } finally {
       this.summary.bubble_requests = this.bubble.requests;

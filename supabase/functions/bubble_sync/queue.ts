@@ -61,6 +61,8 @@ export interface Queue extends GateStore {
   ping(): Promise<void>;
   /** Statements sent to the database so far (claims, verdict batches, the gate's calls), for the summary. */
   readonly roundTrips?: number;
+  /** Invokes the function again for `action` through the database (pg_net); true when a request was queued. */
+  wakeNextRun?(action: Action): Promise<boolean>;
 }
 
 /** A verdict as bubble_sync.report_verdicts takes it. */
@@ -225,6 +227,12 @@ export class PostgresQueue implements Queue {
                               coalesce(${item.kind}::text, bubble_sync.failure_kind(${item.http_status}::integer)),
                               ${item.retry_after_seconds}::integer) as outcome`);
     return (row.outcome ?? null) as string | null;
+  }
+
+  async wakeNextRun(action: Action): Promise<boolean> {
+    this.roundTrips++;
+    const [row] = await this.answer(this.sql`select bubble_sync.invoke_function(${action}::text) as request`);
+    return row.request !== null && row.request !== undefined;
   }
 
   async ping(): Promise<void> {

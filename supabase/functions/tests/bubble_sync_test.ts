@@ -53,6 +53,8 @@ function failureKind(status: number | null): FailureKind {
 }
 
 class FakeQueue implements Queue {
+  /** The actions a run asked to be invoked again for (wakeNextRun). */
+  wakes: Action[] = [];
   rows: FakeRow[] = [];
   claims: { action: Action; limit: number; leaseSeconds: number }[] = [];
   fails: { token: string; error: string; reason: FailReason; retryAfterSeconds: number | null }[] = [];
@@ -88,6 +90,11 @@ class FakeQueue implements Queue {
     const row = this.rows.find((r) => r.record_id === recordId);
     assert(row, `no row ${recordId}`);
     return row;
+  }
+
+  wakeNextRun(action: Action): Promise<boolean> {
+    this.wakes.push(action);
+    return Promise.resolve(true);
   }
 
   claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]> {
@@ -1218,6 +1225,24 @@ Deno.test("the time budget stops claiming", async () => {
     stopped_by: "time_budget",
   });
   assertEquals(s.queue.claims.length, 3);
+});
+
+Deno.test("a run stops at its row budget and has the next run invoked at once", async () => {
+  // BUBBLE_SYNC_ROWS_PER_RUN: what fits in the CPU time a worker leaves an invocation
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "2", BUBBLE_SYNC_ROWS_PER_RUN: "5" });
+  for (let i = 0; i < 9; i++) s.queue.add({ record_id: `r${i}` });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "claimed", "completed", "stopped_by", "next_run_woken"), {
+    claimed: 5,
+    completed: 5,
+    stopped_by: "row_budget",
+    next_run_woken: true,
+  });
+  assertEquals(s.queue.claims.map((c) => c.limit), [2, 2, 1]);
+  assertEquals(s.queue.wakes, ["process_queue_data_api"]);
+  const drained = await runWait(s);
+  assertEquals(pick(drained, "claimed", "stopped_by"), { claimed: 4, stopped_by: "drained" });
+  assertEquals(s.queue.wakes.length, 1, "a drained run wakes nobody");
 });
 
 Deno.test("rows whose turn comes after the budget go back to pending unsent, without using an attempt", async () => {
