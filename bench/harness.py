@@ -73,7 +73,11 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile(
-            "default", "ours: immediate dispatch + minute cron, batch 50, concurrency 5", "immediate", 50, 5
+            "default",
+            "ours: immediate dispatch + minute cron, batch 50, concurrency following the rate (0)",
+            "immediate",
+            50,
+            0,
         ),
         Profile(
             "default-bulk",

@@ -108,7 +108,11 @@ KEYS: tuple[KeySpec, ...] = (
             default="17 3 * * *"),
     KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50,
             range=(1, 1000), env="BUBBLE_SYNC_BATCH_SIZE"),
-    KeySpec("concurrency", "integer", "parallel Bubble requests per run (1..20)", default=5, range=(1, 20),
+    # 0: concurrency follows bubbleRateLimitPerMinute and Bubble's answer time, so a plan's limit is reached
+    # without tuning (15,000/min at 150 ms needs about 50 requests in flight; the legacy 1,000/min, 3).
+    KeySpec("concurrency", "integer",
+            "parallel Bubble requests per run: 0 = as many as bubbleRateLimitPerMinute needs at Bubble's "
+            "measured answer time (2..200); 1..500 = fixed", default=0, range=(0, 500),
             env="BUBBLE_SYNC_CONCURRENCY"),
     # Bubble's documented floor for legacy plans; set your plan's figure. The function spaces its requests at
     # this rate: over it Bubble answers 429 and the rest of the backlog waits for the next wake.

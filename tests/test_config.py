@@ -82,7 +82,7 @@ def test_minimal_stack_gets_every_default() -> None:
     assert config.processor_schedule == "* * * * *"
     assert config.retry_schedule == "*/5 * * * *"
     assert config.maintenance_schedule == "17 3 * * *"
-    assert (config.batch_size, config.concurrency, config.max_retries) == (50, 5, 3)
+    assert (config.batch_size, config.concurrency, config.max_retries) == (50, 0, 3)
     assert (config.lease_seconds, config.http_timeout_ms) == (180, 5000)
     assert (config.run_details_retention_days, config.completed_retention_days) == (7, 30)
     assert config.dispatch_mode == "immediate"
@@ -479,7 +479,7 @@ def test_invalid_schedules(schedule: str, fragment: str) -> None:
 
 INT_RANGES = {
     "batchSize": (1, 1000),
-    "concurrency": (1, 20),
+    "concurrency": (0, 500),
     "maxRetries": (0, 50),
     "leaseSeconds": (30, 900),
     "httpTimeoutMs": (1000, 150000),
@@ -539,7 +539,7 @@ def test_all_problems_are_reported_together_in_key_order() -> None:
                 "bubbleBaseUrl": "https://app.bubbleapps.io/wrong",
                 "processorSchedule": "every minute",
                 "batchSize": "0",
-                "concurrency": "99",
+                "concurrency": "501",
                 "dispatchMode": "sometimes",
                 "dropQueueOnDestroy": "maybe",
             }

@@ -46,6 +46,7 @@ export const MAX_BULK_LINES = 1000;
  */
 export const BULK_MS_PER_LINE = 240;
 const MAX_MESSAGE_CHARS = 500;
+const LATENCY_WEIGHT = 0.1;
 
 /** Seconds from a Retry-After header (delay-seconds or an HTTP date); null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, nowMs: number): number | null {
@@ -104,6 +105,8 @@ export class BubbleClient {
   requests = 0;
   /** A request whose turn comes later than this (local ms) is not sent: the run must be done by then. */
   sendBy = Number.POSITIVE_INFINITY;
+  /** How long Bubble takes to answer, smoothed over this run's answers (ms); null before the first. */
+  latencyMs: number | null = null;
 
   /**
    * `fetchCreate` sends the non-idempotent requests (create, bulk create). It should use a connection of its
@@ -157,6 +160,7 @@ export class BubbleClient {
     timeoutMs: number,
   ): Promise<{ ok: true; status: number; text: string } | Failure> {
     this.requests++;
+    const started = this.now();
     const headers = new Headers(init.headers);
     headers.set("authorization", `Bearer ${this.settings.token}`);
     try {
@@ -167,6 +171,7 @@ export class BubbleClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
       const text = await response.text();
+      this.noteLatency(this.now() - started);
       if (response.ok) return { ok: true, status: response.status, text };
       const { code, message } = describeError(response.status, text);
       return {
@@ -182,6 +187,11 @@ export class BubbleClient {
         : `no answer from Bubble to ${label}: ${describeException(error)}`;
       return { ok: false, status: null, code: null, message: clip(message), retryAfterSeconds: null };
     }
+  }
+
+  private noteLatency(ms: number): void {
+    // A moving average that follows a change within a few dozen answers and shrugs off a single slow one.
+    this.latencyMs = this.latencyMs === null ? ms : this.latencyMs + (ms - this.latencyMs) * LATENCY_WEIGHT;
   }
 
   private unexpected(label: string, status: number, text: string): Failure {

@@ -52,6 +52,21 @@ const USED_EMAIL = "USED_EMAIL";
 /** A user's built-in fields that a modify leaves out unless BUBBLE_MODIFY_USER_CREDENTIALS says otherwise. */
 const USER_CREDENTIALS = ["email", "password"];
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
+/**
+ * Requests in flight with BUBBLE_SYNC_CONCURRENCY 0 (the default): enough to keep the rate limit busy at
+ * Bubble's answer time (Little's law, a quarter more for the spread of answer times), between these bounds;
+ * before the first answer the time is assumed; without a rate limit, AUTO_UNPACED.
+ */
+export const AUTO_CONCURRENCY = { least: 2, most: 200, assumedLatencyMs: 250, headroom: 1.25, unpaced: 20 };
+
+/** The requests in flight that keep `perMinute` busy when Bubble answers in `latencyMs` (null: not known yet). */
+export function autoConcurrency(perMinute: number, latencyMs: number | null): number {
+  const { least, most, assumedLatencyMs, headroom, unpaced } = AUTO_CONCURRENCY;
+  if (perMinute <= 0) return unpaced;
+  const seconds = (latencyMs ?? assumedLatencyMs) / 1000;
+  return Math.min(most, Math.max(least, Math.ceil(perMinute / 60 * seconds * headroom)));
+}
+
 /** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
 const CREDENTIALS_PAUSE_SECONDS = 300;
 
@@ -290,7 +305,7 @@ export class Run {
     const linesPerCall = Math.min(MAX_BULK_LINES, Math.floor(this.bulkTimeoutMs(bulkEnd) / BULK_MS_PER_LINE));
     if (bulk.length < 2 || linesPerCall < 2) singles.unshift(...bulk.splice(0));
 
-    const pool = new WorkPool(this.config.concurrency);
+    const pool = new WorkPool(() => this.concurrency());
     this.bubble.gate.backlog = () => pool.queued;
     for (let i = 0; i < bulk.length; i += linesPerCall) {
       const chunk = bulk.slice(i, i + linesPerCall);
@@ -536,6 +551,12 @@ export class Run {
     });
   }
 
+  /** Requests to keep in flight: BUBBLE_SYNC_CONCURRENCY, or (0) what the rate and Bubble's answer time need. */
+  private concurrency(): number {
+    if (this.config.concurrency > 0) return this.config.concurrency;
+    return autoConcurrency(this.config.rateLimitPerMinute, this.bubble.latencyMs);
+  }
+
   /** How long a bulk call sent now may take: bubbleBulkTimeoutSeconds, or less if the run must end sooner. */
   private bulkTimeoutMs(bulkEnd: number): number {
     return Math.max(0, Math.min(this.config.bulkTimeoutMs, bulkEnd - this.now()));
@@ -587,14 +608,14 @@ export class Run {
   }
 }
 
-/** Runs added tasks with at most `size` at a time; tasks may add more tasks while it runs. */
+/** Runs added tasks with at most `size()` at a time (read as tasks start); tasks may add more tasks. */
 class WorkPool {
   private readonly waiting: (() => Promise<void>)[] = [];
   private active = 0;
   private readonly errors: unknown[] = [];
   private idle: PromiseWithResolvers<void> | null = null;
 
-  constructor(private readonly size: number) {}
+  constructor(private readonly size: () => number) {}
 
   /** Tasks added and not started yet. */
   get queued(): number {
@@ -607,7 +628,7 @@ class WorkPool {
   }
 
   private pump(): void {
-    while (this.active < this.size && this.waiting.length > 0) {
+    while (this.active < this.size() && this.waiting.length > 0) {
       const task = this.waiting.shift()!;
       this.active++;
       task().catch((error) => this.errors.push(error)).finally(() => {

@@ -14,7 +14,7 @@ export const SETTINGS = {
   BUBBLE_MODIFY_USER_CREDENTIALS: { key: "bubbleModifyUserCredentials", default: false },
   BUBBLE_SETTLE_SECONDS: { key: "bubbleSettleSeconds", default: 300, least: 0 },
   BUBBLE_SYNC_BATCH_SIZE: { key: "batchSize", default: 50, least: 1 },
-  BUBBLE_SYNC_CONCURRENCY: { key: "concurrency", default: 5, least: 1 },
+  BUBBLE_SYNC_CONCURRENCY: { key: "concurrency", default: 0, least: 0 },
   BUBBLE_RATE_LIMIT_PER_MINUTE: { key: "bubbleRateLimitPerMinute", default: 1000, least: 0 },
   BUBBLE_SYNC_LEASE_SECONDS: { key: "leaseSeconds", default: 180, least: 1 },
   BUBBLE_SYNC_HTTP_TIMEOUT_MS: { key: "httpTimeoutMs", default: 5000, least: 1 },

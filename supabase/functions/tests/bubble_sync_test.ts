@@ -4,6 +4,7 @@
 //   deno test --config supabase/functions/deno.json supabase/functions/tests/
 
 import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
+import { autoConcurrency } from "../bubble_sync/process.ts";
 import type { Fetch } from "../bubble_sync/bubble.ts";
 import { loadConfig } from "../bubble_sync/config.ts";
 import { SETTINGS } from "../bubble_sync/settings.ts";
@@ -553,7 +554,7 @@ Deno.test("missing or invalid config is a 500 naming the variable, never its val
     [{ SUPABASE_DB_URL: undefined }, "SUPABASE_DB_URL"],
     [{ BUBBLE_SYNC_BATCH_SIZE: "lots" }, "BUBBLE_SYNC_BATCH_SIZE"],
     [{ BUBBLE_SYNC_BATCH_SIZE: "1001" }, "BUBBLE_SYNC_BATCH_SIZE"],
-    [{ BUBBLE_SYNC_CONCURRENCY: "0" }, "BUBBLE_SYNC_CONCURRENCY"],
+    [{ BUBBLE_SYNC_CONCURRENCY: "-1" }, "BUBBLE_SYNC_CONCURRENCY"],
     [{ BUBBLE_SYNC_HTTP_TIMEOUT_MS: "60000" }, "BUBBLE_SYNC_HTTP_TIMEOUT_MS"], // 4 x 60 s > 180 s lease
     [{ BUBBLE_BULK_CREATE: "maybe" }, "BUBBLE_BULK_CREATE"],
     [{ BUBBLE_DATA_TYPE: "user/../admin" }, "BUBBLE_DATA_TYPE"],
@@ -1488,12 +1489,42 @@ Deno.test("unset settings take the stack config's defaults (settings.ts), and th
       config.leaseSeconds,
       config.batchSize,
     ],
-    [5000, 1000, 5, 180, 50],
+    [5000, 1000, 0, 180, 50],
   );
   assertEquals(config.httpTimeoutMs, SETTINGS.BUBBLE_SYNC_HTTP_TIMEOUT_MS.default);
   assertEquals(config.rateLimitPerMinute, SETTINGS.BUBBLE_RATE_LIMIT_PER_MINUTE.default);
   // The stack config's upper bounds are checked before a deploy; the function only needs a usable value.
   assertEquals(loadConfig(only({ ...required, BUBBLE_SYNC_CONCURRENCY: "150" })).concurrency, 150);
+});
+
+Deno.test("concurrency 0 follows the rate limit and Bubble's answer time (Little's law, a quarter more)", () => {
+  // plans: legacy 1,000/min, Starter 15,000, Growth 25,000, Team 35,000 (Bubble's hard limits page)
+  assertEquals(autoConcurrency(1_000, 150), 4);
+  assertEquals(autoConcurrency(15_000, 150), 47);
+  assertEquals(autoConcurrency(35_000, 200), 146);
+  assertEquals(autoConcurrency(25_000, null), 131); // before the first answer: 250 ms assumed
+  assertEquals(autoConcurrency(1_000, 5), 2); // at least two
+  assertEquals(autoConcurrency(1_000_000, 1000), 200); // at most 200
+  assertEquals(autoConcurrency(0, 150), 20); // unpaced
+});
+
+Deno.test("concurrency 0 without a rate limit keeps 20 requests in flight", async () => {
+  const s = setup({
+    BUBBLE_SYNC_CONCURRENCY: "0",
+    BUBBLE_RATE_LIMIT_PER_MINUTE: "0",
+    BUBBLE_SYNC_BATCH_SIZE: "60",
+  });
+  for (let i = 0; i < 60; i++) s.queue.add({ record_id: `r${i}` });
+  let inFlight = 0;
+  let most = 0;
+  s.bubble.fault("POST", async () => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    inFlight--;
+    return undefined;
+  });
+  await runWait(s);
+  assertEquals(most, 20);
 });
 
 // --- verdicts in batches (queue.ts) -------------------------------------------------------------------------------
