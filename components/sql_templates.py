@@ -150,6 +150,7 @@ QUEUE_FILES: tuple[str, ...] = (
     "functions/gate.sql",
     "functions/lease.sql",
     "functions/enqueue.sql",
+    "functions/backfill.sql",
     "functions/invoke.sql",
     "functions/dispatch.sql",
     "functions/maintenance.sql",
