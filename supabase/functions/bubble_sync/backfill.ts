@@ -44,10 +44,10 @@ export interface BackfillDeps<T extends BackfillItem> {
   linesPerCall: number;
   /** Runs `work` for `items` in the run's pool, at their turn, or hands them back unsent (the run's gate). */
   schedule(items: T[], work: () => Promise<void>): void;
-  /** Completes the row with the id of the thing Bubble already has. */
-  link(item: T, bubbleId: string): Promise<void>;
+  /** Completes the row with the id of the thing Bubble already has (written now, or with the run's others). */
+  link(item: T, bubbleId: string): void | Promise<void>;
   /** Fails the row as the search failed. */
-  fail(item: T, failure: Failure): Promise<void>;
+  fail(item: T, failure: Failure): void | Promise<void>;
   /** Creates these rows' things in one bulk call (process.ts, syncBulk). */
   createInBulk(items: T[]): Promise<void>;
   /** Creates this row's thing alone (process.ts, syncOne). */
@@ -84,7 +84,7 @@ async function lookUpThenCreate<T extends BackfillItem>(group: T[], deps: Backfi
     return;
   }
   const missing: T[] = [];
-  const linked: Promise<void>[] = [];
+  const linked: (void | Promise<void>)[] = [];
   for (const item of group) {
     const bubbleId = found.ids.get(item.key);
     if (bubbleId === undefined) missing.push(item);
