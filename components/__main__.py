@@ -1,11 +1,13 @@
-"""Command line: `python -m components render-sql | status | requeue | preflight | function-settings`.
+"""Command line: `python -m components render-sql | status | requeue | backfill | preflight |
+function-settings`.
 
 render-sql prints the complete setup SQL of a stack (read from `Pulumi.<NAME>.yaml` next to `Pulumi.yaml`),
 or of the defaults when no stack is given. Secrets are psql variables in the output, never values; the
 header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
-permanently failed rows back into the retry path. See components/operator/.
+permanently failed rows back into the retry path; backfill queues the records a table already holds, as its
+signup trigger would have. See components/operator/.
 
 preflight checks a stack's real database, Management API token and Bubble app before `pulumi up` (exit 0
 passed, 1 a check failed, 2 the stack config cannot be read). See components/preflight/.
@@ -23,6 +25,7 @@ from pathlib import Path
 from components import operator, preflight
 from components.config import ConfigError, load_config
 from components.function_env import settings_ts
+from components.operator.backfill import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from components.render_sql import render_script
 from components.stack_file import load_stack_config
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "keys: python -m components function-settings > supabase/functions/bubble_sync/settings.ts",
     )
     args = parser.parse_args(argv)
-    if args.command in ("status", "requeue"):
+    if args.command in ("status", "requeue", "backfill"):
         return _run_operator_command(args)
     if args.command == "preflight":
         return preflight.run_preflight(
@@ -150,6 +153,71 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     )
     requeue.add_argument("--dry-run", action="store_true", help="show what would be requeued, change nothing")
 
+    backfill = commands.add_parser(
+        "backfill",
+        help="queue the records a table already holds (existing users), as its signup trigger would have",
+        description="Queues the rows of an existing table for Bubble, in key order, one transaction per "
+        "chunk, exactly as the table's signup trigger (bubble_sync.enqueue_change) would have queued them: a "
+        "record the queue already has, in any state, is skipped, so a run interrupted with Ctrl-C resumes "
+        "when run again. The Edge Function looks each backfilled record up in Bubble by its key first (a "
+        "record Bubble already has is linked, not created twice; so is a user whose email Bubble has), "
+        "creates the rest in bulk, and takes new signups before backfilled rows. Shows rows queued, synced "
+        "and failed with the rate and an ETA while queueing and then, unless --no-follow, while the rows "
+        "sync. Exit codes: 0 done, 1 a chunk failed (rolled back; the chunks before it stay queued) or rows "
+        "failed for good, 2 a flag does not fit the database or no connection (nothing queued), 130 "
+        "interrupted (queued rows keep syncing).",
+    )
+    _add_connection_arguments(backfill)
+    backfill.add_argument(
+        "--from",
+        dest="source",
+        metavar="TABLE",
+        required=True,
+        help="the table, as SQL names it (schema.table; e.g. public.profiles or auth.users)",
+    )
+    backfill.add_argument(
+        "--key",
+        metavar="COLUMN",
+        help="the key column (a primary key or unique column); default: the signup trigger's, else id",
+    )
+    backfill.add_argument(
+        "--fields",
+        metavar="A,B,...",
+        help="the columns Bubble gets, comma-separated, exact names; default: the signup trigger's "
+        "allow-list (required when the table has no signup trigger)",
+    )
+    backfill.add_argument(
+        "--where",
+        metavar="CONDITION",
+        help="only rows matching this SQL condition on the table's columns (your own SQL, run as it stands "
+        "with your privileges), e.g. \"created_at < '2026-01-01'\"",
+    )
+    backfill.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the flags and say how many rows would be queued and skipped; queue nothing",
+    )
+    backfill.add_argument(
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="N",
+        help=f"rows per chunk (one transaction each; default {DEFAULT_CHUNK_SIZE}, at most {MAX_CHUNK_SIZE})",
+    )
+    backfill.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="stop once everything is queued instead of showing the rows sync",
+    )
+    backfill.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="when the output is not a terminal, a progress line every SECONDS (default 10)",
+    )
+
 
 def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser(
@@ -195,6 +263,20 @@ def _run_operator_command(args: argparse.Namespace) -> int:
     except operator.OperatorError as exc:
         print(f"{name}: {exc} (exit 2)", file=sys.stderr)
         return operator.EXIT_CANNOT_CONNECT
+    if name == "backfill":
+        hint = "python -m components status" + (f" --stack {args.stack}" if args.stack else "")
+        return operator.run_backfill(
+            url,
+            source=args.source,
+            key=args.key,
+            fields=operator.parse_fields(args.fields),
+            where=args.where,
+            dry_run=args.dry_run,
+            chunk_size=args.chunk_size,
+            follow_sync=args.follow,
+            progress_interval=args.progress_interval,
+            status_hint=hint,
+        )
     if name == "status":
         return operator.run_status(
             url,

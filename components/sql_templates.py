@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
     "EXTENSION_CHECK_FILE",
+    "OPERATOR_BACKFILL_FILE",
     "OPERATOR_STATUS_FILE",
     "UNIT_PARAMS",
     "VAULT_SECRET_FILE",
@@ -150,6 +151,7 @@ QUEUE_FILES: tuple[str, ...] = (
     "functions/gate.sql",
     "functions/lease.sql",
     "functions/enqueue.sql",
+    "functions/backfill.sql",
     "functions/invoke.sql",
     "functions/dispatch.sql",
     "functions/maintenance.sql",
@@ -166,6 +168,9 @@ EXTENSION_CHECK_FILE = "setup/require_extension.sql"
 VAULT_SECRET_FILE = "setup/store_vault_secret.sql"
 #: the read-only queries of `python -m components status` (psycopg parameters; never applied)
 OPERATOR_STATUS_FILE = "operator_status.sql"
+#: the queries of `python -m components backfill` (psycopg parameters and psycopg.sql `{identifier}` slots;
+#: never applied)
+OPERATOR_BACKFILL_FILE = "operator_backfill.sql"
 UNIT_PARAMS: Mapping[str, tuple[str, ...]] = {
     EXTENSION_CHECK_FILE: ("extension",),
     VAULT_SECRET_FILE: ("psql_variable", "secret_name", "secret_description"),

@@ -17,7 +17,8 @@
 --   retryable_items           failed rows still under their retry budget
 --   permanently_failed_items  failed rows at or over max_retries: these need a person
 --   completed_today           rows completed in the last 24 hours
---   oldest_pending_age        how long the oldest pending row has waited (NULL when none)
+--   oldest_pending_age        how long the oldest pending change has waited (NULL when none); backfilled rows
+--                             are left out: they wait behind every change by design (bubble_sync.claim)
 --   failed_job_runs_24h       failed runs of our cron jobs in the last 24 hours (NULL without pg_cron)
 --   recent_errors             the p_recent most recently failed rows: table, record, attempts, message, when
 --   recent_job_failures       the p_recent most recent failed runs of our cron jobs: job, start, message
@@ -55,7 +56,8 @@ begin
          count(*) filter (where q.status = 'failed' and not (q.retry_count < q.max_retries)),
          count(*) filter (where q.status = 'completed'
                             and coalesce(q.completed_at, q.created_at) >= v_now - interval '24 hours'),
-         v_now - min(q.created_at) filter (where q.status = 'pending')
+         v_now - min(q.created_at) filter (where q.status = 'pending'
+                                             and q.operation is distinct from 'BACKFILL')
     into pending_items, processing_items, expired_leases, failed_items, retryable_items,
          permanently_failed_items, completed_today, oldest_pending_age
     from public.sync_queue q;

@@ -210,6 +210,7 @@ def test_a_stack_of_the_previous_release_upgrades_in_place(
         assert_converged(cli, postgres)
         assert postgres.query(all_rows(columns)) == rows_before
         assert_held_leases_still_work(postgres, held)
+        assert_the_queue_takes_backfilled_rows(postgres)
         assert secrets_in("\n".join(cli.transcript), secret_values) == []
 
 
@@ -223,6 +224,28 @@ def assert_converged(cli: Cli, postgres: Postgres) -> None:
     )
     assert postgres.query(LIVE_FUNCTIONS) == ours
     assert postgres.query(JOBS_CALLING_NOTHING) == []
+
+
+def assert_the_queue_takes_backfilled_rows(postgres: Postgres) -> None:
+    """The queue a release before backfills created allowed the operations INSERT and UPDATE only: upgraded
+    in place, it takes BACKFILL rows, and claim hands them out after the changes (the rebuilt index's
+    order)."""
+    postgres.execute("create table public.profiles (id bigint primary key, email text)")
+    postgres.execute("insert into public.profiles values (1, 'a@example.com'), (2, 'b@example.com')")
+    queued = postgres.query(
+        "select * from bubble_sync.enqueue_backfill('public.profiles', 'id', '{email}',"
+        " array(select to_jsonb(p) from public.profiles p order by id))"
+    )
+    assert queued == [(2, 0)]
+    definitions = dict(postgres.query(
+        "select conname, pg_get_constraintdef(oid) from pg_constraint"
+        " where conrelid = 'public.sync_queue'::regclass and conname = 'sync_queue_operation_valid'"
+    ))  # fmt: skip
+    assert "'BACKFILL'" in definitions["sync_queue_operation_valid"]
+    (index,) = postgres.query("select indexdef from pg_indexes where indexname = 'sync_queue_pending_idx'")
+    assert "BACKFILL" in index[0]
+    claimed = postgres.query("select operation from bubble_sync.claim('process_queue_data_api', 10, 60)")
+    assert claimed[-2:] == [("BACKFILL",), ("BACKFILL",)] and ("INSERT",) in claimed[:-2]
 
 
 def assert_held_leases_still_work(postgres: Postgres, held: dict[str, str]) -> None:

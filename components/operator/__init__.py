@@ -1,4 +1,5 @@
-"""Operator tools: `python -m components status` and `python -m components requeue`.
+"""Operator tools: `python -m components status`, `python -m components requeue` and
+`python -m components backfill`.
 
 status   the seed's monitoring queries, made usable: `bubble_sync.health()`, our cron jobs with their
          last runs, failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
@@ -9,6 +10,9 @@ requeue  puts permanently failed rows (retry_count >= max_retries) back into the
          next_retry_at now, lease cleared, and error_message kept behind the prefix
          `requeued by operator; last error: ` so the reason stays visible. The next `bubble-sync-retry` run
          claims them. One transaction; `--dry-run` runs the same call and rolls it back.
+backfill queues the rows a table already holds, as its signup trigger (bubble_sync.enqueue_change) would
+         have, chunk by chunk (bubble_sync.enqueue_backfill); the Edge Function looks each one up in Bubble
+         before creating it. `--dry-run` checks the flags and counts; nothing is queued.
 
 Where the database is (first match wins):
   --database-url URL
@@ -28,10 +32,13 @@ The modules, one job each (this package only re-exports their public names):
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
   formatting.py  the text helpers both commands share: durations, times, one shortened line, tables
   requeue.py     requeue: `requeue` (the bubble_sync.requeue call), `render_requeue`, `run_requeue`
+  backfill.py    backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
+                 `run_backfill`; its queries are in sql/operator_backfill.sql
 """
 
 from __future__ import annotations
 
+from components.operator.backfill import BackfillError, parse_fields, plan_backfill, run_backfill
 from components.operator.connection import (
     ENV_VAR,
     EXIT_CANNOT_CONNECT,
@@ -58,6 +65,7 @@ from components.operator.status import collect_status, run_status
 
 __all__ = [
     "ENV_VAR",
+    "BackfillError",
     "EXIT_BUBBLE_UNAVAILABLE",
     "EXIT_CANNOT_CONNECT",
     "EXIT_HEALTHY",
@@ -69,10 +77,13 @@ __all__ = [
     "Status",
     "collect_status",
     "mask_url",
+    "parse_fields",
+    "plan_backfill",
     "render_requeue",
     "render_status",
     "requeue",
     "resolve_database_url",
+    "run_backfill",
     "run_requeue",
     "run_status",
     "status_json",

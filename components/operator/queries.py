@@ -1,4 +1,5 @@
-"""The read-only queries of `python -m components status`, by name, from `sql/operator_status.sql`.
+"""The queries of the operator commands, by name: status's read-only ones from `sql/operator_status.sql`,
+backfill's from `sql/operator_backfill.sql` (some with psycopg.sql `{slot}`s to fill in before they are sent).
 
 The file is cut at its `-- name: <query_name>` lines and nothing else of it is parsed: a query is the text
 under its name line, without the comment lines that open it and without its closing `;`, passed to psycopg
@@ -15,12 +16,21 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from components.errors import SourceError
-from components.sql_templates import OPERATOR_STATUS_FILE, load
+from components.sql_templates import OPERATOR_BACKFILL_FILE, OPERATOR_STATUS_FILE, load
 
-__all__ = ["STATUS_FILE", "QueryFileError", "query", "split_queries", "status_queries"]
+__all__ = [
+    "BACKFILL_FILE",
+    "STATUS_FILE",
+    "QueryFileError",
+    "backfill_query",
+    "query",
+    "split_queries",
+    "status_queries",
+]
 
 #: under sql/
 STATUS_FILE = OPERATOR_STATUS_FILE
+BACKFILL_FILE = OPERATOR_BACKFILL_FILE
 _NAME_LINE = "-- name:"
 
 
@@ -56,14 +66,27 @@ def split_queries(text: str, file: str) -> dict[str, str]:
 
 
 @functools.cache
+def _queries_of(file: str) -> Mapping[str, str]:
+    return MappingProxyType(split_queries(load(file), file))
+
+
 def status_queries() -> Mapping[str, str]:
     """The queries of sql/operator_status.sql by name (read once)."""
-    return MappingProxyType(split_queries(load(STATUS_FILE), STATUS_FILE))
+    return _queries_of(STATUS_FILE)
+
+
+def _named(file: str, name: str) -> str:
+    queries = _queries_of(file)
+    if name not in queries:
+        raise QueryFileError(f"sql/{file} has no query named {name} (it has: {', '.join(queries)})")
+    return queries[name]
 
 
 def query(name: str) -> str:
     """The query `name` of sql/operator_status.sql."""
-    queries = status_queries()
-    if name not in queries:
-        raise QueryFileError(f"sql/{STATUS_FILE} has no query named {name} (it has: {', '.join(queries)})")
-    return queries[name]
+    return _named(STATUS_FILE, name)
+
+
+def backfill_query(name: str) -> str:
+    """The query `name` of sql/operator_backfill.sql, as written (its `{slot}`s not filled in)."""
+    return _named(BACKFILL_FILE, name)

@@ -95,16 +95,58 @@ revoke all on function bubble_sync.enqueue(text, text, text, jsonb, integer, tim
 grant execute on function bubble_sync.enqueue(text, text, text, jsonb, integer, timestamptz) to service_role;
 
 -- ---------------------------------------------------------------------------------------------------------
+-- What a change carries: one definition for the trigger and the backfill (sql/functions/backfill.sql)
+-- ---------------------------------------------------------------------------------------------------------
+
+-- queue_table_name: how sync_queue.table_name names a source table: 'profiles' for public.profiles, the
+-- schema-qualified name ('auth.users') for a table outside public.
+create or replace function bubble_sync.queue_table_name(p_schema name, p_table name)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select case when p_schema = 'public' then p_table::text else p_schema || '.' || p_table end
+$fn$;
+
+revoke all on function bubble_sync.queue_table_name(name, name) from public, anon, authenticated, service_role;
+
+-- change_payload: the payload of a source row (p_row, its to_jsonb): the columns of the allow-list p_allow,
+-- or, without one (NULL or empty), every column except those whose name looks like a credential (password,
+-- token, secret, hash, salt, otp, api key, private key), so nothing like auth.users.encrypted_password or its
+-- *_token columns ever leaves the database by default. Values as to_jsonb renders them.
+create or replace function bubble_sync.change_payload(p_row jsonb, p_allow text[])
+returns jsonb
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $fn$
+  select case
+           when coalesce(cardinality(p_allow), 0) > 0 then
+             (select coalesce(jsonb_object_agg(c, p_row -> c), '{}'::jsonb) from unnest(p_allow) c)
+           else
+             (select coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb)
+                from jsonb_each(p_row) e
+               where e.key !~* '(passw|token|secret|hash|salt|otp|api_?key|private_?key)')
+         end
+$fn$;
+
+revoke all on function bubble_sync.change_payload(jsonb, text[]) from public, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
 -- Trigger for the user's own signup table
 -- ---------------------------------------------------------------------------------------------------------
 
 -- enqueue_change: row trigger (AFTER INSERT OR UPDATE) that queues the row for Bubble. Arguments:
 --   1st     the key column, whose value becomes record_id (default 'id')
 --   2nd...  the payload's allow-list; without one the payload is every column except those whose name looks
---           like a credential (password, token, secret, hash, salt, otp, api key, private key), so nothing like
---           auth.users.encrypted_password or its *_token columns ever leaves the database by default
+--           like a credential (bubble_sync.change_payload)
 -- An UPDATE that leaves the payload as it was (say, only last_sign_in_at changed and it is not in the
--- allow-list) queues nothing. Rows of tables outside `public` are recorded as 'schema.table'.
+-- allow-list) queues nothing. Rows of tables outside `public` are recorded as 'schema.table'
+-- (bubble_sync.queue_table_name). `python -m components backfill` queues the rows a table already holds the
+-- same way (sql/functions/backfill.sql).
 -- SECURITY DEFINER, because the role inserting the signup (supabase_auth_admin for auth.users, or an API role)
 -- has, rightly, no access to the queue; the trigger needs no EXECUTE grant to fire.
 create or replace function bubble_sync.enqueue_change()
@@ -116,8 +158,7 @@ as $fn$
 declare
   v_key_column text := coalesce(nullif(tg_argv[0], ''), 'id');
   v_allow      text[] := tg_argv[1:];
-  v_table      text := case when tg_table_schema = 'public' then tg_table_name
-                            else tg_table_schema || '.' || tg_table_name end;
+  v_table      text := bubble_sync.queue_table_name(tg_table_schema, tg_table_name);
   v_new        jsonb := to_jsonb(new);
   v_payload    jsonb;
   v_old_payload jsonb;
@@ -136,25 +177,14 @@ begin
       quote_ident(v_key_column);
   end if;
 
-  if cardinality(v_allow) > 0 then
-    select min(c) into v_missing from unnest(v_allow) c where not v_new ? c;
-    if v_missing is not null then
-      raise exception 'bubble_sync.enqueue_change: %.% has no column % (in the payload allow-list)',
-        tg_table_schema, tg_table_name, quote_ident(v_missing);
-    end if;
-    select coalesce(jsonb_object_agg(c, v_new -> c), '{}'::jsonb) into v_payload from unnest(v_allow) c;
-    if tg_op = 'UPDATE' then
-      select coalesce(jsonb_object_agg(c, to_jsonb(old) -> c), '{}'::jsonb) into v_old_payload from unnest(v_allow) c;
-    end if;
-  else
-    select coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) into v_payload
-      from jsonb_each(v_new) e
-     where e.key !~* '(passw|token|secret|hash|salt|otp|api_?key|private_?key)';
-    if tg_op = 'UPDATE' then
-      select coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) into v_old_payload
-        from jsonb_each(to_jsonb(old)) e
-       where e.key !~* '(passw|token|secret|hash|salt|otp|api_?key|private_?key)';
-    end if;
+  select min(c) into v_missing from unnest(v_allow) c where not v_new ? c;
+  if v_missing is not null then
+    raise exception 'bubble_sync.enqueue_change: %.% has no column % (in the payload allow-list)',
+      tg_table_schema, tg_table_name, quote_ident(v_missing);
+  end if;
+  v_payload := bubble_sync.change_payload(v_new, v_allow);
+  if tg_op = 'UPDATE' then
+    v_old_payload := bubble_sync.change_payload(to_jsonb(old), v_allow);
   end if;
 
   if tg_op = 'UPDATE' and v_payload = v_old_payload and (to_jsonb(old) ->> v_key_column) = (v_new ->> v_key_column) then

@@ -224,9 +224,11 @@ grant execute on function bubble_sync.give_up(timestamptz) to service_role;
 
 -- claim: leases up to p_limit rows for one action and returns them, each with a fresh lease_token that
 -- complete/fail must present; the lease runs out after p_lease_seconds.
---   process_queue_data_api  the rows bubble_sync.is_due says are due for it, oldest first; rows whose lease
---                           expired come back through reclaim (called first). Consumes the dispatch wake
---                           before it looks, see bubble_sync.dispatch_wake.
+--   process_queue_data_api  the rows bubble_sync.is_due says are due for it: changes (signups, updates)
+--                           oldest first, then backfilled rows (operation BACKFILL, sql/functions/backfill.sql)
+--                           oldest first, so a backfill waits behind every signup instead of holding it back;
+--                           rows whose lease expired come back through reclaim (called first). Consumes the
+--                           dispatch wake before it looks, see bubble_sync.dispatch_wake.
 --   retry_failed            the rows is_due says are due for a retry (the seed's condition), most overdue first.
 -- While Bubble's circuit breaker is open it hands out one row when a probe is due and none otherwise
 -- (bubble_sync.rows_to_claim): the rows stay where they are instead of going to a worker that may not send.
@@ -283,10 +285,10 @@ begin
       with picked as (
         select q.ctid as row_ctid
           from public.sync_queue q
-         where q.status = 'pending'  -- sync_queue_pending_idx
+         where q.status = 'pending'  -- sync_queue_pending_idx, in its order
            and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
                                   q.next_retry_at, v_now)
-         order by q.created_at
+         order by (q.operation is not distinct from 'BACKFILL'), q.created_at
          limit v_limit
          for update skip locked
       )

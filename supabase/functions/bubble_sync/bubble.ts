@@ -45,6 +45,9 @@ export const MAX_BULK_LINES = 1000;
  * call carries no more lines than its timeout lets Bubble finish.
  */
 export const BULK_MS_PER_LINE = 240;
+/** Bubble's search answers at most 100 things a page (manual: `limit`, at most 100). */
+export const SEARCH_PAGE = 100;
+const MAX_SEARCH_PAGES = 10;
 const MAX_MESSAGE_CHARS = 500;
 const LATENCY_WEIGHT = 0.1;
 
@@ -244,6 +247,44 @@ export class BubbleClient {
       // fall through
     }
     return this.unexpected(label, answer.status, answer.text);
+  }
+
+  /**
+   * GET /obj/<type>?constraints=[{key, "in", values}], page after page (Bubble's pages hold at most 100
+   * things): every thing whose `field` is one of `values`, in the order Bubble answers. The manual lists the
+   * constraint type `in` without more; an app that refuses it answers like an incompatible constraint (404
+   * NOT_FOUND) or a bad request (400), and the caller can fall back to findOne.
+   */
+  async findIn(field: string, values: string[]): Promise<Result<{ things: Record<string, unknown>[] }>> {
+    const label = "a search by key";
+    const constraints = JSON.stringify([{ key: field, constraint_type: "in", value: values }]);
+    const things: Record<string, unknown>[] = [];
+    // Each key matches one thing, unless Bubble holds duplicates from before: a few pages at most.
+    for (let cursor = 0, page = 0; page < MAX_SEARCH_PAGES; page++) {
+      const query = new URLSearchParams({ constraints, limit: String(SEARCH_PAGE), cursor: String(cursor) });
+      const answer = await this.send(label, this.fetchOther, this.url(`?${query}`), { method: "GET" });
+      if (!answer.ok) return answer;
+      let response: { results?: unknown; remaining?: unknown } | undefined;
+      try {
+        response = (JSON.parse(answer.text) as { response?: typeof response }).response;
+      } catch {
+        // fall through
+      }
+      const results = response?.results as Record<string, unknown>[] | undefined;
+      if (!Array.isArray(results) || results.some((t) => typeof t?._id !== "string")) {
+        return this.unexpected(label, answer.status, answer.text);
+      }
+      things.push(...results);
+      if (!(Number(response?.remaining) > 0) || results.length === 0) return { ok: true, things };
+      cursor += results.length;
+    }
+    return {
+      ok: false,
+      status: null,
+      code: null,
+      message: `Bubble answered ${label} for ${values.length} keys with more than ${MAX_SEARCH_PAGES} pages`,
+      retryAfterSeconds: null,
+    };
   }
 
   /** PATCH /obj/<type>/<id>: 204. */

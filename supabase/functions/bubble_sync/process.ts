@@ -3,6 +3,7 @@
 // time budget is spent. Rows claimed but never finished go back to the queue through their lease. While Bubble's
 // circuit breaker is open (gate.ts) nothing is sent: the rows go back to pending without using an attempt.
 
+import { isBackfill, syncBackfills } from "./backfill.ts";
 import { type BubbleClient, BULK_MS_PER_LINE, emailOf, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
 import { breakerOpen, DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
@@ -289,9 +290,11 @@ export class Run {
 
     const singles: Prepared[] = [];
     const bulk: Prepared[] = [];
+    const backfills: Prepared[] = [];
     for (const row of rows) {
       const prepared = this.prepare(row);
       if ("kind" in prepared) this.record(row, prepared);
+      else if (isBackfill(row)) backfills.push(prepared);
       else if (this.config.bulkCreate && prepared.operation === "INSERT" && !triedBefore(row)) {
         bulk.push(prepared);
       } else singles.push(prepared);
@@ -312,6 +315,17 @@ export class Run {
       pool.add(() => this.gate(chunk, startBy, () => this.syncBulk(chunk, pool, startBy, bulkEnd)));
     }
     for (const item of singles) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
+    // Backfilled rows, after the changes: looked up by key first, the rest created in bulk (backfill.ts).
+    syncBackfills(backfills, {
+      bubble: this.bubble,
+      keyField: this.config.externalKeyField,
+      linesPerCall,
+      schedule: (items, work) => pool.add(() => this.gate(items, startBy, work)),
+      link: (item, bubbleId) => this.record(item.row, { kind: "complete", bubbleId }),
+      fail: (item, failure) => this.record(item.row, failedWith(failure, "looking up backfilled records")),
+      createInBulk: (items) => this.syncBulk(items, pool, startBy, bulkEnd),
+      createOne: (item) => this.syncOne(item),
+    });
     // Settle everything before giving up on an error, so no task is left running behind the run's back.
     const results = await Promise.allSettled([pool.drained()]);
     // The verdicts are written behind the requests (a request slot is not held for a database round trip).
@@ -390,7 +404,8 @@ export class Run {
 
   /** Checks a row's operation and payload; a verdict when the row cannot be sent at all. */
   private prepare(row: QueueRow): Prepared | Verdict {
-    const operation = row.operation.toUpperCase();
+    // A backfilled row is a create, looked up in Bubble before it is sent (backfill.ts).
+    const operation = isBackfill(row) ? "INSERT" : row.operation.toUpperCase();
     if (operation !== "INSERT" && operation !== "UPDATE") {
       const name = JSON.stringify(row.operation);
       return permanent(`unknown operation ${name}: bubble_sync sends INSERT (create) and UPDATE (modify)`);

@@ -230,6 +230,8 @@ interface SeenRequest {
   authorization: string | null;
   contentType: string | null;
   body: string;
+  /** A search's `cursor` (where its page starts), null when it has none. */
+  cursor: number | null;
   /** Whether it came through fetchCreate (the no-pool client in production). */
   viaCreateFetch: boolean;
 }
@@ -296,6 +298,7 @@ class FakeBubble {
       authorization: headers.get("authorization"),
       contentType: headers.get("content-type"),
       body: typeof init?.body === "string" ? init.body : "",
+      cursor: url.searchParams.has("cursor") ? Number(url.searchParams.get("cursor")) : null,
       viaCreateFetch,
     };
     this.requests.push(request);
@@ -318,9 +321,16 @@ class FakeBubble {
       return new Response(out.join("\n"), { status: 200, headers: { "content-type": "text/plain" } });
     }
     if (request.method === "GET" && rest === "") {
-      const [c] = request.constraints as { key: string; value: unknown }[];
-      const results = [...this.things.values()].filter((t) => t[c.key] === c.value);
-      return Response.json({ response: { cursor: 0, results, count: results.length, remaining: 0 } });
+      const [c] = request.constraints as { key: string; constraint_type: string; value: unknown }[];
+      const matches = [...this.things.values()].filter((t) =>
+        c.constraint_type === "in" ? (c.value as unknown[]).includes(t[c.key]) : t[c.key] === c.value
+      );
+      // Bubble's pages: `limit` things from `cursor` (at most 100), and how many remain after them
+      const cursor = Number(url.searchParams.get("cursor") ?? 0);
+      const limit = Math.min(Number(url.searchParams.get("limit") ?? 100), 100);
+      const results = matches.slice(cursor, cursor + limit);
+      const remaining = matches.length - cursor - results.length;
+      return Response.json({ response: { cursor, results, count: results.length, remaining } });
     }
     if (request.method === "PATCH") {
       const id = decodeURIComponent(rest.slice(1));
@@ -1210,6 +1220,171 @@ Deno.test("bulk: retried rows and a lone create do not use the bulk endpoint", a
   s.queue.add({ record_id: "r", status: "failed", retry_count: 1 });
   await runWait(s);
   assertEquals(s.bubble.count("POST", "/bulk"), 0);
+});
+
+// --- backfilled rows (backfill.ts): looked up by key, 100 a search, the rest created in bulk ----------------------
+
+function addBackfill(s: Setup, ...ids: string[]): void {
+  for (const id of ids) s.queue.add({ record_id: id, operation: "BACKFILL" });
+}
+
+Deno.test("backfill: one search for the keys, those Bubble has linked, the rest in one bulk call (bulk off)", async () => {
+  const s = setup(); // BUBBLE_BULK_CREATE is off: backfilled rows use the bulk endpoint all the same
+  const existing = s.bubble.insert({ email: "b@example.com", supabase_id: "profiles:b", first_name: "Old" });
+  addBackfill(s, "a", "b", "c", "d");
+  const summary = await runWait(s);
+  assertEquals(pick(summary, ...COUNTS), {
+    claimed: 4,
+    completed: 4,
+    failed: 0,
+    deferred: 0,
+    permanently_failed: 0,
+  });
+  assertEquals(s.bubble.requests.map((r) => `${r.method} ${r.path.split("/").pop()}`), [
+    "GET user",
+    "POST bulk",
+  ]);
+  assertEquals(s.bubble.requests[0].constraints, [
+    {
+      key: "supabase_id",
+      constraint_type: "in",
+      value: ["profiles:a", "profiles:b", "profiles:c", "profiles:d"],
+    },
+  ]);
+  assert(!s.bubble.requests[0].viaCreateFetch && s.bubble.requests[1].viaCreateFetch);
+  assertEquals(s.bubble.requests[1].body.split("\n").map((line) => JSON.parse(line).supabase_id), [
+    "profiles:a",
+    "profiles:c",
+    "profiles:d",
+  ]);
+  // linked, not created again, nor modified
+  assertEquals(s.queue.byRecord("b").bubble_id, existing);
+  assertEquals(s.bubble.things.get(existing)!.first_name, "Old");
+  assertEquals(s.bubble.things.size, 4);
+  for (const id of ["a", "c", "d"]) {
+    assertEquals(s.bubble.things.get(s.queue.byRecord(id).bubble_id!)!.supabase_id, `profiles:${id}`);
+  }
+});
+
+Deno.test("backfill: a search per 100 keys, and every page of an answer", async () => {
+  const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "250" });
+  const ids = Array.from({ length: 230 }, (_, i) => `r${String(i).padStart(3, "0")}`);
+  // Bubble holds two things for each of the first 60 keys (duplicates from before): the oldest is linked
+  const oldest = new Map<string, string>();
+  for (const id of ids.slice(0, 60)) {
+    oldest.set(id, s.bubble.insert({ supabase_id: `profiles:${id}` }));
+    s.bubble.insert({ supabase_id: `profiles:${id}` });
+  }
+  addBackfill(s, ...ids);
+  const summary = await runWait(s);
+  assertEquals(summary.completed, 230);
+  const searches = s.bubble.requests.filter((r) => r.method === "GET");
+  // groups of 100 + 100 + 30 keys; the first group's 120 matches take a second page, from cursor 100
+  const pages = searches.map((r) => [(r.constraints as { value: string[] }[])[0].value.length, r.cursor]);
+  assertEquals(pages.sort(), [[100, 0], [100, 0], [100, 100], [30, 0]]);
+  for (const id of ids.slice(0, 60)) assertEquals(s.queue.byRecord(id).bubble_id, oldest.get(id));
+  assertEquals(s.bubble.things.size, 120 + 170);
+  // one bulk call per search group, for the keys Bubble lacked: 40, 100 and 30
+  const bulks = s.bubble.requests.filter((r) => r.path.endsWith("/bulk")).map((r) =>
+    r.body.split("\n").length
+  );
+  assertEquals(bulks.sort((a, b) => a - b), [30, 40, 100]);
+  assertEquals(s.bubble.count("POST", "/user"), 0);
+});
+
+Deno.test("backfill: an app that refuses the `in` constraint gets one equals search per key", async () => {
+  const s = setup();
+  const existing = s.bubble.insert({ supabase_id: "profiles:b" });
+  s.bubble.fault("GET", (request) => {
+    const [c] = request.constraints as { constraint_type: string }[];
+    return c.constraint_type === "in" ? bubbleError(404, "NOT_FOUND", "incompatible constraint") : undefined;
+  });
+  addBackfill(s, "a", "b", "c");
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "failed"), { completed: 3, failed: 0 });
+  const searches = s.bubble.requests.filter((r) => r.method === "GET").map((r) =>
+    (r.constraints as { constraint_type: string; value: unknown }[])[0]
+  );
+  assertEquals(searches.map((c) => c.constraint_type), ["in", "equals", "equals", "equals"]);
+  assertEquals(s.queue.byRecord("b").bubble_id, existing);
+  assertEquals(s.bubble.count("POST", "/bulk"), 1);
+  assertEquals(s.bubble.things.size, 3);
+});
+
+Deno.test("backfill: a failed search fails its rows as it failed, and nothing is created", async () => {
+  for (
+    const [answer, expected] of [
+      [() => bubbleError(503, "SERVICE_UNAVAILABLE", "down"), { failed: 2, deferred: 0 }],
+      [() => bubbleError(429, "TOO_MANY_REQUESTS", "slow down", { "retry-after": "9" }), {
+        failed: 0,
+        deferred: 2,
+      }],
+    ] as [Override, Record<string, number>][]
+  ) {
+    const s = setup();
+    addBackfill(s, "a", "b");
+    s.bubble.fault("GET", answer, 1);
+    const summary = await runWait(s);
+    assertEquals(pick(summary, "failed", "deferred"), expected);
+    assertEquals(s.bubble.count("POST"), 0);
+    assertMatch(
+      s.queue.byRecord("a").error_message!,
+      /looking up backfilled records: Bubble answered (503|429)/,
+    );
+  }
+});
+
+Deno.test("backfill: a user Bubble already has by email is linked: the bulk line refused, then sent alone", async () => {
+  const s = setup();
+  const theirs = s.bubble.insert({ email: "b@example.com", first_name: "Made in Bubble" });
+  addBackfill(s, "a", "b", "c");
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 3, permanently_failed: 0 });
+  assertEquals(s.queue.byRecord("b").bubble_id, theirs);
+  assertEquals(s.bubble.things.get(theirs)!.supabase_id, "profiles:b");
+  assertEquals(s.bubble.things.size, 3);
+  assertEquals(s.bubble.requests.map((r) => `${r.method} ${r.path.split("/").pop()}`), [
+    "GET user", // by key: nothing
+    "POST bulk", // b's line refused (USED_EMAIL)
+    "POST user", // b alone: refused again
+    "GET user", // by email: Bubble's own user
+    "PATCH " + theirs, // linked: the key and fields set
+  ]);
+});
+
+Deno.test("backfill: changes in the same batch go first; a lone backfilled row is a plain create", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "1" });
+  s.queue.add({ record_id: "y", operation: "BACKFILL" });
+  s.queue.add({ record_id: "x" }); // a signup claimed with it
+  await runWait(s);
+  assertEquals(
+    s.bubble.requests.map((r) =>
+      `${r.method} ${r.path.split("/").pop()} ${r.body && JSON.parse(r.body).supabase_id}`
+    ),
+    ["POST user profiles:x", "GET user ", "POST user profiles:y"],
+  );
+  assertEquals(s.bubble.things.size, 2);
+});
+
+Deno.test("backfill: a backfilled row retried after a lost bulk call is looked up again and linked", async () => {
+  const s = setup();
+  const stored = s.bubble.insert({ supabase_id: "profiles:a" }); // the lost call had stored it
+  s.queue.add({
+    record_id: "a",
+    operation: "BACKFILL",
+    status: "failed",
+    failing_since: "2025-01-06T09:00:00Z",
+  });
+  s.queue.add({
+    record_id: "b",
+    operation: "BACKFILL",
+    status: "failed",
+    failing_since: "2025-01-06T09:00:00Z",
+  });
+  await s.handler(post({ action: "retry_failed", wait: true }));
+  assertEquals(s.queue.byRecord("a").bubble_id, stored);
+  assertEquals(s.bubble.things.size, 2);
+  assertEquals(s.bubble.requests.map((r) => r.method), ["GET", "GET", "POST"]); // b: searched again alone
 });
 
 // --- time, leases, logs ----------------------------------------------------------------------------------------
