@@ -35,6 +35,8 @@ BUBBLE_PATH = "/version-test/api/1.1/obj/user"
 
 
 def start_host(tmp: Path, database: Database, bubble: BubbleDouble, **settings: str | None) -> Iterator[Host]:
+    # A fixed concurrency of 5: a test counts the requests in flight when Bubble refuses the token.
+    settings = {"BUBBLE_SYNC_CONCURRENCY": "5", **settings}
     yield from function_support.start_host(
         tmp, database, bubble, bubble_token=BUBBLE_TOKEN, service_role_key=LEGACY_KEY, secret_key=SECRET_KEY,
         http_timeout_ms=HTTP_TIMEOUT_MS, **settings,

@@ -3,6 +3,7 @@ database per test, copied from the Supabase-shaped template so each test starts 
 
 from __future__ import annotations
 
+import pickle
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,18 @@ import pytest
 
 from devstack.cluster import TEMPLATE_DB, Cluster
 from tests.queue_support import EMPTY_GATE
+
+# pulumi.dynamic's serialize_provider wraps pickle._Pickler._batch_setitems in a sorting wrapper on every
+# call and never unwraps it (pulumi 3.260.0): harmless in a `pulumi up`, which serializes a few dozen
+# providers, but a test process serializes thousands and reaches Python's recursion limit. Each test starts
+# from the original.
+_BATCH_SETITEMS = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _unwrap_pulumis_pickler() -> Iterator[None]:
+    yield
+    pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
