@@ -158,3 +158,20 @@ def test_seed_profile_latency_is_measured_then_derived_for_the_backlog() -> None
 def test_percentile_interpolates() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([], 50) is None
+
+
+def test_queue_scale_bench_runs_and_writes_its_table(tmp_path: Path) -> None:
+    # `python -m bench.queue_scale` with a small queue (the real run: 1,000,000 + 100,000 rows)
+    out = tmp_path / "queue-scale.md"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench.queue_scale", "--history", "2000", "--pending", "300", "--runs", "5",
+            "--out", str(out),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "2,000 completed rows of history and 300 pending" in text
+    for statement, calls in (("claim", 5), ("report_verdicts", 5), ("enqueue", 10)):
+        assert f"| `{statement}` | {calls} |" in text, text
