@@ -1,5 +1,5 @@
 """The bubble_sync function served by the local Deno host against a test database and the Bubble double:
-shared by the function's tests (test_edge_function.py, test_bad_input.py)."""
+shared by the function's tests (test_edge_function.py, test_bad_input.py, test_backfill_sync.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from components.config import load_config
 from components.function_env import function_env
 from devstack.bubble_double import BubbleDouble
 from devstack.functions import runtime_env, start_functions_host, stop_process
 from tests.conftest import Database
+from tests.queue_support import EMPTY_GATE
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "functions"
 # A fast, healthy Bubble answering the way the double answers by default: a test that chose another answer
@@ -28,6 +32,16 @@ HEALTHY_BUBBLE: dict[str, object] = {
     "user_email_patch": "refuse",
     "retry_after": "seconds",
 }
+
+
+def empty_queue_and_bubble(conn: psycopg.Connection[Any], bubble: BubbleDouble, **knobs: object) -> None:
+    """An empty queue, Bubble's gate as a fresh install has it, and an empty Bubble answering as
+    HEALTHY_BUBBLE (with `knobs` on top): what each test of a module sharing a database and a double starts
+    from."""
+    bubble.reset()
+    bubble.configure(**{**HEALTHY_BUBBLE, **knobs})
+    conn.execute("truncate public.sync_queue restart identity")
+    conn.execute(EMPTY_GATE)
 
 
 def function_settings(bubble_base_url: str, bubble_token: str, **overrides: str | None) -> dict[str, str]:

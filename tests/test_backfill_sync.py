@@ -23,8 +23,7 @@ from devstack.bubble_double import BubbleDouble, user_email
 from devstack.cluster import Cluster
 from tests import function_support
 from tests.conftest import Database, fresh_database
-from tests.function_support import HEALTHY_BUBBLE, Host
-from tests.queue_support import EMPTY_GATE
+from tests.function_support import Host, empty_queue_and_bubble
 
 BUBBLE_TOKEN = "bubble-backfill-token-5d1e7a3c9b"
 LEGACY_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.backfill-test-signature"
@@ -66,13 +65,10 @@ def host(
 
 @pytest.fixture
 def conn(database: Database, bubble: BubbleDouble) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    bubble.reset()
-    bubble.configure(**HEALTHY_BUBBLE)
     with psycopg.connect(database.dsn, autocommit=True, row_factory=dict_row) as c:
         c.execute("drop table if exists public.profiles")
         c.execute(PROFILES)
-        c.execute("truncate public.sync_queue restart identity")
-        c.execute(EMPTY_GATE)
+        empty_queue_and_bubble(c, bubble)
         yield c
 
 

@@ -57,8 +57,7 @@ from tests.bad_input_support import (
     start_host,
 )
 from tests.conftest import Database, fresh_database
-from tests.function_support import HEALTHY_BUBBLE
-from tests.queue_support import EMPTY_GATE
+from tests.function_support import empty_queue_and_bubble
 
 Conn = psycopg.Connection[dict[str, Any]]
 UNKNOWN_OP = 'unknown operation "{}": bubble_sync sends INSERT (create) and UPDATE (modify)'
@@ -122,11 +121,8 @@ def host(
 @pytest.fixture
 def conn(database: Database, bubble: BubbleDouble) -> Iterator[Conn]:
     """An empty queue and an empty, healthy Bubble that accepts our token."""
-    bubble.reset()
-    bubble.configure(token=BUBBLE_TOKEN, **HEALTHY_BUBBLE)
     with psycopg.connect(database.dsn, autocommit=True, row_factory=dict_row) as c:
-        c.execute("truncate public.sync_queue restart identity")
-        c.execute(EMPTY_GATE)
+        empty_queue_and_bubble(c, bubble, token=BUBBLE_TOKEN)
         yield c
         # whatever the test fed in, the queue is left consistent: no row held, every row in a known state
         broken = c.execute(

@@ -31,8 +31,7 @@ from devstack.cluster import Cluster
 from devstack.functions import deno_binary
 from tests import function_support
 from tests.conftest import Database, fresh_database
-from tests.function_support import HEALTHY_BUBBLE, Host
-from tests.queue_support import EMPTY_GATE
+from tests.function_support import Host, empty_queue_and_bubble
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "supabase" / "functions"
@@ -94,11 +93,8 @@ def signup_host(
 @pytest.fixture
 def conn(database: Database, bubble: BubbleDouble) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """An empty queue and an empty Bubble with no faults, rate limit or latency."""
-    bubble.reset()
-    bubble.configure(**HEALTHY_BUBBLE)
     with psycopg.connect(database.dsn, autocommit=True, row_factory=dict_row) as c:
-        c.execute("truncate public.sync_queue restart identity")
-        c.execute(EMPTY_GATE)
+        empty_queue_and_bubble(c, bubble)
         yield c
 
 

@@ -1470,19 +1470,25 @@ Deno.test("a verdict refused because the lease was lost is counted, not retried"
   assertEquals(pick(summary, "completed", "lease_lost"), { completed: 0, lease_lost: 1 });
 });
 
-Deno.test("bounded concurrency: never more Bubble requests in flight than BUBBLE_SYNC_CONCURRENCY", async () => {
-  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "3", BUBBLE_SYNC_BATCH_SIZE: "20" });
-  for (let i = 0; i < 12; i++) s.queue.add({ record_id: `r${i}` });
+/** Creates take 5 ms at the fake Bubble; `most` is the most that were in flight at once. */
+function countCreatesInFlight(s: Setup): { most: number } {
+  const counter = { most: 0 };
   let inFlight = 0;
-  let most = 0;
   s.bubble.fault("POST", async () => {
-    most = Math.max(most, ++inFlight);
+    counter.most = Math.max(counter.most, ++inFlight);
     await new Promise((resolve) => setTimeout(resolve, 5));
     inFlight--;
     return undefined;
   });
+  return counter;
+}
+
+Deno.test("bounded concurrency: never more Bubble requests in flight than BUBBLE_SYNC_CONCURRENCY", async () => {
+  const s = setup({ BUBBLE_SYNC_CONCURRENCY: "3", BUBBLE_SYNC_BATCH_SIZE: "20" });
+  for (let i = 0; i < 12; i++) s.queue.add({ record_id: `r${i}` });
+  const inFlight = countCreatesInFlight(s);
   assertEquals((await runWait(s)).completed, 12);
-  assertEquals(most, 3);
+  assertEquals(inFlight.most, 3);
 });
 
 Deno.test("no token, key or password in logs, answers or stored messages, even when Bubble echoes them", async () => {
@@ -1690,16 +1696,9 @@ Deno.test("concurrency 0 without a rate limit keeps 20 requests in flight", asyn
     BUBBLE_SYNC_BATCH_SIZE: "60",
   });
   for (let i = 0; i < 60; i++) s.queue.add({ record_id: `r${i}` });
-  let inFlight = 0;
-  let most = 0;
-  s.bubble.fault("POST", async () => {
-    most = Math.max(most, ++inFlight);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    inFlight--;
-    return undefined;
-  });
+  const inFlight = countCreatesInFlight(s);
   await runWait(s);
-  assertEquals(most, 20);
+  assertEquals(inFlight.most, 20);
 });
 
 // --- verdicts in batches (queue.ts) -------------------------------------------------------------------------------
