@@ -311,3 +311,20 @@ insert into bubble_sync.bubble_gate (id) values (1) on conflict (id) do nothing;
 
 revoke all on table bubble_sync.bubble_gate from public, anon, authenticated;
 grant select, update on table bubble_sync.bubble_gate to service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Runs of the edge function sharing a backlog (sql/functions/invoke.sql, begin_run and fan_out)
+-- ---------------------------------------------------------------------------------------------------------
+--
+-- One row per run that is claiming rows (started_at set) or that fan_out invoked and has not begun yet
+-- (started_at null). fan_out counts them and invokes only the runs missing, so runs that invoke runs never
+-- multiply. A run that dies without ending stops counting at expires_at.
+create table if not exists bubble_sync.worker_runs (
+  run_id     uuid primary key default gen_random_uuid(),
+  action     text not null,
+  started_at timestamptz,
+  expires_at timestamptz not null
+);
+
+revoke all on table bubble_sync.worker_runs from public, anon, authenticated;
+grant select, insert, update, delete on table bubble_sync.worker_runs to service_role;

@@ -15,11 +15,13 @@ T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 PROCESS = "process_queue_data_api"
 RETRY = "retry_failed"
 
-# Bubble's gate as a fresh install has it: no turn booked, breaker closed. A test that leaves a 429's hold or
-# an open breaker behind would otherwise slow or stop the next test's run.
+# Bubble's gate and the runs going as a fresh install has them: no turn booked, breaker closed, no run
+# registered. A test that leaves a 429's hold, an open breaker or a run killed mid-way behind would otherwise
+# slow or stop the next test's runs.
 EMPTY_GATE = (
     "update bubble_sync.bubble_gate set next_request_at = null, failures_in_a_row = 0, failing_since = null,"
-    " opened_at = null, last_probe_at = null, last_error = null"
+    " opened_at = null, last_probe_at = null, last_error = null;"
+    " delete from bubble_sync.worker_runs"
 )
 
 

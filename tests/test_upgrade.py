@@ -50,6 +50,7 @@ from tests.management_api_double import running_double
 RELEASES = {
     "db8f838": "issue 8 (the real Pulumi engine) and issue 9 steps 1-4",
     "daf83bb": "issue 9 (catalogue from sql/, failing_since, settle window)",
+    "4451dda": "issues 10-11, issue 12 items 2-3 (real Bubble, preflight, batched verdicts, backfill)",
 }
 DEPLOY = workflow_command("pulumi-up.yml", "pulumi up --refresh --yes")
 DRIFT_CHECK = workflow_command("drift.yml", "pulumi preview --refresh --expect-no-changes")

@@ -76,6 +76,132 @@ $fn$;
 revoke all on function bubble_sync.invoke_function(text) from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------------------
+-- Parallel runs: a backlog shared by as many runs as Bubble's rate needs (table bubble_sync.worker_runs)
+-- ---------------------------------------------------------------------------------------------------------
+--
+-- A run keeps at most a batch of requests in flight. When Bubble's rate limit needs more than that, the run
+-- asks fan_out for the runs it wants in all; fan_out counts the runs going and invokes only the missing ones.
+-- A run registers with begin_run before its first claim and leaves with fan_out(p_ending_run) after its last,
+-- asking for a successor if it stopped at its row or time budget with rows still due.
+
+-- begin_run: registers a run of p_action for at most p_seconds (past that it no longer counts, should it die
+-- without ending), taking the place of one invoked by fan_out that has not begun; returns the run's id.
+create or replace function bubble_sync.begin_run(
+  p_action  text,
+  p_seconds integer,
+  p_now     timestamptz default null
+)
+returns uuid
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now timestamptz := coalesce(p_now, clock_timestamp());
+  v_run uuid;
+begin
+  if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
+    raise exception 'bubble_sync.begin_run: unknown action %', coalesce(quote_literal(p_action), 'NULL')
+      using errcode = '22023';
+  end if;
+  if p_seconds is null or p_seconds < 1 then
+    raise exception 'bubble_sync.begin_run: p_seconds must be positive, got %', p_seconds using errcode = '22023';
+  end if;
+
+  delete from bubble_sync.worker_runs r
+   where r.run_id = (select w.run_id
+                       from bubble_sync.worker_runs w
+                      where w.action = p_action and w.started_at is null
+                      order by w.expires_at
+                      limit 1
+                        for update skip locked);
+
+  insert into bubble_sync.worker_runs (action, started_at, expires_at)
+  values (p_action, v_now, v_now + make_interval(secs => p_seconds))
+  returning run_id into v_run;
+  return v_run;
+end;
+$fn$;
+
+revoke all on function bubble_sync.begin_run(text, integer, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.begin_run(text, integer, timestamptz) to service_role;
+
+-- fan_out: ends run p_ending_run if given, then invokes runs of p_action until p_wanted are going (begun, or
+-- invoked less than p_start_seconds ago), at most one per p_rows_per_run rows due; returns how many it
+-- invoked. Callers take turns (a transaction-level advisory lock), so two runs ending at once cannot both
+-- invoke the one run missing. Raises like invoke_function when a Vault secret is missing.
+create or replace function bubble_sync.fan_out(
+  p_action        text,
+  p_wanted        integer,
+  p_rows_per_run  integer,
+  p_ending_run    uuid default null,
+  p_start_seconds integer default 30,
+  p_now           timestamptz default null
+)
+returns integer
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now     timestamptz := coalesce(p_now, clock_timestamp());
+  v_going   integer;
+  v_due     bigint;
+  v_missing integer;
+begin
+  if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
+    raise exception 'bubble_sync.fan_out: unknown action %', coalesce(quote_literal(p_action), 'NULL')
+      using errcode = '22023';
+  end if;
+  if p_wanted is null or p_wanted < 0 or p_wanted > 100 then
+    raise exception 'bubble_sync.fan_out: p_wanted must be between 0 and 100, got %', p_wanted
+      using errcode = '22023';
+  end if;
+  if p_rows_per_run is null or p_rows_per_run < 1 then
+    raise exception 'bubble_sync.fan_out: p_rows_per_run must be positive, got %', p_rows_per_run
+      using errcode = '22023';
+  end if;
+
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('bubble_sync.fan_out'));
+  delete from bubble_sync.worker_runs r where r.run_id = p_ending_run or r.expires_at <= v_now;
+
+  select count(*) into v_going from bubble_sync.worker_runs r where r.action = p_action;
+  if v_going >= p_wanted then
+    return 0;
+  end if;
+
+  -- Only as many rows as the missing runs would take are counted: the backlog may be large.
+  if p_action = 'process_queue_data_api' then
+    select count(*) into v_due
+      from (select 1
+              from public.sync_queue q
+             where q.status = 'pending'  -- sync_queue_pending_idx (see bubble_sync.is_due)
+               and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
+                                      q.next_retry_at, v_now)
+             limit (p_wanted - v_going)::bigint * p_rows_per_run) due;
+  else
+    select count(*) into v_due
+      from (select 1
+              from public.sync_queue q
+             where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx
+               and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at,
+                                      v_now)
+             limit (p_wanted - v_going)::bigint * p_rows_per_run) due;
+  end if;
+
+  v_missing := least(p_wanted - v_going, ceil(v_due::numeric / p_rows_per_run)::integer);
+  for i in 1 .. v_missing loop
+    perform bubble_sync.invoke_function(p_action);
+    insert into bubble_sync.worker_runs (action, started_at, expires_at)
+    values (p_action, null, v_now + make_interval(secs => p_start_seconds));
+  end loop;
+  return v_missing;
+end;
+$fn$;
+
+revoke all on function bubble_sync.fan_out(text, integer, integer, uuid, integer, timestamptz)
+  from public, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
 -- The seed's two functions (called by the cron jobs bubble-sync-processor and bubble-sync-retry)
 -- ---------------------------------------------------------------------------------------------------------
 

@@ -34,11 +34,15 @@ export interface Summary {
   /**
    * drained | limit | time_budget | row_budget | rate_limited | token_refused | bubble_unavailable.
    * row_budget: the run claimed BUBBLE_SYNC_ROWS_PER_RUN rows, as many as fit in the CPU time a worker
-   * leaves an invocation; it then wakes the next run (next_run_woken).
+   * leaves an invocation; it then has a successor invoked (runs_invoked).
    */
   stopped_by: string;
-  /** Whether the run, stopped by its row or time budget, had the next one invoked at once. */
-  next_run_woken?: boolean;
+  /**
+   * Runs this one had the database invoke (bubble_sync.fan_out): parallel runs when its first claim showed a
+   * backlog bigger than one run carries at Bubble's rate, and a successor when it stopped at its row or time
+   * budget with rows still due and too few runs going.
+   */
+  runs_invoked: number;
   duration_ms: number;
 }
 
@@ -66,6 +70,26 @@ export function autoConcurrency(perMinute: number, latencyMs: number | null): nu
   if (perMinute <= 0) return unpaced;
   const seconds = (latencyMs ?? assumedLatencyMs) / 1000;
   return Math.min(most, Math.max(least, Math.ceil(perMinute / 60 * seconds * headroom)));
+}
+
+/**
+ * Runs that share a backlog with BUBBLE_SYNC_CONCURRENCY 0 (the default). A run keeps at most a batch in
+ * flight, and about half of one on average (a batch waits for its slowest answer before the next claim): when
+ * the rate needs more requests in flight than that, the backlog is shared by more runs, which the database
+ * invokes and paces together (its gate). At most `most`.
+ */
+export const PARALLEL_RUNS = { most: 10, batchShareInFlight: 0.5 };
+
+/** The runs that keep `perMinute` busy at Bubble's answer time when each claims `batchSize` rows at a time. */
+export function runsWanted(perMinute: number, latencyMs: number | null, batchSize: number): number {
+  if (perMinute <= 0) return 1;
+  const { assumedLatencyMs, headroom } = AUTO_CONCURRENCY;
+  const needed = perMinute / 60 * ((latencyMs ?? assumedLatencyMs) / 1000) * headroom;
+  const perRun = Math.min(
+    autoConcurrency(perMinute, latencyMs),
+    Math.max(1, batchSize * PARALLEL_RUNS.batchShareInFlight),
+  );
+  return Math.min(PARALLEL_RUNS.most, Math.max(1, Math.ceil(needed / perRun)));
 }
 
 /** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
@@ -189,6 +213,12 @@ export class Run {
   private leaseWindowMissed = false;
   /** The verdict writes of the current batch, not yet awaited. */
   private readonly writes: Promise<void>[] = [];
+  /** This run's registration among the runs going (bubble_sync.begin_run); null if it has none. */
+  private runId: string | null = null;
+  /** The fan-out asked for after the first full claim, running beside the first batch. */
+  private fanning: Promise<void> | null = null;
+  /** The run's end, begun beside its last batch when its row budget is reached. */
+  private ending: Promise<void> | null = null;
 
   constructor(
     private readonly config: Config,
@@ -211,16 +241,61 @@ export class Run {
       bubble_requests: 0,
       db_round_trips: null,
       stopped_by: "drained",
+      runs_invoked: 0,
       duration_ms: 0,
     };
   }
 
-  /** Asks the database to invoke the function again (pg_net); a failure only costs the wait for the tick. */
-  private async wakeNextRun(): Promise<void> {
+  /** Registers the run, so that runs fanning out count it; unregistered (null) it still works alone. */
+  private async beginRun(): Promise<void> {
+    // Registered for its time budget and the longest its last requests can take; past that it no longer counts.
+    const seconds = Math.ceil(
+      (this.config.timeBudgetMs + MAX_REQUESTS_PER_ROW * this.config.httpTimeoutMs) / 1000,
+    );
     try {
-      this.summary.next_run_woken = await this.queue.wakeNextRun?.(this.options.action) ?? false;
+      this.runId = await this.queue.beginRun?.(this.options.action, seconds) ?? null;
     } catch {
-      this.summary.next_run_woken = false;
+      this.runId = null; // the claim that follows meets the same trouble and says so
+    }
+  }
+
+  /**
+   * The runs a backlog should be shared by: with a fixed BUBBLE_SYNC_CONCURRENCY, one at a time (that number
+   * is all the requests in flight); otherwise as many as Bubble's rate and answer time need (runsWanted).
+   */
+  private runsWanted(): number {
+    if (this.config.concurrency > 0) return 1;
+    return runsWanted(this.config.rateLimitPerMinute, this.bubble.latencyMs, this.config.batchSize);
+  }
+
+  /** Has the runs missing invoked, beside this one; a failure only leaves this run alone with the backlog. */
+  private async fanOut(): Promise<void> {
+    try {
+      this.summary.runs_invoked += await this.queue.fanOut?.(
+        this.options.action,
+        this.runsWanted(),
+        this.config.batchSize,
+      ) ?? 0;
+    } catch {
+      // the backlog is still drained, by this run and its successors
+    }
+  }
+
+  /**
+   * Leaves the runs going; a run stopped by its row or time budget has the runs missing invoked at once (a
+   * successor at least, if rows are still due), instead of leaving the rows to the next cron tick. A failure
+   * costs only that wait.
+   */
+  private async endRun(budgetSpent: boolean): Promise<void> {
+    try {
+      this.summary.runs_invoked += await this.queue.endRun?.(
+        this.options.action,
+        this.runId,
+        budgetSpent ? this.runsWanted() : 0,
+        this.config.batchSize,
+      ) ?? 0;
+    } catch {
+      // as above: the next tick picks the rows up, and the run's registration expires
     }
   }
 
@@ -232,6 +307,7 @@ export class Run {
   async execute(): Promise<Summary> {
     const { batchSize, leaseSeconds } = this.config;
     try {
+      await this.beginRun();
       while (true) {
         if (this.now() >= this.budgetEnd) {
           this.summary.stopped_by = "time_budget";
@@ -257,6 +333,12 @@ export class Run {
         this.leaseWindowMissed = false;
         const rows = await this.queue.claim(this.options.action, asked, leaseSeconds);
         this.summary.claimed += rows.length;
+        if (rows.length === asked) {
+          // A full claim means a backlog: runs beside this one share it when the rate needs more than one.
+          if (this.fanning === null && this.runsWanted() > 1) this.fanning = this.fanOut();
+          // The run's last claim: its successor starts while this batch is sent, not after.
+          if (this.summary.claimed >= this.config.rowsPerRun) this.ending = this.endRun(true);
+        }
         if (rows.length > 0) await this.processBatch(rows, claimedAt);
         if (this.cutShort !== null) {
           this.summary.stopped_by = this.cutShort;
@@ -268,10 +350,10 @@ export class Run {
           break;
         }
       }
-      // Stopped with rows still due: the next run starts now, on a fresh worker, instead of at the next tick.
-      if (this.summary.stopped_by === "row_budget" || this.summary.stopped_by === "time_budget") {
-        await this.wakeNextRun();
-      }
+      await this.fanning;
+      const budgetSpent = this.summary.stopped_by === "row_budget" ||
+        this.summary.stopped_by === "time_budget";
+      await (this.ending ?? this.endRun(budgetSpent));
     } finally {
       this.summary.bubble_requests = this.bubble.requests;
       this.summary.db_round_trips = this.queue.roundTrips ?? null;

@@ -61,8 +61,18 @@ export interface Queue extends GateStore {
   ping(): Promise<void>;
   /** Statements sent to the database so far (claims, verdict batches, the gate's calls), for the summary. */
   readonly roundTrips?: number;
-  /** Invokes the function again for `action` through the database (pg_net); true when a request was queued. */
-  wakeNextRun?(action: Action): Promise<boolean>;
+  /**
+   * Registers a run of `action` that is about to claim, for `seconds` at most (bubble_sync.begin_run); its id,
+   * or null when the database cannot count runs yet (deployed before `pulumi up`).
+   */
+  beginRun?(action: Action, seconds: number): Promise<string | null>;
+  /**
+   * Has the database invoke runs of `action` until `wanted` are going, at most one per `rowsPerRun` rows due
+   * (bubble_sync.fan_out, through pg_net); how many it invoked.
+   */
+  fanOut?(action: Action, wanted: number, rowsPerRun: number): Promise<number>;
+  /** Ends run `run` (null: it was not registered), then fans out as fanOut does; how many it invoked. */
+  endRun?(action: Action, run: string | null, wanted: number, rowsPerRun: number): Promise<number>;
 }
 
 /** A verdict as bubble_sync.report_verdicts takes it. */
@@ -142,6 +152,8 @@ export class PostgresQueue implements Queue {
   private readonly verdicts = new VerdictBatcher((items) => this.writeVerdicts(items));
   /** False once the database turned out not to have report_verdicts yet (deployed before `pulumi up`). */
   private batched = true;
+  /** False once the database turned out not to have begin_run and fan_out yet. */
+  private countsRuns = true;
 
   constructor(
     private readonly sql: Sql,
@@ -207,8 +219,8 @@ export class PostgresQueue implements Queue {
            order by verdict`);
         return rows.map((row) => (row.outcome ?? null) as string | null);
       } catch (error) {
-        // 42883 undefined_function: a database not yet upgraded by `pulumi up`; one statement per verdict.
-        if ((error as { code?: string }).code !== "42883") throw error;
+        // A database not yet upgraded by `pulumi up`: one statement per verdict.
+        if (!undefinedFunction(error)) throw error;
         this.batched = false;
       }
     }
@@ -229,10 +241,55 @@ export class PostgresQueue implements Queue {
     return (row.outcome ?? null) as string | null;
   }
 
-  async wakeNextRun(action: Action): Promise<boolean> {
+  async beginRun(action: Action, seconds: number): Promise<string | null> {
+    if (!this.countsRuns) return null;
+    this.roundTrips++;
+    try {
+      const [row] = await this.answer(this.sql`
+        select bubble_sync.begin_run(${action}::text, ${seconds}::integer) as run`);
+      return String(row.run);
+    } catch (error) {
+      if (!undefinedFunction(error)) throw error;
+      this.countsRuns = false;
+      return null;
+    }
+  }
+
+  fanOut(action: Action, wanted: number, rowsPerRun: number): Promise<number> {
+    // Without fan_out the database cannot count the runs going: none is invoked besides a successor.
+    return this.countsRuns
+      ? this.callFanOut(action, wanted, rowsPerRun, null).then((n) => n ?? 0)
+      : Promise.resolve(0);
+  }
+
+  async endRun(action: Action, run: string | null, wanted: number, rowsPerRun: number): Promise<number> {
+    const invoked = this.countsRuns ? await this.callFanOut(action, wanted, rowsPerRun, run) : null;
+    if (invoked !== null) return invoked;
+    // A database without fan_out: a run stopped with rows due invokes one successor (a chain of runs).
+    if (wanted < 1) return 0;
     this.roundTrips++;
     const [row] = await this.answer(this.sql`select bubble_sync.invoke_function(${action}::text) as request`);
-    return row.request !== null && row.request !== undefined;
+    return row.request === null || row.request === undefined ? 0 : 1;
+  }
+
+  /** bubble_sync.fan_out's answer; null when the database does not have it yet. */
+  private async callFanOut(
+    action: Action,
+    wanted: number,
+    rowsPerRun: number,
+    endingRun: string | null,
+  ): Promise<number | null> {
+    this.roundTrips++;
+    try {
+      const [row] = await this.answer(this.sql`
+        select bubble_sync.fan_out(${action}::text, ${wanted}::integer, ${rowsPerRun}::integer,
+                                   ${endingRun}::uuid) as invoked`);
+      return Number(row.invoked);
+    } catch (error) {
+      if (!undefinedFunction(error)) throw error;
+      this.countsRuns = false;
+      return null;
+    }
   }
 
   async ping(): Promise<void> {
@@ -269,6 +326,11 @@ export class PostgresQueue implements Queue {
       failuresInARow: Number(row.failures_in_a_row),
     };
   }
+}
+
+/** 42883 undefined_function: a function this version calls that the database does not have yet. */
+function undefinedFunction(error: unknown): boolean {
+  return (error as { code?: string }).code === "42883";
 }
 
 function toTimestamp(value: unknown): string | null {

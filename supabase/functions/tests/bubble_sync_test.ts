@@ -4,7 +4,7 @@
 //   deno test --config supabase/functions/deno.json supabase/functions/tests/
 
 import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
-import { autoConcurrency } from "../bubble_sync/process.ts";
+import { autoConcurrency, PARALLEL_RUNS, runsWanted } from "../bubble_sync/process.ts";
 import type { Fetch } from "../bubble_sync/bubble.ts";
 import { loadConfig } from "../bubble_sync/config.ts";
 import { SETTINGS } from "../bubble_sync/settings.ts";
@@ -54,8 +54,15 @@ function failureKind(status: number | null): FailureKind {
 }
 
 class FakeQueue implements Queue {
-  /** The actions a run asked to be invoked again for (wakeNextRun). */
+  /** The runs the database was asked to invoke (fan_out), by action. */
   wakes: Action[] = [];
+  registrations: { action: Action; seconds: number }[] = [];
+  fanOuts: { action: Action; wanted: number; rowsPerRun: number; endingRun: string | null | undefined }[] =
+    [];
+  /** Runs registered and not ended (bubble_sync.worker_runs with started_at). */
+  runsGoing = new Set<string>();
+  /** Runs invoked by fan_out that have not begun. */
+  invokedNotBegun = 0;
   rows: FakeRow[] = [];
   claims: { action: Action; limit: number; leaseSeconds: number }[] = [];
   fails: { token: string; error: string; reason: FailReason; retryAfterSeconds: number | null }[] = [];
@@ -93,9 +100,33 @@ class FakeQueue implements Queue {
     return row;
   }
 
-  wakeNextRun(action: Action): Promise<boolean> {
-    this.wakes.push(action);
-    return Promise.resolve(true);
+  /** bubble_sync.begin_run: registers a run, taking the place of one invoked that has not begun. */
+  beginRun(action: Action, seconds: number): Promise<string | null> {
+    this.registrations.push({ action, seconds });
+    if (this.invokedNotBegun > 0) this.invokedNotBegun--;
+    this.runsGoing.add(`run-${this.registrations.length}`);
+    return Promise.resolve(`run-${this.registrations.length}`);
+  }
+
+  /** bubble_sync.fan_out: invokes runs until `wanted` are going, at most one per `rowsPerRun` rows due. */
+  fanOut(action: Action, wanted: number, rowsPerRun: number): Promise<number> {
+    this.fanOuts.push({ action, wanted, rowsPerRun, endingRun: undefined });
+    return Promise.resolve(this.invokeMissing(action, wanted, rowsPerRun));
+  }
+
+  endRun(action: Action, run: string | null, wanted: number, rowsPerRun: number): Promise<number> {
+    this.fanOuts.push({ action, wanted, rowsPerRun, endingRun: run });
+    if (run !== null) this.runsGoing.delete(run);
+    return Promise.resolve(this.invokeMissing(action, wanted, rowsPerRun));
+  }
+
+  private invokeMissing(action: Action, wanted: number, rowsPerRun: number): number {
+    const going = this.runsGoing.size + this.invokedNotBegun;
+    const due = this.rows.filter((r) => r.status === "pending").length;
+    const missing = Math.max(0, Math.min(wanted - going, Math.ceil(due / rowsPerRun)));
+    for (let i = 0; i < missing; i++) this.wakes.push(action);
+    this.invokedNotBegun += missing;
+    return missing;
   }
 
   claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]> {
@@ -1408,17 +1439,77 @@ Deno.test("a run stops at its row budget and has the next run invoked at once", 
   const s = setup({ BUBBLE_SYNC_BATCH_SIZE: "2", BUBBLE_SYNC_ROWS_PER_RUN: "5" });
   for (let i = 0; i < 9; i++) s.queue.add({ record_id: `r${i}` });
   const summary = await runWait(s);
-  assertEquals(pick(summary, "claimed", "completed", "stopped_by", "next_run_woken"), {
+  assertEquals(pick(summary, "claimed", "completed", "stopped_by", "runs_invoked"), {
     claimed: 5,
     completed: 5,
     stopped_by: "row_budget",
-    next_run_woken: true,
+    runs_invoked: 1,
   });
   assertEquals(s.queue.claims.map((c) => c.limit), [2, 2, 1]);
   assertEquals(s.queue.wakes, ["process_queue_data_api"]);
+  assertEquals(s.queue.runsGoing.size, 0, "the run ended its registration");
   const drained = await runWait(s);
-  assertEquals(pick(drained, "claimed", "stopped_by"), { claimed: 4, stopped_by: "drained" });
+  assertEquals(pick(drained, "claimed", "stopped_by", "runs_invoked"), {
+    claimed: 4,
+    stopped_by: "drained",
+    runs_invoked: 0,
+  });
   assertEquals(s.queue.wakes.length, 1, "a drained run wakes nobody");
+  assertEquals(s.queue.fanOuts.at(-1)?.wanted, 0);
+});
+
+Deno.test("without a rate to keep busy one run carries the backlog: no run is invoked beside it", async () => {
+  const s = setup({ BUBBLE_RATE_LIMIT_PER_MINUTE: "0" });
+  for (let i = 0; i < 60; i++) s.queue.add({ record_id: `r${i}` }); // a full claim of 50, then 10
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "stopped_by", "runs_invoked"), {
+    completed: 60,
+    stopped_by: "drained",
+    runs_invoked: 0,
+  });
+  assertEquals(s.queue.fanOuts.map((f) => f.wanted), [0], "only the end, asking for none");
+});
+
+Deno.test("a backlog at a high rate is shared by parallel runs, as many as the rate needs", async () => {
+  // Team's 35,000/min at the assumed 250 ms: 182 requests in flight, 25 a run (half a batch of 50): 8 runs.
+  const s = setup({ BUBBLE_RATE_LIMIT_PER_MINUTE: "35000", BUBBLE_SYNC_ROWS_PER_RUN: "100" });
+  for (let i = 0; i < 1000; i++) s.queue.add({ record_id: `r${i}` });
+  const summary = await runWait(s);
+  assertEquals(s.queue.fanOuts[0], {
+    action: "process_queue_data_api",
+    wanted: 8,
+    rowsPerRun: 50,
+    endingRun: undefined,
+  });
+  assertEquals(summary.stopped_by, "row_budget");
+  assertEquals(summary.runs_invoked, 7, "7 beside this one, and no successor: 7 are still going");
+  assertEquals(s.queue.wakes.length, 7);
+});
+
+Deno.test("a fixed concurrency is all the requests in flight: one run at a time", async () => {
+  const s = setup({
+    BUBBLE_RATE_LIMIT_PER_MINUTE: "35000",
+    BUBBLE_SYNC_CONCURRENCY: "5",
+    BUBBLE_SYNC_ROWS_PER_RUN: "100",
+  });
+  for (let i = 0; i < 1000; i++) s.queue.add({ record_id: `r${i}` });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "stopped_by", "runs_invoked"), { stopped_by: "row_budget", runs_invoked: 1 });
+  assertEquals(
+    s.queue.fanOuts.map((f) => f.wanted),
+    [1],
+    "its successor, asked for as it claimed its last rows",
+  );
+});
+
+Deno.test("runsWanted follows the rate and Bubble's answer time", () => {
+  assertEquals(runsWanted(1000, 150, 50), 1); // the legacy limit: 4 requests in flight
+  assertEquals(runsWanted(15_000, 150, 50), 2); // Starter: 47 in flight, 25 a run
+  assertEquals(runsWanted(25_000, 150, 50), 4); // Growth: 79
+  assertEquals(runsWanted(35_000, 150, 50), 5); // Team: 110
+  assertEquals(runsWanted(35_000, 2000, 50), PARALLEL_RUNS.most); // a slow Bubble: bounded
+  assertEquals(runsWanted(35_000, 150, 500), 1); // a big batch keeps enough in flight in one run
+  assertEquals(runsWanted(0, 150, 50), 1); // no rate limit: one run
 });
 
 Deno.test("rows whose turn comes after the budget go back to pending unsent, without using an attempt", async () => {
