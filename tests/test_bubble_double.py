@@ -132,6 +132,38 @@ def test_search_filters_by_constraints_and_pages_with_cursor(client: httpx.Clien
     assert (last["cursor"], last["count"], last["remaining"]) == (4, 1, 0)
 
 
+def test_searches_and_the_email_check_follow_every_change(bubble: BubbleDouble, client: httpx.Client) -> None:
+    """The store indexes emails and searched text fields (so it stays fast as it fills): every create, modify
+    and delete must show in them, and results keep creation order."""
+
+    def by_key(kind: str, value: Any) -> list[str]:
+        found = search(client, {"key": "key", "constraint_type": kind, "value": value})["results"]
+        return [str(user_email(r)) for r in found]
+
+    ids = {}
+    for name, key in [("a", "k1"), ("b", "k2"), ("c", "k1")]:
+        ids[name] = client.post(f"{LIVE}/user", json={"email": f"{name}@example.com", "key": key}).json()[
+            "id"
+        ]
+    assert by_key("equals", "k1") == ["a@example.com", "c@example.com"]
+    client.patch(f"{LIVE}/user/{ids['a']}", json={"key": "k3"})
+    assert by_key("equals", "k1") == ["c@example.com"]
+    assert by_key("equals", "k3") == ["a@example.com"]
+    assert by_key("in", ["k2", "k3", "k1"]) == ["a@example.com", "b@example.com", "c@example.com"]
+    client.delete(f"{LIVE}/user/{ids['c']}")
+    assert by_key("in", ["k1", "k2"]) == ["b@example.com"]
+    # a deleted user's email is free again; a changed one frees the old and takes the new
+    assert client.post(f"{LIVE}/user", json={"email": "c@example.com", "key": "k1"}).status_code == 201
+    assert by_key("equals", "k1") == ["c@example.com"]
+    bubble.configure(user_email_patch="accept")
+    assert client.patch(f"{LIVE}/user/{ids['b']}", json={"email": "b2@example.com"}).status_code == 204
+    assert client.post(f"{LIVE}/user", json={"email": "b@example.com"}).status_code == 201
+    assert client.post(f"{LIVE}/user", json={"email": "B2@example.com"}).status_code == 400
+    # a number never equals text, indexed or not
+    client.post(f"{LIVE}/user", json={"email": "n@example.com", "key": 1})
+    assert by_key("equals", "1") == [] and by_key("equals", 1) == ["n@example.com"]
+
+
 def test_search_limit_is_capped_at_100(client: httpx.Client) -> None:
     assert bulk(client, *[json.dumps({"n": n}) for n in range(105)], type_="item").status_code == 200
 

@@ -193,14 +193,70 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
 
 
 class _Store:
-    """Things per (environment, type), in creation order. Not thread-safe: callers hold the lock."""
+    """Things per (environment, type), in creation order. Not thread-safe: callers hold the lock.
+
+    Lookups a real app answers from its database indexes are indexed here too, so the double's own speed does
+    not fall as it fills (a 100,000-row backfill): users by email, and the fields searched with `equals` or
+    `in` on text, indexed from their first search on and kept as things change."""
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        # (env, type) -> casefolded email -> user id
+        self._emails: dict[tuple[str, str], dict[str, str]] = {}
+        # (env, type) -> field -> text value -> ids in creation order (a dict used as an ordered set)
+        self._indexes: dict[tuple[str, str], dict[str, dict[str, dict[str, None]]]] = {}
+        # (env, type) -> id -> creation serial (puts ids from an index back in creation order)
+        self._serials: dict[tuple[str, str], dict[str, int]] = {}
+        self._next_serial = 0
         self.rules = AppRules()
 
     def table(self, env: str, type_: str) -> dict[str, dict[str, Any]]:
         return self._tables.setdefault((env, type_), {})
+
+    def _indexed(self, env: str, type_: str, thing_id: str, thing: dict[str, Any], add: bool) -> None:
+        """Adds a thing to (or removes it from) the email index and every field index of its table."""
+        email = user_email(thing) if type_ == "user" else None
+        if email is not None:
+            emails = self._emails.setdefault((env, type_), {})
+            if add:
+                emails[email.casefold()] = thing_id
+            elif emails.get(email.casefold()) == thing_id:
+                del emails[email.casefold()]
+        for name, index in self._indexes.get((env, type_), {}).items():
+            value = thing.get(name)
+            if not isinstance(value, str):
+                continue
+            if add:
+                index.setdefault(value, {})[thing_id] = None
+            else:
+                index.get(value, {}).pop(thing_id, None)
+
+    def _field_index(self, env: str, type_: str, name: str) -> dict[str, dict[str, None]]:
+        indexes = self._indexes.setdefault((env, type_), {})
+        if name not in indexes:
+            index: dict[str, dict[str, None]] = {}
+            for thing_id, thing in self.table(env, type_).items():
+                value = thing.get(name)
+                if isinstance(value, str):
+                    index.setdefault(value, {})[thing_id] = None
+            indexes[name] = index
+        return indexes[name]
+
+    def _candidates(self, env: str, type_: str, constraints: list[_Constraint]) -> list[dict[str, Any]]:
+        """The things that may match: from a field index when a constraint is `equals` or `in` on text (only
+        a text value can equal a text), else all of them; in creation order either way."""
+        table = self.table(env, type_)
+        for c in constraints:
+            if type_ == "user" and c.key == "email":
+                continue  # a user's email lives under authentication
+            values = [c.value] if c.kind == "equals" else c.value if c.kind == "in" else None
+            if values is None or not all(isinstance(v, str) for v in values):
+                continue
+            index = self._field_index(env, type_, c.key)
+            ids = {thing_id for value in values for thing_id in index.get(value, {})}
+            serials = self._serials.get((env, type_), {})
+            return [table[thing_id] for thing_id in sorted(ids, key=serials.__getitem__)]
+        return list(table.values())
 
     def check_type(self, type_: str) -> None:
         """An app with a schema knows its types: any other is not found (the answer is UNCONFIRMED)."""
@@ -211,6 +267,9 @@ class _Store:
 
     def clear(self) -> None:
         self._tables.clear()
+        self._emails.clear()
+        self._indexes.clear()
+        self._serials.clear()
 
     def _check_fields(self, env: str, type_: str, fields: Any, own_id: str | None) -> dict[str, Any]:
         """The fields as stored: a user's email moves under `authentication` and its password is not kept."""
@@ -237,10 +296,9 @@ class _Store:
             return stored
         if not isinstance(email, str) or not _EMAIL_RE.match(email):
             raise BubbleError(400, "NOT_VALID_EMAIL", f"{email!r} is not a valid email address")
-        for other_id, other in self.table(env, type_).items():
-            other_email = user_email(other)
-            if other_id != own_id and other_email is not None and other_email.casefold() == email.casefold():
-                raise self.rules.used_email(email)
+        other_id = self._emails.get((env, type_), {}).get(email.casefold())
+        if other_id is not None and other_id != own_id:
+            raise self.rules.used_email(email)
         stored["authentication"] = {"email": {"email": email, "email_confirmed": False}}
         return stored
 
@@ -252,6 +310,9 @@ class _Store:
             thing_id = _new_id()
         stamp = _now_iso()
         table[thing_id] = {**fields, "_id": thing_id, "Created Date": stamp, "Modified Date": stamp}
+        self._next_serial += 1
+        self._serials.setdefault((env, type_), {})[thing_id] = self._next_serial
+        self._indexed(env, type_, thing_id, table[thing_id], add=True)
         return thing_id
 
     def get(self, env: str, type_: str, thing_id: str) -> dict[str, Any]:
@@ -271,11 +332,15 @@ class _Store:
         if "authentication" in fields:
             kept["authentication"] = fields["authentication"]
         base = {} if replace else thing
+        self._indexed(env, type_, thing_id, thing, add=False)
         self.table(env, type_)[thing_id] = {**base, **fields, **kept, "Modified Date": _now_iso()}
+        self._indexed(env, type_, thing_id, self.table(env, type_)[thing_id], add=True)
 
     def delete(self, env: str, type_: str, thing_id: str) -> None:
-        self.get(env, type_, thing_id)
+        thing = self.get(env, type_, thing_id)
+        self._indexed(env, type_, thing_id, thing, add=False)
         del self.table(env, type_)[thing_id]
+        self._serials.get((env, type_), {}).pop(thing_id, None)
 
     def search(self, env: str, type_: str, params: dict[str, str]) -> dict[str, Any]:
         constraints = [self._resolved(type_, c) for c in _parse_constraints(params.get("constraints"))]
@@ -286,7 +351,9 @@ class _Store:
                 return {"cursor": 0, "results": [], "count": 0, "remaining": 0}
         limit = min(_int_param(params, "limit", MAX_LIMIT), MAX_LIMIT)
         cursor = _int_param(params, "cursor", 0)
-        matches = [t for t in self.table(env, type_).values() if all(c.matches(t) for c in constraints)]
+        matches = [
+            t for t in self._candidates(env, type_, constraints) if all(c.matches(t) for c in constraints)
+        ]
         sort_field = params.get("sort_field")
         if sort_field:
             descending = params.get("descending", "false").lower() == "true"
