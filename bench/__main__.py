@@ -1,8 +1,8 @@
-"""`python -m bench [--signups N] [--profiles default,default-bulk,seed] [--out bench/out]`
+"""`python -m bench [--signups N] [--profiles default,default-bulk,seed,...] [--out bench/out]`
 
 Runs each profile on its own local stack, one after the other, and writes results.md, results.json,
-latency.png and, for the `outage` profile, outage.png to the output directory (the tables also go to stdout;
-progress to stderr)."""
+latency.png, plans.png (the plan and backfill profiles) and, for the `outage` profile, outage.png to the
+output directory (the tables also go to stdout; progress to stderr)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from bench import report
 from bench.harness import PROFILES, Settings, run_profile
 
-DEFAULT_PROFILES = "default,default-bulk,seed"
+DEFAULT_PROFILES = "default,default-bulk,seed,starter,growth,team,backfill"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +72,27 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="extra environment variable for the function (repeatable), e.g. BUBBLE_SYNC_CONCURRENCY=10",
     )
+    parser.add_argument(
+        "--bulk-ms-per-line",
+        type=float,
+        default=defaults.bulk_ms_per_line,
+        help="how long the double's bulk calls take per line",
+    )
+    parser.add_argument(
+        "--plan-burst-seconds",
+        type=float,
+        default=defaults.plan_burst_seconds,
+        help="plan profiles: the burst is this many seconds of the plan's limit",
+    )
+    parser.add_argument(
+        "--ceiling-seconds",
+        type=float,
+        default=defaults.ceiling_seconds,
+        help="plan profiles: how long the double alone is measured afterwards",
+    )
+    parser.add_argument(
+        "--backfill-rows", type=int, help="the backfill profile: this many existing records (default 100,000)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the plots")
     parser.add_argument(
         "--replot", action="store_true", help="only redraw the plots from the results.json in --out"
@@ -105,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         cron_ticks=args.cron_ticks,
         outage_seconds=args.outage_seconds,
         recovery_timeout_s=args.recovery_timeout,
+        bulk_ms_per_line=args.bulk_ms_per_line,
+        plan_burst_seconds=args.plan_burst_seconds,
+        ceiling_seconds=args.ceiling_seconds,
+        backfill_rows=args.backfill_rows,
         functions_dir=args.functions_dir,
         function_env=dict(item.split("=", 1) for item in args.function_env),
     )
@@ -136,10 +161,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def draw_plots(out: Path, results: list[dict[str, Any]], settings: dict[str, Any]) -> list[str] | None:
-    """latency.png for the profiles without an outage, <profile>.png for each with one (outage.png); the
-    names of the files drawn, or None when matplotlib is not installed."""
+    """latency.png for the profiles without an outage or a plan, plans.png for those with a plan,
+    <profile>.png for each with an outage (outage.png); the names of the files drawn, or None when
+    matplotlib is not installed."""
     drawn: list[str] = []
-    throughput = [r for r in results if not report.is_outage_profile(r)]
+    throughput = [r for r in results if not report.is_outage_profile(r) and not report.is_plan_profile(r)]
+    plans = [r for r in results if report.is_plan_profile(r)]
+    if plans:
+        if not report.plot_plans(out / "plans.png", plans):
+            return None
+        drawn.append("plans.png")
     if throughput:
         if not report.plot(out / "latency.png", throughput, settings):
             return None

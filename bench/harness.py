@@ -11,16 +11,19 @@ for `Settings.outage_seconds` from halfway through the steady signups, on a time
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,10 +32,11 @@ import psycopg
 from psycopg.rows import dict_row
 
 from components.function_env import function_env
+from components.operator.backfill import run_backfill
 from components.stack_file import load_stack_config
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
-from devstack.functions import runtime_env, start_functions_host, stop_process
+from devstack.functions import deno_binary, runtime_env, start_functions_host, stop_process
 from devstack.processes import Started, stop
 from devstack.stack import start_pgnet_worker
 from devstack.stack_sql import apply_stack_sql
@@ -67,6 +71,12 @@ class Profile:
     # Bubble is down (the double answers 503 to every /obj request) for Settings.outage_seconds mid-run; the
     # run then waits for the queue to empty (Settings.recovery_timeout_s after the outage at most).
     outage: bool = False
+    # A Bubble plan's limit: the stack's bubbleRateLimitPerMinute and the double's, every other setting at its
+    # default. The workload is one burst of Settings.plan_burst_seconds at that rate; afterwards the double
+    # alone is measured (what it serves without the function: the machine's ceiling, Settings.ceiling_*).
+    plan_per_minute: float | None = None
+    # The workload is `python -m components backfill` of this many existing records of public.profiles.
+    backfill_rows: int | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -97,6 +107,39 @@ PROFILES: dict[str, Profile] = {
             paced=False,
         ),
         Profile(
+            "starter",
+            "ours at Bubble's Starter plan: rate limit 15,000/min, every other setting at its default",
+            "immediate",
+            50,
+            0,
+            plan_per_minute=15_000,
+        ),
+        Profile(
+            "growth",
+            "ours at Bubble's Growth plan: rate limit 25,000/min, every other setting at its default",
+            "immediate",
+            50,
+            0,
+            plan_per_minute=25_000,
+        ),
+        Profile(
+            "team",
+            "ours at Bubble's Team plan: rate limit 35,000/min, every other setting at its default",
+            "immediate",
+            50,
+            0,
+            plan_per_minute=35_000,
+        ),
+        Profile(
+            "backfill",
+            "python -m components backfill of 100,000 existing users at Growth's limit (bulk creates)",
+            "immediate",
+            50,
+            0,
+            plan_per_minute=25_000,
+            backfill_rows=100_000,
+        ),
+        Profile(
             "outage",
             "ours (as default) with Bubble down mid-run: every request answers 503 for --outage-seconds",
             "immediate",
@@ -123,6 +166,14 @@ class Settings:
     # profiles with an outage: how long after it the run waits for an empty queue. Rows that failed during
     # the outage come back through the retry job (every 5 minutes) once their growing wait has passed.
     recovery_timeout_s: float = 900.0
+    # Bubble's bulk calls take this long per line (its manual gives only the bound: up to 4 minutes for 1,000
+    # lines, which the function plans for; a call of 50 lines takes 1.25 s here, 1,000 lines 25 s).
+    bulk_ms_per_line: float = 25.0
+    plan_burst_seconds: float = 20.0  # plan profiles: the burst is this many seconds of the plan's limit
+    ceiling_seconds: float = 10.0  # plan profiles: how long the double alone is driven afterwards
+    ceiling_concurrency: int = 200  # ... with this many requests in flight (the function's most per run)
+    backfill_timeout_s: float = 1800.0  # backfill profiles: after the rows are queued
+    backfill_rows: int | None = None  # backfill profiles: this many records instead of the profile's
     seed: int = 7
     functions_dir: str | None = None  # another copy of supabase/functions (to measure a change)
     function_env: dict[str, str] = field(default_factory=dict)  # extra environment for the function
@@ -159,6 +210,10 @@ class Observation:
     outage: OutageWindow | None = None
     cron_runs: dict[str, list[float]] = field(default_factory=dict)  # job name -> run starts during the run
     notes: list[str] = field(default_factory=list)
+    # the function host's log: one entry per invocation (cpu_ms, wall_ms, status, end) and each run's summary
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+    run_summaries: list[dict[str, Any]] = field(default_factory=list)
+    ceiling: dict[str, Any] | None = None  # plan profiles: what the double alone served (double_ceiling)
 
 
 def _log(message: str) -> None:
@@ -179,6 +234,7 @@ class _Stack:
     dsn: str
     admin_dsn: str
     double: BubbleDouble
+    bubble_token: str
     logs: Path
 
 
@@ -215,6 +271,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
             latency_jitter_ms=settings.latency_jitter_ms,
             rate_limit_per_minute=settings.rate_limit_per_minute,
             rate_limit_burst=settings.rate_limit_burst,
+            bulk_ms_per_line=settings.bulk_ms_per_line,
             seed=settings.seed,
         )
         double.start()
@@ -254,7 +311,13 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
         )
         if profile.rows_per_invocation is not None:
             _limit_processor_job(cluster.dsn(), profile.rows_per_invocation)
-        yield _Stack(dsn=cluster.dsn(), admin_dsn=cluster.admin_dsn("postgres"), double=double, logs=logs)
+        yield _Stack(
+            dsn=cluster.dsn(),
+            admin_dsn=cluster.admin_dsn("postgres"),
+            double=double,
+            bubble_token=token,
+            logs=logs,
+        )
 
 
 def _limit_processor_job(dsn: str, limit: int) -> None:
@@ -332,12 +395,35 @@ select count(*) from generate_series(1, %(n)s) g,
 """
 
 
+def profile_settings(profile: Profile, settings: Settings) -> Settings:
+    """The settings a profile runs with: a plan's limit and its burst, or a backfill's rows, on top."""
+    if profile.plan_per_minute is None:
+        return settings
+    per_minute = profile.plan_per_minute
+    if profile.backfill_rows is not None:
+        signups = settings.backfill_rows or profile.backfill_rows
+    else:
+        signups = max(1, round(per_minute / 60 * settings.plan_burst_seconds))
+    return replace(
+        settings,
+        rate_limit_per_minute=per_minute,
+        rate_limit_burst=per_minute / 60,  # a second's worth
+        signups=signups,
+        steady_fraction=0.0,
+    )
+
+
 def run_profile(profile: Profile, settings: Settings, workdir: Path | None = None) -> Observation:
     own_workdir = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bubble-sync-bench-"))
+    settings = profile_settings(profile, settings)
     try:
         with local_stack(profile, settings, workdir) as stack:
-            return _drive(profile, settings, stack)
+            observation = _drive(profile, settings, stack)
+            if profile.plan_per_minute is not None and profile.backfill_rows is None:
+                observation.ceiling = double_ceiling(stack.double, stack.bubble_token, settings)
+            observation.invocations, observation.run_summaries = read_host_log(stack.logs)
+            return observation
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -358,7 +444,12 @@ def _drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
             outage = during_run.enter_context(
                 ScheduledOutage(stack.double, begin_at, settings.outage_seconds)
             )
-        burst_at, inserts_done_at = _insert_signups(conn, settings, started_at, steady_ids, n_burst)
+        if profile.backfill_rows is not None:
+            burst_ids = [str(i) for i in range(1, settings.signups + 1)]
+            burst_at, inserts_done_at = _backfill(conn, stack.dsn, settings.signups)
+            settings = replace(settings, drain_timeout_s=settings.backfill_timeout_s)
+        else:
+            burst_at, inserts_done_at = _insert_signups(conn, settings, started_at, steady_ids, n_burst)
 
         timed_out = False
         ticks: list[float] = []
@@ -421,6 +512,111 @@ def _insert_signups(
     if n_burst:
         conn.execute(_ENQUEUE_MANY, {"n": n_burst, "table": SOURCE_TABLE, "prefix": "b"})
     return burst_at, time.time()
+
+
+def _backfill(conn: psycopg.Connection[Any], dsn: str, rows: int) -> tuple[float, float]:
+    """`rows` existing users in public.profiles, queued by the backfill command's own code (chunked, without
+    following the sync); returns when queueing began and ended."""
+    _log(f"creating public.profiles with {rows:,} existing users")
+    conn.execute(
+        "create table public.profiles (id bigint primary key, email text not null, first_name text,"
+        " last_name text)"
+    )
+    conn.execute(
+        "insert into public.profiles select g, 'b' || g || '@bench.example', 'Existing', 'U' || g"
+        " from generate_series(1, %s) g",
+        (rows,),
+    )
+    _log("python -m components backfill --from public.profiles --key id --fields email,first_name,last_name")
+    began = time.time()
+    quiet = io.StringIO()
+    code = run_backfill(
+        dsn,
+        source="public.profiles",
+        key="id",
+        fields=["email", "first_name", "last_name"],
+        where=None,
+        follow_sync=False,
+        out=quiet,
+        err=quiet,
+        tty=False,
+    )
+    if code != 0:
+        raise RuntimeError(f"the backfill command failed (exit {code}): {quiet.getvalue()}")
+    ended = time.time()
+    _log(f"queued {rows:,} rows in {ended - began:.1f} s; waiting for them to sync")
+    return began, ended
+
+
+def double_ceiling(double: BubbleDouble, token: str, settings: Settings) -> dict[str, Any]:
+    """What the double serves alone on this machine: single creates from `ceiling_concurrency` loops for
+    `ceiling_seconds` (bench/double_load.ts), its rate limit off meanwhile."""
+    _log(
+        f"measuring the Bubble double alone: {settings.ceiling_concurrency} creates in flight for"
+        f" {settings.ceiling_seconds:g} s"
+    )
+    double.configure(rate_limit_per_minute=0)
+    try:
+        done = subprocess.run(
+            [
+                deno_binary(),
+                "run",
+                "--allow-net",
+                str(REPO_ROOT / "bench" / "double_load.ts"),
+                double.url.rstrip("/") + BUBBLE_PREFIX,
+                token,
+                str(settings.ceiling_concurrency),
+                str(settings.ceiling_seconds),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=settings.ceiling_seconds + 60,
+        )
+    finally:
+        double.configure(
+            rate_limit_per_minute=settings.rate_limit_per_minute, rate_limit_burst=settings.rate_limit_burst
+        )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "concurrency": settings.ceiling_concurrency,
+        "seconds": measured["seconds"],
+        "requests": measured["requests"],
+        "ok": measured["ok"],
+        "requests_per_s": measured["ok"] / measured["seconds"],
+    }
+
+
+_INVOCATION = re.compile(r"^invocation function=bubble_sync (?P<fields>.*)$")
+_RUN_SUMMARY = '{"event":"bubble_sync.run"'
+
+
+def read_host_log(logs: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The function host's invocation lines (status, cpu_ms, wall_ms, end) and the runs' summaries."""
+    invocations: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    path = logs / "functions_host.log"
+    if not path.exists():
+        return invocations, summaries
+    for line in path.read_text(errors="replace").splitlines():
+        found = _INVOCATION.match(line.strip())
+        if found:
+            fields = dict(part.split("=", 1) for part in found["fields"].split() if "=" in part)
+            invocations.append(
+                {
+                    "status": int(fields.get("status", 0)),
+                    "cpu_ms": int(fields.get("cpu_ms", 0)),
+                    "wall_ms": int(fields.get("wall_ms", 0)),
+                    "end": fields.get("end", ""),
+                }
+            )
+        at = line.find(_RUN_SUMMARY)
+        if at >= 0:
+            try:
+                summaries.append(json.loads(line[at:]))
+            except ValueError:
+                pass
+    return invocations, summaries
 
 
 def _queue_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

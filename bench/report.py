@@ -177,6 +177,32 @@ def analyse(obs: Observation) -> dict[str, Any]:
         "synced_at": sorted(at - obs.started_at for at in obs.bubble_created.values()),
         "derived_synced_at": sorted(created[rid] + lat - obs.started_at for rid, lat in derived.items()),
         "outage": outage_figures(obs, obs.outage) if obs.outage is not None else None,
+        "queued_at_s": obs.burst_at - obs.started_at,
+        "plan_per_minute": obs.profile.plan_per_minute,
+        "backfill_rows": obs.profile.backfill_rows,
+        "rate_limit_per_minute": s.rate_limit_per_minute,
+        "ceiling": obs.ceiling,
+        "function": function_figures(obs, synced),
+    }
+
+
+def function_figures(obs: Observation, synced: int) -> dict[str, Any]:
+    """The function's side, from the host's log: invocations and their CPU time, and the runs' summaries
+    (database round trips, Bubble requests, how they stopped), per synced row."""
+    cpu = [i["cpu_ms"] for i in obs.invocations]
+    trips = [r["db_round_trips"] for r in obs.run_summaries if r.get("db_round_trips") is not None]
+    per_row = (lambda total: total / synced) if synced else (lambda total: None)
+    return {
+        "invocations": len(cpu),
+        "invocations_by_end": dict(Counter(i["end"] for i in obs.invocations)),
+        "cpu_ms": sum(cpu),
+        "cpu_ms_max": max(cpu, default=None),
+        "cpu_ms_per_row": per_row(sum(cpu)),
+        "runs": len(obs.run_summaries),
+        "runs_by_stop": dict(Counter(str(r.get("stopped_by")) for r in obs.run_summaries)),
+        "runs_invoked_by_runs": sum(int(r.get("runs_invoked", 0)) for r in obs.run_summaries),
+        "db_round_trips": sum(trips),
+        "db_round_trips_per_row": per_row(sum(trips)),
     }
 
 
@@ -287,6 +313,10 @@ def _fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return f"{value:.{digits}f}{suffix}"
 
 
+def is_plan_profile(result: dict[str, Any]) -> bool:
+    return result.get("plan_per_minute") is not None
+
+
 def is_outage_profile(result: dict[str, Any]) -> bool:
     return bool(result["settings"].get("outage"))
 
@@ -303,10 +333,13 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any], command: s
         f" {settings['steady_signups']} signups at {settings['arrival_rate']:g}/s, then"
         f" {settings['burst_signups']} in one transaction.",
     ]
-    throughput = [r for r in results if not is_outage_profile(r)]
+    throughput = [r for r in results if not is_outage_profile(r) and not is_plan_profile(r)]
     outages = [r for r in results if is_outage_profile(r)]
+    plans = [r for r in results if is_plan_profile(r)]
     if throughput:
         lines += _throughput_lines(throughput, rl)
+    if plans:
+        lines += _plan_lines(plans, settings)
     if outages:
         lines += _outage_lines(outages)
     return "\n".join(lines) + "\n"
@@ -377,6 +410,86 @@ def _throughput_lines(results: list[dict[str, Any]], rl: float) -> list[str]:
     lines += ["", "Targets:", ""]
     for r in results:
         lines.append(f"- `{r['profile']}`: " + "; ".join(_targets(r, rl / 60.0)))
+    return lines
+
+
+def plan_ceiling_rps(r: dict[str, Any]) -> float:
+    """What the profile could reach: its rate limit, or the double alone when that serves less."""
+    limit = r["rate_limit_per_minute"] / 60
+    ceiling = r["ceiling"]
+    return limit if ceiling is None else min(limit, ceiling["requests_per_s"])
+
+
+def _plan_lines(results: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
+    burst = settings.get("plan_burst_seconds", 20.0)
+    in_flight = settings.get("ceiling_concurrency", 200)
+    lines = [
+        "",
+        "At Bubble's plans (every setting at its default but the rate limit):",
+        "",
+        "| profile | rows | rate limit | double alone | rows/s | share of the limit | share of the reachable "
+        "| p50 / p99 | requests per row | DB round trips per row | CPU ms per row | invocations (most CPU) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        tp = r["throughput_rows_per_s"]
+        limit = r["rate_limit_per_minute"] / 60
+        ceiling = r["ceiling"]
+        reachable = plan_ceiling_rps(r)
+        alone = "–" if ceiling is None else f"{ceiling['requests_per_s']:.0f}/s"
+        # A backfill's bulk calls carry many rows each: its share is that of the requests it sent.
+        per_row = r["requests_per_synced_row"] if r["backfill_rows"] is not None else 1.0
+
+        def shares(of: float, tp: float | None = tp, per_row: float | None = per_row) -> str:
+            if tp is None or per_row is None:
+                return "–"
+            return f"{100 * tp * per_row / of:.0f} %" + (" (requests)" if per_row != 1.0 else "")
+
+        lat = r["latency_s"]["all_with_unsynced"] or r["latency_s"]["measured_all"]
+        f = r["function"]
+        lines.append(
+            f"| `{r['profile']}` | {r['synced_measured']:,}/{r['signups']:,}"
+            f"{' (timed out)' if r['timed_out'] else ''} | {r['rate_limit_per_minute']:,.0f}/min"
+            f" ({limit:.0f}/s) | {alone} |"
+            f" {_fmt(tp, 1)} | {shares(limit)} | {shares(reachable)} |"
+            f" {_fmt(lat['p50'], 1, ' s')} / {_fmt(lat['p99'], 1, ' s')} |"
+            f" {_fmt(r['requests_per_synced_row'], 3)} | {_fmt(f['db_round_trips_per_row'], 3)} |"
+            f" {_fmt(f['cpu_ms_per_row'], 3)} | {f['invocations']} ({_fmt(f['cpu_ms_max'], 0, ' ms')}) |"
+        )
+    lines += [
+        "",
+        f"Rows: synced / queued; a plan profile queues one burst of {burst:g} s at its limit, the backfill"
+        " profile runs `python -m components backfill` over that many existing users. Double alone: what"
+        f" the Bubble double served by itself on this machine right after the profile ({in_flight} single"
+        " creates in flight, its rate limit off). Share of the reachable: rows/s divided by the lower of"
+        " the limit and the double alone. p50 / p99: from queueing to the Bubble record's `Created Date`."
+        " Requests per row: every `/obj` request the double logged, per row stored (bulk creates carry"
+        " many rows a request). DB round trips: the statements the runs sent (their summaries'"
+        " `db_round_trips`). CPU ms: the function's CPU time as the host measured each invocation"
+        " (`invocation ... cpu_ms=`), per row synced; in brackets the most one invocation used (Supabase"
+        " stops one at 2,000 ms).",
+    ]
+    for r in results:
+        f = r["function"]
+        stops = ", ".join(f"{k}: {v}" for k, v in sorted(f["runs_by_stop"].items()))
+        ends = ", ".join(f"{k}: {v}" for k, v in sorted(f["invocations_by_end"].items()))
+        lines.append(
+            f"\n`{r['profile']}`: {f['runs']} runs ({stops}); {f['runs_invoked_by_runs']} of them invoked by"
+            f" other runs (parallel runs and successors); invocations by end: {ends}."
+        )
+    lines += ["", "Targets:", ""]
+    for r in results:
+        tp = r["throughput_rows_per_s"]
+        if r["backfill_rows"] is not None or tp is None:
+            continue
+        share = tp / plan_ceiling_rps(r)
+        ok = share >= TARGET_RATE_SHARE
+        of = (
+            "the limit"
+            if r["ceiling"] is None or plan_ceiling_rps(r) == r["rate_limit_per_minute"] / 60
+            else ("what the double alone serves")
+        )
+        lines.append(f"- `{r['profile']}`: {100 * share:.0f} % of {of} {'≥' if ok else '<'} 90 % ({_ok(ok)})")
     return lines
 
 
@@ -566,6 +679,51 @@ def plot(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) ->
     right.legend(loc="upper left")
     right.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"bubble-sync on the local stack: {_workload(settings)}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_plans(path: Path, results: list[dict[str, Any]]) -> bool:
+    """Bubble's plans: each plan's limit, what the double alone served and what ours synced (bars), and the
+    rows synced over time after queueing, plans and backfill alike. False when matplotlib is not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    plans = [r for r in results if r["backfill_rows"] is None]
+    x = range(len(plans))
+    width = 0.27
+    bars = (
+        ("rate limit", "tab:grey", [r["rate_limit_per_minute"] / 60 for r in plans]),
+        ("Bubble double alone", "tab:orange", [(r["ceiling"] or {}).get("requests_per_s", 0) for r in plans]),
+        ("bubble-sync (rows/s)", "tab:blue", [r["throughput_rows_per_s"] or 0 for r in plans]),
+    )
+    for i, (label, colour, values) in enumerate(bars):
+        left.bar([p + (i - 1) * width for p in x], values, width, label=label, color=colour)
+    for p, r in zip(x, plans, strict=True):
+        tp = r["throughput_rows_per_s"]
+        if tp:
+            share = 100 * tp / plan_ceiling_rps(r)
+            left.annotate(f"{share:.0f} %", (p + width, tp), ha="center", va="bottom", fontsize=9)
+    left.set_xticks(list(x), [f"{r['profile']}\n{r['rate_limit_per_minute']:,.0f}/min" for r in plans])
+    left.set_ylabel("per second")
+    left.set_title("Single creates at each plan's limit (% of the reachable)")
+    left.legend(loc="upper left")
+    left.grid(True, axis="y", alpha=0.3)
+    for r in results:
+        synced = [max(0.01, t - r["queued_at_s"]) for t in r["synced_at"]]
+        n = r["signups"]
+        right.step([0, *synced], [0, *((i + 1) / n for i in range(len(synced)))], where="post",
+                   label=f"{r['profile']} ({n:,} rows)")  # fmt: skip
+    right.set_xscale("log")
+    right.set_xlabel("time since the rows were queued (s, log scale)")
+    right.set_ylabel("share of rows in Bubble")
+    right.set_title("Rows synced over time")
+    right.legend(loc="upper left")
+    right.grid(True, which="both", alpha=0.3)
+    fig.suptitle("bubble-sync at Bubble's plans on the local stack (Bubble double 100–200 ms per request)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -111,8 +111,9 @@ KEYS: tuple[KeySpec, ...] = (
     # 0: concurrency follows bubbleRateLimitPerMinute and Bubble's answer time, so a plan's limit is reached
     # without tuning (15,000/min at 150 ms needs about 50 requests in flight; the legacy 1,000/min, 3).
     KeySpec("concurrency", "integer",
-            "parallel Bubble requests per run: 0 = as many as bubbleRateLimitPerMinute needs at Bubble's "
-            "measured answer time (2..200); 1..500 = fixed", default=0, range=(0, 500),
+            "parallel Bubble requests: 0 = as many as bubbleRateLimitPerMinute needs at Bubble's measured "
+            "answer time (2..200 a run, in parallel runs when a batch is too few); 1..500 = fixed, one run "
+            "at a time", default=0, range=(0, 500),
             env="BUBBLE_SYNC_CONCURRENCY"),
     # Bubble's documented floor for legacy plans; set your plan's figure. The function spaces its requests at
     # this rate: over it Bubble answers 429 and the rest of the backlog waits for the next wake.

@@ -40,6 +40,36 @@ def test_bench_command_runs_the_default_profile_end_to_end(tmp_path: Path) -> No
         assert (out / "latency.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_bench_command_runs_a_plan_profile_and_a_backfill(tmp_path: Path) -> None:
+    # Team's limit for 0.2 s (117 signups at once), the double alone for 1 s, and a backfill of 150 records
+    # with bulk calls of 1 ms a line.
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--profiles", "team,backfill", "--plan-burst-seconds", "0.2",
+            "--ceiling-seconds", "1", "--backfill-rows", "150", "--bulk-ms-per-line", "1",
+            "--latency-ms", "5", "--latency-jitter-ms", "5", "--out", str(out),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| `team` | 117/117 | 35,000/min (583/s) |" in result.stdout
+    assert "| `backfill` | 150/150 | 25,000/min (417/s) | – |" in result.stdout
+    assert "sustained throughput" not in result.stdout  # plan profiles have their own table only
+    team, backfill = json.loads((out / "results.json").read_text())["profiles"]
+    assert team["ceiling"]["ok"] > 0 and team["ceiling"]["concurrency"] == 200
+    for profile in (team, backfill):
+        function = profile["function"]
+        assert function["invocations"] >= 1 and function["runs"] >= 1
+        assert function["cpu_ms_per_row"] > 0 and function["db_round_trips_per_row"] > 0
+        assert function["invocations_by_end"] == {"done": function["invocations"]}
+    assert backfill["requests_per_synced_row"] < 1  # bulk creates: many rows a request
+    assert backfill["duplicates_in_bubble"] == 0
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "plans.png").read_bytes().startswith(b"\x89PNG")
+        assert not (out / "latency.png").exists()
+
+
 def test_bench_command_runs_the_outage_profile_with_a_short_outage(tmp_path: Path) -> None:
     # 3 signups at 2/s (0, 0.5, 1 s), then 3 at once (1.5 s); Bubble is down from 0.75 s to 3.75 s. Rows
     # that failed come back only through the five-minute retry job, so the run gives up 5 s after the outage
