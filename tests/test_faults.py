@@ -14,6 +14,7 @@ lease are longer than those.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ import psycopg
 import pytest
 
 from tests.e2e_support import (
+    OPEN_ROWS_SQL,
     PROCESS,
     RETRY,
     FaultRig,
@@ -172,6 +174,61 @@ def test_several_overlapping_invocations(rig: FaultRig, conn: Conn) -> None:
     outcome = check(rig, conn, ids)
     assert outcome.completed == len(ids)
     print(f"  claims per run: {[s['claimed'] for s in summaries]}")
+
+
+def test_parallel_runs_share_a_backlog_and_keep_each_records_changes_in_order(
+    rig: FaultRig, conn: Conn
+) -> None:
+    # Team's 35,000/min: the first run's full claim has the database invoke more runs (bubble_sync.fan_out);
+    # the test POSTs nothing. Bubble takes 0.8 s to store a user and answers searches at once. While the
+    # creates are in flight, their people rename themselves: the dispatch trigger wakes a run, which must not
+    # send an update before its create stored the record (the update would find no record, and fail for
+    # good).
+    rig.kill_host(signal.SIGTERM)
+    rig.start_host(BUBBLE_RATE_LIMIT_PER_MINUTE="35000")
+    try:
+        rig.bubble.configure(
+            latency_ms=10,
+            latency_jitter_ms=10,
+            faults=[{"kind": "hang", "hang_seconds": 0.8, "method": "POST", "path_regex": "/obj/user$"}],
+        )
+        ids = sign_up(conn, 200)
+        most_runs = 0
+
+        def drained() -> bool:
+            nonlocal most_runs
+            going = conn.execute(
+                "select count(*) as n from bubble_sync.worker_runs where started_at is not null"
+            ).fetchone()
+            most_runs = max(most_runs, int(going["n"]))
+            return int(conn.execute(OPEN_ROWS_SQL).fetchone()["n"]) == 0
+
+        wait_for(lambda: held(conn) >= 100, "runs to hold 100 creates", timeout=10)
+        renamed = [
+            r["record_id"]
+            for r in conn.execute(
+                "update public.profiles p set full_name = 'Renamed ' || p.id"
+                "  from public.sync_queue q"
+                " where q.record_id = p.id::text and q.status = 'processing' and q.operation = 'INSERT'"
+                " returning q.record_id"
+            )
+        ]
+        wait_for(drained, "the backlog to drain through pg_net alone", timeout=60)
+        wait_for(
+            lambda: conn.execute("select count(*) as n from bubble_sync.worker_runs").fetchone()["n"] == 0,
+            "every run to end",
+            timeout=10,
+        )
+    finally:
+        rig.kill_host(signal.SIGTERM)
+        rig.start_host()
+    outcome = check(rig, conn, ids)
+    assert outcome.permanently_failed == 0, outcome.failure_reasons
+    assert len(renamed) >= 50, f"only {len(renamed)} renamed while their create was in flight"
+    names = {r["supabase_id"]: r.get("full_name") for r in rig.records()}
+    assert all(names[f"profiles:{i}"] == f"Renamed {i}" for i in renamed)
+    assert most_runs >= 2, f"runs never overlapped (at most {most_runs} going at once)"
+    print(f"  {len(renamed)} renamed mid-create; runs going at once: up to {most_runs}")
 
 
 def test_function_killed_mid_batch(rig: FaultRig, conn: Conn) -> None:

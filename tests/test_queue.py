@@ -212,6 +212,38 @@ def test_claim_takes_oldest_due_pending_rows_up_to_the_limit(conn: psycopg.Conne
     assert [r["record_id"] for r in claim(conn, limit=3, now=at(20))] == ["u1", "u0"]
 
 
+def test_an_update_waits_while_its_records_create_is_processing(conn: psycopg.Connection[Any]) -> None:
+    """Runs work in parallel: another run must not send the update before the create stored the record."""
+    enqueue(conn, "u1", now=at(0))
+    (create,) = claim(conn, now=at(1))
+    enqueue(conn, "u1", operation="UPDATE", payload={"v": 2}, now=at(2))
+    enqueue(conn, "u2", now=at(3))
+    assert [r["record_id"] for r in claim(conn, now=at(4))] == ["u2"]  # u1's update waits
+    complete(conn, create["lease_token"], bubble_id="1x1", now=at(5))
+    (update,) = claim(conn, now=at(6))
+    assert (update["record_id"], update["operation"]) == ("u1", "UPDATE")
+
+
+def test_an_update_waits_for_its_records_create_to_be_retried(conn: psycopg.Connection[Any]) -> None:
+    enqueue(conn, "u1", now=at(0))
+    (create,) = claim(conn, now=at(1))
+    fail(conn, create["lease_token"], now=at(2))  # Bubble answered 503: the create retries later
+    enqueue(conn, "u1", operation="UPDATE", payload={"v": 2}, now=at(3))
+    assert claim(conn, now=at(3600)) == []  # the update would not find the record yet
+    (retried,) = claim(conn, RETRY, now=at(3600))
+    assert retried["operation"] == "INSERT"
+    complete(conn, retried["lease_token"], bubble_id="1x1", now=at(3601))
+    assert [r["operation"] for r in claim(conn, now=at(3602))] == ["UPDATE"]
+
+
+def test_a_create_failed_for_good_holds_nothing_back(conn: psycopg.Connection[Any]) -> None:
+    enqueue(conn, "u1", now=at(0))
+    (create,) = claim(conn, now=at(1))
+    assert fail(conn, create["lease_token"], "HTTP 400", kind="permanent", now=at(2)) == "failed_for_good"
+    enqueue(conn, "u1", operation="UPDATE", payload={"v": 2}, now=at(3))
+    assert [r["operation"] for r in claim(conn, now=at(4))] == ["UPDATE"]  # and says the record is missing
+
+
 def test_process_claim_leaves_failed_rows_to_the_retry_action(conn: psycopg.Connection[Any]) -> None:
     enqueue(conn, "u1")
     (row,) = claim(conn)

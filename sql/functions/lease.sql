@@ -232,6 +232,10 @@ grant execute on function bubble_sync.give_up(timestamptz) to service_role;
 --   retry_failed            the rows is_due says are due for a retry (the seed's condition), most overdue first.
 -- While Bubble's circuit breaker is open it hands out one row when a probe is due and none otherwise
 -- (bubble_sync.rows_to_claim): the rows stay where they are instead of going to a worker that may not send.
+-- One record's changes reach Bubble in order: a row is not handed out while another row of its record is
+-- processing (runs work in parallel), nor while an older row of its record is still unfinished (pending, or
+-- failed with retries left): an update never overtakes the create it modifies, and never meets a record the
+-- create has not stored yet.
 -- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
 -- workers never get the same row, and nobody waits for rows another worker holds. The two actions get a
 -- statement each, alike but for their action and order, so each can use its own partial index.
@@ -288,6 +292,13 @@ begin
          where q.status = 'pending'  -- sync_queue_pending_idx, in its order
            and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
                                   q.next_retry_at, v_now)
+           and not exists (select 1
+                             from public.sync_queue o  -- sync_queue_record_idx: the record's other rows
+                            where o.table_name = q.table_name and o.record_id = q.record_id
+                              and o.ctid <> q.ctid
+                              and (o.status = 'processing'
+                                   or (o.created_at < q.created_at and o.status in ('pending', 'failed')
+                                       and o.retry_count < o.max_retries)))
          order by (q.operation is not distinct from 'BACKFILL'), q.created_at
          limit v_limit
          for update skip locked
@@ -307,6 +318,13 @@ begin
           from public.sync_queue q
          where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx
            and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at, v_now)
+           and not exists (select 1
+                             from public.sync_queue o  -- sync_queue_record_idx: the record's other rows
+                            where o.table_name = q.table_name and o.record_id = q.record_id
+                              and o.ctid <> q.ctid
+                              and (o.status = 'processing'
+                                   or (o.created_at < q.created_at and o.status in ('pending', 'failed')
+                                       and o.retry_count < o.max_retries)))
          order by q.next_retry_at nulls first, q.created_at
          limit v_limit
          for update skip locked
