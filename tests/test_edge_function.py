@@ -587,6 +587,55 @@ def test_verdicts_are_written_in_batches(
     assert summary["db_round_trips"] is not None and summary["db_round_trips"] < 50, summary
 
 
+def count_requests_to_pg_net(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("select count(*) as n from net.http_request_queue").fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def test_a_database_without_parallel_runs_gets_a_chain_of_runs(
+    conn: psycopg.Connection[Any], client: httpx.Client, unpaced_host: Host, bubble: BubbleDouble
+) -> None:
+    # The function is deployed before `pulumi up` has added bubble_sync.begin_run and fan_out (an upgrade in
+    # progress): it runs unregistered, and a run stopped by its row budget invokes one successor, as before.
+    hidden = {
+        "begin_run(text, integer, timestamptz)": "begin_run_hidden",
+        "fan_out(text, integer, integer, uuid, integer, timestamptz)": "fan_out_hidden",
+    }
+    for signature, name in hidden.items():
+        conn.execute(f"alter function bubble_sync.{signature} rename to {name}")
+    conn.execute("select vault.create_secret('http://127.0.0.1:9', 'supabase_url')")  # never sent here
+    conn.execute("select vault.create_secret('sb_secret_chain_test', 'service_role_key')")
+    try:
+        ids = enqueue(conn, 450)
+        requests_before = count_requests_to_pg_net(conn)
+        first = run(client, unpaced_host)
+        successors = count_requests_to_pg_net(conn) - requests_before
+        second = run(client, unpaced_host)
+    finally:
+        conn.execute("delete from vault.secrets where name in ('supabase_url', 'service_role_key')")
+        for signature, name in hidden.items():
+            conn.execute(f"alter function bubble_sync.{name}{signature[signature.index('(') :]} rename to "
+                         f"{signature[: signature.index('(')]}")  # fmt: skip
+    assert (first["claimed"], first["stopped_by"], first["runs_invoked"]) == (400, "row_budget", 1), first
+    assert successors == 1  # invoke_function, as before parallel runs
+    assert (second["claimed"], second["stopped_by"], second["runs_invoked"]) == (50, "drained", 0), second
+    assert_one_record_per_row(conn, bubble, ids)
+
+
+def test_a_run_that_cannot_invoke_its_successor_says_why(
+    conn: psycopg.Connection[Any], client: httpx.Client, unpaced_host: Host, bubble: BubbleDouble
+) -> None:
+    # No Vault secrets: bubble_sync.fan_out cannot reach the function. The run syncs its rows all the same,
+    # and its summary names the missing secret (the rest waits for the cron, whose run fails saying it too).
+    ids = enqueue(conn, 420)
+    first = run(client, unpaced_host)
+    assert (first["claimed"], first["completed"], first["runs_invoked"]) == (400, 400, 0), first
+    assert 'Vault secret "supabase_url" is missing' in first["invoke_error"], first
+    run(client, unpaced_host)
+    assert_one_record_per_row(conn, bubble, ids)
+
+
 @pytest.fixture(scope="module")
 def unpaced_host(
     tmp_path_factory: pytest.TempPathFactory, database: Database, bubble: BubbleDouble

@@ -43,6 +43,11 @@ export interface Summary {
    * budget with rows still due and too few runs going.
    */
   runs_invoked: number;
+  /**
+   * Why the database could not invoke runs when this one asked (say, a Vault secret is missing): the rows
+   * then wait for the next cron tick, whose run fails saying the same.
+   */
+  invoke_error?: string;
   duration_ms: number;
 }
 
@@ -276,9 +281,14 @@ export class Run {
         this.runsWanted(),
         this.config.batchSize,
       ) ?? 0;
-    } catch {
-      // the backlog is still drained, by this run and its successors
+    } catch (error) {
+      this.noteInvokeError(error);
     }
+  }
+
+  /** The run goes on without the runs it asked for; the summary says why they were not invoked. */
+  private noteInvokeError(error: unknown): void {
+    this.summary.invoke_error = this.redact(error instanceof Error ? error.message : String(error));
   }
 
   /**
@@ -294,8 +304,9 @@ export class Run {
         budgetSpent ? this.runsWanted() : 0,
         this.config.batchSize,
       ) ?? 0;
-    } catch {
-      // as above: the next tick picks the rows up, and the run's registration expires
+    } catch (error) {
+      // The next tick picks the rows up, and the run's registration expires.
+      this.noteInvokeError(error);
     }
   }
 

@@ -63,6 +63,8 @@ class FakeQueue implements Queue {
   runsGoing = new Set<string>();
   /** Runs invoked by fan_out that have not begun. */
   invokedNotBegun = 0;
+  /** What bubble_sync.fan_out raises at a run's end (say, a Vault secret missing). */
+  fanOutError: Error | null = null;
   rows: FakeRow[] = [];
   claims: { action: Action; limit: number; leaseSeconds: number }[] = [];
   fails: { token: string; error: string; reason: FailReason; retryAfterSeconds: number | null }[] = [];
@@ -116,6 +118,7 @@ class FakeQueue implements Queue {
 
   endRun(action: Action, run: string | null, wanted: number, rowsPerRun: number): Promise<number> {
     this.fanOuts.push({ action, wanted, rowsPerRun, endingRun: run });
+    if (this.fanOutError) return Promise.reject(this.fanOutError);
     if (run !== null) this.runsGoing.delete(run);
     return Promise.resolve(this.invokeMissing(action, wanted, rowsPerRun));
   }
@@ -1500,6 +1503,21 @@ Deno.test("a fixed concurrency is all the requests in flight: one run at a time"
     [1],
     "its successor, asked for as it claimed its last rows",
   );
+});
+
+Deno.test("a run whose successor cannot be invoked finishes its rows and says why", async () => {
+  const s = setup({ BUBBLE_SYNC_ROWS_PER_RUN: "2" });
+  for (let i = 0; i < 3; i++) s.queue.add({ record_id: `r${i}` });
+  s.queue.fanOutError = new Error(`bubble_sync: Vault secret "supabase_url" is missing (token ${TOKEN})`);
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "stopped_by", "runs_invoked"), {
+    completed: 2,
+    stopped_by: "row_budget",
+    runs_invoked: 0,
+  });
+  const error = String(summary.invoke_error);
+  assert(error.includes('Vault secret "supabase_url" is missing'), error);
+  assert(!error.includes(TOKEN), "the summary is redacted");
 });
 
 Deno.test("runsWanted follows the rate and Bubble's answer time", () => {
