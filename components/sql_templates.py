@@ -67,6 +67,7 @@ QUEUE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "created_at": _TIME,
     "updated_at": _TIME,
     "completed_at": _TIME,
+    "queue_order": ("bigint",),
 }
 
 DEFAULT_PARAMS: Mapping[str, object] = {

@@ -75,6 +75,7 @@ def test_fresh_table_has_the_seeds_columns_and_ours(conn: psycopg.Connection[Any
         ("created_at", "timestamp with time zone", "NO"),
         ("updated_at", "timestamp with time zone", "NO"),
         ("completed_at", "timestamp with time zone", "YES"),
+        ("queue_order", "bigint", "YES"),
     ]
 
 
@@ -242,6 +243,73 @@ def test_a_create_failed_for_good_holds_nothing_back(conn: psycopg.Connection[An
     assert fail(conn, create["lease_token"], "HTTP 400", kind="permanent", now=at(2)) == "failed_for_good"
     enqueue(conn, "u1", operation="UPDATE", payload={"v": 2}, now=at(3))
     assert [r["operation"] for r in claim(conn, now=at(4))] == ["UPDATE"]  # and says the record is missing
+
+
+def _insert_rows(conn: psycopg.Connection[Any], rows: list[tuple[str, str, datetime]]) -> None:
+    """Rows written straight into the queue, as an app queueing its own changes does (the seed's pattern)."""
+    for record_id, operation, created_at in rows:
+        conn.execute(
+            "insert into public.sync_queue (table_name, record_id, operation, payload, created_at)"
+            " values ('profiles', %s, %s, '{}', %s)",
+            (record_id, operation, created_at),
+        )
+
+
+def _apply_in_turn(conn: psycopg.Connection[Any], *, start: float) -> dict[str, list[str]]:
+    """Claims, as parallel runs would, until nothing is due, completing every row claimed; per record, the
+    operations in the order they were applied."""
+    applied: dict[str, list[str]] = {}
+    for step in range(10):
+        rows = claim(conn, limit=50, now=at(start + step))
+        if not rows:
+            break
+        records = [r["record_id"] for r in rows]
+        assert len(records) == len(set(records)), f"two rows of one record handed out together: {records}"
+        for r in rows:
+            applied.setdefault(r["record_id"], []).append(r["operation"])
+            complete(conn, r["lease_token"], bubble_id="b1", now=at(start + step))
+    return applied
+
+
+def test_a_records_rows_queued_in_one_transaction_are_applied_in_the_order_queued(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """now() is the transaction's start: every row of the transaction gets the same created_at. Without an
+    order of their own, claim saw none of them as older and handed all four out at once."""
+    with conn.transaction():
+        conn.execute(
+            "insert into public.sync_queue (table_name, record_id, operation, payload) values"
+            " ('profiles', 'tx1', 'INSERT', '{}'), ('profiles', 'tx1', 'UPDATE', '{\"v\": 1}'),"
+            " ('profiles', 'tx1', 'UPDATE', '{\"v\": 2}'), ('profiles', 'tx1', 'UPDATE', '{\"v\": 3}')"
+        )
+    assert (
+        scalar(conn, "select count(distinct created_at) from public.sync_queue where record_id = 'tx1'") == 1
+    )
+    # (rows written with now() are far newer than the injected clock: claim at a time after them)
+    start = (datetime.now(UTC) - T0).total_seconds() + 60
+    assert _apply_in_turn(conn, start=start)["tx1"] == ["INSERT", "UPDATE", "UPDATE", "UPDATE"]
+    payloads = conn.execute(
+        "select payload from public.sync_queue where record_id = 'tx1' order by completed_at, queue_order"
+    ).fetchall()
+    assert [p["payload"].get("v") for p in payloads] == [None, 1, 2, 3]
+
+
+def test_a_records_rows_with_tied_or_reversed_created_at_follow_the_queue_order(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """created_at is whatever the writer gave: a tie, or a create stamped later than the update behind it."""
+    _insert_rows(conn, [("tie", "INSERT", at(0)), ("tie", "UPDATE", at(0))])
+    _insert_rows(conn, [("rev", "INSERT", at(5)), ("rev", "UPDATE", at(1))])
+    applied = _apply_in_turn(conn, start=10)
+    assert (applied["tie"], applied["rev"]) == (["INSERT", "UPDATE"], ["INSERT", "UPDATE"])
+
+
+def test_a_folded_change_keeps_its_place_in_the_queue_order(conn: psycopg.Connection[Any]) -> None:
+    first = enqueue(conn, "f1", now=at(0))
+    enqueue(conn, "f2", now=at(1))
+    folded = enqueue(conn, "f1", operation="UPDATE", payload={"v": 2}, now=at(2))
+    assert folded["queue_order"] == first["queue_order"]
+    assert folded["operation"] == "INSERT"
 
 
 def test_process_claim_leaves_failed_rows_to_the_retry_action(conn: psycopg.Connection[Any]) -> None:
@@ -804,6 +872,7 @@ def test_adoption_keeps_every_row_and_adds_the_missing_columns(adopted_db: Datab
         ).fetchall()]  # fmt: skip
         assert columns == USERS_COLUMNS.split(", ") + [
             "failing_since", "bubble_id", "lease_token", "lease_expires_at", "updated_at", "completed_at",
+            "queue_order",
         ]  # fmt: skip
         added = c.execute(
             "select bubble_id, lease_token, lease_expires_at, updated_at is not null as has_updated_at,"
@@ -852,6 +921,27 @@ def test_the_verbs_work_on_an_adopted_table(adopted_db: Database) -> None:
         assert retry["record_id"] == "u-failed"
         assert fail(c, retry["lease_token"], "HTTP 404", kind="permanent", now=at(4)) == "failed_for_good"
         assert row_of(c, "u-failed")["retry_count"] == 3
+
+
+def test_rows_queued_before_the_queue_had_an_order_get_one_create_first(queue_db: Database) -> None:
+    """A queue of an earlier release: its waiting rows are numbered by age, a record's create before its
+    update where they tie, ahead of every new row; completed rows are left as they are."""
+    with psycopg.connect(queue_db.dsn, autocommit=True, row_factory=dict_row) as c:
+        c.execute("alter table public.sync_queue drop column queue_order")
+        _insert_rows(c, [("old", "UPDATE", at(0)), ("old", "INSERT", at(0)), ("done", "INSERT", at(-5))])
+        c.execute("update public.sync_queue set status = 'completed' where record_id = 'done'")
+    _apply_queue_layer(queue_db)
+    with psycopg.connect(queue_db.dsn, autocommit=True, row_factory=dict_row) as c:
+        orders = c.execute(
+            "select record_id, operation, queue_order from public.sync_queue order by queue_order nulls last"
+        ).fetchall()
+        assert [(r["record_id"], r["operation"]) for r in orders] == [
+            ("old", "INSERT"), ("old", "UPDATE"), ("done", "INSERT"),
+        ]  # fmt: skip
+        assert orders[2]["queue_order"] is None
+        new = enqueue(c, "new", now=at(1))
+        assert new["queue_order"] > orders[1]["queue_order"]
+        assert _apply_in_turn(c, start=10)["old"] == ["INSERT", "UPDATE"]
 
 
 def test_enqueue_fold_keeps_an_insert_an_insert_on_the_adopted_table(adopted_db: Database) -> None:

@@ -51,6 +51,7 @@ RELEASES = {
     "db8f838": "issue 8 (the real Pulumi engine) and issue 9 steps 1-4",
     "daf83bb": "issue 9 (catalogue from sql/, failing_since, settle window)",
     "4451dda": "issues 10-11, issue 12 items 2-3 (real Bubble, preflight, batched verdicts, backfill)",
+    "c79ac09": "issue 12 (parallel runs, per-record order in claim, plan benchmarks)",
 }
 DEPLOY = workflow_command("pulumi-up.yml", "pulumi up --refresh --yes")
 DRIFT_CHECK = workflow_command("drift.yml", "pulumi preview --refresh --expect-no-changes")
@@ -210,6 +211,11 @@ def test_a_stack_of_the_previous_release_upgrades_in_place(
 
         assert_converged(cli, postgres)
         assert postgres.query(all_rows(columns)) == rows_before
+        # every row still to be applied has its place in the queue order, completed rows need none
+        unordered = (
+            "select record_id from public.sync_queue where (queue_order is null) <> (status = 'completed')"
+        )
+        assert postgres.query(unordered) == []
         assert_held_leases_still_work(postgres, held)
         assert_the_queue_takes_backfilled_rows(postgres)
         assert secrets_in("\n".join(cli.transcript), secret_values) == []

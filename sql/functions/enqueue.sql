@@ -16,7 +16,7 @@
 -- enqueue: queues one change of one record for Bubble and returns the queue row. A change to a record that
 -- already waits (pending, not yet claimed) replaces the waiting row, so a burst of edits costs one Bubble call:
 -- the newest payload wins, a waiting create stays a create (INSERT, or an adopted table's own create operation
--- such as SIGNUP_ATOMIC), and the row keeps its age, attempts and any Retry-After.
+-- such as SIGNUP_ATOMIC), and the row keeps its age, its place in the queue order, attempts and any Retry-After.
 -- The replacement is a delete plus an insert, so the dispatch trigger sees an insert and wakes the worker. A
 -- row already claimed is left alone; the change then gets a new row of its own.
 create or replace function bubble_sync.enqueue(
@@ -59,11 +59,13 @@ begin
      where q.table_name = p_table_name
        and q.record_id = p_record_id
        and q.status = 'pending'
-    returning q.operation, q.created_at, q.retry_count, q.max_retries, q.next_retry_at, q.error_message
+    returning q.operation, q.created_at, q.queue_order, q.retry_count, q.max_retries, q.next_retry_at,
+              q.error_message
   )
-  select (array_agg(r.operation order by r.created_at)
+  select (array_agg(r.operation order by r.queue_order, r.created_at)
             filter (where r.operation is distinct from 'UPDATE'))[1] as create_operation,
          min(r.created_at)              as created_at,
+         min(r.queue_order)             as queue_order,
          max(r.retry_count)             as retry_count,
          max(r.max_retries)             as max_retries,
          max(r.next_retry_at)           as next_retry_at,
@@ -72,7 +74,7 @@ begin
     from replaced r;
 
   insert into public.sync_queue (table_name, record_id, operation, payload, status, retry_count, max_retries,
-                                 next_retry_at, error_message, created_at, updated_at)
+                                 next_retry_at, error_message, created_at, updated_at, queue_order)
   values (p_table_name,
           p_record_id,
           coalesce(v_prev.create_operation, p_operation),
@@ -83,7 +85,8 @@ begin
           v_prev.next_retry_at,
           v_prev.error_message,
           coalesce(v_prev.created_at, v_now),
-          v_now)
+          v_now,
+          coalesce(v_prev.queue_order, nextval('public.sync_queue_queue_order_seq'::regclass)))
   returning * into v_row;
 
   return v_row;

@@ -233,9 +233,10 @@ grant execute on function bubble_sync.give_up(timestamptz) to service_role;
 -- While Bubble's circuit breaker is open it hands out one row when a probe is due and none otherwise
 -- (bubble_sync.rows_to_claim): the rows stay where they are instead of going to a worker that may not send.
 -- One record's changes reach Bubble in order: a row is not handed out while another row of its record is
--- processing (runs work in parallel), nor while an older row of its record is still unfinished (pending, or
--- failed with retries left): an update never overtakes the create it modifies, and never meets a record the
--- create has not stored yet.
+-- processing (runs work in parallel), nor while a row of its record queued before it is still unfinished
+-- (pending, or failed with retries left): an update never overtakes the create it modifies, and never meets a
+-- record the create has not stored yet. "Before" is queue_order, the order rows were queued in (created_at ties
+-- for rows queued in one transaction); created_at only between rows queued before the queue had an order.
 -- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
 -- workers never get the same row, and nobody waits for rows another worker holds. The two actions get a
 -- statement each, alike but for their action and order, so each can use its own partial index.
@@ -297,8 +298,9 @@ begin
                             where o.table_name = q.table_name and o.record_id = q.record_id
                               and o.ctid <> q.ctid
                               and (o.status = 'processing'
-                                   or (o.created_at < q.created_at and o.status in ('pending', 'failed')
-                                       and o.retry_count < o.max_retries)))
+                                   or ((coalesce(o.queue_order, 0), o.created_at)
+                                         < (coalesce(q.queue_order, 0), q.created_at)
+                                       and o.status in ('pending', 'failed') and o.retry_count < o.max_retries)))
          order by (q.operation is not distinct from 'BACKFILL'), q.created_at
          limit v_limit
          for update skip locked
@@ -323,8 +325,9 @@ begin
                             where o.table_name = q.table_name and o.record_id = q.record_id
                               and o.ctid <> q.ctid
                               and (o.status = 'processing'
-                                   or (o.created_at < q.created_at and o.status in ('pending', 'failed')
-                                       and o.retry_count < o.max_retries)))
+                                   or ((coalesce(o.queue_order, 0), o.created_at)
+                                         < (coalesce(q.queue_order, 0), q.created_at)
+                                       and o.status in ('pending', 'failed') and o.retry_count < o.max_retries)))
          order by q.next_retry_at nulls first, q.created_at
          limit v_limit
          for update skip locked
