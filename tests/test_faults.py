@@ -14,6 +14,7 @@ lease are longer than those.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -495,3 +496,40 @@ def test_slow_create_outliving_the_backoff_duplicates_email_less_rows(rig: Fault
         recover(conn, rig.post, max_rounds=3)
         wait_for(lambda: hung_requests_answered(rig), "the hung creates", 10)
         check(rig, conn, ids)
+
+
+def test_changes_queued_in_one_transaction_reach_bubble_in_the_order_queued(
+    rig: FaultRig, conn: Conn
+) -> None:
+    """The seed's pattern: the app writes sync_queue rows itself, a create and three updates of each record in
+    ONE transaction, so every row has the same created_at. Against a slow Bubble failing one request in ten,
+    with parallel runs, no update may overtake its create (it would find no record and fail for good) and
+    every record must end with its last change. Before rows had a queue order, 13 of 40 updates failed so."""
+    rig.kill_host(signal.SIGTERM)
+    rig.start_host(BUBBLE_RATE_LIMIT_PER_MINUTE="35000")
+    try:
+        rig.bubble.configure(
+            seed=18, latency_ms=400, faults=[{"kind": "status", "status": 503, "probability": 0.1}]
+        )
+        ids = [f"tx-{i}" for i in range(40)]
+        with conn.transaction():
+            for record_id in ids:
+                for version, operation in enumerate(("INSERT", "UPDATE", "UPDATE", "UPDATE")):
+                    conn.execute(
+                        "insert into public.sync_queue (table_name, record_id, operation, payload)"
+                        " values ('profiles', %s, %s, %s::jsonb)",
+                        (
+                            record_id,
+                            operation,
+                            json.dumps({"email": f"{record_id}@example.com", "full_name": f"v{version}"}),
+                        ),
+                    )
+        rounds = recover(conn, rig.post)
+    finally:
+        rig.kill_host(signal.SIGTERM)
+        rig.start_host()
+    outcome = check(rig, conn, ids)
+    assert outcome.permanently_failed == 0, outcome.failure_reasons
+    names = {r["supabase_id"]: r.get("full_name") for r in rig.records()}
+    assert names == {f"profiles:{i}": "v3" for i in ids}
+    print(f"  recovered in {rounds} rounds")
