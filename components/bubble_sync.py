@@ -11,6 +11,10 @@ reverse: cron jobs are unscheduled before anything they call goes away):
     Vault secrets            VaultSecret supabase_url, service_role_key               (Vault is built in)
     dispatch trigger         SqlObject, only when dispatchMode is `immediate`
                                                         <- queue, dispatch_wake, Vault secrets
+    mappings                 per mapping of bubble-sync:mappings: a SqlObject for its row in
+                             bubble_sync.mappings <- queue, and one for its trigger on the source table
+                                                        <- queue, every function, its row, secrets, dispatch
+                             (destroy drops the trigger and leaves the table and its rows alone)
     cron jobs                CronJob bubble-sync-processor, bubble-sync-retry, bubble_sync.purge
                                                         <- pg_cron, every function, secrets, trigger
     function secrets         FunctionSecrets BUBBLE_* (Management API)
@@ -85,6 +89,8 @@ class BubbleSync(pulumi.ComponentResource):
     functions: list[SqlFunction]
     secrets: list[VaultSecret]
     dispatch_trigger: SqlObject | None
+    #: per mapping: its row in bubble_sync.mappings, then its trigger
+    mappings: list[tuple[SqlObject, SqlObject]]
     cron_jobs: list[CronJob]
     function_secrets: FunctionSecrets | None
     edge_function: EdgeFunction | None
@@ -94,6 +100,7 @@ class BubbleSync(pulumi.ComponentResource):
     secret_names: pulumi.Output[list[str]]
     cron_job_names: pulumi.Output[list[str]]
     dispatch_mode: pulumi.Output[str]
+    mapping_names: pulumi.Output[list[str]]
     edge_function_slug: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: BubbleSyncArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -130,6 +137,7 @@ class BubbleSync(pulumi.ComponentResource):
         self.functions = self._functions(name, plan)
         self.secrets = self._secrets(name, plan, config)
         self.dispatch_trigger = self._dispatch_trigger(name, plan)
+        self.mappings = self._mappings(name, plan)
         self.cron_jobs = self._cron_jobs(name, plan)
         self.function_secrets = None
         self.edge_function = None
@@ -141,6 +149,7 @@ class BubbleSync(pulumi.ComponentResource):
         self.secret_names = pulumi.Output.from_input([unit.name for unit in plan.secrets])
         self.cron_job_names = pulumi.Output.from_input([unit.name for unit in plan.cron_jobs])
         self.dispatch_mode = pulumi.Output.from_input(config.dispatch_mode)
+        self.mapping_names = pulumi.Output.from_input([unit.mapping.name for unit in plan.mappings])
         self.edge_function_slug = pulumi.Output.from_input(FUNCTION_SLUG if self.edge_function else None)
         self.register_outputs(
             {
@@ -149,6 +158,7 @@ class BubbleSync(pulumi.ComponentResource):
                 "secret_names": self.secret_names,
                 "cron_job_names": self.cron_job_names,
                 "dispatch_mode": self.dispatch_mode,
+                "mapping_names": self.mapping_names,
                 "edge_function_slug": self.edge_function_slug,
             }
         )
@@ -258,6 +268,28 @@ class BubbleSync(pulumi.ComponentResource):
             # destroy the trigger goes before them.
             pulumi.ResourceOptions(parent=self, depends_on=[self.queue, wake, *self.secrets]),
         )
+
+    def _mappings(self, name: str, plan: SqlPlan) -> list[tuple[SqlObject, SqlObject]]:
+        made = []
+        for unit in plan.mappings:
+            record = self._sql_object(
+                f"{name}-mapping-{unit.mapping.name}",
+                unit.record,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.queue]),
+            )
+            # The trigger queues changes the moment it exists: everything a queued row touches comes
+            # first (enqueue and the trigger function, the dispatch trigger and the secrets it reads), and
+            # on destroy it goes first, before anything it calls.
+            needs: list[pulumi.Resource] = [self.queue, *self.functions, record, *self.secrets]
+            if self.dispatch_trigger is not None:
+                needs.append(self.dispatch_trigger)
+            trigger = self._sql_object(
+                f"{name}-trigger-{unit.mapping.name}",
+                unit.trigger,
+                pulumi.ResourceOptions(parent=self, depends_on=needs),
+            )
+            made.append((record, trigger))
+        return made
 
     def _cron_jobs(self, name: str, plan: SqlPlan) -> list[CronJob]:
         # A job may run the moment it exists: everything it calls comes first, and destroy unschedules the

@@ -50,6 +50,15 @@ def render_script(config: StackConfig, *, stack: str | None = None) -> str:
                 f"drop trigger if exists {DISPATCH_TRIGGER} on {QUEUE_TABLE};",
             )
         )
+    for unit in plan.mappings:
+        mapping = unit.mapping
+        parts.append(
+            _section(
+                f"Mapping {mapping.name}: {mapping.qualified_table} -> Bubble {mapping.data_type}"
+                f" (sql/{unit.record.source}, sql/{unit.trigger.source})",
+                unit.sql(),
+            )
+        )
     parts.append(
         _section(
             "Cron jobs (pg_cron runs them in the `postgres` database)",

@@ -10,12 +10,15 @@ Pure Python: no Pulumi, no database, nothing happens at import.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from components import sql_catalogue, sql_templates
 from components.config import StackConfig
+from components.mappings import Mapping as SyncMapping
+from components.mappings import quote_ident
 from components.sql_catalogue import REVOKED_FROM, FunctionSpec
 from components.sql_templates import QUEUE_COLUMNS
 
@@ -24,12 +27,14 @@ __all__ = [
     "CronJobUnit",
     "ExtensionUnit",
     "FunctionUnit",
+    "MappingUnit",
     "QUEUE_COLUMNS",
     "QUEUE_TABLE",
     "QueueUnit",
     "SqlObjectUnit",
     "SqlPlan",
     "VaultSecretUnit",
+    "mapping_unit",
     "sql_params",
     "sql_plan",
 ]
@@ -132,6 +137,19 @@ class SqlObjectUnit:
 
 
 @dataclass(frozen=True)
+class MappingUnit:
+    """One mapping of bubble-sync:mappings: its row in bubble_sync.mappings and its trigger on the source
+    table, each a SqlObject (created, probed for drift, dropped)."""
+
+    mapping: SyncMapping
+    record: SqlObjectUnit
+    trigger: SqlObjectUnit
+
+    def sql(self) -> str:
+        return f"{self.record.sql()}\n\n{self.trigger.sql()}"
+
+
+@dataclass(frozen=True)
 class VaultSecretUnit:
     """A Vault secret by name. The value is never part of the plan: the program passes the secret Output,
     the script reads the psql variable `variable`."""
@@ -163,7 +181,7 @@ class CronJobUnit:
         return sql_templates.schedule_statement(self.name, self.schedule, self.command)
 
 
-Unit = ExtensionUnit | QueueUnit | FunctionUnit | SqlObjectUnit | VaultSecretUnit | CronJobUnit
+Unit = ExtensionUnit | QueueUnit | FunctionUnit | SqlObjectUnit | VaultSecretUnit | MappingUnit | CronJobUnit
 
 
 @dataclass(frozen=True)
@@ -176,11 +194,16 @@ class SqlPlan:
     secrets: tuple[VaultSecretUnit, ...]
     dispatch_trigger: SqlObjectUnit | None
     cron_jobs: tuple[CronJobUnit, ...]
+    #: one per mapping of bubble-sync:mappings, in config order (none without mappings)
+    mappings: tuple[MappingUnit, ...] = ()
 
     @property
     def units(self) -> list[Unit]:
         trigger = [self.dispatch_trigger] if self.dispatch_trigger else []
-        return [*self.extensions, self.queue, *self.functions, *self.secrets, *trigger, *self.cron_jobs]
+        return [
+            *self.extensions, self.queue, *self.functions, *self.secrets, *trigger, *self.mappings,
+            *self.cron_jobs,
+        ]  # fmt: skip
 
 
 # -- building the plan ---------------------------------------------------------------------------------------
@@ -232,7 +255,9 @@ def sql_plan(config: StackConfig) -> SqlPlan:
         )
         for job in sql_templates.CRON_JOBS
     )
+    every = tuple(getattr(config, "mappings", ()))
     return SqlPlan(
+        mappings=tuple(mapping_unit(m, every) for m in every),
         extensions=(
             ExtensionUnit("pg_cron", "pg_catalog", managed=config.manage_extensions),
             ExtensionUnit("pg_net", "extensions", managed=config.manage_extensions),
@@ -265,6 +290,72 @@ def _dispatch_trigger(params: Mapping[str, object]) -> SqlObjectUnit:
         ),
         source=source,
     )
+
+
+def mapping_unit(mapping: SyncMapping, every: tuple[SyncMapping, ...]) -> MappingUnit:
+    """The two objects of one mapping (`every`: the stack's mappings, naming the tables references go to)."""
+    definition = json.dumps(mapping.definition(every), separators=(",", ":"), ensure_ascii=False)
+    record_values = {
+        "mapping_name": mapping.name,
+        "queue_table": mapping.queue_table,
+        "definition": definition,
+    }
+    name = _literal(mapping.name)
+    record = SqlObjectUnit(
+        name=f"mapping {mapping.name}",
+        apply_sql=_statements(sql_templates.MAPPING_RECORD_FILE, record_values),
+        drop_sql=f"delete from bubble_sync.mappings where name = {name}",
+        # jsonb compares by value: the probe says `current`, or shows the row that differs
+        probe_sql=(
+            f"select case when m.table_name = {_literal(mapping.queue_table)}"
+            f" and m.definition = {_literal(definition)}::jsonb then 'current'"
+            " else m.table_name || ' ' || m.definition::text end"
+            f" from bubble_sync.mappings m where m.name = {name}"
+        ),
+        expected="current",
+        source=sql_templates.MAPPING_RECORD_FILE,
+    )
+    table = sql_templates.Identifier(mapping.qualified_table)
+    argument = mapping.trigger_argument()
+    trigger_values = {
+        "mapping_name": mapping.name,
+        "table": table,
+        "table_text": table.sql,
+        "trigger_name": sql_templates.Identifier(quote_ident(mapping.trigger_name)),
+        "trigger_text": mapping.trigger_name,
+        "key_column": mapping.key,
+        "columns": list(mapping.columns),
+        "row_filter": sql_templates.NULL if mapping.where is None else mapping.where,
+        "argument": argument,
+    }
+    trigger = SqlObjectUnit(
+        name=f"{table.sql}.{mapping.trigger_name}",
+        apply_sql=_statements(sql_templates.MAPPING_TRIGGER_FILE, trigger_values),
+        # a table dropped meanwhile took its trigger with it (the provider takes 42P01 as already gone)
+        drop_sql=f"drop trigger if exists {quote_ident(mapping.trigger_name)} on {table.sql}",
+        # enabled or not ('O' origin, 'D' disabled...), then the definition
+        probe_sql=(
+            "select t.tgenabled::text || ' ' || pg_catalog.pg_get_triggerdef(t.oid)"
+            " from pg_catalog.pg_trigger t"
+            f" where t.tgrelid = pg_catalog.to_regclass({_literal(table.sql)})"
+            f" and t.tgname = {_literal(mapping.trigger_name)}"
+        ),
+        # What pg_get_triggerdef prints for that statement (tests/test_mapping_resources.py checks it on
+        # PostgreSQL): events in INSERT, DELETE, UPDATE order, the argument as a literal.
+        expected=(
+            f"O CREATE TRIGGER {quote_ident(mapping.trigger_name)} AFTER INSERT OR DELETE OR UPDATE ON "
+            f"{table.sql} FOR EACH ROW EXECUTE FUNCTION bubble_sync.enqueue_mapped({_literal(argument)})"
+        ),
+        source=sql_templates.MAPPING_TRIGGER_FILE,
+    )
+    return MappingUnit(mapping=mapping, record=record, trigger=trigger)
+
+
+def _statements(file: str, values: Mapping[str, object]) -> str:
+    """Every statement of a per-unit file under sql/, rendered with `values`, as one text (applied in one
+    transaction)."""
+    statements = sql_catalogue.split_statements(sql_templates.render(sql_templates.load(file), values))
+    return ";\n\n".join(statements)
 
 
 def _literal(value: str) -> str:

@@ -22,6 +22,8 @@ __all__ = [
     "CRON_JOBS",
     "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
+    "MAPPING_RECORD_FILE",
+    "MAPPING_TRIGGER_FILE",
     "EXTENSION_CHECK_FILE",
     "OPERATOR_BACKFILL_FILE",
     "OPERATOR_STATUS_FILE",
@@ -31,6 +33,8 @@ __all__ = [
     "QUEUE_FILES",
     "SQL_DIR",
     "CronJobSpec",
+    "Identifier",
+    "NULL",
     "load",
     "literal",
     "placeholders",
@@ -88,9 +92,37 @@ DEFAULT_PARAMS: Mapping[str, object] = {
 }
 
 
+@dataclass(frozen=True)
+class Identifier:
+    """A name to render as an identifier (`{{ table }}` -> `public."Listings"`), not as a text literal. `sql`
+    is the name as SQL writes it, already quoted where it must be (components/mappings.py, quote_ident)."""
+
+    sql: str
+
+
+class _Null:
+    """SQL's null, asked for by name: a missing value (None) stays an error, so a parameter nobody filled in
+    never turns into a silent null."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _Null()
+
+
 def literal(value: object) -> str:
-    """`value` as a SQL literal: numbers as numbers, bools as true/false, text quoted (quotes doubled),
-    a `timedelta` as an `interval` literal."""
+    """`value` as SQL: numbers as numbers, bools as true/false, `NULL` as null, text quoted (quotes doubled),
+    a `timedelta` as an `interval` literal, a list or tuple of text as a text[] literal, an `Identifier` as
+    an identifier."""
+    if value is NULL:
+        return "null"
+    if isinstance(value, Identifier):
+        return value.sql
+    if isinstance(value, list | tuple):
+        if not all(isinstance(item, str) for item in value):
+            raise TypeError(f"only lists of text render as SQL arrays: {value!r}")
+        return "array[" + ", ".join(literal(item) for item in value) + "]::text[]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -162,6 +194,9 @@ QUEUE_FILES: tuple[str, ...] = (
 DISPATCH_TRIGGER_FILE = "dispatch_trigger.sql"
 #: the original plan's verification queries, the end of every render-sql script
 VERIFICATION_FILE = "verification.sql"
+#: one mapping's row in bubble_sync.mappings, and its trigger on the source table (per mapping)
+MAPPING_RECORD_FILE = "mapping_record.sql"
+MAPPING_TRIGGER_FILE = "mapping_trigger.sql"
 # Statements filled in per unit (one extension, one secret) on top of the stack's parameters.
 #: stands in for an extension the stack does not manage (manageExtensions false)
 EXTENSION_CHECK_FILE = "setup/require_extension.sql"
@@ -175,6 +210,18 @@ OPERATOR_BACKFILL_FILE = "operator_backfill.sql"
 UNIT_PARAMS: Mapping[str, tuple[str, ...]] = {
     EXTENSION_CHECK_FILE: ("extension",),
     VAULT_SECRET_FILE: ("psql_variable", "secret_name", "secret_description"),
+    MAPPING_RECORD_FILE: ("mapping_name", "queue_table", "definition"),
+    MAPPING_TRIGGER_FILE: (
+        "mapping_name",
+        "table",
+        "table_text",
+        "trigger_name",
+        "trigger_text",
+        "key_column",
+        "columns",
+        "row_filter",
+        "argument",
+    ),  # fmt: skip
 }
 
 

@@ -129,6 +129,7 @@ def queue_db(cluster: Cluster, queue_template: str) -> Iterator[Database]:
 _EMPTY_QUEUE = f"""
 drop trigger if exists bubble_sync_dispatch on public.sync_queue;
 truncate public.sync_queue restart identity;
+truncate bubble_sync.links, bubble_sync.mappings;
 update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null;
 {EMPTY_GATE};
 delete from net.http_request_queue;

@@ -363,8 +363,8 @@ def test_two_signups_with_one_email_one_syncs_the_other_fails_naming_the_owner(
 
 def test_the_producer_side_refuses_bad_operations_and_keys_naming_them(conn: Conn) -> None:
     cases = {
-        ("DELETE", "r1"): "bubble_sync.enqueue: operation must be INSERT or UPDATE, got 'DELETE'",
-        (None, "r1"): "bubble_sync.enqueue: operation must be INSERT or UPDATE, got NULL",
+        ("UPSERT", "r1"): "bubble_sync.enqueue: operation must be INSERT, UPDATE or DELETE, got 'UPSERT'",
+        (None, "r1"): "bubble_sync.enqueue: operation must be INSERT, UPDATE or DELETE, got NULL",
         ("INSERT", ""): "bubble_sync.enqueue: table name and record id are required (got 'profiles', '')",
     }
     for (operation, record_id), message in cases.items():

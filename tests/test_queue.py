@@ -87,7 +87,7 @@ def test_fresh_table_refuses_states_and_operations_it_does_not_know(conn: psycop
         )
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(
-            "insert into public.sync_queue (table_name, record_id, operation) values ('t','1','DELETE')"
+            "insert into public.sync_queue (table_name, record_id, operation) values ('t','1','UPSERT')"
         )
     with pytest.raises(psycopg.errors.CheckViolation):  # processing without a lease
         conn.execute(
@@ -170,7 +170,7 @@ def test_enqueue_after_a_claim_queues_the_change_separately(conn: psycopg.Connec
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("profiles", "1", "DELETE"), "operation must be INSERT or UPDATE"),
+        (("profiles", "1", "UPSERT"), "operation must be INSERT, UPDATE or DELETE"),
         (("profiles", None, "INSERT"), "record id are required"),
         (("", "1", "INSERT"), "record id are required"),
     ],

@@ -115,9 +115,10 @@ def test_only_the_functions_that_must_are_security_definer(admin: psycopg.Connec
         " where (n.nspname = 'bubble_sync' or p.proname like 'invoke_bubble_sync_%')"
         " and p.prosecdef order by 1"
     ).fetchall()
-    # the cron entry points (Vault, pg_net) and the two triggers (whoever inserts needs no access to either)
+    # the cron entry points (Vault, pg_net) and the three triggers (whoever inserts needs no access to either)
     assert [r["proname"] for r in rows] == [
-        "dispatch_wake", "enqueue_change", "invoke_bubble_sync_processor", "invoke_bubble_sync_retry",
+        "dispatch_wake", "enqueue_change", "enqueue_mapped", "invoke_bubble_sync_processor",
+        "invoke_bubble_sync_retry",
     ]  # fmt: skip
 
 

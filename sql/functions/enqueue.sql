@@ -17,6 +17,9 @@
 -- already waits (pending, not yet claimed) replaces the waiting row, so a burst of edits costs one Bubble call:
 -- the newest payload wins, a waiting create stays a create (INSERT, or an adopted table's own create operation
 -- such as SIGNUP_ATOMIC), and the row keeps its age, its place in the queue order, attempts and any Retry-After.
+-- A DELETE replaces whatever waits (nothing of it matters once the record is gone). A create or a modify is not
+-- folded into a waiting DELETE, nor into anything queued before one: the record was deleted and made again
+-- (same key), so Bubble must first lose the old thing, then get the new one.
 -- The replacement is a delete plus an insert, so the dispatch trigger sees an insert and wakes the worker. A
 -- row already claimed is left alone; the change then gets a new row of its own.
 create or replace function bubble_sync.enqueue(
@@ -32,12 +35,13 @@ language plpgsql
 set search_path = ''
 as $fn$
 declare
-  v_now  timestamptz := coalesce(p_now, clock_timestamp());
-  v_prev record;
-  v_row  public.sync_queue;
+  v_now          timestamptz := coalesce(p_now, clock_timestamp());
+  v_prev         record;
+  v_last_delete  bigint;
+  v_row          public.sync_queue;
 begin
-  if p_operation is null or p_operation not in ('INSERT', 'UPDATE') then
-    raise exception 'bubble_sync.enqueue: operation must be INSERT or UPDATE, got %',
+  if p_operation is null or p_operation not in ('INSERT', 'UPDATE', 'DELETE') then
+    raise exception 'bubble_sync.enqueue: operation must be INSERT, UPDATE or DELETE, got %',
       coalesce(quote_literal(p_operation), 'NULL') using errcode = '22023';
   end if;
   if p_table_name is null or p_table_name = '' or p_record_id is null or p_record_id = '' then
@@ -54,11 +58,20 @@ begin
   -- waiting row and queue the record twice. Records whose keys collide on the hash merely take turns.
   perform pg_advisory_xact_lock(hashtextextended('bubble_sync.enqueue:' || p_table_name || ':' || p_record_id, 0));
 
+  if p_operation <> 'DELETE' then
+    select max(coalesce(q.queue_order, 0)) into v_last_delete
+      from public.sync_queue q
+     where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
+       and q.operation = 'DELETE';
+  end if;
+
   with replaced as (
     delete from public.sync_queue q
      where q.table_name = p_table_name
        and q.record_id = p_record_id
        and q.status = 'pending'
+       and (p_operation = 'DELETE'
+            or (q.operation is distinct from 'DELETE' and coalesce(q.queue_order, 0) > coalesce(v_last_delete, -1)))
     returning q.operation, q.created_at, q.queue_order, q.retry_count, q.max_retries, q.next_retry_at,
               q.error_message
   )
@@ -77,7 +90,7 @@ begin
                                  next_retry_at, error_message, created_at, updated_at, queue_order)
   values (p_table_name,
           p_record_id,
-          coalesce(v_prev.create_operation, p_operation),
+          case when p_operation = 'DELETE' then p_operation else coalesce(v_prev.create_operation, p_operation) end,
           coalesce(p_payload, '{}'::jsonb),
           'pending',
           coalesce(v_prev.retry_count, 0),
@@ -200,3 +213,207 @@ end;
 $fn$;
 
 revoke all on function bubble_sync.enqueue_change() from public, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- Mapped tables: the stack's own trigger (bubble-sync:mappings, docs/mappings.md)
+-- ---------------------------------------------------------------------------------------------------------
+
+-- bubble_value: a column's value, as to_jsonb renders it, in the form Bubble's Data API takes for the column's
+-- type p_type: a timestamptz in ISO 8601 in UTC with milliseconds ('2026-12-05T09:13:51.123Z', as Bubble
+-- writes its own dates), a timestamp (without time zone) the same way read as UTC, a date at midnight UTC,
+-- an array element by element, a domain as its base type; ±infinity becomes null (Bubble has no such date).
+-- Everything else is already what Bubble takes (strings, numbers, booleans) and is returned as it is.
+create or replace function bubble_sync.bubble_value(p_value jsonb, p_type regtype)
+returns jsonb
+language plpgsql
+stable
+parallel safe
+set search_path = ''
+as $fn$
+declare
+  v_text text;
+  v_base regtype;
+  v_element regtype;
+begin
+  if p_value is null or jsonb_typeof(p_value) not in ('string', 'array') then
+    return p_value;
+  end if;
+  if jsonb_typeof(p_value) = 'array' then
+    select nullif(t.typelem, 0)::regtype into v_element from pg_catalog.pg_type t where t.oid = p_type;
+    if v_element is null then
+      return p_value;
+    end if;
+    return (select coalesce(jsonb_agg(bubble_sync.bubble_value(e.value, v_element) order by e.ordinality),
+                            '[]'::jsonb)
+              from jsonb_array_elements(p_value) with ordinality e);
+  end if;
+
+  v_text := p_value #>> '{}';
+  if p_type = 'timestamp with time zone'::regtype then
+    if v_text in ('infinity', '-infinity') then
+      return 'null'::jsonb;
+    end if;
+    return to_jsonb(to_char(v_text::timestamptz at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+  elsif p_type = 'timestamp without time zone'::regtype then
+    if v_text in ('infinity', '-infinity') then
+      return 'null'::jsonb;
+    end if;
+    return to_jsonb(to_char(v_text::timestamp, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+  elsif p_type = 'date'::regtype then
+    if v_text in ('infinity', '-infinity') then
+      return 'null'::jsonb;
+    end if;
+    return to_jsonb(to_char(v_text::date, 'YYYY-MM-DD') || 'T00:00:00.000Z');
+  elsif p_type::oid >= 16384 then
+    -- a type made in this database: a domain is sent as its base type (an enum is a string already)
+    select nullif(t.typbasetype, 0)::regtype into v_base from pg_catalog.pg_type t where t.oid = p_type;
+    if v_base is not null then
+      return bubble_sync.bubble_value(p_value, v_base);
+    end if;
+  end if;
+  return p_value;
+end;
+$fn$;
+
+revoke all on function bubble_sync.bubble_value(jsonb, regtype) from public, anon, authenticated, service_role;
+
+-- mapped_payload: the payload of a row of table p_table (p_row, its to_jsonb) for a mapping: the columns
+-- p_columns, each converted by bubble_value for its type. A column the table no longer has is left out (the
+-- stack's preview reports it); the trigger must not fail the application's write over it.
+create or replace function bubble_sync.mapped_payload(p_row jsonb, p_table regclass, p_columns text[])
+returns jsonb
+language sql
+stable
+parallel safe
+set search_path = ''
+as $fn$
+  select coalesce(jsonb_object_agg(a.attname, bubble_sync.bubble_value(p_row -> a.attname::text,
+                                                                       a.atttypid::regtype)),
+                  '{}'::jsonb)
+    from pg_catalog.pg_attribute a
+   where a.attrelid = p_table
+     and a.attname = any(p_columns)
+     and a.attnum > 0
+     and not a.attisdropped
+$fn$;
+
+revoke all on function bubble_sync.mapped_payload(jsonb, regclass, text[])
+  from public, anon, authenticated, service_role;
+
+-- row_matches: whether a mapping's row filter p_where (a SQL condition on the row's columns, as in a WHERE
+-- clause) holds for the row p_row; no filter holds for every row, and a filter that yields null does not
+-- hold. The condition is the stack's own config (checked against the table at preview and before the trigger
+-- is attached), evaluated on the row alone.
+create or replace function bubble_sync.row_matches(p_row anyelement, p_where text)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $fn$
+declare
+  v_matches boolean;
+begin
+  if p_where is null or p_where = '' then
+    return true;
+  end if;
+  execute format('select (%s) is true from (select ($1).*) as r', p_where) into v_matches using p_row;
+  return v_matches;
+exception when others then
+  -- A filter that stopped working (a column dropped since the stack checked it) must not fail the
+  -- application's write: the row counts as matching, so a change is synced rather than lost, and the
+  -- warning says why.
+  raise warning 'bubble_sync: the row filter % fails (%): the row is synced as if it matched',
+    p_where, sqlerrm;
+  return true;
+end;
+$fn$;
+
+revoke all on function bubble_sync.row_matches(anyelement, text) from public, anon, authenticated, service_role;
+
+-- enqueue_mapped: the row trigger the stack attaches to a mapped table (AFTER INSERT OR UPDATE OR DELETE ...
+-- FOR EACH ROW), one per mapping, named bubble_sync_<mapping>. Its one argument is the mapping as the trigger
+-- needs it (components/mappings.py, Mapping.trigger_argument): {"key", "columns", "where", "operations"}.
+-- What it queues (docs/mappings.md, "What is queued"):
+--   INSERT of a row matching `where`                       INSERT
+--   UPDATE, matching before and after, a column changed    UPDATE (nothing when no mapped column changed)
+--   UPDATE, matching now and not before                    INSERT (or UPDATE when inserts are not synced)
+--   UPDATE, matching before and not now                    DELETE
+--   UPDATE changing the key                                DELETE of the old key, INSERT of the new one
+--   DELETE of a row matching `where`                       DELETE (the payload from OLD)
+-- each only when `operations` lists it. The payload is mapped_payload of the mapped columns. A row whose key is
+-- NULL (a unique column allows it) cannot be synced: skipped with a warning rather than failing the write.
+-- SECURITY DEFINER, as enqueue_change: the roles writing the table have, rightly, no access to the queue.
+create or replace function bubble_sync.enqueue_mapped()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $fn$
+declare
+  v_spec        jsonb;
+  v_key         text;
+  v_columns     text[];
+  v_where       text;
+  v_operations  text[];
+  v_table       text := bubble_sync.queue_table_name(tg_table_schema, tg_table_name);
+  v_new         jsonb;
+  v_old         jsonb;
+  v_new_key     text;
+  v_old_key     text;
+  v_new_matches boolean := false;
+  v_old_matches boolean := false;
+begin
+  if tg_when <> 'AFTER' or tg_level <> 'ROW' then
+    raise exception 'bubble_sync.enqueue_mapped: attach it AFTER ... FOR EACH ROW, not % %', tg_when, tg_level;
+  end if;
+  v_spec := tg_argv[0]::jsonb;
+  v_key := coalesce(nullif(v_spec ->> 'key', ''), 'id');
+  v_columns := array(select jsonb_array_elements_text(v_spec -> 'columns'));
+  v_where := nullif(v_spec ->> 'where', '');
+  v_operations := array(select upper(jsonb_array_elements_text(v_spec -> 'operations')));
+
+  if tg_op in ('INSERT', 'UPDATE') then
+    v_new := to_jsonb(new);
+    v_new_key := v_new ->> v_key;
+    v_new_matches := v_new_key is not null and bubble_sync.row_matches(new, v_where);
+  end if;
+  if tg_op in ('UPDATE', 'DELETE') then
+    v_old := to_jsonb(old);
+    v_old_key := v_old ->> v_key;
+    v_old_matches := v_old_key is not null and bubble_sync.row_matches(old, v_where);
+  end if;
+  if (v_new is not null and v_new_key is null) or (v_old is not null and v_old_key is null) then
+    raise warning 'bubble_sync.enqueue_mapped: %.% row has no % (NULL or no such column): not synced',
+      tg_table_schema, tg_table_name, quote_ident(v_key);
+  end if;
+
+  if tg_op = 'UPDATE' and v_old_key is distinct from v_new_key then
+    if v_old_matches and 'DELETE' = any(v_operations) then
+      perform bubble_sync.enqueue(v_table, v_old_key, 'DELETE',
+                                  bubble_sync.mapped_payload(v_old, tg_relid, v_columns));
+    end if;
+    v_old_matches := false;  -- the new key is a record of its own: it enters the synced rows
+  end if;
+
+  if v_new_matches and not coalesce(v_old_matches, false) and tg_op <> 'DELETE' then
+    if 'INSERT' = any(v_operations) or (tg_op = 'UPDATE' and 'UPDATE' = any(v_operations)) then
+      perform bubble_sync.enqueue(v_table, v_new_key,
+                                  case when 'INSERT' = any(v_operations) then 'INSERT' else 'UPDATE' end,
+                                  bubble_sync.mapped_payload(v_new, tg_relid, v_columns));
+    end if;
+  elsif v_new_matches and v_old_matches then
+    if 'UPDATE' = any(v_operations)
+       and bubble_sync.change_payload(v_new, v_columns) is distinct from bubble_sync.change_payload(v_old, v_columns)
+    then
+      perform bubble_sync.enqueue(v_table, v_new_key, 'UPDATE',
+                                  bubble_sync.mapped_payload(v_new, tg_relid, v_columns));
+    end if;
+  elsif v_old_matches and 'DELETE' = any(v_operations) then
+    perform bubble_sync.enqueue(v_table, v_old_key, 'DELETE',
+                                bubble_sync.mapped_payload(v_old, tg_relid, v_columns));
+  end if;
+  return null;
+end;
+$fn$;
+
+revoke all on function bubble_sync.enqueue_mapped() from public, anon, authenticated, service_role;

@@ -222,6 +222,39 @@ $fn$;
 revoke all on function bubble_sync.give_up(timestamptz) from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.give_up(timestamptz) to service_role;
 
+-- waits_for_reference: whether a queue row (its table_name, operation and payload) must wait for a record it
+-- refers to: its table's mapping (bubble_sync.mappings) has a `ref` field whose column, in the payload, names a
+-- record of the referenced table that has a row still to be applied (processing, pending, or failed with
+-- retries left) and no Bubble id yet (bubble_sync.links). A DELETE waits for nothing. Rows of tables without a
+-- mapping never wait. A reference to a record the queue does not have is not waited for here: the worker
+-- looks it up in Bubble, and retries the row until the retry horizon if Bubble lacks it.
+create or replace function bubble_sync.waits_for_reference(p_table_name text, p_operation text, p_payload jsonb)
+returns boolean
+language sql
+stable
+parallel safe
+set search_path = ''
+as $fn$
+  select p_operation is distinct from 'DELETE'
+     and exists (select 1
+                   from bubble_sync.mappings m
+                  cross join lateral jsonb_array_elements(m.definition -> 'fields') as f(item)
+                   join public.sync_queue r  -- sync_queue_record_idx
+                     on r.table_name = f.item ->> 'refTable'
+                    and r.record_id = p_payload ->> (f.item ->> 'column')
+                  where m.table_name = p_table_name
+                    and f.item ? 'refTable'
+                    and (r.status = 'processing'
+                         or (r.status in ('pending', 'failed') and r.retry_count < r.max_retries))
+                    and not exists (select 1
+                                      from bubble_sync.links l
+                                     where l.table_name = r.table_name and l.record_id = r.record_id))
+$fn$;
+
+revoke all on function bubble_sync.waits_for_reference(text, text, jsonb)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.waits_for_reference(text, text, jsonb) to service_role;
+
 -- claim: leases up to p_limit rows for one action and returns them, each with a fresh lease_token that
 -- complete/fail must present; the lease runs out after p_lease_seconds.
 --   process_queue_data_api  the rows bubble_sync.is_due says are due for it: changes (signups, updates)
@@ -237,6 +270,10 @@ grant execute on function bubble_sync.give_up(timestamptz) to service_role;
 -- (pending, or failed with retries left): an update never overtakes the create it modifies, and never meets a
 -- record the create has not stored yet. "Before" is queue_order, the order rows were queued in (created_at ties
 -- for rows queued in one transaction); created_at only between rows queued before the queue had an order.
+-- Across records, a row of a mapped table waits while a record it refers to (a `ref` field) has a row still to
+-- be applied and is not in Bubble yet (bubble_sync.waits_for_reference): parents reach Bubble first. Each
+-- row is handed out with its record's Bubble id when the record has one (bubble_sync.links), so the worker
+-- modifies or deletes it without a search.
 -- The claim itself is one statement (select ... for update skip locked, then update ... returning): two
 -- workers never get the same row, and nobody waits for rows another worker holds. The two actions get a
 -- statement each, alike but for their action and order, so each can use its own partial index.
@@ -301,6 +338,7 @@ begin
                                    or ((coalesce(o.queue_order, 0), o.created_at)
                                          < (coalesce(q.queue_order, 0), q.created_at)
                                        and o.status in ('pending', 'failed') and o.retry_count < o.max_retries)))
+           and not bubble_sync.waits_for_reference(q.table_name, q.operation, q.payload)
          order by (q.operation is not distinct from 'BACKFILL'), q.created_at
          limit v_limit
          for update skip locked
@@ -309,7 +347,11 @@ begin
          set status           = 'processing',
              lease_token      = gen_random_uuid(),
              lease_expires_at = v_expires,
-             updated_at       = v_now
+             updated_at       = v_now,
+             bubble_id        = coalesce((select l.bubble_id
+                                            from bubble_sync.links l
+                                           where l.table_name = q.table_name and l.record_id = q.record_id),
+                                         q.bubble_id)
         from picked p
        where q.ctid = p.row_ctid
       returning q.*;
@@ -328,6 +370,7 @@ begin
                                    or ((coalesce(o.queue_order, 0), o.created_at)
                                          < (coalesce(q.queue_order, 0), q.created_at)
                                        and o.status in ('pending', 'failed') and o.retry_count < o.max_retries)))
+           and not bubble_sync.waits_for_reference(q.table_name, q.operation, q.payload)
          order by q.next_retry_at nulls first, q.created_at
          limit v_limit
          for update skip locked
@@ -336,7 +379,11 @@ begin
          set status           = 'processing',
              lease_token      = gen_random_uuid(),
              lease_expires_at = v_expires,
-             updated_at       = v_now
+             updated_at       = v_now,
+             bubble_id        = coalesce((select l.bubble_id
+                                            from bubble_sync.links l
+                                           where l.table_name = q.table_name and l.record_id = q.record_id),
+                                         q.bubble_id)
         from picked p
        where q.ctid = p.row_ctid
       returning q.*;
@@ -357,10 +404,14 @@ grant execute on function bubble_sync.claim(text, integer, integer, timestamptz)
 -- after gets false and changes nothing. Either way Bubble holds at most one record, because a retry looks the
 -- record up by its key before creating it.
 
--- complete: marks the row synced (remembering Bubble's id) if p_lease_token is its current lease; true if so.
-create or replace function bubble_sync.complete(
+-- complete_noting: marks the row synced (remembering Bubble's id) if p_lease_token is its current lease; true
+-- if so. p_note, when given, becomes the row's error_message: what the worker wants known about a success
+-- ("Bubble never had it: nothing to delete"); without it the last error stays, as history. Keeps the record's
+-- link to its Bubble thing (bubble_sync.links): set by any completion with a Bubble id, removed by a DELETE.
+create or replace function bubble_sync.complete_noting(
   p_lease_token uuid,
-  p_bubble_id   text default null,
+  p_bubble_id   text,
+  p_note        text,
   p_now         timestamptz default null
 )
 returns boolean
@@ -368,20 +419,55 @@ language plpgsql
 set search_path = ''
 as $fn$
 declare
-  v_now timestamptz := coalesce(p_now, clock_timestamp());
+  v_now  timestamptz := coalesce(p_now, clock_timestamp());
+  v_done record;
 begin
   update public.sync_queue q
      set status           = 'completed',
          bubble_id        = coalesce(p_bubble_id, q.bubble_id),
+         error_message    = coalesce(left(p_note, 2000), q.error_message),
          completed_at     = v_now,
          updated_at       = v_now,
          next_retry_at    = null,
          lease_token      = null,
          lease_expires_at = null
    where q.lease_token = p_lease_token
-     and q.status = 'processing';
-  return found;
+     and q.status = 'processing'
+  returning q.table_name, q.record_id, q.operation, q.bubble_id into v_done;
+  if not found then
+    return false;
+  end if;
+
+  if v_done.table_name is null or v_done.record_id is null then
+    null;  -- a row of an adopted table without its record: nothing to link
+  elsif v_done.operation = 'DELETE' then
+    delete from bubble_sync.links l where l.table_name = v_done.table_name and l.record_id = v_done.record_id;
+  elsif v_done.bubble_id is not null and v_done.bubble_id <> '' then
+    insert into bubble_sync.links as l (table_name, record_id, bubble_id, linked_at)
+    values (v_done.table_name, v_done.record_id, v_done.bubble_id, v_now)
+    on conflict (table_name, record_id) do update
+      set bubble_id = excluded.bubble_id, linked_at = excluded.linked_at
+      where l.bubble_id is distinct from excluded.bubble_id;
+  end if;
+  return true;
 end;
+$fn$;
+
+revoke all on function bubble_sync.complete_noting(uuid, text, text, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.complete_noting(uuid, text, text, timestamptz) to service_role;
+
+-- complete: complete_noting without a note (the worker's verb since the first release).
+create or replace function bubble_sync.complete(
+  p_lease_token uuid,
+  p_bubble_id   text default null,
+  p_now         timestamptz default null
+)
+returns boolean
+language sql
+set search_path = ''
+as $fn$
+  select bubble_sync.complete_noting(p_lease_token, p_bubble_id, null, coalesce(p_now, clock_timestamp()))
 $fn$;
 
 revoke all on function bubble_sync.complete(uuid, text, timestamptz)
@@ -501,7 +587,7 @@ grant execute on function bubble_sync.fail(uuid, text, text, integer, double pre
   to service_role;
 
 -- report_verdicts: many verdicts in one round trip. p_verdicts is a JSON array; each element is either a
--- completion {"lease_token", "bubble_id"} or a failure {"lease_token", "error", "kind" or "http_status",
+-- completion {"lease_token", "bubble_id", "note" (optional)} or a failure {"lease_token", "error", "kind" or "http_status",
 -- "retry_after_seconds"} (a missing kind is bubble_sync.failure_kind(http_status)). Each is given exactly as
 -- complete() or fail() would give it, in order; one row comes back per element: its 1-based position and
 -- its outcome ('completed', fail()'s outcome, or null when the lease was no longer the caller's).
@@ -520,8 +606,8 @@ begin
     verdict := v_item.ordinality;
     if v_item.value ? 'bubble_id' then
       outcome := case
-                   when bubble_sync.complete((v_item.value ->> 'lease_token')::uuid, v_item.value ->> 'bubble_id',
-                                             p_now)
+                   when bubble_sync.complete_noting((v_item.value ->> 'lease_token')::uuid,
+                                                    v_item.value ->> 'bubble_id', v_item.value ->> 'note', p_now)
                      then 'completed'
                  end;
     else
