@@ -34,6 +34,7 @@ __all__ = [
     "Mapping",
     "OnDelete",
     "Operation",
+    "from_definition",
     "mappings_json",
     "quote_ident",
 ]
@@ -165,6 +166,36 @@ class Mapping:
             "operations": list(self.operations),
             "onDelete": self.on_delete.to_json(),
         }
+
+
+def from_definition(definition: MappingType[str, object]) -> Mapping:
+    """A mapping from its definition (`Mapping.definition()`, as bubble_sync.mappings holds it): how the
+    operator tools know what a stack deployed from the database alone. Raises ValueError naming what is
+    missing or malformed."""
+    try:
+        on_delete = definition["onDelete"]
+        assert isinstance(on_delete, MappingType)
+        fields = definition["fields"]
+        assert isinstance(fields, list)
+        operations = definition["operations"]
+        assert isinstance(operations, list)
+        return Mapping(
+            name=str(definition["name"]),
+            schema=str(definition["schema"]),
+            table=str(definition["sourceTable"]),
+            key=str(definition["key"]),
+            data_type=str(definition["dataType"]),
+            key_field=str(definition["keyField"]),
+            fields=tuple(
+                FieldMap(str(f["column"]), str(f["field"]), None if f.get("ref") is None else str(f["ref"]))
+                for f in fields
+            ),
+            where=None if definition.get("where") is None else str(definition["where"]),
+            operations=tuple(op for op in OPERATIONS if op in operations),
+            on_delete=OnDelete(on_delete["action"], dict(on_delete.get("fields") or {})),  # type: ignore[arg-type]
+        )
+    except (KeyError, TypeError, AssertionError, AttributeError) as exc:
+        raise ValueError(f"not a mapping definition ({exc!r}): {dict(definition)!r}"[:500]) from None
 
 
 def mappings_json(mappings: Iterable[Mapping]) -> str:

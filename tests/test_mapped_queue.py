@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from components.mappings import FieldMap, Mapping, OnDelete, quote_ident
+from components.mappings import FieldMap, Mapping, OnDelete, from_definition, quote_ident
 from tests.conftest import Database
 from tests.queue_support import at, claim, complete, enqueue
 
@@ -283,3 +283,24 @@ def test_a_row_waits_for_the_record_it_refers_to_until_that_is_in_bubble(
     conn.execute("update public.listings set title = 'Loft 2' where host_id = %s", (host,))
     complete(conn, loft["lease_token"], bubble_id="loft-b", now=at(10**9 + 2))
     assert sorted(r["table_name"] for r in claim(conn, now=at(10**9 + 3))) == ["listings", "profiles"]
+
+
+def test_a_backfill_of_a_mapped_table_queues_what_its_trigger_would(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("alter table public.profiles disable trigger bubble_sync_users")  # rows from before it
+    pid = add_profile(conn, "old@example.com", born="1990-02-03")
+    conn.execute("alter table public.profiles enable trigger bubble_sync_users")
+    conn.execute(
+        "select * from bubble_sync.enqueue_backfill('public.profiles', 'id', %s,"
+        " array(select to_jsonb(p) from public.profiles p))",
+        (list(USERS.columns),),
+    )
+    [(table, record, operation, payload)] = queued(conn)
+    assert (table, record, operation) == ("profiles", pid, "BACKFILL")
+    assert payload["born"] == "1990-02-03T00:00:00.000Z" and payload["joined"] == "2026-12-05T09:13:51.123Z"
+
+
+def test_a_definition_read_back_is_the_mapping() -> None:
+    every = (USERS, LISTINGS_MAPPING)
+    assert [from_definition(m.definition(every)) for m in every] == list(every)
+    with pytest.raises(ValueError, match="not a mapping definition"):
+        from_definition({"name": "x"})

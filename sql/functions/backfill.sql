@@ -22,8 +22,9 @@
 -- record has no row in public.sync_queue yet, whatever that row's state: queued by the trigger or an earlier
 -- run, synced, or failed for good (`requeue` is for those). Returns how many rows it queued and how many it
 -- skipped (already queued, or a NULL key: the trigger refuses those). record_id is the row's p_key_column and
--- the payload its p_fields (bubble_sync.change_payload; NULL or empty: every column but credentials), as
--- the trigger writes them. Each record is locked as bubble_sync.enqueue locks it, so a change of the same
+-- the payload its p_fields as the trigger writes them: for a table of the stack's mappings
+-- (bubble_sync.mappings) converted for Bubble (bubble_sync.mapped_payload, as enqueue_mapped), otherwise
+-- bubble_sync.change_payload's (NULL or empty p_fields: every column but credentials). Each record is locked as bubble_sync.enqueue locks it, so a change of the same
 -- record by its trigger right now is either seen (and the record skipped) or waits for this chunk to commit
 -- and then folds into its waiting row. The caller keeps the chunk's transaction short: the lock is held to
 -- its end.
@@ -46,6 +47,7 @@ declare
   v_record  text;
   v_known   text[] := '{}';
   v_queued  integer;
+  v_mapped  boolean;
 begin
   select bubble_sync.queue_table_name(n.nspname, c.relname)
     into v_table
@@ -55,6 +57,7 @@ begin
   if v_table is null then
     raise exception 'bubble_sync.enqueue_backfill: no table %', p_source using errcode = '22023';
   end if;
+  v_mapped := exists (select 1 from bubble_sync.mappings m where m.table_name = v_table);
   if p_key_column is null or p_key_column = '' then
     raise exception 'bubble_sync.enqueue_backfill: the key column is required' using errcode = '22023';
   end if;
@@ -101,7 +104,10 @@ begin
   ), added as (
     insert into public.sync_queue (table_name, record_id, operation, payload, status, retry_count, max_retries,
                                    created_at, updated_at)
-    select v_table, c.record_id, 'BACKFILL', bubble_sync.change_payload(c.source_row, p_fields), 'pending', 0,
+    select v_table, c.record_id, 'BACKFILL',
+           case when v_mapped then bubble_sync.mapped_payload(c.source_row, p_source, p_fields)
+                else bubble_sync.change_payload(c.source_row, p_fields) end,
+           'pending', 0,
            {{ default_max_retries }}, v_now, v_now
       from chunk c
      where c.record_id <> all (v_known)
