@@ -287,10 +287,14 @@ stable
 parallel safe
 set search_path = ''
 as $fn$
-  select coalesce(jsonb_object_agg(a.attname, bubble_sync.bubble_value(p_row -> a.attname::text,
-                                                                       a.atttypid::regtype)),
+  select coalesce(jsonb_object_agg(a.attname,
+                                    -- only dates, arrays and this database's own types can need converting
+                                    case when t.typcategory in ('D', 'A') or t.oid >= 16384
+                                         then bubble_sync.bubble_value(p_row -> a.attname::text, t.oid::regtype)
+                                         else p_row -> a.attname::text end),
                   '{}'::jsonb)
     from pg_catalog.pg_attribute a
+    join pg_catalog.pg_type t on t.oid = a.atttypid
    where a.attrelid = p_table
      and a.attname = any(p_columns)
      and a.attnum > 0
