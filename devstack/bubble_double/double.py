@@ -38,7 +38,7 @@ MAX_BULK_LINES = 1000  # Bubble's documented bulk maximum
 LOG_MAX_ENTRIES = 100_000  # enough for a benchmark run; older entries are dropped and counted
 BODY_SUMMARY_CHARS = 200
 # The knobs that describe the app itself (AppRules), not the double's behaviour.
-_APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch")
+_APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch", "null_modify")
 # Bubble's 401 body (captured responses): not the {statusCode, body} envelope of other errors.
 UNAUTHORIZED_BODY = {
     "error_class": "Unauthorized",

@@ -10,7 +10,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from devstack.bubble_double.store import USED_EMAIL_ANSWERS, USER_EMAIL_PATCHES, USER_EMAIL_SEARCHES
+from devstack.bubble_double.schema import parse_schema
+from devstack.bubble_double.store import (
+    NULL_MODIFIES,
+    USED_EMAIL_ANSWERS,
+    USER_EMAIL_PATCHES,
+    USER_EMAIL_SEARCHES,
+)
 
 KNOB_NAMES = (
     "token",
@@ -25,13 +31,13 @@ KNOB_NAMES = (
     "used_email_answer",
     "user_email_search",
     "user_email_patch",
+    "null_modify",
     "retry_after",
     "bulk_ms_per_line",
 )
 FAULT_KINDS = ("status", "hang", "close_after_store", "bulk_capacity")
 # How a 429 may say when to come back: Bubble does not document a Retry-After (facts-confirmed-2026-11.md).
 RETRY_AFTER_FORMS = ("seconds", "date", "absent")
-FIELD_KINDS = ("text", "number", "boolean", "date", "user", "image", "file", "geographic_address")
 
 
 def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -117,25 +123,9 @@ _CHOICES = {
     "used_email_answer": USED_EMAIL_ANSWERS,
     "user_email_search": USER_EMAIL_SEARCHES,
     "user_email_patch": USER_EMAIL_PATCHES,
+    "null_modify": NULL_MODIFIES,
     "retry_after": RETRY_AFTER_FORMS,
 }
-
-
-def _schema(value: Any) -> dict[str, dict[str, str]]:
-    """{type: [display names]} (text fields) or {type: {display name: field kind}}."""
-    if not isinstance(value, dict) or not all(isinstance(t, str) and t for t in value):
-        raise ValueError(f"schema must map data type names to their fields, got {value!r}")
-    schema: dict[str, dict[str, str]] = {}
-    for type_, fields in value.items():
-        if isinstance(fields, list | tuple):
-            fields = {name: "text" for name in fields}
-        if not isinstance(fields, dict) or not all(isinstance(n, str) and n for n in fields):
-            raise ValueError(f"schema[{type_!r}] must be a list of field names or a name: kind object")
-        bad = {kind for kind in fields.values() if kind not in FIELD_KINDS}
-        if bad:
-            raise ValueError(f"schema[{type_!r}]: unknown field kinds {sorted(bad)}; known: {FIELD_KINDS}")
-        schema[type_] = dict(fields)
-    return schema
 
 
 def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +156,7 @@ def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"outage_status must be an integer 500..599 or null, got {value!r}")
             out[name] = value
         elif name == "schema":
-            out[name] = None if value is None else _schema(value)
+            out[name] = None if value is None else parse_schema(value)
         elif name in _CHOICES:
             if value not in _CHOICES[name]:
                 raise ValueError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
