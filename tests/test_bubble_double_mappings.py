@@ -316,6 +316,93 @@ def test_a_modify_with_null_may_be_refused(bubble: BubbleDouble, client: httpx.C
     assert thing["Title"] == "Loft" and "Price" not in thing
 
 
+# --- delete -------------------------------------------------------------------------------------------------
+
+
+def test_delete_answers_204_and_the_thing_is_gone(bubble: BubbleDouble, client: httpx.Client) -> None:
+    # manual: the endpoint list documents DELETE /obj/<typename>/<uid>; the stored manual text does not show
+    # its answer, and a third-party OpenAPI (api-evangelist/bubble) says 204 No Content: the default
+    listing = create(client, "listing", {"Title": "Loft"})
+    kept = create(client, "listing", {"Title": "Den"})
+
+    answer = client.delete(f"{LIVE}/obj/listing/{listing}")
+
+    assert (answer.status_code, answer.content) == (204, b"")
+    assert [r["_id"] for r in bubble.records("listing")] == [kept]
+    # manual, "Retrieve record by ID": an id no thing has answers 404 MISSING_DATA, with this message
+    missing = {
+        "statusCode": 404,
+        "body": {
+            "status": "MISSING_DATA",
+            "message": f"Missing object of type listing: object with id {listing} does not exist",
+        },
+    }
+    assert client.get(f"{LIVE}/obj/listing/{listing}").json() == missing
+    gone = client.delete(f"{LIVE}/obj/listing/{listing}")
+    assert (gone.status_code, gone.json()) == (404, missing)
+    assert found(client, "listing", "Title", "Loft") == []
+
+
+def test_delete_may_answer_200(bubble: BubbleDouble, client: httpx.Client) -> None:
+    # the manual is silent on the status: the other plausible answer (knob delete_status=200), with no body
+    bubble.configure(delete_status=200)
+    listing = create(client, "listing", {"Title": "Loft"})
+
+    answer = client.delete(f"{LIVE}/obj/listing/{listing}")
+
+    assert (answer.status_code, answer.content) == (200, b"")
+    assert bubble.records("listing") == []
+    assert bubble.config()["delete_status"] == 200
+    with pytest.raises(ValueError):
+        bubble.configure(delete_status=201)
+
+
+def test_a_delete_needs_the_token_and_meets_the_rate_limit_the_outage_and_faults(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    # as every Data API request (manual, "Authentication"; the double's rate limit, outage and faults)
+    listing = create(client, "listing", {"Title": "Loft"})
+    path = f"{LIVE}/obj/listing/{listing}"
+
+    assert client.delete(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    bubble.configure(outage_status=503)
+    assert client.delete(path).status_code == 503
+    bubble.configure(
+        outage_status=None, faults=[{"kind": "status", "status": 500, "method": "DELETE", "count": 1}]
+    )
+    assert client.delete(path).status_code == 500
+    bubble.configure(rate_limit_per_minute=6, rate_limit_burst=1)
+    client.get(f"{LIVE}/obj/listing")
+    assert client.delete(path).status_code == 429
+    assert [r["_id"] for r in bubble.records("listing")] == [listing]
+
+    bubble.configure(rate_limit_per_minute=0, faults=[{"kind": "close_after_store", "method": "DELETE"}])
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.delete(path)
+    assert bubble.records("listing") == []  # deleted, though the answer was lost
+    assert [e["fault"] for e in bubble.requests() if e["method"] == "DELETE"] == [
+        None,
+        "outage",
+        "status",
+        None,
+        "close_after_store",
+    ]
+
+
+def test_a_delete_in_one_environment_leaves_the_other_alone(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    # manual: live and version-test hold different data
+    live = create(client, "listing", {"Title": "Loft"})
+    test = create(client, "listing", {"Title": "Loft"}, prefix=TEST)
+
+    assert client.delete(f"{TEST}/obj/listing/{live}").status_code == 404
+    assert client.delete(f"{TEST}/obj/listing/{test}").status_code == 204
+
+    assert [r["_id"] for r in bubble.records("listing")] == [live]
+    assert bubble.records("listing", env="test") == []
+
+
 # --- the schema knob ----------------------------------------------------------------------------------------
 
 

@@ -104,6 +104,7 @@ class BubbleDouble:
         self._seed: int | None = None
         self._retry_after = "seconds"
         self._bulk_ms_per_line = 0.0
+        self._delete_status = 204
         self._fault_rng = random.Random()
         self._jitter_rng = random.Random()
         self._bucket: TokenBucket | None = None
@@ -184,6 +185,7 @@ class BubbleDouble:
                 "seed": self._seed,
                 "retry_after": self._retry_after,
                 "bulk_ms_per_line": self._bulk_ms_per_line,
+                "delete_status": self._delete_status,
                 **{name: copy.deepcopy(getattr(self._store.rules, name)) for name in _APP_RULE_KNOBS},
             }
 
@@ -332,7 +334,7 @@ class BubbleDouble:
             return _Reply(204)
         if target is not None and method == "DELETE":
             self._store.delete(env, type_, target)
-            return _Reply(204)
+            return _Reply(self._delete_status)  # knob delete_status: 204 (default) or 200, no body either way
         raise BubbleError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported on {request.path}")
 
     def _bulk(self, request: _Request, env: str, type_: str) -> _Reply:

@@ -34,10 +34,15 @@ KNOB_NAMES = (
     "null_modify",
     "retry_after",
     "bulk_ms_per_line",
+    "delete_status",
 )
 FAULT_KINDS = ("status", "hang", "close_after_store", "bulk_capacity")
 # How a 429 may say when to come back: Bubble does not document a Retry-After (facts-confirmed-2026-11.md).
 RETRY_AFTER_FORMS = ("seconds", "date", "absent")
+# The status of a successful DELETE. The stored manual text lists the request without its answer; a
+# third-party OpenAPI of the Data API (api-evangelist/bubble) says 204, so 204 is the default and 200 (with no
+# body) the other plausible answer.
+DELETE_STATUSES = (204, 200)
 
 
 def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -125,6 +130,7 @@ _CHOICES = {
     "user_email_patch": USER_EMAIL_PATCHES,
     "null_modify": NULL_MODIFIES,
     "retry_after": RETRY_AFTER_FORMS,
+    "delete_status": DELETE_STATUSES,
 }
 
 
@@ -158,7 +164,8 @@ def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
         elif name == "schema":
             out[name] = None if value is None else parse_schema(value)
         elif name in _CHOICES:
-            if value not in _CHOICES[name]:
+            # a bool is no choice: True == 1 would otherwise pass for a status
+            if value not in _CHOICES[name] or isinstance(value, bool):
                 raise ValueError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
             out[name] = value
         elif name == "bulk_ms_per_line":

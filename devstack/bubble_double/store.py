@@ -100,6 +100,14 @@ def user_email(thing: dict[str, Any]) -> str | None:
     return email if isinstance(email, str) else None
 
 
+def missing_data(type_: str, thing_id: str) -> BubbleError:
+    """The manual's answer to a GET by an id no thing of the type has (Data API requests, "Retrieve record by
+    ID"): 404 `{"status": "MISSING_DATA", "message": "Missing object of type rentalunit: object with id …
+    does not exist"}`. The double gives it to a modify and a delete of such an id too."""
+    message = f"Missing object of type {type_}: object with id {thing_id} does not exist"
+    return BubbleError(404, "MISSING_DATA", message)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -345,11 +353,7 @@ class _Store:
     def get(self, env: str, type_: str, thing_id: str) -> dict[str, Any]:
         thing = self.table(env, type_).get(thing_id)
         if thing is None:
-            raise BubbleError(
-                404,
-                "MISSING_DATA",
-                f"Missing object of type {type_}: object with id {thing_id} does not exist",
-            )
+            raise missing_data(type_, thing_id)
         return thing
 
     def update(self, env: str, type_: str, thing_id: str, fields: Any, *, replace: bool) -> None:
