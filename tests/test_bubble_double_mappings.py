@@ -403,6 +403,98 @@ def test_a_delete_in_one_environment_leaves_the_other_alone(
     assert bubble.records("listing", env="test") == []
 
 
+# --- /meta --------------------------------------------------------------------------------------------------
+
+
+def test_meta_describes_the_types_and_fields_the_app_exposes(bubble: BubbleDouble) -> None:
+    # The manual mentions the API's Swagger/meta option without its body; the shape follows public clients
+    # of real apps (sources in devstack/bubble_double/meta.py): types keyed by Data API path, fields as
+    # {id, display, type} with Bubble's ids and types (user, custom.<type>, list.<...>), built-ins after the
+    # type's own fields, no Created By on User. A real app answers it without a token.
+    bubble.configure(schema={"user": ["First Name"], "review": {"Listing": "listing", "By": "list.user"},
+                             "listing": {"Price": "number"}})  # fmt: skip
+
+    answer = httpx.get(f"{bubble.url}{LIVE}/meta")
+
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "get": ["user", "review", "listing"],
+        "post": [],
+        "types": {
+            "user": {
+                "display": "User",
+                "fields": [
+                    {"id": "first_name_text", "display": "First Name", "type": "text"},
+                    {"id": "Created Date", "display": "Created Date", "type": "date"},
+                    {"id": "Modified Date", "display": "Modified Date", "type": "date"},
+                    {"id": "_id", "display": "unique ID", "type": "text"},
+                ],
+            },
+            "review": {
+                "display": "Review",
+                "fields": [
+                    {"id": "listing_custom_listing", "display": "Listing", "type": "custom.listing"},
+                    {"id": "by_list_user", "display": "By", "type": "list.user"},
+                    {"id": "Created Date", "display": "Created Date", "type": "date"},
+                    {"id": "Modified Date", "display": "Modified Date", "type": "date"},
+                    {"id": "Created By", "display": "Created By", "type": "user"},
+                    {"id": "_id", "display": "unique ID", "type": "text"},
+                ],
+            },
+            "listing": {
+                "display": "Listing",
+                "fields": [
+                    {"id": "price_number", "display": "Price", "type": "number"},
+                    {"id": "Created Date", "display": "Created Date", "type": "date"},
+                    {"id": "Modified Date", "display": "Modified Date", "type": "date"},
+                    {"id": "Created By", "display": "Created By", "type": "user"},
+                    {"id": "_id", "display": "unique ID", "type": "text"},
+                ],
+            },
+        },
+        "app_data": {
+            "appname": "bubble-double",
+            "favicon": "",
+            "app_version": "live",
+            "use_captions_for_get": True,
+        },
+    }
+    test = httpx.get(f"{bubble.url}{TEST}/meta", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert test.json()["app_data"]["app_version"] == "test" and test.json()["types"] == answer.json()["types"]
+    # a wrong token is still refused (the double's choice: UNCONFIRMED)
+    assert httpx.get(f"{bubble.url}{LIVE}/meta", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_an_app_may_not_expose_meta(bubble: BubbleDouble, client: httpx.Client) -> None:
+    # facts: /meta is SECONDARY evidence ("handle an app that answers 404 there: probe instead"); knob
+    # meta_exposed=false, and an app without a schema (nobody described it), answer 404 NOT_FOUND
+    bubble.configure(meta_exposed=False)
+    assert refusal(client.get(f"{LIVE}/meta"))[:2] == (404, "NOT_FOUND")
+    bubble.configure(meta_exposed=True, schema=None)
+    assert client.get(f"{TEST}/meta").status_code == 404
+    bubble.configure(schema=SCHEMA)
+    assert client.get(f"{LIVE}/meta").status_code == 200
+    assert client.post(f"{LIVE}/meta").status_code == 405
+    assert client.get(f"{LIVE}/meta/swagger.json").status_code == 404  # not served by the double
+    with pytest.raises(ValueError):
+        bubble.configure(meta_exposed="no")
+
+
+def test_meta_meets_the_outage_the_rate_limit_and_faults_and_is_logged(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    bubble.configure(outage_status=502)
+    assert client.get(f"{LIVE}/meta").status_code == 502
+    bubble.configure(outage_status=None, faults=[{"kind": "status", "status": 503, "path_regex": "/meta$"}])
+    assert client.get(f"{LIVE}/meta").status_code == 503
+    bubble.configure(faults=[], rate_limit_per_minute=6, rate_limit_burst=1)
+    assert client.get(f"{LIVE}/meta").status_code == 200
+    assert client.get(f"{LIVE}/meta").status_code == 429
+
+    log = bubble.requests()
+    assert [(e["path"], e["type"], e["status"]) for e in log][-1] == (f"{LIVE}/meta", None, 429)
+
+
 # --- the schema knob ----------------------------------------------------------------------------------------
 
 

@@ -15,12 +15,13 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
 from devstack.bubble_double.knobs import FaultRule, TokenBucket, _validated_knobs
+from devstack.bubble_double.meta import meta_document
 from devstack.bubble_double.replies import (
     BubbleError,
     _error_reply,
@@ -46,19 +47,37 @@ UNAUTHORIZED_BODY = {
     "message": None,
     "translation": "Unauthorized: invalid or missing API token",
 }
-_OBJ_ROUTE_RE = re.compile(r"^(?P<test>/version-test)?/api/1\.1/obj/(?P<rest>.*)$")
+_API_ROUTE_RE = re.compile(r"^(?P<test>/version-test)?/api/1\.1/(?P<rest>.*)$")
 
 
-def _route(path: str) -> tuple[str, str, str | None] | None:
-    """Returns (env, type, id or "bulk" or None) for a Data API path, None for anything else."""
-    match = _OBJ_ROUTE_RE.match(path)
+@dataclass(frozen=True)
+class Route:
+    """A Data API path: its environment, then the data type and the id or "bulk" (`/obj/...`), or neither
+    (`/meta`)."""
+
+    env: str
+    type: str | None
+    target: str | None = None
+
+    @property
+    def meta(self) -> bool:
+        return self.type is None
+
+
+def _route(path: str) -> Route | None:
+    """The Route of a Data API path (`/obj/<type>[/<id>|/bulk]` or `/meta`), None for anything else."""
+    match = _API_ROUTE_RE.match(path)
     if match is None:
         return None
-    parts = [unquote(part) for part in match["rest"].split("/")]
+    env = "test" if match["test"] else "live"
+    if match["rest"] == "meta":
+        return Route(env, None)
+    if not match["rest"].startswith("obj/"):
+        return None
+    parts = [unquote(part) for part in match["rest"][len("obj/") :].split("/")]
     if not 1 <= len(parts) <= 2 or any(not part for part in parts):
         return None
-    env = "test" if match["test"] else "live"
-    return env, parts[0], parts[1] if len(parts) == 2 else None
+    return Route(env, parts[0], parts[1] if len(parts) == 2 else None)
 
 
 def _body_summary(body: bytes) -> str | None:
@@ -105,6 +124,7 @@ class BubbleDouble:
         self._retry_after = "seconds"
         self._bulk_ms_per_line = 0.0
         self._delete_status = 204
+        self._meta_exposed = True
         self._fault_rng = random.Random()
         self._jitter_rng = random.Random()
         self._bucket: TokenBucket | None = None
@@ -186,6 +206,7 @@ class BubbleDouble:
                 "retry_after": self._retry_after,
                 "bulk_ms_per_line": self._bulk_ms_per_line,
                 "delete_status": self._delete_status,
+                "meta_exposed": self._meta_exposed,
                 **{name: copy.deepcopy(getattr(self._store.rules, name)) for name in _APP_RULE_KNOBS},
             }
 
@@ -237,7 +258,7 @@ class BubbleDouble:
         self._record(request, route, reply, fault, started)
         return reply
 
-    def _handle_obj(self, request: _Request, route: tuple[str, str, str | None]) -> tuple[_Reply, str | None]:
+    def _handle_obj(self, request: _Request, route: Route) -> tuple[_Reply, str | None]:
         """The reply and the name of the fault that shaped it ("outage" or a rule's kind), if one did."""
         with self._lock:
             delay = self._latency_ms + self._jitter_rng.uniform(0, self._latency_jitter_ms)
@@ -254,7 +275,10 @@ class BubbleDouble:
             error = BubbleError(outage_status, _status_name(outage_status), f"outage: {outage_status}")
             return _error_reply(error), "outage"
 
-        if not self._authorized(request.authorization, token):
+        # A real app answers /meta without a token (a public client's notes of a real branch); a wrong token
+        # is still refused there, as on every other route (the double's choice, UNCONFIRMED).
+        tokenless_meta = route.meta and request.authorization is None
+        if not tokenless_meta and not self._authorized(request.authorization, token):
             return _json_reply(401, UNAUTHORIZED_BODY), None
 
         with self._lock:
@@ -270,7 +294,7 @@ class BubbleDouble:
             return _error_reply(error), fault.kind
         if fault is not None and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
-        if route[2] == "bulk" and request.method == "POST":
+        if route.target == "bulk" and request.method == "POST":
             with self._lock:
                 per_line = self._bulk_ms_per_line
             # Bubble works through a bulk call line by line (up to 4 minutes for 1,000 lines: manual).
@@ -283,7 +307,7 @@ class BubbleDouble:
 
         try:
             with self._lock:
-                reply = self._operate(request, *route)
+                reply = self._meta(request, route) if route.meta else self._operate(request, route)
         except BubbleError as exc:
             reply = _error_reply(exc)
         if fault is not None and fault.kind == "close_after_store":
@@ -313,8 +337,20 @@ class BubbleDouble:
             return rule
         return None
 
-    def _operate(self, request: _Request, env: str, type_: str, target: str | None) -> _Reply:
-        method = request.method
+    def _meta(self, request: _Request, route: Route) -> _Reply:
+        if request.method != "GET":
+            raise BubbleError(
+                405, "METHOD_NOT_ALLOWED", f"{request.method} is not supported on {request.path}"
+            )
+        if not self._meta_exposed or self._store.rules.schema is None:
+            # An app that does not describe itself (knob meta_exposed, or no schema: an app nobody
+            # described); callers probe the Data API instead. What such an app answers is UNCONFIRMED.
+            raise BubbleError(404, "NOT_FOUND", "this app does not expose /meta")
+        return _json_reply(200, meta_document(self._store.rules.types, route.env))
+
+    def _operate(self, request: _Request, route: Route) -> _Reply:
+        method, env, target = request.method, route.env, route.target
+        type_ = str(route.type)
         self._store.check_type(type_)
         if target is None and method == "GET":
             params = {
@@ -357,7 +393,7 @@ class BubbleDouble:
     def _record(
         self,
         request: _Request,
-        route: tuple[str, str, str | None] | None,
+        route: Route | None,
         reply: _Reply,
         fault: str | None,
         started: float,
@@ -367,8 +403,8 @@ class BubbleDouble:
             "method": request.method,
             "path": request.path,
             "query": _redacted_query(request.query),
-            "env": route[0] if route else None,
-            "type": route[1] if route else None,
+            "env": route.env if route else None,
+            "type": route.type if route else None,
             "status": reply.status,
             "responded": not reply.drop,
             "fault": fault,

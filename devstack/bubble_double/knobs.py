@@ -35,6 +35,7 @@ KNOB_NAMES = (
     "retry_after",
     "bulk_ms_per_line",
     "delete_status",
+    "meta_exposed",
 )
 FAULT_KINDS = ("status", "hang", "close_after_store", "bulk_capacity")
 # How a 429 may say when to come back: Bubble does not document a Retry-After (facts-confirmed-2026-11.md).
@@ -167,6 +168,10 @@ def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
             # a bool is no choice: True == 1 would otherwise pass for a status
             if value not in _CHOICES[name] or isinstance(value, bool):
                 raise ValueError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
+            out[name] = value
+        elif name == "meta_exposed":
+            if not isinstance(value, bool):
+                raise ValueError(f"meta_exposed must be true or false, got {value!r}")
             out[name] = value
         elif name == "bulk_ms_per_line":
             out[name] = _number(name, value)
