@@ -510,3 +510,64 @@ def test_the_schema_knob_refuses_a_kind_it_cannot_serve(bubble: BubbleDouble, sc
     assert bubble.config()["schema"] == SCHEMA
     with pytest.raises(ValueError):
         bubble.configure(null_modify="ignore")
+
+
+# --- editing behind the client's back -----------------------------------------------------------------------
+
+
+def test_a_test_adds_changes_and_deletes_things_as_an_editor_would(
+    bubble: BubbleDouble, client: httpx.Client
+) -> None:
+    # An editor or a workflow in Bubble changes data without the Data API: no request reaches the log, the
+    # app's rules (schema, field types, relations) hold, and Modified Date moves.
+    host = bubble.add("user", {"email": "host@example.com", "First Name": "Hal"})
+    listing = bubble.add("listing", {"Title": "Loft", "Host": host}, env="live")
+    before = bubble.record("listing", listing)
+    assert before is not None and before["Host"] == host
+
+    bubble.modify("listing", listing, {"Title": "Den", "Host": None})
+    after = bubble.record("listing", listing)
+    assert after is not None and after["Title"] == "Den" and "Host" not in after
+    assert (
+        after["Modified Date"] >= before["Modified Date"] and after["Created Date"] == before["Created Date"]
+    )
+
+    bubble.delete("listing", listing)
+    assert bubble.record("listing", listing) is None
+    assert client.patch(f"{LIVE}/obj/listing/{listing}", json={"Title": "X"}).status_code == 404
+    assert [e["method"] for e in bubble.requests()] == ["PATCH"]
+
+    with pytest.raises(ValueError, match="Unrecognized field: Stars"):
+        bubble.add("listing", {"Stars": 1})
+    with pytest.raises(ValueError, match="Invalid data for field Host"):
+        bubble.add("listing", {"Host": listing})
+    with pytest.raises(ValueError, match="Missing object of type listing"):
+        bubble.delete("listing", listing)
+    with pytest.raises(ValueError, match="does not exist or is not exposed"):
+        bubble.add("booking", {})
+    with pytest.raises(ValueError, match="env"):
+        bubble.add("listing", {}, env="prod")
+
+
+def test_the_admin_endpoints_add_read_change_and_delete_things(bubble: BubbleDouble) -> None:
+    admin = httpx.Client(base_url=f"{bubble.url}/_double")
+    where = {"type": "listing", "env": "test"}
+
+    added = admin.post("/records", params=where, json={"Title": "Loft", "Price": 10})
+    assert added.status_code == 201
+    listing = added.json()["id"]
+    assert admin.get(f"/records/{listing}", params=where).json()["record"]["Title"] == "Loft"
+    changed = admin.patch(f"/records/{listing}", params=where, json={"Price": None, "Title": "Den"})
+    assert changed.status_code == 200 and changed.json()["record"]["Title"] == "Den"
+    assert "Price" not in changed.json()["record"]
+    assert [r["_id"] for r in admin.get("/records", params=where).json()["records"]] == [listing]
+
+    refused = admin.patch(f"/records/{listing}", params=where, json={"Price": "ten"})
+    assert refused.status_code == 400 and refused.json()["body"]["status"] == "INVALID_DATA"
+    assert admin.post("/records", params=where, json={"nope": 1}).json()["body"]["status"] == "ERROR"
+    assert admin.delete(f"/records/{listing}", params=where).json() == {"status": "ok"}
+    assert admin.get(f"/records/{listing}", params=where).json()["body"]["status"] == "MISSING_DATA"
+    assert admin.delete(f"/records/{listing}", params=where).status_code == 404
+    assert admin.post("/records", params={"type": "booking"}, json={}).status_code == 404
+    assert admin.get("/records", params={"env": "prod", "type": "listing"}).status_code == 400
+    assert bubble.records("listing", env="test") == [] and bubble.requests() == []

@@ -1,7 +1,7 @@
-"""The Bubble double itself: `BubbleDouble` (lifecycle, knobs, inspection, the request log) and the
-handling of one request: routing a path to (environment, type, id), latency, outage, auth, rate limit, faults,
-the Data API operations on the store, bulk calls and the `/_double/` admin endpoints. The HTTP side is
-in `server.py`.
+"""The Bubble double itself: `BubbleDouble` (lifecycle, knobs, inspection, the request log, editing things
+behind the client's back) and the handling of one request: routing a path to a `Route`, latency, outage,
+auth, rate limit, faults, the Data API operations on the store, bulk calls and `/meta`. The HTTP side is in
+`server.py`, the `/_double/` admin endpoints in `admin.py`.
 """
 
 from __future__ import annotations
@@ -15,26 +15,30 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from email.utils import formatdate
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
+from devstack.bubble_double.admin import handle_admin
 from devstack.bubble_double.knobs import FaultRule, TokenBucket, _validated_knobs
 from devstack.bubble_double.meta import meta_document
 from devstack.bubble_double.replies import (
     BubbleError,
     _error_reply,
     _invalid,
+    _json_body,
     _json_reply,
     _Reply,
     _Request,
     _status_name,
 )
 from devstack.bubble_double.server import _Server
-from devstack.bubble_double.store import _now_iso, _Store
+from devstack.bubble_double.store import ENVS, _now_iso, _Store
 
-ENVS = ("live", "test")
+_T = TypeVar("_T")
+
 MAX_BULK_LINES = 1000  # Bubble's documented bulk maximum
 LOG_MAX_ENTRIES = 100_000  # enough for a benchmark run; older entries are dropped and counted
 BODY_SUMMARY_CHARS = 200
@@ -224,15 +228,56 @@ class BubbleDouble:
 
     def records(self, type: str, env: str = "live") -> list[dict[str, Any]]:
         """Copies of every stored thing of `type` in `env` ("live" or "test"), in creation order."""
-        if env not in ENVS:
-            raise ValueError(f"env must be one of {ENVS}, got {env!r}")
+        _check_env(env)
         with self._lock:
             return copy.deepcopy(list(self._store.table(env, type).values()))
 
+    def record(self, type: str, thing_id: str, env: str = "live") -> dict[str, Any] | None:
+        """A copy of one thing as a GET returns it, or None when `env` has no thing of `type` with that id."""
+        _check_env(env)
+        with self._lock:
+            return copy.deepcopy(self._store.table(env, type).get(thing_id))
+
     def requests(self) -> list[dict[str, Any]]:
         """Copies of the request log entries, oldest first."""
+        return self.request_log()[0]
+
+    def request_log(self) -> tuple[list[dict[str, Any]], int]:
+        """Copies of the request log entries, oldest first, and how many older entries were dropped."""
         with self._lock:
-            return copy.deepcopy(list(self._log))
+            return copy.deepcopy(list(self._log)), self._logged - len(self._log)
+
+    # editing things behind the client's back, as an editor or a workflow in Bubble would. These requests are
+    # not Data API requests: no token, latency, rate limit, fault or log entry, but the app's rules (schema,
+    # field types, relations, unique emails) hold. A refusal raises ValueError with Bubble's message.
+
+    def add(self, type: str, fields: dict[str, Any], env: str = "live") -> str:
+        """Creates a thing of `type` with `fields` (display names, as a create body) and returns its id."""
+        return _plainly(lambda: self.edit_create(type, fields, env))
+
+    def modify(self, type: str, thing_id: str, fields: dict[str, Any], env: str = "live") -> None:
+        """Changes the given fields of a thing (a null empties one) and its Modified Date, as a PATCH."""
+        _plainly(lambda: self.edit_modify(type, thing_id, fields, env))
+
+    def delete(self, type: str, thing_id: str, env: str = "live") -> None:
+        """Deletes a thing; a relation that named it keeps the id, as nothing in Bubble rewrites it."""
+        _plainly(lambda: self.edit_delete(type, thing_id, env))
+
+    def edit_create(self, type_: str, fields: Any, env: str) -> str:
+        """`add`, raising Bubble's error (`BubbleError`) for the admin endpoints to answer."""
+        return self._edit(type_, env, lambda: self._store.create(env, type_, fields))
+
+    def edit_modify(self, type_: str, thing_id: str, fields: Any, env: str) -> None:
+        self._edit(type_, env, lambda: self._store.update(env, type_, thing_id, fields, replace=False))
+
+    def edit_delete(self, type_: str, thing_id: str, env: str) -> None:
+        self._edit(type_, env, lambda: self._store.delete(env, type_, thing_id))
+
+    def _edit(self, type_: str, env: str, operation: Callable[[], _T]) -> _T:
+        _check_env(env)
+        with self._lock:
+            self._store.check_type(type_)
+            return operation()
 
     def _reseed(self) -> None:
         self._fault_rng.seed(self._seed)
@@ -247,7 +292,7 @@ class BubbleDouble:
 
     def handle(self, request: _Request) -> _Reply:
         if request.path.startswith("/_double/"):
-            return self._handle_admin(request)
+            return handle_admin(self, request)
         started = time.monotonic()
         route = _route(request.path)
         fault: str | None = None
@@ -417,49 +462,19 @@ class BubbleDouble:
             self._log.append(entry)
             self._logged += 1
 
-    def _handle_admin(self, request: _Request) -> _Reply:
-        name = request.path[len("/_double/") :].rstrip("/")
-        params = {key: values[0] for key, values in parse_qs(request.query).items()}
-        action = (request.method, name)
-        try:
-            if action == ("GET", "health"):
-                return _json_reply(200, {"status": "ok"})
-            if action == ("GET", "records"):
-                env = params.get("env", "live")
-                if env not in ENVS or not params.get("type"):
-                    raise _invalid("records needs ?type=<type> and optionally env=live|test")
-                return _json_reply(200, {"records": self.records(params["type"], env)})
-            if action == ("GET", "requests"):
-                with self._lock:
-                    entries, dropped = copy.deepcopy(list(self._log)), self._logged - len(self._log)
-                return _json_reply(200, {"requests": entries, "dropped": dropped})
-            if action == ("GET", "config"):
-                return _json_reply(200, {"config": self.config()})
-            if action == ("POST", "config"):
-                knobs = _json_body(request)
-                if not isinstance(knobs, dict):
-                    raise _invalid("config needs a JSON object of knobs")
-                try:
-                    self.configure(**knobs)
-                except ValueError as exc:
-                    raise _invalid(str(exc)) from exc
-                return _json_reply(200, {"config": self.config()})
-            if action == ("POST", "reset"):
-                self.reset()
-                return _json_reply(200, {"status": "ok"})
-        except BubbleError as exc:
-            return _error_reply(exc)
-        return _error_reply(BubbleError(404, "NOT_FOUND", f"no admin route {request.method} {request.path}"))
-
 
 def _line_count(body: bytes) -> int:
     return len(body.rstrip(b"\r\n").splitlines())
 
 
-def _json_body(request: _Request) -> Any:
-    if not request.body.strip():
-        return {}
+def _check_env(env: str) -> None:
+    if env not in ENVS:
+        raise ValueError(f"env must be one of {ENVS}, got {env!r}")
+
+
+def _plainly(operation: Callable[[], _T]) -> _T:
+    """Runs an edit for a Python caller: Bubble's refusal becomes a ValueError carrying its message."""
     try:
-        return json.loads(request.body)
-    except ValueError as exc:
-        raise _invalid(f"the body is not valid JSON: {exc}") from exc
+        return operation()
+    except BubbleError as exc:
+        raise ValueError(exc.message) from exc

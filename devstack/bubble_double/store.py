@@ -20,6 +20,7 @@ from typing import Any
 from devstack.bubble_double.replies import BubbleError, _invalid
 from devstack.bubble_double.schema import FieldType, check_value, field_id, field_types
 
+ENVS = ("live", "test")  # `/api/1.1` and `/version-test/api/1.1`, each with its own data, as on Bubble
 MAX_LIMIT = 100  # Bubble's documented maximum page size
 BUILTIN_FIELDS = frozenset({"_id", "Created Date", "Modified Date"})
 CONSTRAINT_TYPES = frozenset(
