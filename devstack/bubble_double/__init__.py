@@ -4,8 +4,9 @@ This is NOT Bubble and NOT a client of Bubble: no product code may import or dep
 the subset of the Data API that bubble-sync uses, shaped after the Bubble manual and the notes in
 `reference/supabase-facts.md` §6, plus knobs to make it slow, rate-limited or faulty on purpose.
 
-Environments: `/api/1.1/obj/...` is "live" and `/version-test/api/1.1/obj/...` is "test"; each has its own
-data store, as on Bubble.
+Environments: `/api/1.1/...` is "live" and `/version-test/api/1.1/...` is "test"; each has its own data
+store, as on Bubble. Tests: tests/test_bubble_double.py and tests/test_bubble_mappings_double.py (several
+types, field types, relations, deletes, `/meta`, edits behind the client's back), each naming its source.
 
 | Request                                       | Answer                                                     |
 |-----------------------------------------------|------------------------------------------------------------|
@@ -13,9 +14,13 @@ data store, as on Bubble.
 | `GET    <prefix>/obj/<type>/<id>`             | 200 `{"response": {...fields, "_id": ...}}`                |
 | `PATCH  <prefix>/obj/<type>/<id>` JSON object | 204, merges the fields                                     |
 | `PUT    <prefix>/obj/<type>/<id>` JSON object | 204, replaces the fields                                   |
-| `DELETE <prefix>/obj/<type>/<id>`             | 204                                                        |
+| `DELETE <prefix>/obj/<type>/<id>`             | 204 (knob `delete_status`: 200), no body                   |
 | `GET    <prefix>/obj/<type>?constraints=[..]` | 200 `{"response": {cursor, results, count, remaining}}`    |
 | `POST   <prefix>/obj/<type>/bulk` text/plain  | 200 text/plain, one `{"status": ...}` line per input line  |
+| `GET    <prefix>/meta`                        | 200 `{"get", "post", "types", "app_data"}` (see `meta.py`) |
+
+An id no thing of the type has answers 404 `MISSING_DATA` ("Missing object of type <type>: object with id <id>
+does not exist", the manual's example) to a GET, a modify and a delete.
 
 * IDs look like Bubble's: `<13-digit ms timestamp>x<18 digits>`. Records carry `_id`, `Created Date` and
   `Modified Date` (ISO 8601, UTC, milliseconds) next to their fields; clients may not set those three.
@@ -31,17 +36,29 @@ data store, as on Bubble.
   look like an email and be unique per environment, ignoring case. A user is stored, and read back, with its
   email under `authentication.email.email` (no plain `email` field) and never with its password. A search
   constraint with key `email` reaches that built-in email (knob `user_email_search`).
-* Schema (knob `schema`, `{type: [display names]}` or `{type: {display name: kind}}`): an app that knows its
-  types. Another type answers 404 `NOT_FOUND`; a create or modify body with another key (a field id such as
-  `supabase_id_text` included) answers 400 `Unrecognized field: <key>`; search constraints accept the
-  display name and the id (`<name, spaces as _>_<kind>`). Without a schema any type and field is accepted.
+* Schema (knob `schema`, `{type: [display names]}` (text fields) or `{type: {display name: kind}}`): an app
+  that knows its types. A kind is `text`, `number`, `boolean`, `date`, `image`, `file`,
+  `geographic_address`, another type of the schema (a relation: `user`, `listing`, or Bubble's spelling
+  `custom.listing`), or `list.` and one of those (`list.user`); e.g. `{"user": ["First Name"], "listing":
+  {"Title": "text", "Price": "number", "Host": "user", "Guests": "list.user"}}`. Another type answers 404
+  `NOT_FOUND`; a create or modify body with another key (a field id such as `supabase_id_text` included)
+  answers 400 `{"status": "ERROR", "message": "Unrecognized field: <key>"}` (manual); search constraints
+  accept the display name and Bubble's id (`<name, spaces as _>_<kind, dots as _>`: `host_user`). Values
+  must fit the field (manual: "Must match field type"): a wrong type answers 400 `INVALID_DATA` "Invalid data
+  for field <name>: ..." (wording UNCONFIRMED); a relation takes the `_id` of an existing thing of its type
+  in the same environment, else 400 `INVALID_DATA` "... object with id <id> of type <type> does not exist"
+  (manual silent; UNCONFIRMED); a date is an ISO 8601 string or milliseconds since 1970 and reads back as
+  Bubble writes dates (`2026-12-05T09:13:51.123Z`). Without a schema any type, field and value is accepted.
+* Null: a create leaves a null field empty; a modify (PATCH, PUT) with null empties the field (knob
+  `null_modify`, below). Empty fields are left out of what a GET or search returns, as Bubble does.
 * Every `/obj` request needs `Authorization: Bearer <token>`, compared in constant time; without it the
   answer is 401 with Bubble's own body `{"error_class": "Unauthorized", "args", "message": null,
   "translation"}`. Bubble's `?api_token=` alternative is not accepted (it is only redacted from the log).
 
 Errors use the envelope from the Bubble manual, `{"statusCode": 404, "body": {"status": "MISSING_DATA",
-"message": "..."}}`. Only `MISSING_DATA` is quoted from Bubble; the other status strings are this double's
-choice and UNCONFIRMED: `INVALID_DATA` (400), `NOT_VALID_EMAIL` (400), `USED_EMAIL` (400, duplicate email;
+"message": "..."}}`. `MISSING_DATA` and `ERROR` (400, an unrecognized field) are quoted from Bubble; the other
+status strings are this double's choice and UNCONFIRMED: `INVALID_DATA` (400; a real app's answer to an
+unknown option-set value), `NOT_VALID_EMAIL` (400), `USED_EMAIL` (400, duplicate email;
 see `used_email_answer`), `TOO_MANY_REQUESTS` (429), `NOT_FOUND` (404, no such route or type),
 `METHOD_NOT_ALLOWED` (405), `PAYLOAD_TOO_LARGE` (413); injected faults use the HTTP status name, e.g.
 `SERVICE_UNAVAILABLE`.
@@ -71,23 +88,37 @@ Knobs, settable at construction, with `configure(...)` or `POST /_double/config`
   USED_EMAIL in the message), `worded` (400, no code at all), `conflict` (409); `user_email_search` —
   `builtin` (matches the built-in email, ignoring case), `empty` (finds nothing), `refused` (404
   NOT_FOUND); `user_email_patch` — `refuse` (default: a PATCH of a user's email or password is 400) or
-  `accept`; `retry_after` on a 429 — `seconds`, `date` (an HTTP date) or `absent`.
+  `accept`; `retry_after` on a 429 — `seconds`, `date` (an HTTP date) or `absent`; `null_modify` — `clear`
+  (default: a modify with null empties the field, as a public client saw a real app do) or `refuse` (400);
+  `delete_status` — `204` (default, as a third-party OpenAPI says) or `200`, no body either way.
+* `meta_exposed` (default true): false makes `/meta` answer 404 `NOT_FOUND`, an app that does not describe
+  itself, so a caller's fallback (probing the Data API) can be tested. An app without a schema answers 404
+  there too. `/meta` lists every type of the schema (all exposed), fields as `{id, display, type}` with
+  Bubble's ids and types, then the built-ins (`Created Date`, `Modified Date`, `Created By` but on User,
+  `_id` shown as `unique ID`); `app_data.use_captions_for_get` is true. It answers without a token (a real
+  app does), refuses a wrong one (401), and meets latency, outage, rate limit and faults like `/obj`.
 * `bulk_ms_per_line`: a bulk call takes this long per line before answering (Bubble: up to 4 minutes for
   1,000 lines). Fault kind `bulk_capacity`: a bulk call answers 200 with ONE error line and stores nothing
   (manual: a capacity or system failure gives one error, no per-line results).
 * `seed`: seeds the random choices (fault probabilities, jitter) so tests are deterministic.
 * `token`: the API token (never echoed back).
 
-Order of a `/obj` request: latency, outage, auth (401), rate limit (429), fault, operation. Faults and the
-rate limit therefore never consume anything for unauthorised requests (nor during an outage).
+Order of a `/obj` (or `/meta`) request: latency, outage, auth (401), rate limit (429), fault, operation.
+Faults and the rate limit therefore never consume anything for unauthorised requests (nor during an outage).
 
-Admin endpoints under `/_double/` (no auth; bind to localhost only): `GET health`, `GET records?env=live|test
-&type=user`, `GET requests`, `GET config`, `POST config` (JSON knobs), `POST reset` (clears data, log,
-faults and an outage; keeps the other knobs). Request log entries, oldest first, hold `time` (when
-answered), `method`, `path`, `query`, `env`, `type`, `status`, `responded` (false when the connection was
-dropped), `fault` (`outage` or the rule's kind), `duration_ms`, `body_bytes`, `body` (the first 200
-characters) and `connection` (a serial per TCP connection, to check keep-alive); never the Authorization
-header.
+Admin endpoints under `/_double/` (no auth; bind to localhost only; table in `admin.py`): `GET health`,
+`GET records?env=live|test&type=user` (and `GET`, `PATCH`, `DELETE records/<id>?...`, `POST records?...`:
+things edited behind the client's back), `GET requests`, `GET config`, `POST config` (JSON knobs),
+`POST reset` (clears data, log, faults and an outage; keeps the other knobs). In Python the same edits are
+`bubble.add(type, fields, env="live") -> id`, `bubble.modify(type, id, fields, env=...)` (a PATCH: a null
+empties a field; Modified Date moves), `bubble.delete(type, id, env=...)`, `bubble.record(type, id, env=...)`
+(a copy, or None) and `bubble.records(type, env=...)`. They take no token, latency, rate limit or fault and
+are not logged, but the app's rules hold: a refusal raises ValueError with Bubble's message.
+
+Request log entries, oldest first, hold `time` (when answered), `method`, `path`, `query`, `env`, `type`
+(null for `/meta`), `status`, `responded` (false when the connection was dropped), `fault` (`outage` or the
+rule's kind), `duration_ms`, `body_bytes`, `body` (the first 200 characters) and `connection` (a serial per
+TCP connection, to check keep-alive); never the Authorization header.
 
 Run it from the command line with `python -m devstack.bubble_double --port 0`, the token in
 `BUBBLE_DOUBLE_TOKEN` (or `--token`, which wins but shows up in `ps`). Once listening it prints one line,
@@ -96,10 +127,13 @@ Run it from the command line with `python -m devstack.bubble_double --port 0`, t
 The package, one module per part (at run time each imports only from those listed above it):
 
 * `replies.py`: `BubbleError` (the error envelope), the `_Request` / `_Reply` values and reply helpers.
+* `schema.py`: the `schema` knob's data types, field types, Bubble's field ids and the value checks.
+* `store.py`: `_Store`, the per-environment data store, `AppRules`, and search constraint parsing.
 * `knobs.py`: `FaultRule`, knob validation (`_validated_knobs`) and `TokenBucket`, the rate limiter.
-* `store.py`: `_Store`, the per-environment data store, and search constraint parsing.
+* `meta.py`: the `/meta` document, with its sources.
 * `server.py`: HTTP plumbing, `_Server` and `_Handler` (bodies, keep-alive, dropping connections).
-* `double.py`: `BubbleDouble`, routing and the handling of Data API and `/_double/` admin requests.
+* `admin.py`: the `/_double/` admin endpoints.
+* `double.py`: `BubbleDouble`, routing and the handling of Data API requests and `/meta`.
 * `cli.py` and `__main__.py`: the command line, `main`.
 
 `BubbleDouble`, `FaultRule` and `main` are importable from `devstack.bubble_double` itself.

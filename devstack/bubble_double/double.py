@@ -1,7 +1,7 @@
-"""The Bubble double itself: `BubbleDouble` (lifecycle, knobs, inspection, the request log) and the
-handling of one request: routing a path to (environment, type, id), latency, outage, auth, rate limit, faults,
-the Data API operations on the store, bulk calls and the `/_double/` admin endpoints. The HTTP side is
-in `server.py`.
+"""The Bubble double itself: `BubbleDouble` (lifecycle, knobs, inspection, the request log, editing things
+behind the client's back) and the handling of one request: routing a path to a `Route`, latency, outage,
+auth, rate limit, faults, the Data API operations on the store, bulk calls and `/meta`. The HTTP side is in
+`server.py`, the `/_double/` admin endpoints in `admin.py`.
 """
 
 from __future__ import annotations
@@ -15,30 +15,35 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from email.utils import formatdate
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
+from devstack.bubble_double.admin import handle_admin
 from devstack.bubble_double.knobs import FaultRule, TokenBucket, _validated_knobs
+from devstack.bubble_double.meta import meta_document
 from devstack.bubble_double.replies import (
     BubbleError,
     _error_reply,
     _invalid,
+    _json_body,
     _json_reply,
     _Reply,
     _Request,
     _status_name,
 )
 from devstack.bubble_double.server import _Server
-from devstack.bubble_double.store import _now_iso, _Store
+from devstack.bubble_double.store import ENVS, _now_iso, _Store
 
-ENVS = ("live", "test")
+_T = TypeVar("_T")
+
 MAX_BULK_LINES = 1000  # Bubble's documented bulk maximum
 LOG_MAX_ENTRIES = 100_000  # enough for a benchmark run; older entries are dropped and counted
 BODY_SUMMARY_CHARS = 200
 # The knobs that describe the app itself (AppRules), not the double's behaviour.
-_APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch")
+_APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch", "null_modify")
 # Bubble's 401 body (captured responses): not the {statusCode, body} envelope of other errors.
 UNAUTHORIZED_BODY = {
     "error_class": "Unauthorized",
@@ -46,19 +51,37 @@ UNAUTHORIZED_BODY = {
     "message": None,
     "translation": "Unauthorized: invalid or missing API token",
 }
-_OBJ_ROUTE_RE = re.compile(r"^(?P<test>/version-test)?/api/1\.1/obj/(?P<rest>.*)$")
+_API_ROUTE_RE = re.compile(r"^(?P<test>/version-test)?/api/1\.1/(?P<rest>.*)$")
 
 
-def _route(path: str) -> tuple[str, str, str | None] | None:
-    """Returns (env, type, id or "bulk" or None) for a Data API path, None for anything else."""
-    match = _OBJ_ROUTE_RE.match(path)
+@dataclass(frozen=True)
+class Route:
+    """A Data API path: its environment, then the data type and the id or "bulk" (`/obj/...`), or neither
+    (`/meta`)."""
+
+    env: str
+    type: str | None
+    target: str | None = None
+
+    @property
+    def meta(self) -> bool:
+        return self.type is None
+
+
+def _route(path: str) -> Route | None:
+    """The Route of a Data API path (`/obj/<type>[/<id>|/bulk]` or `/meta`), None for anything else."""
+    match = _API_ROUTE_RE.match(path)
     if match is None:
         return None
-    parts = [unquote(part) for part in match["rest"].split("/")]
+    env = "test" if match["test"] else "live"
+    if match["rest"] == "meta":
+        return Route(env, None)
+    if not match["rest"].startswith("obj/"):
+        return None
+    parts = [unquote(part) for part in match["rest"][len("obj/") :].split("/")]
     if not 1 <= len(parts) <= 2 or any(not part for part in parts):
         return None
-    env = "test" if match["test"] else "live"
-    return env, parts[0], parts[1] if len(parts) == 2 else None
+    return Route(env, parts[0], parts[1] if len(parts) == 2 else None)
 
 
 def _body_summary(body: bytes) -> str | None:
@@ -104,6 +127,8 @@ class BubbleDouble:
         self._seed: int | None = None
         self._retry_after = "seconds"
         self._bulk_ms_per_line = 0.0
+        self._delete_status = 204
+        self._meta_exposed = True
         self._fault_rng = random.Random()
         self._jitter_rng = random.Random()
         self._bucket: TokenBucket | None = None
@@ -184,6 +209,8 @@ class BubbleDouble:
                 "seed": self._seed,
                 "retry_after": self._retry_after,
                 "bulk_ms_per_line": self._bulk_ms_per_line,
+                "delete_status": self._delete_status,
+                "meta_exposed": self._meta_exposed,
                 **{name: copy.deepcopy(getattr(self._store.rules, name)) for name in _APP_RULE_KNOBS},
             }
 
@@ -201,15 +228,56 @@ class BubbleDouble:
 
     def records(self, type: str, env: str = "live") -> list[dict[str, Any]]:
         """Copies of every stored thing of `type` in `env` ("live" or "test"), in creation order."""
-        if env not in ENVS:
-            raise ValueError(f"env must be one of {ENVS}, got {env!r}")
+        _check_env(env)
         with self._lock:
             return copy.deepcopy(list(self._store.table(env, type).values()))
 
+    def record(self, type: str, thing_id: str, env: str = "live") -> dict[str, Any] | None:
+        """A copy of one thing as a GET returns it, or None when `env` has no thing of `type` with that id."""
+        _check_env(env)
+        with self._lock:
+            return copy.deepcopy(self._store.table(env, type).get(thing_id))
+
     def requests(self) -> list[dict[str, Any]]:
         """Copies of the request log entries, oldest first."""
+        return self.request_log()[0]
+
+    def request_log(self) -> tuple[list[dict[str, Any]], int]:
+        """Copies of the request log entries, oldest first, and how many older entries were dropped."""
         with self._lock:
-            return copy.deepcopy(list(self._log))
+            return copy.deepcopy(list(self._log)), self._logged - len(self._log)
+
+    # editing things behind the client's back, as an editor or a workflow in Bubble would. These requests are
+    # not Data API requests: no token, latency, rate limit, fault or log entry, but the app's rules (schema,
+    # field types, relations, unique emails) hold. A refusal raises ValueError with Bubble's message.
+
+    def add(self, type: str, fields: dict[str, Any], env: str = "live") -> str:
+        """Creates a thing of `type` with `fields` (display names, as a create body) and returns its id."""
+        return _plainly(lambda: self.edit_create(type, fields, env))
+
+    def modify(self, type: str, thing_id: str, fields: dict[str, Any], env: str = "live") -> None:
+        """Changes the given fields of a thing (a null empties one) and its Modified Date, as a PATCH."""
+        _plainly(lambda: self.edit_modify(type, thing_id, fields, env))
+
+    def delete(self, type: str, thing_id: str, env: str = "live") -> None:
+        """Deletes a thing; a relation that named it keeps the id, as nothing in Bubble rewrites it."""
+        _plainly(lambda: self.edit_delete(type, thing_id, env))
+
+    def edit_create(self, type_: str, fields: Any, env: str) -> str:
+        """`add`, raising Bubble's error (`BubbleError`) for the admin endpoints to answer."""
+        return self._edit(type_, env, lambda: self._store.create(env, type_, fields))
+
+    def edit_modify(self, type_: str, thing_id: str, fields: Any, env: str) -> None:
+        self._edit(type_, env, lambda: self._store.update(env, type_, thing_id, fields, replace=False))
+
+    def edit_delete(self, type_: str, thing_id: str, env: str) -> None:
+        self._edit(type_, env, lambda: self._store.delete(env, type_, thing_id))
+
+    def _edit(self, type_: str, env: str, operation: Callable[[], _T]) -> _T:
+        _check_env(env)
+        with self._lock:
+            self._store.check_type(type_)
+            return operation()
 
     def _reseed(self) -> None:
         self._fault_rng.seed(self._seed)
@@ -224,7 +292,7 @@ class BubbleDouble:
 
     def handle(self, request: _Request) -> _Reply:
         if request.path.startswith("/_double/"):
-            return self._handle_admin(request)
+            return handle_admin(self, request)
         started = time.monotonic()
         route = _route(request.path)
         fault: str | None = None
@@ -235,7 +303,7 @@ class BubbleDouble:
         self._record(request, route, reply, fault, started)
         return reply
 
-    def _handle_obj(self, request: _Request, route: tuple[str, str, str | None]) -> tuple[_Reply, str | None]:
+    def _handle_obj(self, request: _Request, route: Route) -> tuple[_Reply, str | None]:
         """The reply and the name of the fault that shaped it ("outage" or a rule's kind), if one did."""
         with self._lock:
             delay = self._latency_ms + self._jitter_rng.uniform(0, self._latency_jitter_ms)
@@ -252,7 +320,10 @@ class BubbleDouble:
             error = BubbleError(outage_status, _status_name(outage_status), f"outage: {outage_status}")
             return _error_reply(error), "outage"
 
-        if not self._authorized(request.authorization, token):
+        # A real app answers /meta without a token (a public client's notes of a real branch); a wrong token
+        # is still refused there, as on every other route (the double's choice, UNCONFIRMED).
+        tokenless_meta = route.meta and request.authorization is None
+        if not tokenless_meta and not self._authorized(request.authorization, token):
             return _json_reply(401, UNAUTHORIZED_BODY), None
 
         with self._lock:
@@ -268,7 +339,7 @@ class BubbleDouble:
             return _error_reply(error), fault.kind
         if fault is not None and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
-        if route[2] == "bulk" and request.method == "POST":
+        if route.target == "bulk" and request.method == "POST":
             with self._lock:
                 per_line = self._bulk_ms_per_line
             # Bubble works through a bulk call line by line (up to 4 minutes for 1,000 lines: manual).
@@ -281,7 +352,7 @@ class BubbleDouble:
 
         try:
             with self._lock:
-                reply = self._operate(request, *route)
+                reply = self._meta(request, route) if route.meta else self._operate(request, route)
         except BubbleError as exc:
             reply = _error_reply(exc)
         if fault is not None and fault.kind == "close_after_store":
@@ -311,8 +382,20 @@ class BubbleDouble:
             return rule
         return None
 
-    def _operate(self, request: _Request, env: str, type_: str, target: str | None) -> _Reply:
-        method = request.method
+    def _meta(self, request: _Request, route: Route) -> _Reply:
+        if request.method != "GET":
+            raise BubbleError(
+                405, "METHOD_NOT_ALLOWED", f"{request.method} is not supported on {request.path}"
+            )
+        if not self._meta_exposed or self._store.rules.schema is None:
+            # An app that does not describe itself (knob meta_exposed, or no schema: an app nobody
+            # described); callers probe the Data API instead. What such an app answers is UNCONFIRMED.
+            raise BubbleError(404, "NOT_FOUND", "this app does not expose /meta")
+        return _json_reply(200, meta_document(self._store.rules.types, route.env))
+
+    def _operate(self, request: _Request, route: Route) -> _Reply:
+        method, env, target = request.method, route.env, route.target
+        type_ = str(route.type)
         self._store.check_type(type_)
         if target is None and method == "GET":
             params = {
@@ -332,7 +415,7 @@ class BubbleDouble:
             return _Reply(204)
         if target is not None and method == "DELETE":
             self._store.delete(env, type_, target)
-            return _Reply(204)
+            return _Reply(self._delete_status)  # knob delete_status: 204 (default) or 200, no body either way
         raise BubbleError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported on {request.path}")
 
     def _bulk(self, request: _Request, env: str, type_: str) -> _Reply:
@@ -355,7 +438,7 @@ class BubbleDouble:
     def _record(
         self,
         request: _Request,
-        route: tuple[str, str, str | None] | None,
+        route: Route | None,
         reply: _Reply,
         fault: str | None,
         started: float,
@@ -365,8 +448,8 @@ class BubbleDouble:
             "method": request.method,
             "path": request.path,
             "query": _redacted_query(request.query),
-            "env": route[0] if route else None,
-            "type": route[1] if route else None,
+            "env": route.env if route else None,
+            "type": route.type if route else None,
             "status": reply.status,
             "responded": not reply.drop,
             "fault": fault,
@@ -379,49 +462,19 @@ class BubbleDouble:
             self._log.append(entry)
             self._logged += 1
 
-    def _handle_admin(self, request: _Request) -> _Reply:
-        name = request.path[len("/_double/") :].rstrip("/")
-        params = {key: values[0] for key, values in parse_qs(request.query).items()}
-        action = (request.method, name)
-        try:
-            if action == ("GET", "health"):
-                return _json_reply(200, {"status": "ok"})
-            if action == ("GET", "records"):
-                env = params.get("env", "live")
-                if env not in ENVS or not params.get("type"):
-                    raise _invalid("records needs ?type=<type> and optionally env=live|test")
-                return _json_reply(200, {"records": self.records(params["type"], env)})
-            if action == ("GET", "requests"):
-                with self._lock:
-                    entries, dropped = copy.deepcopy(list(self._log)), self._logged - len(self._log)
-                return _json_reply(200, {"requests": entries, "dropped": dropped})
-            if action == ("GET", "config"):
-                return _json_reply(200, {"config": self.config()})
-            if action == ("POST", "config"):
-                knobs = _json_body(request)
-                if not isinstance(knobs, dict):
-                    raise _invalid("config needs a JSON object of knobs")
-                try:
-                    self.configure(**knobs)
-                except ValueError as exc:
-                    raise _invalid(str(exc)) from exc
-                return _json_reply(200, {"config": self.config()})
-            if action == ("POST", "reset"):
-                self.reset()
-                return _json_reply(200, {"status": "ok"})
-        except BubbleError as exc:
-            return _error_reply(exc)
-        return _error_reply(BubbleError(404, "NOT_FOUND", f"no admin route {request.method} {request.path}"))
-
 
 def _line_count(body: bytes) -> int:
     return len(body.rstrip(b"\r\n").splitlines())
 
 
-def _json_body(request: _Request) -> Any:
-    if not request.body.strip():
-        return {}
+def _check_env(env: str) -> None:
+    if env not in ENVS:
+        raise ValueError(f"env must be one of {ENVS}, got {env!r}")
+
+
+def _plainly(operation: Callable[[], _T]) -> _T:
+    """Runs an edit for a Python caller: Bubble's refusal becomes a ValueError carrying its message."""
     try:
-        return json.loads(request.body)
-    except ValueError as exc:
-        raise _invalid(f"the body is not valid JSON: {exc}") from exc
+        return operation()
+    except BubbleError as exc:
+        raise ValueError(exc.message) from exc

@@ -10,7 +10,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from devstack.bubble_double.store import USED_EMAIL_ANSWERS, USER_EMAIL_PATCHES, USER_EMAIL_SEARCHES
+from devstack.bubble_double.schema import parse_schema
+from devstack.bubble_double.store import (
+    NULL_MODIFIES,
+    USED_EMAIL_ANSWERS,
+    USER_EMAIL_PATCHES,
+    USER_EMAIL_SEARCHES,
+)
 
 KNOB_NAMES = (
     "token",
@@ -25,13 +31,19 @@ KNOB_NAMES = (
     "used_email_answer",
     "user_email_search",
     "user_email_patch",
+    "null_modify",
     "retry_after",
     "bulk_ms_per_line",
+    "delete_status",
+    "meta_exposed",
 )
 FAULT_KINDS = ("status", "hang", "close_after_store", "bulk_capacity")
 # How a 429 may say when to come back: Bubble does not document a Retry-After (facts-confirmed-2026-11.md).
 RETRY_AFTER_FORMS = ("seconds", "date", "absent")
-FIELD_KINDS = ("text", "number", "boolean", "date", "user", "image", "file", "geographic_address")
+# The status of a successful DELETE. The stored manual text lists the request without its answer; a
+# third-party OpenAPI of the Data API (api-evangelist/bubble) says 204, so 204 is the default and 200 (with no
+# body) the other plausible answer.
+DELETE_STATUSES = (204, 200)
 
 
 def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
@@ -117,25 +129,10 @@ _CHOICES = {
     "used_email_answer": USED_EMAIL_ANSWERS,
     "user_email_search": USER_EMAIL_SEARCHES,
     "user_email_patch": USER_EMAIL_PATCHES,
+    "null_modify": NULL_MODIFIES,
     "retry_after": RETRY_AFTER_FORMS,
+    "delete_status": DELETE_STATUSES,
 }
-
-
-def _schema(value: Any) -> dict[str, dict[str, str]]:
-    """{type: [display names]} (text fields) or {type: {display name: field kind}}."""
-    if not isinstance(value, dict) or not all(isinstance(t, str) and t for t in value):
-        raise ValueError(f"schema must map data type names to their fields, got {value!r}")
-    schema: dict[str, dict[str, str]] = {}
-    for type_, fields in value.items():
-        if isinstance(fields, list | tuple):
-            fields = {name: "text" for name in fields}
-        if not isinstance(fields, dict) or not all(isinstance(n, str) and n for n in fields):
-            raise ValueError(f"schema[{type_!r}] must be a list of field names or a name: kind object")
-        bad = {kind for kind in fields.values() if kind not in FIELD_KINDS}
-        if bad:
-            raise ValueError(f"schema[{type_!r}]: unknown field kinds {sorted(bad)}; known: {FIELD_KINDS}")
-        schema[type_] = dict(fields)
-    return schema
 
 
 def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
@@ -166,10 +163,15 @@ def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"outage_status must be an integer 500..599 or null, got {value!r}")
             out[name] = value
         elif name == "schema":
-            out[name] = None if value is None else _schema(value)
+            out[name] = None if value is None else parse_schema(value)
         elif name in _CHOICES:
-            if value not in _CHOICES[name]:
+            # a bool is no choice: True == 1 would otherwise pass for a status
+            if value not in _CHOICES[name] or isinstance(value, bool):
                 raise ValueError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
+            out[name] = value
+        elif name == "meta_exposed":
+            if not isinstance(value, bool):
+                raise ValueError(f"meta_exposed must be true or false, got {value!r}")
             out[name] = value
         elif name == "bulk_ms_per_line":
             out[name] = _number(name, value)

@@ -1,6 +1,6 @@
 """Errors and replies of the Bubble double: `BubbleError` (Bubble's `{"statusCode", "body"}` error envelope),
 the `_Request` and `_Reply` values passed between the HTTP plumbing (`server.py`) and the double
-(`double.py`), and small helpers that build replies and `INVALID_DATA` errors.
+(`double.py`), and small helpers that build replies and `INVALID_DATA` errors and read a JSON body.
 """
 
 from __future__ import annotations
@@ -62,3 +62,13 @@ class _Request:
     content_type: str
     body: bytes
     connection: int
+
+
+def _json_body(request: _Request) -> Any:
+    """The request's JSON body ({} when empty), or a 400 when it is not JSON."""
+    if not request.body.strip():
+        return {}
+    try:
+        return json.loads(request.body)
+    except ValueError as exc:
+        raise _invalid(f"the body is not valid JSON: {exc}") from exc

@@ -1,8 +1,8 @@
 """The data store of the Bubble double: `_Store` keeps things per (environment, type) in creation order and
 implements create, get, update, delete, search and bulk with Bubble's checks (built-in fields, the app's
-schema, user emails); `AppRules` holds the app's schema and the answers Bubble's manual leaves open;
-`_parse_constraints` and `_Constraint` read and apply search constraints. It raises `BubbleError` for the
-double to answer and is not thread-safe: the caller holds the lock.
+schema and its field types, relations, user emails); `AppRules` holds the app's schema and the answers
+Bubble's manual leaves open; `_parse_constraints` and `_Constraint` read and apply search constraints. It
+raises `BubbleError` for the double to answer and is not thread-safe: the caller holds the lock.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from devstack.bubble_double.replies import BubbleError, _invalid
+from devstack.bubble_double.schema import FieldType, check_value, field_id, field_types
 
+ENVS = ("live", "test")  # `/api/1.1` and `/version-test/api/1.1`, each with its own data, as on Bubble
 MAX_LIMIT = 100  # Bubble's documented maximum page size
 BUILTIN_FIELDS = frozenset({"_id", "Created Date", "Modified Date"})
 CONSTRAINT_TYPES = frozenset(
@@ -50,6 +53,10 @@ USER_EMAIL_SEARCHES = ("builtin", "empty", "refused")
 # Whether PATCH /obj/user/<id> may change the built-in email and password (undocumented; one public client
 # says it may not).
 USER_EMAIL_PATCHES = ("refuse", "accept")
+# What a modify (PATCH or PUT) with a field set to null does. The manual is silent; a public Bubble client's
+# notes of a real app say a PATCH with null clears the field (204, and the field is gone when read back), so
+# "clear" is the default and "refuse" (400) the other plausible answer.
+NULL_MODIFIES = ("clear", "refuse")
 
 
 @dataclass
@@ -61,16 +68,20 @@ class AppRules:
     used_email_answer: str = "code"
     user_email_search: str = "builtin"
     user_email_patch: str = "refuse"
+    null_modify: str = "clear"
+    #: per type, each field's type, from the schema
+    types: dict[str, dict[str, FieldType]] = field(default_factory=dict)
     #: per type, the search keys that name a field: display names and Bubble's ids (`supabase_id_text`)
     search_keys: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.types = field_types(self.schema or {})
         self.search_keys = {
             type_: {
                 **{name: name for name in fields},
-                **{f"{name.lower().replace(' ', '_')}_{kind}": name for name, kind in fields.items()},
+                **{field_id(name, kind): name for name, kind in fields.items()},
             }
-            for type_, fields in (self.schema or {}).items()
+            for type_, fields in self.types.items()
         }
 
     def used_email(self, email: str) -> BubbleError:
@@ -88,6 +99,14 @@ def user_email(thing: dict[str, Any]) -> str | None:
     """A user's email where Bubble returns it: `authentication.email.email` (manual; captured responses)."""
     email = thing.get("authentication", {}).get("email", {}).get("email")
     return email if isinstance(email, str) else None
+
+
+def missing_data(type_: str, thing_id: str) -> BubbleError:
+    """The manual's answer to a GET by an id no thing of the type has (Data API requests, "Retrieve record by
+    ID"): 404 `{"status": "MISSING_DATA", "message": "Missing object of type rentalunit: object with id …
+    does not exist"}`. The double gives it to a modify and a delete of such an id too."""
+    message = f"Missing object of type {type_}: object with id {thing_id} does not exist"
+    return BubbleError(404, "MISSING_DATA", message)
 
 
 def _now_iso() -> str:
@@ -272,20 +291,32 @@ class _Store:
         self._serials.clear()
 
     def _check_fields(self, env: str, type_: str, fields: Any, own_id: str | None) -> dict[str, Any]:
-        """The fields as stored: a user's email moves under `authentication` and its password is not kept."""
+        """The fields as stored: values checked against the schema's field types (dates in Bubble's form), a
+        null kept as None for the caller to empty the field, a user's email moved under `authentication`
+        and its password not kept."""
         if not isinstance(fields, dict):
             raise _invalid("the body must be a JSON object of field: value")
         builtin = BUILTIN_FIELDS.intersection(fields)
         if builtin:
             raise _invalid(f"built-in fields cannot be set: {sorted(builtin)}")
-        known = None if self.rules.schema is None else self.rules.schema.get(type_, {})
-        for key in fields:
-            if known is not None and key not in known and not (type_ == "user" and key in USER_CREDENTIALS):
-                # manual, and a third-party live test: bodies take display names; ids (x_text) are refused
-                raise _invalid(f"Unrecognized field: {key}")
+        known = None if self.rules.schema is None else self.rules.types.get(type_, {})
+        credentials = USER_CREDENTIALS if type_ == "user" else ()
+        checked: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key in credentials:
+                continue
+            if known is not None and key not in known:
+                # manual (CONFIRMED, facts-confirmed-2026-12.md): bodies take the names a GET returns; any
+                # other key, a field id such as `x_text` included, is refused with this exact body
+                raise BubbleError(400, "ERROR", f"Unrecognized field: {key}")
+            if value is None:
+                if own_id is not None and self.rules.null_modify == "refuse":
+                    raise _invalid(f"Invalid data for field {key}: null")  # UNCONFIRMED wording
+                checked[key] = None
+                continue
+            checked[key] = value if known is None else check_value(key, known[key], value, self._exists(env))
         if type_ != "user":
-            return dict(fields)
-        stored = {key: value for key, value in fields.items() if key not in USER_CREDENTIALS}
+            return checked
         if own_id is not None and any(key in fields for key in USER_CREDENTIALS):
             if self.rules.user_email_patch == "refuse":
                 raise _invalid("the email and password of a user cannot be changed through the Data API")
@@ -293,17 +324,22 @@ class _Store:
         if email is None:
             if own_id is None:
                 raise _invalid("an email is required to create a user")  # manual: "Creating users"
-            return stored
+            return checked
         if not isinstance(email, str) or not _EMAIL_RE.match(email):
             raise BubbleError(400, "NOT_VALID_EMAIL", f"{email!r} is not a valid email address")
         other_id = self._emails.get((env, type_), {}).get(email.casefold())
         if other_id is not None and other_id != own_id:
             raise self.rules.used_email(email)
-        stored["authentication"] = {"email": {"email": email, "email_confirmed": False}}
-        return stored
+        checked["authentication"] = {"email": {"email": email, "email_confirmed": False}}
+        return checked
+
+    def _exists(self, env: str) -> Callable[[str, str], bool]:
+        """Whether a thing of a type has an id, in `env`: a relation names a thing of its own environment."""
+        return lambda type_, thing_id: thing_id in self._tables.get((env, type_), {})
 
     def create(self, env: str, type_: str, fields: Any) -> str:
-        fields = self._check_fields(env, type_, fields, None)
+        # A null in a create leaves the field empty: Bubble omits empty fields from what it returns.
+        fields = {k: v for k, v in self._check_fields(env, type_, fields, None).items() if v is not None}
         table = self.table(env, type_)
         thing_id = _new_id()
         while thing_id in table:
@@ -318,11 +354,7 @@ class _Store:
     def get(self, env: str, type_: str, thing_id: str) -> dict[str, Any]:
         thing = self.table(env, type_).get(thing_id)
         if thing is None:
-            raise BubbleError(
-                404,
-                "MISSING_DATA",
-                f"Missing object of type {type_}: object with id {thing_id} does not exist",
-            )
+            raise missing_data(type_, thing_id)
         return thing
 
     def update(self, env: str, type_: str, thing_id: str, fields: Any, *, replace: bool) -> None:
@@ -333,7 +365,9 @@ class _Store:
             kept["authentication"] = fields["authentication"]
         base = {} if replace else thing
         self._indexed(env, type_, thing_id, thing, add=False)
-        self.table(env, type_)[thing_id] = {**base, **fields, **kept, "Modified Date": _now_iso()}
+        merged = {**base, **fields, **kept, "Modified Date": _now_iso()}
+        # A null empties the field, and an empty field is left out of what Bubble returns.
+        self.table(env, type_)[thing_id] = {k: v for k, v in merged.items() if v is not None}
         self._indexed(env, type_, thing_id, self.table(env, type_)[thing_id], add=True)
 
     def delete(self, env: str, type_: str, thing_id: str) -> None:
