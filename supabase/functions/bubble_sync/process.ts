@@ -7,7 +7,18 @@ import { isBackfill, syncBackfills } from "./backfill.ts";
 import { type BubbleClient, BULK_MS_PER_LINE, emailOf, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
 import { breakerOpen, DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
-import { type Action, type FailReason, type Queue, type QueueRow, triedBefore } from "./queue.ts";
+import { WorkPool } from "./pool.ts";
+import { type Action, type Queue, type QueueRow, triedBefore } from "./queue.ts";
+import {
+  aboutUsedEmail,
+  failedWith,
+  noAnswer,
+  type Pause,
+  pauseFor,
+  permanent,
+  refusedCreate,
+  type Verdict,
+} from "./verdicts.ts";
 
 /** What a run did; also the 200 answer with `"wait": true`. */
 export interface Summary {
@@ -57,8 +68,6 @@ export interface RunOptions {
   limit: number | null;
 }
 
-/** Bubble's documented code for a duplicate user email; its HTTP status and place in the body are not. */
-const USED_EMAIL = "USED_EMAIL";
 /** A user's built-in fields that a modify leaves out unless BUBBLE_MODIFY_USER_CREDENTIALS says otherwise. */
 const USER_CREDENTIALS = ["email", "password"];
 const MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -97,103 +106,7 @@ export function runsWanted(perMinute: number, latencyMs: number | null, batchSiz
   return Math.min(PARALLEL_RUNS.most, Math.max(1, Math.ceil(needed / perRun)));
 }
 
-/** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
-const CREDENTIALS_PAUSE_SECONDS = 300;
-
-/**
- * Why a run stops sending for a while: Bubble's rate limit (429), Bubble refusing the API token (401/403), or
- * Bubble's circuit breaker open (transient failures in a row, seen by any worker).
- */
-type Pause = "rate_limited" | "token_refused" | "bubble_unavailable";
 const encoder = new TextEncoder();
-
-type Verdict =
-  | { kind: "complete"; bubbleId: string }
-  | {
-    kind: "fail";
-    error: string;
-    reason: FailReason;
-    retryAfterSeconds: number | null;
-    /** The run stops claiming after this row: no turn at Bubble's rate limit was free soon enough. */
-    endsRun?: "rate_limited";
-  };
-
-/** The pause an HTTP status calls for: Bubble says stop sending, whatever the row. */
-function pauseFor(status: number | null): Pause | null {
-  if (status === 429) return "rate_limited";
-  if (status === 401 || status === 403) return "token_refused";
-  return null;
-}
-
-/**
- * A failure as Bubble answered it. What happens to the row is the database's rule (bubble_sync.failure_kind:
- * a 429 or a refused token defers the row without using an attempt, instead of dead-lettering the backlog);
- * the message names the cause, and the wait is Bubble's Retry-After or, for a refused token, a fixed pause.
- */
-function failedWith(failure: Failure, context?: string): Verdict {
-  const error = context ? `${context}: ${failure.message}` : failure.message;
-  if (failure.unsent === "bubble_unavailable") {
-    return {
-      kind: "fail",
-      error: `bubble unavailable: ${error}`,
-      reason: { kind: "unavailable" },
-      retryAfterSeconds: failure.retryAfterSeconds,
-    };
-  }
-  if (failure.unsent === "no_slot") {
-    return {
-      kind: "fail",
-      error: `rate limited: ${error}`,
-      reason: { kind: "deferred" },
-      retryAfterSeconds: failure.retryAfterSeconds,
-      endsRun: "rate_limited",
-    };
-  }
-  const reason = { httpStatus: failure.status };
-  switch (pauseFor(failure.status)) {
-    case "token_refused":
-      return {
-        kind: "fail",
-        error:
-          `refused token: Bubble refused the API token (fix BUBBLE_API_TOKEN / bubbleApiToken): ${error}`,
-        reason,
-        retryAfterSeconds: CREDENTIALS_PAUSE_SECONDS,
-      };
-    case "rate_limited":
-      return {
-        kind: "fail",
-        error: `rate limited: ${error}`,
-        reason,
-        retryAfterSeconds: failure.retryAfterSeconds,
-      };
-    default:
-      return { kind: "fail", error, reason, retryAfterSeconds: null };
-  }
-}
-
-/**
- * A create Bubble refused for something in the request (a 4xx that is not about the token, the type, a
- * timeout or the rate limit): it may be the email being taken, however Bubble words that.
- */
-function refusedCreate(failure: Failure): boolean {
-  const status = failure.status;
-  return status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status);
-}
-
-/** Whether a refusal says the email is taken, in Bubble's documented code or in words. */
-function aboutUsedEmail(failure: Failure): boolean {
-  if (failure.code === USED_EMAIL || /USED_EMAIL/i.test(failure.message)) return true;
-  return /e-?mail/i.test(failure.message) && /\b(already|taken|in use|exists)\b/i.test(failure.message);
-}
-
-/** A request sent that got no answer (a timeout, a dropped connection): Bubble may have acted on it. */
-function noAnswer(failure: Failure): boolean {
-  return failure.status === null && failure.unsent === undefined;
-}
-
-function permanent(error: string): Verdict {
-  return { kind: "fail", error, reason: { kind: "permanent" }, retryAfterSeconds: null };
-}
 
 /** A row checked and turned into what Bubble gets: the payload's fields plus the external key. */
 interface Prepared {
@@ -713,46 +626,5 @@ export class Run {
       s.unreported++;
       throw error;
     }
-  }
-}
-
-/** Runs added tasks with at most `size()` at a time (read as tasks start); tasks may add more tasks. */
-class WorkPool {
-  private readonly waiting: (() => Promise<void>)[] = [];
-  private active = 0;
-  private readonly errors: unknown[] = [];
-  private idle: PromiseWithResolvers<void> | null = null;
-
-  constructor(private readonly size: () => number) {}
-
-  /** Tasks added and not started yet. */
-  get queued(): number {
-    return this.waiting.length;
-  }
-
-  add(task: () => Promise<void>): void {
-    this.waiting.push(task);
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.active < this.size() && this.waiting.length > 0) {
-      const task = this.waiting.shift()!;
-      this.active++;
-      task().catch((error) => this.errors.push(error)).finally(() => {
-        this.active--;
-        this.pump();
-      });
-    }
-    if (this.active === 0 && this.waiting.length === 0 && this.idle !== null) this.idle.resolve();
-  }
-
-  /** Resolves when every task (including those added meanwhile) has finished; rejects with the first error. */
-  async drained(): Promise<void> {
-    if (this.active > 0 || this.waiting.length > 0) {
-      this.idle = Promise.withResolvers<void>();
-      await this.idle.promise;
-    }
-    if (this.errors.length > 0) throw this.errors[0];
   }
 }
