@@ -39,6 +39,7 @@ export interface BackfillItem {
 /** How a run lends its machinery to syncBackfills. */
 export interface BackfillDeps<T extends BackfillItem> {
   bubble: Pick<BubbleClient, "findIn" | "findOne">;
+  dataType: string;
   keyField: string;
   /** The most lines a bulk call may carry now (process.ts: Bubble's limit, and what its timeout allows). */
   linesPerCall: number;
@@ -78,7 +79,9 @@ export function searchGroups<T extends BackfillItem>(items: T[]): T[][] {
 }
 
 async function lookUpThenCreate<T extends BackfillItem>(group: T[], deps: BackfillDeps<T>): Promise<void> {
-  const found = await findByKeys(deps.bubble, deps.keyField, [...new Set(group.map((item) => item.key))]);
+  const found = await findByKeys(deps.bubble, deps.dataType, deps.keyField, [
+    ...new Set(group.map((item) => item.key)),
+  ]);
   if (!found.ok) {
     await Promise.all(group.map((item) => deps.fail(item, found)));
     return;
@@ -107,11 +110,12 @@ async function lookUpThenCreate<T extends BackfillItem>(group: T[], deps: Backfi
  */
 export async function findByKeys(
   bubble: Pick<BubbleClient, "findIn" | "findOne">,
+  dataType: string,
   keyField: string,
   keys: string[],
 ): Promise<Result<{ ids: Map<string, string> }>> {
   const ids = new Map<string, string>();
-  const found = await bubble.findIn(keyField, keys);
+  const found = await bubble.findIn(dataType, keyField, keys);
   if (found.ok) {
     const wanted = new Set(keys);
     for (const thing of found.things) {
@@ -123,7 +127,7 @@ export async function findByKeys(
   }
   if (!refusedConstraint(found)) return found;
   for (const key of keys) {
-    const one = await bubble.findOne(keyField, key);
+    const one = await bubble.findOne(dataType, keyField, key);
     if (!one.ok) return one;
     if (one.thing !== null && one.thing[keyField] === key) ids.set(key, String(one.thing._id));
   }

@@ -324,6 +324,7 @@ export class Run {
     // Backfilled rows, after the changes: looked up by key first, the rest created in bulk (backfill.ts).
     syncBackfills(backfills, {
       bubble: this.bubble,
+      dataType: this.config.dataType,
       keyField: this.config.externalKeyField,
       linesPerCall,
       schedule: (items, work) => pool.add(() => this.gate(items, startBy, work)),
@@ -448,11 +449,11 @@ export class Run {
     const keyField = this.config.externalKeyField;
     if (triedBefore(item.row)) {
       // An earlier attempt may have created it and died before completing the row: look before creating.
-      const found = await this.bubble.findOne(keyField, item.key);
+      const found = await this.bubble.findOne(this.config.dataType, keyField, item.key);
       if (!found.ok) return failedWith(found, "looking up an earlier attempt");
       if (found.thing) return { kind: "complete", bubbleId: String(found.thing._id) };
     }
-    const created = await this.bubble.create(item.fields);
+    const created = await this.bubble.create(this.config.dataType, item.fields);
     if (created.ok) return { kind: "complete", bubbleId: created.id };
     if (refusedCreate(created) && typeof item.fields.email === "string") {
       return await this.recoverUsedEmail(item, item.fields.email, created);
@@ -468,7 +469,7 @@ export class Run {
    */
   private async recoverUsedEmail(item: Prepared, email: string, refusal: Failure): Promise<Verdict> {
     const keyField = this.config.externalKeyField;
-    const found = await this.bubble.findOne("email", email);
+    const found = await this.bubble.findOne(this.config.dataType, "email", email);
     if (!found.ok) return failedWith(found, `${refusal.message}; looking up the user holding the email`);
     // A search that ignored the constraint would hand back someone else: only the same email counts.
     const holder = found.thing && emailOf(found.thing)?.toLowerCase() === email.toLowerCase()
@@ -493,7 +494,7 @@ export class Run {
       );
     }
     // A user made in Bubble itself: adopt it, with this row's fields and key.
-    const linked = await this.bubble.modify(bubbleId, this.modifiable(item.fields));
+    const linked = await this.bubble.modify(this.config.dataType, bubbleId, this.modifiable(item.fields));
     if (!linked.ok) return failedWith(linked, `linking the existing Bubble user ${bubbleId}`);
     return { kind: "complete", bubbleId };
   }
@@ -511,7 +512,7 @@ export class Run {
   private async update(item: Prepared): Promise<Verdict> {
     let bubbleId = item.row.bubble_id;
     if (bubbleId === null) {
-      const found = await this.bubble.findOne(this.config.externalKeyField, item.key);
+      const found = await this.bubble.findOne(this.config.dataType, this.config.externalKeyField, item.key);
       if (!found.ok) return failedWith(found, "looking up the thing to modify");
       if (!found.thing) {
         const { dataType, externalKeyField } = this.config;
@@ -522,7 +523,7 @@ export class Run {
       }
       bubbleId = String(found.thing._id);
     }
-    const modified = await this.bubble.modify(bubbleId, this.modifiable(item.fields));
+    const modified = await this.bubble.modify(this.config.dataType, bubbleId, this.modifiable(item.fields));
     return modified.ok ? { kind: "complete", bubbleId } : failedWith(modified, `modifying ${bubbleId}`);
   }
 
@@ -543,7 +544,11 @@ export class Run {
       for (const { row } of items) this.record(row, this.deferral(error, 0));
       return;
     }
-    const answer = await this.bubble.bulkCreate(items.map((item) => item.fields), timeoutMs);
+    const answer = await this.bubble.bulkCreate(
+      this.config.dataType,
+      items.map((item) => item.fields),
+      timeoutMs,
+    );
     if (!answer.ok) {
       if (answer.status === 400 || answer.status === 413) {
         // One bad line may sink the whole call: try each row alone to find it.

@@ -279,6 +279,8 @@ export function bubbleError(
 
 export class FakeBubble {
   things = new Map<string, Record<string, unknown>>();
+  /** Each thing's data type (things keep exactly their fields, `_id` included). */
+  typeOf = new Map<string, string>();
   requests: SeenRequest[] = [];
   /** Consulted first for every request; the first to return a Response answers it. */
   overrides: Override[] = [];
@@ -287,10 +289,16 @@ export class FakeBubble {
   readonly fetch: Fetch = (input, init) => this.handle(input, init, false);
   readonly fetchCreate: Fetch = (input, init) => this.handle(input, init, true);
 
-  insert(fields: Record<string, unknown>): string {
+  insert(fields: Record<string, unknown>, dataType = "user"): string {
     const id = `1700000000000x${String(this.nextId++).padStart(18, "0")}`;
     this.things.set(id, { ...fields, _id: id });
+    this.typeOf.set(id, dataType);
     return id;
+  }
+
+  /** The things of one data type. */
+  ofType(dataType: string): Record<string, unknown>[] {
+    return [...this.things.values()].filter((t) => this.typeOf.get(String(t._id)) === dataType);
   }
 
   /** Answers the next `count` requests matching `method` (and `path` suffix) with `respond`. */
@@ -334,12 +342,13 @@ export class FakeBubble {
       if (answer) return answer;
     }
     if (request.authorization !== `Bearer ${TOKEN}`) return bubbleError(401, "UNAUTHORIZED", "bad token");
-    const prefix = "/version-test/api/1.1/obj/user";
-    assert(request.path.startsWith(prefix), `unexpected path ${request.path}`);
-    const rest = request.path.slice(prefix.length);
-    if (request.method === "POST" && rest === "") return this.create(request.body);
+    const route = /^\/version-test\/api\/1\.1\/obj\/([^/]+)(\/.*)?$/.exec(request.path);
+    assert(route, `unexpected path ${request.path}`);
+    const dataType = decodeURIComponent(route[1]);
+    const rest = route[2] ?? "";
+    if (request.method === "POST" && rest === "") return this.create(dataType, request.body);
     if (request.method === "POST" && rest === "/bulk") {
-      const lines = request.body.split("\n").map((line) => this.create(line));
+      const lines = request.body.split("\n").map((line) => this.create(dataType, line));
       const texts = await Promise.all(lines.map((r) => r.text()));
       const out = texts.map((t, i) =>
         lines[i].status === 201 ? t : JSON.stringify({ status: "error", message: t })
@@ -348,7 +357,7 @@ export class FakeBubble {
     }
     if (request.method === "GET" && rest === "") {
       const [c] = request.constraints as { key: string; constraint_type: string; value: unknown }[];
-      const matches = [...this.things.values()].filter((t) =>
+      const matches = this.ofType(dataType).filter((t) =>
         c.constraint_type === "in" ? (c.value as unknown[]).includes(t[c.key]) : t[c.key] === c.value
       );
       // Bubble's pages: `limit` things from `cursor` (at most 100), and how many remain after them
@@ -358,23 +367,28 @@ export class FakeBubble {
       const remaining = matches.length - cursor - results.length;
       return Response.json({ response: { cursor, results, count: results.length, remaining } });
     }
-    if (request.method === "PATCH") {
+    if (request.method === "PATCH" || request.method === "DELETE") {
       const id = decodeURIComponent(rest.slice(1));
-      const thing = this.things.get(id);
+      const thing = this.typeOf.get(id) === dataType ? this.things.get(id) : undefined;
       if (!thing) return bubbleError(404, "MISSING_DATA", `object with id ${id} does not exist`);
-      Object.assign(thing, JSON.parse(request.body));
+      if (request.method === "DELETE") {
+        this.things.delete(id);
+        this.typeOf.delete(id);
+      } else Object.assign(thing, JSON.parse(request.body));
       return new Response(null, { status: 204 });
     }
     throw new Error(`fake Bubble has no route for ${request.method} ${request.path}`);
   }
 
-  private create(body: string): Response {
+  private create(dataType: string, body: string): Response {
     const fields = JSON.parse(body) as Record<string, unknown>;
     const email = fields.email;
-    if (typeof email === "string" && [...this.things.values()].some((t) => t.email === email)) {
+    if (
+      dataType === "user" && typeof email === "string" && this.ofType("user").some((t) => t.email === email)
+    ) {
       return bubbleError(400, "USED_EMAIL", `a user with email ${email} already exists`);
     }
-    return Response.json({ status: "success", id: this.insert(fields) }, { status: 201 });
+    return Response.json({ status: "success", id: this.insert(fields, dataType) }, { status: 201 });
   }
 }
 
