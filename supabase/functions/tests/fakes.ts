@@ -4,7 +4,16 @@
 
 import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
 import type { Fetch } from "../bubble_sync/bubble.ts";
-import type { Action, FailOutcome, FailReason, FailureKind, Queue, QueueRow } from "../bubble_sync/queue.ts";
+import {
+  type Action,
+  type FailOutcome,
+  type FailReason,
+  type FailureKind,
+  linkKey,
+  type Queue,
+  type QueueRow,
+  type RecordKey,
+} from "../bubble_sync/queue.ts";
 import type { Answer, GateView, Grant } from "../bubble_sync/gate.ts";
 
 // --- assertions (no jsr:@std available here) -------------------------------------------------------------
@@ -60,6 +69,10 @@ export class FakeQueue implements Queue {
   loseLeases = false;
   /** The database's verdict on transient failures: true once the rows have outlasted the retry horizon. */
   pastHorizon = false;
+  /** bubble_sync.links: `<table>:<record id>` -> Bubble id, written as rows complete (a delete's removes it). */
+  linkTable = new Map<string, string>();
+  /** The keys of each links() call. */
+  linkCalls: RecordKey[][] = [];
   private nextId = 1;
   private nextToken = 1;
 
@@ -141,12 +154,30 @@ export class FakeQueue implements Queue {
     return this.rows.find((r) => r.lease_token === token && r.status === "processing");
   }
 
-  complete(token: string, bubbleId: string): Promise<boolean> {
+  complete(token: string, bubbleId: string | null, note?: string): Promise<boolean> {
     this.onComplete();
     const row = this.holder(token);
     if (!row) return Promise.resolve(false);
-    Object.assign(row, { status: "completed", bubble_id: bubbleId, lease_token: "", error_message: null });
+    Object.assign(row, {
+      status: "completed",
+      bubble_id: bubbleId ?? row.bubble_id,
+      lease_token: "",
+      error_message: note ?? null,
+    });
+    const key = linkKey({ table: row.table_name, recordId: row.record_id });
+    if (row.operation.toUpperCase() === "DELETE") this.linkTable.delete(key);
+    else if (bubbleId !== null) this.linkTable.set(key, bubbleId);
     return Promise.resolve(true);
+  }
+
+  links(keys: RecordKey[]): Promise<Map<string, string>> {
+    this.linkCalls.push(keys);
+    const found = new Map<string, string>();
+    for (const key of keys) {
+      const id = this.linkTable.get(linkKey(key));
+      if (id !== undefined) found.set(linkKey(key), id);
+    }
+    return Promise.resolve(found);
   }
 
   fail(
