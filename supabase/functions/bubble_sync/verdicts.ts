@@ -18,7 +18,15 @@ export const CREDENTIALS_PAUSE_SECONDS = 300;
 export type Pause = "rate_limited" | "token_refused" | "bubble_unavailable";
 
 export type Verdict =
-  | { kind: "complete"; bubbleId: string }
+  | {
+    kind: "complete";
+    /** The thing the row was applied to; null: none (a delete of a record Bubble never had, an ignored one). */
+    bubbleId: string | null;
+    /** Stored in the row's error_message: a completion that did not do what its operation asks, and why. */
+    note?: string;
+    /** Bubble deleted the thing (a DELETE row), for the summary. */
+    deleted?: true;
+  }
   | {
     kind: "fail";
     error: string;

@@ -659,7 +659,7 @@ Deno.test("UPDATE whose stored bubble_id Bubble no longer has fails permanently 
 Deno.test("unknown operations and malformed payloads fail only their own row, without a request", async () => {
   const s = setup();
   s.queue.add({ record_id: "atomic", operation: "SIGNUP_ATOMIC" });
-  s.queue.add({ record_id: "delete", operation: "DELETE" });
+  s.queue.add({ record_id: "upsert", operation: "UPSERT" }); // a DELETE is a delete now (mappings_test.ts)
   s.queue.add({ record_id: "string", payload: "just text" });
   s.queue.add({ record_id: "array", payload: [1, 2] });
   s.queue.add({ record_id: "null", payload: null });
@@ -669,7 +669,10 @@ Deno.test("unknown operations and malformed payloads fail only their own row, wi
   assertEquals(pick(summary, "completed", "permanently_failed"), { completed: 1, permanently_failed: 6 });
   assertEquals(s.bubble.requests.length, 1);
   assertMatch(s.queue.byRecord("atomic").error_message!, /unknown operation "SIGNUP_ATOMIC"/);
-  assertMatch(s.queue.byRecord("delete").error_message!, /unknown operation "DELETE"/);
+  assertMatch(
+    s.queue.byRecord("upsert").error_message!,
+    /^unknown operation "UPSERT": bubble_sync sends INSERT \(create\), UPDATE \(modify\) and DELETE$/,
+  );
   assertMatch(s.queue.byRecord("string").error_message!, /payload must be a JSON object.*got string/);
   assertMatch(s.queue.byRecord("array").error_message!, /got an array/);
   assertMatch(s.queue.byRecord("null").error_message!, /got null/);
