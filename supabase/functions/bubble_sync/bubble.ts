@@ -1,4 +1,5 @@
-// A client for the parts of Bubble's Data API the sync uses: create, bulk create, search by one field, modify.
+// A client for the parts of Bubble's Data API the sync uses: create, bulk create, search by one field, modify,
+// delete, each in the data type the caller names (a mapping's, or BUBBLE_DATA_TYPE for a table no mapping names).
 // Every call has its own timeout, and its failures come back as values (status, message, Retry-After), never as
 // exceptions, so the batch loop can classify each one. Every request waits for its turn at Bubble's gate, shared
 // with every other worker through the database (gate.ts): a request the gate refuses is not sent.
@@ -14,7 +15,6 @@ export type Fetch = (
 export interface BubbleSettings {
   baseUrl: string;
   token: string;
-  dataType: string;
   timeoutMs: number;
 }
 
@@ -123,8 +123,8 @@ export class BubbleClient {
     readonly gate: SharedGate,
   ) {}
 
-  private url(suffix: string): string {
-    return `${this.settings.baseUrl}/obj/${encodeURIComponent(this.settings.dataType)}${suffix}`;
+  private url(dataType: string, suffix: string): string {
+    return `${this.settings.baseUrl}/obj/${encodeURIComponent(dataType)}${suffix}`;
   }
 
   private async send(
@@ -209,9 +209,9 @@ export class BubbleClient {
   }
 
   /** POST /obj/<type>: 201 {"status": "success", "id"}. */
-  async create(fields: Record<string, unknown>): Promise<Result<{ id: string }>> {
+  async create(dataType: string, fields: Record<string, unknown>): Promise<Result<{ id: string }>> {
     const label = "the create";
-    const answer = await this.send(label, this.fetchCreate, this.url(""), {
+    const answer = await this.send(label, this.fetchCreate, this.url(dataType, ""), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(fields),
@@ -230,11 +230,17 @@ export class BubbleClient {
    * GET /obj/<type>?constraints=[{key, equals, value}]: the oldest thing whose `field` equals `value`, with its
    * fields, or null when there is none.
    */
-  async findOne(field: string, value: string): Promise<Result<{ thing: Record<string, unknown> | null }>> {
+  async findOne(
+    dataType: string,
+    field: string,
+    value: string,
+  ): Promise<Result<{ thing: Record<string, unknown> | null }>> {
     const label = "a search";
     const constraints = JSON.stringify([{ key: field, constraint_type: "equals", value }]);
     const query = new URLSearchParams({ constraints, limit: "1" });
-    const answer = await this.send(label, this.fetchOther, this.url(`?${query}`), { method: "GET" });
+    const answer = await this.send(label, this.fetchOther, this.url(dataType, `?${query}`), {
+      method: "GET",
+    });
     if (!answer.ok) return answer;
     try {
       const results = (JSON.parse(answer.text) as { response?: { results?: unknown } }).response?.results;
@@ -255,14 +261,20 @@ export class BubbleClient {
    * constraint type `in` without more; an app that refuses it answers like an incompatible constraint (404
    * NOT_FOUND) or a bad request (400), and the caller can fall back to findOne.
    */
-  async findIn(field: string, values: string[]): Promise<Result<{ things: Record<string, unknown>[] }>> {
+  async findIn(
+    dataType: string,
+    field: string,
+    values: string[],
+  ): Promise<Result<{ things: Record<string, unknown>[] }>> {
     const label = "a search by key";
     const constraints = JSON.stringify([{ key: field, constraint_type: "in", value: values }]);
     const things: Record<string, unknown>[] = [];
     // Each key matches one thing, unless Bubble holds duplicates from before: a few pages at most.
     for (let cursor = 0, page = 0; page < MAX_SEARCH_PAGES; page++) {
       const query = new URLSearchParams({ constraints, limit: String(SEARCH_PAGE), cursor: String(cursor) });
-      const answer = await this.send(label, this.fetchOther, this.url(`?${query}`), { method: "GET" });
+      const answer = await this.send(label, this.fetchOther, this.url(dataType, `?${query}`), {
+        method: "GET",
+      });
       if (!answer.ok) return answer;
       let response: { results?: unknown; remaining?: unknown } | undefined;
       try {
@@ -288,13 +300,31 @@ export class BubbleClient {
   }
 
   /** PATCH /obj/<type>/<id>: 204. */
-  async modify(id: string, fields: Record<string, unknown>): Promise<Result<Record<never, never>>> {
-    const answer = await this.send("the modify", this.fetchOther, this.url(`/${encodeURIComponent(id)}`), {
+  async modify(
+    dataType: string,
+    id: string,
+    fields: Record<string, unknown>,
+  ): Promise<Result<Record<never, never>>> {
+    const url = this.url(dataType, `/${encodeURIComponent(id)}`);
+    const answer = await this.send("the modify", this.fetchOther, url, {
       method: "PATCH",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(fields),
     });
     return answer.ok ? { ok: true } : answer;
+  }
+
+  /**
+   * DELETE /obj/<type>/<id>: 204 (or 200). A 404 means Bubble has no such thing, deleted already (by an earlier
+   * attempt, or in Bubble itself): that is what was wanted, so it is an answer, `gone`, not a failure. A delete
+   * is safe to send twice, so it takes the pooled fetch.
+   */
+  async delete(dataType: string, id: string): Promise<Result<{ gone: boolean }>> {
+    const url = this.url(dataType, `/${encodeURIComponent(id)}`);
+    const answer = await this.send("the delete", this.fetchOther, url, { method: "DELETE" });
+    if (answer.ok) return { ok: true, gone: false };
+    if (answer.status === 404) return { ok: true, gone: true };
+    return answer;
   }
 
   /**
@@ -305,6 +335,7 @@ export class BubbleClient {
    * a failure with no status, since nobody knows what it stored before failing.
    */
   async bulkCreate(
+    dataType: string,
     items: Record<string, unknown>[],
     timeoutMs: number,
   ): Promise<Result<{ lines: (BulkLine | null)[] }>> {
@@ -312,7 +343,7 @@ export class BubbleClient {
       throw new RangeError(`a bulk create takes 1 to ${MAX_BULK_LINES} items, got ${items.length}`);
     }
     const label = "the bulk create";
-    const answer = await this.send(label, this.fetchCreate, this.url("/bulk"), {
+    const answer = await this.send(label, this.fetchCreate, this.url(dataType, "/bulk"), {
       method: "POST",
       headers: { "content-type": "text/plain" },
       body: items.map((item) => JSON.stringify(item)).join("\n"),

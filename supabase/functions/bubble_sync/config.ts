@@ -5,8 +5,10 @@
 // function's own secrets, set by the deployment from the stack config (components/function_env.py), which
 // checks each one's range first. Here: parsing, presence, and what the function itself depends on (a value
 // it can work with, Bubble's bulk limit, the HTTP timeout fitting the lease); the defaults are the stack
-// config's (settings.ts, generated). Errors name the variable, never its value.
+// config's (settings.ts, generated). Errors name the variable, never its value. BUBBLE_SYNC_MAPPINGS, the
+// stack's mappings (components/mappings.py, mappings_json), is checked here for what the function relies on.
 
+import type { FieldMapping, Mapping, OnDelete } from "./mapping.ts";
 import { MAX_REQUESTS_PER_ROW, SETTINGS } from "./settings.ts";
 
 export { MAX_REQUESTS_PER_ROW };
@@ -47,6 +49,8 @@ export interface Config {
   bulkTimeoutMs: number;
   /** Whether a modify of a user carries its email and password (Bubble does not document that it may). */
   modifyUserCredentials: boolean;
+  /** The stack's mappings (BUBBLE_SYNC_MAPPINGS); none: every row goes to dataType as queued. */
+  mappings: Mapping[];
 }
 
 /** Bubble's documented maximum of lines per bulk create call, and of rows per claim. */
@@ -86,6 +90,157 @@ function boolean(env: EnvReader, name: "BUBBLE_BULK_CREATE" | "BUBBLE_MODIFY_USE
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
   throw new ConfigError(name, "must be true or false");
+}
+
+/** Bubble's type names in the Data API are lowercase with spaces removed; custom types may have dots. */
+const DATA_TYPE = /^[A-Za-z0-9_.-]+$/;
+const MAPPINGS = "BUBBLE_SYNC_MAPPINGS";
+
+/**
+ * BUBBLE_SYNC_MAPPINGS: absent, empty or `[]` for none, else a JSON array of Mapping.definition() objects. The
+ * stack validated them at preview; here, what the function relies on: the shape, one mapping per table, and
+ * each reference naming a mapping of the list (its refTable, when given, that mapping's table). Keys the
+ * function does not use are not checked. A problem names its place (`[1].fields[0].ref`), never a value.
+ */
+function mappings(env: EnvReader): Mapping[] {
+  const raw = env(MAPPINGS)?.trim();
+  if (!raw) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(MAPPINGS, "is not valid JSON (expected a JSON array of mappings)");
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(MAPPINGS, "must be a JSON array of mappings");
+  const list = parsed.map((entry, i) => mappingAt(entry, `[${i}]`));
+  const names = new Map<string, number>();
+  const tables = new Map<string, number>();
+  list.forEach((mapping, i) => {
+    for (
+      const [seen, key, value] of [[names, "name", mapping.name], [tables, "table", mapping.table]] as const
+    ) {
+      const first = seen.get(value);
+      if (first !== undefined) {
+        throw new ConfigError(
+          MAPPINGS,
+          `[${i}].${key}: the same as [${first}].${key} (each mapping has its own ${key})`,
+        );
+      }
+      seen.set(value, i);
+    }
+  });
+  list.forEach((mapping, i) =>
+    mapping.fields.forEach((field, j) => {
+      if (field.ref === null) return;
+      const at = `[${i}].fields[${j}]`;
+      const named = names.get(field.ref);
+      if (named === undefined) {
+        throw new ConfigError(MAPPINGS, `${at}.ref: no mapping of the list has that name`);
+      }
+      const table = list[named].table;
+      if (field.refTable !== null && field.refTable !== table) {
+        throw new ConfigError(
+          MAPPINGS,
+          `${at}.refTable: not the table of the mapping its ref names ([${named}])`,
+        );
+      }
+      field.refTable = table;
+    })
+  );
+  return list;
+}
+
+function problem(at: string, message: string): ConfigError {
+  return new ConfigError(MAPPINGS, `${at}: ${message}`);
+}
+
+function objectAt(value: unknown, at: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw problem(at, "must be an object");
+  }
+  return value as Record<string, unknown>;
+}
+
+function nameAt(entry: Record<string, unknown>, key: string, at: string): string {
+  const value = entry[key];
+  if (typeof value !== "string" || !value.trim()) throw problem(`${at}.${key}`, "must be a non-empty string");
+  return value;
+}
+
+function optionalNameAt(entry: Record<string, unknown>, key: string, at: string): string | null {
+  return entry[key] === undefined || entry[key] === null ? null : nameAt(entry, key, at);
+}
+
+function mappingAt(value: unknown, at: string): Mapping {
+  const entry = objectAt(value, at);
+  const dataType = nameAt(entry, "dataType", at);
+  if (!DATA_TYPE.test(dataType)) {
+    throw problem(`${at}.dataType`, "must be Bubble's API name of the type (letters, digits, _ . -)");
+  }
+  const keyField = nameAt(entry, "keyField", at);
+  if (!Array.isArray(entry.fields) || entry.fields.length === 0) {
+    throw problem(`${at}.fields`, "must be a non-empty array");
+  }
+  const fields = entry.fields.map((item, j): FieldMapping => {
+    const field = objectAt(item, `${at}.fields[${j}]`);
+    return {
+      column: nameAt(field, "column", `${at}.fields[${j}]`),
+      field: nameAt(field, "field", `${at}.fields[${j}]`),
+      ref: optionalNameAt(field, "ref", `${at}.fields[${j}]`),
+      refTable: optionalNameAt(field, "refTable", `${at}.fields[${j}]`),
+    };
+  });
+  const columns = new Map<string, number>();
+  const targets = new Map<string, number>([[keyField, -1]]);
+  fields.forEach(({ column, field }, j) => {
+    if (columns.has(column)) {
+      throw problem(`${at}.fields[${j}].column`, `the same as fields[${columns.get(column)}]`);
+    }
+    const other = targets.get(field);
+    if (other !== undefined) {
+      throw problem(`${at}.fields[${j}].field`, other < 0 ? "the keyField" : `the same as fields[${other}]`);
+    }
+    columns.set(column, j);
+    targets.set(field, j);
+  });
+  const where = entry.where;
+  if (where !== undefined && where !== null && typeof where !== "string") {
+    throw problem(`${at}.where`, "must be a string or null");
+  }
+  const operations = entry.operations ?? ["insert", "update"];
+  if (
+    !Array.isArray(operations) ||
+    !operations.every((op) => op === "insert" || op === "update" || op === "delete")
+  ) {
+    throw problem(`${at}.operations`, "must be an array of insert, update and delete");
+  }
+  return {
+    name: nameAt(entry, "name", at),
+    schema: optionalNameAt(entry, "schema", at),
+    sourceTable: optionalNameAt(entry, "sourceTable", at),
+    table: nameAt(entry, "table", at),
+    key: nameAt(entry, "key", at),
+    dataType,
+    keyField,
+    fields,
+    where: typeof where === "string" ? where : null,
+    operations,
+    onDelete: onDeleteAt(entry.onDelete, `${at}.onDelete`),
+  };
+}
+
+function onDeleteAt(value: unknown, at: string): OnDelete {
+  if (value === undefined || value === null) return { action: "delete" };
+  const onDelete = objectAt(value, at);
+  switch (onDelete.action) {
+    case "delete":
+    case "ignore":
+      return { action: onDelete.action };
+    case "set":
+      return { action: "set", fields: { ...objectAt(onDelete.fields, `${at}.fields`) } };
+    default:
+      throw problem(`${at}.action`, "must be delete, ignore or set");
+  }
 }
 
 function bubbleBaseUrl(env: EnvReader): string {
@@ -149,8 +304,7 @@ export function loadConfig(env: EnvReader): Config {
     throw new ConfigError("SUPABASE_DB_URL", "must be a postgres:// or postgresql:// URL");
   }
   const dataType = text(env, "BUBBLE_DATA_TYPE", SETTINGS.BUBBLE_DATA_TYPE.default);
-  // Bubble's type names in the Data API are lowercase with spaces removed; custom types may have dots.
-  if (!/^[A-Za-z0-9_.-]+$/.test(dataType)) {
+  if (!DATA_TYPE.test(dataType)) {
     throw new ConfigError(
       "BUBBLE_DATA_TYPE",
       "must be Bubble's API name of the type (letters, digits, _ . -)",
@@ -185,6 +339,7 @@ export function loadConfig(env: EnvReader): Config {
     settleSeconds: count(env, "BUBBLE_SETTLE_SECONDS"),
     bulkTimeoutMs: count(env, "BUBBLE_BULK_TIMEOUT_SECONDS") * 1000,
     modifyUserCredentials: boolean(env, "BUBBLE_MODIFY_USER_CREDENTIALS"),
+    mappings: mappings(env),
   };
 }
 

@@ -122,7 +122,6 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
       {
         baseUrl: config.bubbleBaseUrl,
         token: config.bubbleToken,
-        dataType: config.dataType,
         timeoutMs: config.httpTimeoutMs,
       },
       deps.fetch,

@@ -2,19 +2,41 @@
 // the lease holder, and claim again until the queue has no more due rows, the run's limit is reached, or its
 // time budget is spent. Rows claimed but never finished go back to the queue through their lease. While Bubble's
 // circuit breaker is open (gate.ts) nothing is sent: the rows go back to pending without using an attempt.
+// A row follows its table's mapping, if one names it (mapping.ts, prepare.ts): its data type, its fields, its
+// references (references.ts, resolved before the batch is sent) and what its delete does (deletes.ts).
 
 import { isBackfill, syncBackfills } from "./backfill.ts";
 import { type BubbleClient, BULK_MS_PER_LINE, emailOf, type Failure, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
+import { syncDelete } from "./deletes.ts";
 import { breakerOpen, DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
-import { type Action, type FailReason, type Queue, type QueueRow, triedBefore } from "./queue.ts";
+import { Mappings } from "./mapping.ts";
+import { WorkPool } from "./pool.ts";
+import { createFields, prepare, type Prepared } from "./prepare.ts";
+import { type Action, type Queue, type QueueRow, triedBefore } from "./queue.ts";
+import { resolveReferences } from "./references.ts";
+import {
+  aboutUsedEmail,
+  failedWith,
+  noAnswer,
+  type Pause,
+  pauseFor,
+  permanent,
+  refusedCreate,
+  type Verdict,
+} from "./verdicts.ts";
 
 /** What a run did; also the 200 answer with `"wait": true`. */
 export interface Summary {
   action: Action;
   claimed: number;
-  /** Synced: the row is completed with its Bubble id. */
+  /**
+   * Synced: the row is completed with its Bubble id (or, for a delete with nothing to delete or ignored, with a
+   * note saying so in its error_message).
+   */
   completed: number;
+  /** Of the completed rows, the DELETEs whose thing Bubble deleted. */
+  deleted: number;
   /** Failed an attempt that will be retried (retry_failed picks it up after its backoff). */
   failed: number;
   /**
@@ -57,11 +79,8 @@ export interface RunOptions {
   limit: number | null;
 }
 
-/** Bubble's documented code for a duplicate user email; its HTTP status and place in the body are not. */
-const USED_EMAIL = "USED_EMAIL";
 /** A user's built-in fields that a modify leaves out unless BUBBLE_MODIFY_USER_CREDENTIALS says otherwise. */
 const USER_CREDENTIALS = ["email", "password"];
-const MAX_PAYLOAD_BYTES = 1024 * 1024;
 /**
  * Requests in flight with BUBBLE_SYNC_CONCURRENCY 0 (the default): enough to keep the rate limit busy at
  * Bubble's answer time (Little's law, a quarter more for the spread of answer times), between these bounds;
@@ -97,112 +116,6 @@ export function runsWanted(perMinute: number, latencyMs: number | null, batchSiz
   return Math.min(PARALLEL_RUNS.most, Math.max(1, Math.ceil(needed / perRun)));
 }
 
-/** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
-const CREDENTIALS_PAUSE_SECONDS = 300;
-
-/**
- * Why a run stops sending for a while: Bubble's rate limit (429), Bubble refusing the API token (401/403), or
- * Bubble's circuit breaker open (transient failures in a row, seen by any worker).
- */
-type Pause = "rate_limited" | "token_refused" | "bubble_unavailable";
-const encoder = new TextEncoder();
-
-type Verdict =
-  | { kind: "complete"; bubbleId: string }
-  | {
-    kind: "fail";
-    error: string;
-    reason: FailReason;
-    retryAfterSeconds: number | null;
-    /** The run stops claiming after this row: no turn at Bubble's rate limit was free soon enough. */
-    endsRun?: "rate_limited";
-  };
-
-/** The pause an HTTP status calls for: Bubble says stop sending, whatever the row. */
-function pauseFor(status: number | null): Pause | null {
-  if (status === 429) return "rate_limited";
-  if (status === 401 || status === 403) return "token_refused";
-  return null;
-}
-
-/**
- * A failure as Bubble answered it. What happens to the row is the database's rule (bubble_sync.failure_kind:
- * a 429 or a refused token defers the row without using an attempt, instead of dead-lettering the backlog);
- * the message names the cause, and the wait is Bubble's Retry-After or, for a refused token, a fixed pause.
- */
-function failedWith(failure: Failure, context?: string): Verdict {
-  const error = context ? `${context}: ${failure.message}` : failure.message;
-  if (failure.unsent === "bubble_unavailable") {
-    return {
-      kind: "fail",
-      error: `bubble unavailable: ${error}`,
-      reason: { kind: "unavailable" },
-      retryAfterSeconds: failure.retryAfterSeconds,
-    };
-  }
-  if (failure.unsent === "no_slot") {
-    return {
-      kind: "fail",
-      error: `rate limited: ${error}`,
-      reason: { kind: "deferred" },
-      retryAfterSeconds: failure.retryAfterSeconds,
-      endsRun: "rate_limited",
-    };
-  }
-  const reason = { httpStatus: failure.status };
-  switch (pauseFor(failure.status)) {
-    case "token_refused":
-      return {
-        kind: "fail",
-        error:
-          `refused token: Bubble refused the API token (fix BUBBLE_API_TOKEN / bubbleApiToken): ${error}`,
-        reason,
-        retryAfterSeconds: CREDENTIALS_PAUSE_SECONDS,
-      };
-    case "rate_limited":
-      return {
-        kind: "fail",
-        error: `rate limited: ${error}`,
-        reason,
-        retryAfterSeconds: failure.retryAfterSeconds,
-      };
-    default:
-      return { kind: "fail", error, reason, retryAfterSeconds: null };
-  }
-}
-
-/**
- * A create Bubble refused for something in the request (a 4xx that is not about the token, the type, a
- * timeout or the rate limit): it may be the email being taken, however Bubble words that.
- */
-function refusedCreate(failure: Failure): boolean {
-  const status = failure.status;
-  return status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status);
-}
-
-/** Whether a refusal says the email is taken, in Bubble's documented code or in words. */
-function aboutUsedEmail(failure: Failure): boolean {
-  if (failure.code === USED_EMAIL || /USED_EMAIL/i.test(failure.message)) return true;
-  return /e-?mail/i.test(failure.message) && /\b(already|taken|in use|exists)\b/i.test(failure.message);
-}
-
-/** A request sent that got no answer (a timeout, a dropped connection): Bubble may have acted on it. */
-function noAnswer(failure: Failure): boolean {
-  return failure.status === null && failure.unsent === undefined;
-}
-
-function permanent(error: string): Verdict {
-  return { kind: "fail", error, reason: { kind: "permanent" }, retryAfterSeconds: null };
-}
-
-/** A row checked and turned into what Bubble gets: the payload's fields plus the external key. */
-interface Prepared {
-  row: QueueRow;
-  operation: "INSERT" | "UPDATE";
-  key: string;
-  fields: Record<string, unknown>;
-}
-
 export class Run {
   private readonly summary: Summary;
   private readonly startedAt: number;
@@ -224,6 +137,7 @@ export class Run {
   private fanning: Promise<void> | null = null;
   /** The run's end, begun beside its last batch when its row budget is reached. */
   private ending: Promise<void> | null = null;
+  private readonly mappings: Mappings;
 
   constructor(
     private readonly config: Config,
@@ -234,10 +148,15 @@ export class Run {
     private readonly options: RunOptions,
   ) {
     this.startedAt = now();
+    this.mappings = new Mappings(config.mappings, {
+      dataType: config.dataType,
+      keyField: config.externalKeyField,
+    });
     this.summary = {
       action: options.action,
       claimed: 0,
       completed: 0,
+      deleted: 0,
       failed: 0,
       deferred: 0,
       permanently_failed: 0,
@@ -381,16 +300,27 @@ export class Run {
     const startBy = Math.min(this.budgetEnd, leaseEnd);
     this.bubble.sendBy = startBy;
 
+    const prepared: Prepared[] = [];
+    for (const row of rows) {
+      const item = prepare(row, this.mappings);
+      if ("kind" in item) this.record(row, item);
+      else prepared.push(item);
+    }
+    let ready: Prepared[];
+    try {
+      ready = await this.resolveReferences(prepared, startBy);
+    } catch (error) {
+      // The links could not be read: the rows not yet given a verdict come back through their lease.
+      await Promise.allSettled(this.writes.splice(0));
+      throw error;
+    }
     const singles: Prepared[] = [];
     const bulk: Prepared[] = [];
     const backfills: Prepared[] = [];
-    for (const row of rows) {
-      const prepared = this.prepare(row);
-      if ("kind" in prepared) this.record(row, prepared);
-      else if (isBackfill(row)) backfills.push(prepared);
-      else if (this.config.bulkCreate && prepared.operation === "INSERT" && !triedBefore(row)) {
-        bulk.push(prepared);
-      } else singles.push(prepared);
+    for (const item of ready) {
+      if (isBackfill(item.row)) backfills.push(item);
+      else if (this.bulkable(item)) bulk.push(item);
+      else singles.push(item);
     }
     // A bulk call's answer must come before the run's budget ends and while the rows' lease lasts, with a
     // request's time left to write the verdicts; it carries no more lines than Bubble can finish by then.
@@ -399,19 +329,25 @@ export class Run {
       claimedAt + this.config.leaseSeconds * 1000 - this.config.httpTimeoutMs,
     );
     const linesPerCall = Math.min(MAX_BULK_LINES, Math.floor(this.bulkTimeoutMs(bulkEnd) / BULK_MS_PER_LINE));
-    if (bulk.length < 2 || linesPerCall < 2) singles.unshift(...bulk.splice(0));
+    // A bulk call creates things of one data type.
+    const bulkCalls: Prepared[][] = [];
+    for (const same of Map.groupBy(bulk, (item) => item.target.dataType).values()) {
+      if (same.length < 2 || linesPerCall < 2) {
+        singles.unshift(...same);
+        continue;
+      }
+      for (let i = 0; i < same.length; i += linesPerCall) bulkCalls.push(same.slice(i, i + linesPerCall));
+    }
 
     const pool = new WorkPool(() => this.concurrency());
     this.bubble.gate.backlog = () => pool.queued;
-    for (let i = 0; i < bulk.length; i += linesPerCall) {
-      const chunk = bulk.slice(i, i + linesPerCall);
+    for (const chunk of bulkCalls) {
       pool.add(() => this.gate(chunk, startBy, () => this.syncBulk(chunk, pool, startBy, bulkEnd)));
     }
     for (const item of singles) pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));
     // Backfilled rows, after the changes: looked up by key first, the rest created in bulk (backfill.ts).
     syncBackfills(backfills, {
       bubble: this.bubble,
-      keyField: this.config.externalKeyField,
       linesPerCall,
       schedule: (items, work) => pool.add(() => this.gate(items, startBy, work)),
       link: (item, bubbleId) => this.record(item.row, { kind: "complete", bubbleId }),
@@ -427,18 +363,46 @@ export class Run {
     if (rejected) throw rejected.reason;
   }
 
+  /** A first-attempt create of a record Bubble has no link for, sent in a bulk call when BUBBLE_BULK_CREATE. */
+  private bulkable(item: Prepared): boolean {
+    return this.config.bulkCreate && item.operation === "INSERT" && !triedBefore(item.row) &&
+      item.row.bubble_id === null;
+  }
+
+  /**
+   * Fills in the Bubble ids of the records the rows refer to (references.ts); the rows that must wait, or whose
+   * lookup failed, get their verdict now and are not sent. The rows ready to send come back.
+   */
+  private async resolveReferences(items: Prepared[], startBy: number): Promise<Prepared[]> {
+    const referring = items.filter((item) => item.references.length > 0);
+    if (referring.length === 0) return items;
+    const verdicts = await resolveReferences(referring, {
+      queue: this.queue,
+      bubble: this.bubble,
+      concurrency: () => this.concurrency(),
+      blocked: () => this.blocked(startBy),
+    });
+    for (const [item, verdict] of verdicts) this.record(item.row, verdict);
+    return items.filter((item) => !verdicts.has(item));
+  }
+
   /**
    * Runs `work` unless the run may no longer send: past the start deadline the rows go back to pending at once,
    * and while a pause lasts they wait for its end, in both cases without using an attempt.
    */
   private async gate(items: Prepared[], startBy: number, work: () => Promise<void>): Promise<void> {
+    const verdict = this.blocked(startBy);
+    if (verdict === null) return await work();
+    for (const { row } of items) this.record(row, verdict);
+  }
+
+  /** Why nothing may be sent now (a pause, or the start deadline passed), as the verdict of unsent rows. */
+  private blocked(startBy: number): Verdict | null {
     const now = this.now();
     if (this.pausedUntil > now) {
       const seconds = Math.ceil((this.pausedUntil - now) / 1000);
       this.cutShort = this.pausedBy;
-      const verdict = this.pausedVerdict(seconds);
-      for (const { row } of items) this.record(row, verdict);
-      return;
+      return this.pausedVerdict(seconds);
     }
     if (now >= startBy) {
       const budgetSpent = now >= this.budgetEnd;
@@ -448,10 +412,9 @@ export class Run {
           "came back late); claimed again";
       if (budgetSpent) this.cutShort ??= "time_budget";
       else this.leaseWindowMissed = true;
-      for (const { row } of items) this.record(row, this.deferral(error, 0));
-      return;
+      return this.deferral(error, 0);
     }
-    await work();
+    return null;
   }
 
   /**
@@ -495,53 +458,54 @@ export class Run {
     return { kind: "fail", error, reason: { kind: "deferred" }, retryAfterSeconds: seconds };
   }
 
-  /** Checks a row's operation and payload; a verdict when the row cannot be sent at all. */
-  private prepare(row: QueueRow): Prepared | Verdict {
-    // A backfilled row is a create, looked up in Bubble before it is sent (backfill.ts).
-    const operation = isBackfill(row) ? "INSERT" : row.operation.toUpperCase();
-    if (operation !== "INSERT" && operation !== "UPDATE") {
-      const name = JSON.stringify(row.operation);
-      return permanent(`unknown operation ${name}: bubble_sync sends INSERT (create) and UPDATE (modify)`);
-    }
-    const payload = row.payload;
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
-      const what = payload === null ? "null" : Array.isArray(payload) ? "an array" : typeof payload;
-      return permanent(`payload must be a JSON object of Bubble fields, got ${what}`);
-    }
-    // The external key is what makes a retry find the record instead of creating a second one: without
-    // both parts every such row would share one key (an adopted table's columns may be nullable).
-    if (!row.table_name || !row.record_id) {
-      const missing = !row.table_name ? "table_name" : "record_id";
-      return permanent(`${missing} is empty: without it the row has no stable key in Bubble`);
-    }
-    const key = `${row.table_name}:${row.record_id}`;
-    const fields = { ...(payload as Record<string, unknown>), [this.config.externalKeyField]: key };
-    const bytes = encoder.encode(JSON.stringify(fields)).length;
-    if (bytes > MAX_PAYLOAD_BYTES) {
-      return permanent(
-        `payload is ${bytes} bytes, more than the ${MAX_PAYLOAD_BYTES} bytes bubble_sync sends`,
-      );
-    }
-    return { row, operation, key, fields };
-  }
-
   private async syncOne(item: Prepared): Promise<void> {
-    const verdict = item.operation === "INSERT" ? await this.insert(item) : await this.update(item);
+    const verdict = item.operation === "INSERT"
+      ? await this.insert(item)
+      : item.operation === "UPDATE"
+      ? await this.update(item)
+      : await syncDelete(item, this.bubble);
     this.record(item.row, verdict);
   }
 
-  /** Creates the thing, unless an earlier attempt (or Deno re-sending the create) already did. */
+  /**
+   * Creates the thing, unless Bubble has it already: an earlier attempt (or Deno re-sending the create) created
+   * it, or the database links the record to a thing (it left its mapping's rows and came back, say), which is
+   * modified instead. At most MAX_REQUESTS_PER_ROW requests: a search, or a modify, then a create and what
+   * recovering a used email takes.
+   */
   private async insert(item: Prepared): Promise<Verdict> {
-    const keyField = this.config.externalKeyField;
-    if (triedBefore(item.row)) {
-      // An earlier attempt may have created it and died before completing the row: look before creating.
-      const found = await this.bubble.findOne(keyField, item.key);
+    const { dataType, keyField } = item.target;
+    // A backfilled row is looked up by its key whatever the link says (backfill.ts).
+    let existing = isBackfill(item.row) ? null : item.row.bubble_id;
+    const searched = triedBefore(item.row);
+    if (searched) {
+      // An earlier attempt may have created it and died before completing the row: look before creating. The
+      // search also finds a linked thing, and Bubble no longer having it.
+      const found = await this.bubble.findOne(dataType, keyField, item.key);
       if (!found.ok) return failedWith(found, "looking up an earlier attempt");
-      if (found.thing) return { kind: "complete", bubbleId: String(found.thing._id) };
+      if (found.thing && existing === null) return { kind: "complete", bubbleId: String(found.thing._id) };
+      existing = found.thing ? String(found.thing._id) : null;
     }
-    const created = await this.bubble.create(item.fields);
+    if (existing !== null) {
+      const modified = await this.bubble.modify(dataType, existing, this.modifiable(item));
+      if (modified.ok) return { kind: "complete", bubbleId: existing };
+      if (modified.status !== 404) return failedWith(modified, `modifying ${existing}`);
+      if (searched) {
+        // Deleted in Bubble since the search: the retry searches again, and creates it.
+        return {
+          kind: "fail",
+          error: `modifying ${existing}: ${modified.message} (deleted since it was found; retrying)`,
+          reason: { kind: "retryable" },
+          retryAfterSeconds: null,
+        };
+      }
+      // 404: Bubble no longer has the linked thing (deleted there): it is created anew.
+    }
+    const created = await this.bubble.create(dataType, createFields(item));
     if (created.ok) return { kind: "complete", bubbleId: created.id };
-    if (refusedCreate(created) && typeof item.fields.email === "string") {
+    // A table no mapping names keeps the rule of a stack without mappings: any type whose fields have an email.
+    const users = item.target.mapping === null || dataType === "user";
+    if (users && refusedCreate(created) && typeof item.fields.email === "string") {
       return await this.recoverUsedEmail(item, item.fields.email, created);
     }
     return noAnswer(created) ? this.unsettled(failedWith(created)) : failedWith(created);
@@ -554,8 +518,8 @@ export class Run {
    * record. When no user has the email, the refusal was about something else and keeps its own message.
    */
   private async recoverUsedEmail(item: Prepared, email: string, refusal: Failure): Promise<Verdict> {
-    const keyField = this.config.externalKeyField;
-    const found = await this.bubble.findOne("email", email);
+    const { dataType, keyField } = item.target;
+    const found = await this.bubble.findOne(dataType, "email", email);
     if (!found.ok) return failedWith(found, `${refusal.message}; looking up the user holding the email`);
     // A search that ignored the constraint would hand back someone else: only the same email counts.
     const holder = found.thing && emailOf(found.thing)?.toLowerCase() === email.toLowerCase()
@@ -575,49 +539,50 @@ export class Run {
     if (owner === item.key) return { kind: "complete", bubbleId };
     if (owner !== undefined && owner !== null && owner !== "") {
       return permanent(
-        `the email is already used by Bubble ${this.config.dataType} ${bubbleId}, which belongs to ` +
+        `the email is already used by Bubble ${dataType} ${bubbleId}, which belongs to ` +
           `${keyField} ${JSON.stringify(owner)}`,
       );
     }
     // A user made in Bubble itself: adopt it, with this row's fields and key.
-    const linked = await this.bubble.modify(bubbleId, this.modifiable(item.fields));
+    const linked = await this.bubble.modify(dataType, bubbleId, this.modifiable(item));
     if (!linked.ok) return failedWith(linked, `linking the existing Bubble user ${bubbleId}`);
     return { kind: "complete", bubbleId };
   }
 
   /**
-   * The fields a modify sends: a user's email and password are left out unless configured, since Bubble does
-   * not document that a modify may change them (a refused modify would fail every UPDATE of a user).
+   * The fields a modify sends (a mapped row's nulls included: they empty the field): a user's email and password
+   * are left out unless configured, since Bubble does not document that a modify may change them (a refused
+   * modify would fail every UPDATE of a user).
    */
-  private modifiable(fields: Record<string, unknown>): Record<string, unknown> {
-    if (this.config.dataType !== "user" || this.config.modifyUserCredentials) return fields;
-    return Object.fromEntries(Object.entries(fields).filter(([name]) => !USER_CREDENTIALS.includes(name)));
+  private modifiable(item: Prepared): Record<string, unknown> {
+    if (item.target.dataType !== "user" || this.config.modifyUserCredentials) return item.fields;
+    return Object.fromEntries(
+      Object.entries(item.fields).filter(([name]) => !USER_CREDENTIALS.includes(name)),
+    );
   }
 
   /** Modifies the thing the row names by bubble_id, else the one carrying the row's key. */
   private async update(item: Prepared): Promise<Verdict> {
+    const { dataType, keyField } = item.target;
     let bubbleId = item.row.bubble_id;
     if (bubbleId === null) {
-      const found = await this.bubble.findOne(this.config.externalKeyField, item.key);
+      const found = await this.bubble.findOne(dataType, keyField, item.key);
       if (!found.ok) return failedWith(found, "looking up the thing to modify");
       if (!found.thing) {
-        const { dataType, externalKeyField } = this.config;
         const key = JSON.stringify(item.key);
-        return permanent(
-          `no Bubble ${dataType} has ${externalKeyField} = ${key} to modify (was its INSERT synced?)`,
-        );
+        return permanent(`no Bubble ${dataType} has ${keyField} = ${key} to modify (was its INSERT synced?)`);
       }
       bubbleId = String(found.thing._id);
     }
-    const modified = await this.bubble.modify(bubbleId, this.modifiable(item.fields));
+    const modified = await this.bubble.modify(dataType, bubbleId, this.modifiable(item));
     return modified.ok ? { kind: "complete", bubbleId } : failedWith(modified, `modifying ${bubbleId}`);
   }
 
   /**
-   * Sends first-attempt creates in one bulk call and maps each answer line to its row. A line Bubble refused is
-   * sent again alone, which classifies it by its own HTTP status (and recovers a used email). A bulk call that
-   * failed as a whole fails every row by its status; an ambiguous one (timeout, lost connection, missing lines)
-   * is retried, and the retry looks each row up before creating it.
+   * Sends first-attempt creates of one data type in one bulk call and maps each answer line to its row. A line
+   * Bubble refused is sent again alone, which classifies it by its own HTTP status (and recovers a used email).
+   * A bulk call that failed as a whole fails every row by its status; an ambiguous one (timeout, lost
+   * connection, missing lines) is retried, and the retry looks each row up before creating it.
    */
   private async syncBulk(items: Prepared[], pool: WorkPool, startBy: number, bulkEnd: number): Promise<void> {
     const timeoutMs = this.bulkTimeoutMs(bulkEnd);
@@ -630,7 +595,7 @@ export class Run {
       for (const { row } of items) this.record(row, this.deferral(error, 0));
       return;
     }
-    const answer = await this.bubble.bulkCreate(items.map((item) => item.fields), timeoutMs);
+    const answer = await this.bubble.bulkCreate(items[0].target.dataType, items.map(createFields), timeoutMs);
     if (!answer.ok) {
       if (answer.status === 400 || answer.status === 413) {
         // One bad line may sink the whole call: try each row alone to find it.
@@ -687,8 +652,11 @@ export class Run {
     const s = this.summary;
     try {
       if (verdict.kind === "complete") {
-        if (await this.queue.complete(row.lease_token, verdict.bubbleId)) s.completed++;
-        else s.lease_lost++;
+        const note = verdict.note === undefined ? undefined : this.redact(verdict.note);
+        if (await this.queue.complete(row.lease_token, verdict.bubbleId, note)) {
+          s.completed++;
+          if (verdict.deleted) s.deleted++;
+        } else s.lease_lost++;
         return;
       }
       const pause = "httpStatus" in verdict.reason
@@ -713,46 +681,5 @@ export class Run {
       s.unreported++;
       throw error;
     }
-  }
-}
-
-/** Runs added tasks with at most `size()` at a time (read as tasks start); tasks may add more tasks. */
-class WorkPool {
-  private readonly waiting: (() => Promise<void>)[] = [];
-  private active = 0;
-  private readonly errors: unknown[] = [];
-  private idle: PromiseWithResolvers<void> | null = null;
-
-  constructor(private readonly size: () => number) {}
-
-  /** Tasks added and not started yet. */
-  get queued(): number {
-    return this.waiting.length;
-  }
-
-  add(task: () => Promise<void>): void {
-    this.waiting.push(task);
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.active < this.size() && this.waiting.length > 0) {
-      const task = this.waiting.shift()!;
-      this.active++;
-      task().catch((error) => this.errors.push(error)).finally(() => {
-        this.active--;
-        this.pump();
-      });
-    }
-    if (this.active === 0 && this.waiting.length === 0 && this.idle !== null) this.idle.resolve();
-  }
-
-  /** Resolves when every task (including those added meanwhile) has finished; rejects with the first error. */
-  async drained(): Promise<void> {
-    if (this.active > 0 || this.waiting.length > 0) {
-      this.idle = Promise.withResolvers<void>();
-      await this.idle.promise;
-    }
-    if (this.errors.length > 0) throw this.errors[0];
   }
 }

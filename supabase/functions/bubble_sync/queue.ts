@@ -1,6 +1,8 @@
 // The queue's SQL API (sql/functions/lease.sql), called over SUPABASE_DB_URL. See sql/README.md, "The worker's
 // contract": claim in a statement of its own, then complete or fail each row by its lease_token. Verdicts go
-// in batches (bubble_sync.report_verdicts): those given within a short moment share one round trip.
+// in batches (bubble_sync.report_verdicts): those given within a short moment share one round trip. The links
+// the database keeps from each record to its Bubble id (bubble_sync.links, written as rows complete) are read
+// here for references (references.ts).
 
 import postgres from "npm:postgres@3.4.9";
 import type { Answer, GateStore, GateView, Grant } from "./gate.ts";
@@ -45,11 +47,26 @@ export function triedBefore(row: QueueRow): boolean {
  */
 export type FailReason = { httpStatus: number | null } | { kind: FailureKind };
 
+/** A record as the queue names it: its row's table_name and record_id. */
+export interface RecordKey {
+  table: string;
+  recordId: string;
+}
+
+/** How a record's link is found in the map `links` answers: `<table>:<record id>`, its stable key in Bubble. */
+export function linkKey(key: RecordKey): string {
+  return `${key.table}:${key.recordId}`;
+}
+
 /** The queue, and Bubble's gate kept beside it (sql/functions/gate.sql). */
 export interface Queue extends GateStore {
   claim(action: Action, limit: number, leaseSeconds: number): Promise<QueueRow[]>;
-  /** true if the row was ours and is now completed. */
-  complete(leaseToken: string, bubbleId: string): Promise<boolean>;
+  /**
+   * true if the row was ours and is now completed. `bubbleId`: the thing the row was applied to (null: none,
+   * say a delete of a record Bubble never had; the row keeps the id it had). `note`: what the row's
+   * error_message says of a completion that did not do what its operation asks (nothing to delete, ignored).
+   */
+  complete(leaseToken: string, bubbleId: string | null, note?: string): Promise<boolean>;
   /** What became of the row; null when the lease was lost (someone else holds the row, nothing changed). */
   fail(
     leaseToken: string,
@@ -57,6 +74,11 @@ export interface Queue extends GateStore {
     reason: FailReason,
     retryAfterSeconds: number | null,
   ): Promise<FailOutcome | null>;
+  /**
+   * The Bubble ids the database has linked to these records (bubble_sync.links), by linkKey; records without a
+   * link are absent. One statement for all of them; an empty map when the database has no links yet.
+   */
+  links(keys: RecordKey[]): Promise<Map<string, string>>;
   /** Throws unless the database answers. */
   ping(): Promise<void>;
   /** Statements sent to the database so far (claims, verdict batches, the gate's calls), for the summary. */
@@ -77,7 +99,7 @@ export interface Queue extends GateStore {
 
 /** A verdict as bubble_sync.report_verdicts takes it. */
 type VerdictItem =
-  | { lease_token: string; bubble_id: string }
+  | { lease_token: string; bubble_id: string | null; note?: string }
   | {
     lease_token: string;
     error: string;
@@ -154,6 +176,8 @@ export class PostgresQueue implements Queue {
   private batched = true;
   /** False once the database turned out not to have begin_run and fan_out yet. */
   private countsRuns = true;
+  /** False once the database turned out not to have bubble_sync.links yet. */
+  private keepsLinks = true;
 
   constructor(
     private readonly sql: Sql,
@@ -189,8 +213,37 @@ export class PostgresQueue implements Queue {
     return rows.map((row) => toRow(row as Record<string, unknown>));
   }
 
-  async complete(leaseToken: string, bubbleId: string): Promise<boolean> {
-    return (await this.verdicts.add({ lease_token: leaseToken, bubble_id: bubbleId })) === "completed";
+  async complete(leaseToken: string, bubbleId: string | null, note?: string): Promise<boolean> {
+    // A database deployed before notes ignores the key: the row completes all the same.
+    const item = note === undefined
+      ? { lease_token: leaseToken, bubble_id: bubbleId }
+      : { lease_token: leaseToken, bubble_id: bubbleId, note };
+    return (await this.verdicts.add(item)) === "completed";
+  }
+
+  async links(keys: RecordKey[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    if (keys.length === 0 || !this.keepsLinks) return found;
+    this.roundTrips++;
+    try {
+      const rows = await this.answer(this.sql`
+        select table_name, record_id, bubble_id from bubble_sync.links
+         where (table_name, record_id) in
+               (select * from unnest(${keys.map((k) => k.table)}::text[], ${
+        keys.map((k) => k.recordId)
+      }::text[]))`);
+      for (const row of rows) {
+        found.set(
+          linkKey({ table: String(row.table_name), recordId: String(row.record_id) }),
+          String(row.bubble_id),
+        );
+      }
+    } catch (error) {
+      // A database not yet upgraded by `pulumi up` has no links: every reference is looked up in Bubble.
+      if (!undefinedTable(error)) throw error;
+      this.keepsLinks = false;
+    }
+    return found;
   }
 
   async fail(
@@ -331,6 +384,11 @@ export class PostgresQueue implements Queue {
 /** 42883 undefined_function: a function this version calls that the database does not have yet. */
 function undefinedFunction(error: unknown): boolean {
   return (error as { code?: string }).code === "42883";
+}
+
+/** 42P01 undefined_table: a table this version reads that the database does not have yet. */
+function undefinedTable(error: unknown): boolean {
+  return (error as { code?: string }).code === "42P01";
 }
 
 function toTimestamp(value: unknown): string | null {
