@@ -26,7 +26,9 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import pulumi
 
+from components.bubble_names import DATA_TYPE, FIELD_NAME, field_id_problem
 from components.config_keys import KEYS, PROJECT, REQUESTS_PER_ROW_MAX, KeySpec
+from components.config_problem import ConfigProblem
 from components.connection import ENV_VAR as DATABASE_URL_ENV
 from components.connection import SSL_MODES, host_problem, parse_database_url
 from components.cron_schedule import validate_schedule
@@ -60,15 +62,6 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _POOLER_HOST = re.compile(r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$")
 _DIRECT_HOST = re.compile(r"^db\.([a-z]+)\.supabase\.co$")
 _PROJECT_REF = re.compile(r"^[a-z]{20}$")
-_DATA_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-# A Bubble field key as the Data API spells it (`supabase_id`, `Supabase ID`).
-_FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
-# A Bubble field's id rather than its name: the name, spaces as _, then the field's type (`supabase_id_text`).
-# Create and modify bodies refuse ids (400 "Unrecognized field"), though searches accept them.
-_FIELD_ID = re.compile(
-    r"^[a-z0-9_]+_(text|number|boolean|date|date_range|image|file|geographic_address|user|"
-    r"list_[a-z0-9_]+|option_[a-z0-9_]+|custom_[a-z0-9_]+)$"
-)
 
 
 class ConfigError(SettingsError, pulumi.RunError):
@@ -81,15 +74,6 @@ class ConfigError(SettingsError, pulumi.RunError):
         noun = "problem" if len(problems) == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid stack configuration ({len(problems)} {noun}):\n{lines}")
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    key: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{PROJECT}:{self.key}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -217,9 +201,9 @@ class _Loader:
         project_ref = self._project_ref()
         supabase_url = self._supabase_url(project_ref)
         bubble_base_url = self._bubble_base_url()
-        bubble_data_type = self._string("bubbleDataType", pattern=_DATA_TYPE, what="a Bubble type name")
+        bubble_data_type = self._string("bubbleDataType", pattern=DATA_TYPE, what="a Bubble type name")
         external_key_field = self._string(
-            "bubbleExternalKeyField", pattern=_FIELD_NAME, what="a Bubble field name"
+            "bubbleExternalKeyField", pattern=FIELD_NAME, what="a Bubble field name"
         )
         if external_key_field is not None:
             self._refuse_field_id("bubbleExternalKeyField", external_key_field)
@@ -309,16 +293,9 @@ class _Loader:
         )
 
     def _refuse_field_id(self, key: str, field: str) -> None:
-        match = _FIELD_ID.match(field)
-        if match is None:
-            return
-        name = field[: match.start(1) - 1]
-        self._problem(
-            key,
-            f"{field!r} looks like the field's id (its name plus the type suffix _{match[1]}): Bubble's Data "
-            f"API takes a field's display name, as a GET of the thing returns it, in create and modify "
-            f"bodies and refuses the id with 400 'Unrecognized field'. Set the display name, e.g. {name!r}",
-        )
+        reason = field_id_problem(field)
+        if reason is not None:
+            self._problem(key, reason)
 
     # -- primitives -----------------------------------------------------------------------------------
 

@@ -7,13 +7,13 @@ a secret key stored in plain text, or an unknown key in our namespace, is an err
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from components.config import KEYS, PROJECT, ConfigError, ConfigProblem, StackConfig, load_config
+from components.config_problem import did_you_mean
 
 __all__ = ["is_encrypted", "load_stack_config", "read_stack_values"]
 
@@ -32,7 +32,7 @@ def read_stack_values(stack_file: Path) -> dict[str, object]:
             values[key] = value
     known = {spec.name for spec in KEYS}
     unknown = [
-        ConfigProblem(key, f"unknown key in {stack_file.name}" + _did_you_mean(key, known))
+        ConfigProblem(key, f"unknown key in {stack_file.name}" + did_you_mean(key, known))
         for key in values
         if key not in known
     ]
@@ -62,7 +62,7 @@ def load_stack_config(
     known = {spec.name for spec in KEYS}
     unknown = sorted((set(overrides or {}) | set(secrets)) - known)
     if unknown:
-        raise ConfigError([ConfigProblem(key, "unknown key" + _did_you_mean(key, known)) for key in unknown])
+        raise ConfigError([ConfigProblem(key, "unknown key" + did_you_mean(key, known)) for key in unknown])
     values.update(overrides or {})
     values.update(secrets)
 
@@ -80,10 +80,3 @@ def load_stack_config(
         return str(value)
 
     return load_config(get, is_secret=is_secret, for_sql=True, env={})
-
-
-def _did_you_mean(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    if not close:
-        close = [k for k in known if k.lower() == key.lower()]
-    return f" (did you mean {close[0]}?)" if close else ""
