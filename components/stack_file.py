@@ -2,7 +2,8 @@
 `render-sql`, the operator commands, the devstack and the benchmark.
 
 Encrypted (`secure:`) values cannot be read without the stack's secrets provider; they stay mappings here, and
-a secret key stored in plain text, or an unknown key in our namespace, is an error.
+a secret key stored in plain text, or an unknown key in our namespace, is an error. A structured value (the
+`mappings` list) is handed to the config as the file holds it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def is_encrypted(value: object) -> bool:
 def load_stack_config(
     stack_file: Path,
     *,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
     secret_overrides: Mapping[str, str] | None = None,
 ) -> StackConfig:
     """The SQL-relevant config of a stack file, validated (secrets are not needed: the SQL script takes them
@@ -67,9 +68,10 @@ def load_stack_config(
     values.update(secrets)
 
     def is_secret(key: str) -> bool:
-        return key in secrets or is_encrypted(values.get(key))
+        value = values.get(key)
+        return key in secrets or is_encrypted(value) or _holds_encrypted(value)
 
-    def get(key: str) -> str | None:
+    def get(key: str) -> object:
         if key in secrets:
             return secrets[key]
         value = values.get(key)
@@ -77,6 +79,18 @@ def load_stack_config(
             return None
         if isinstance(value, bool):
             return "true" if value else "false"
+        if isinstance(value, (list, Mapping)):
+            return value  # structured config, parsed by its own validation (components/mapping_config.py)
         return str(value)
 
     return load_config(get, is_secret=is_secret, for_sql=True, env={})
+
+
+def _holds_encrypted(value: object) -> bool:
+    """Whether a structured value holds a `secure:` one somewhere inside (`pulumi config set --secret --path
+    'mappings[0].onDelete.set.Token' ...` encrypts one element): a map whose only key is `secure`."""
+    if isinstance(value, Mapping):
+        return set(value) == {"secure"} or any(_holds_encrypted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_encrypted(v) for v in value)
+    return False
