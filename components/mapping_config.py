@@ -27,7 +27,7 @@ from components.bubble_names import DATA_TYPE, FIELD_NAME, field_id_problem
 from components.config_problem import ConfigProblem, did_you_mean
 from components.mappings import OPERATIONS, FieldMap, Mapping, OnDelete, Operation
 
-__all__ = ["KEY", "MAPPING_KEYS", "parse_mappings", "parse_table", "where_problem"]
+__all__ = ["KEY", "MAPPING_KEYS", "key_path", "parse_mappings", "parse_table", "where_problem"]
 
 #: the stack config key
 KEY = "mappings"
@@ -118,6 +118,12 @@ def where_problem(where: str) -> str | None:
     return "must be one condition, as in a WHERE clause, and nothing after it"
 
 
+def key_path(base: str, key: str) -> str:
+    """The path of `key` inside `base`, as problems name it: `base.key`, or `base["key"]` for a key that
+    `pulumi config set --path` cannot write after a dot."""
+    return f"{base}.{key}" if _PATH_WORD.match(key) else f"{base}[{json.dumps(key, ensure_ascii=False)}]"
+
+
 # -- the parser ----------------------------------------------------------------------------------------------
 
 
@@ -175,20 +181,20 @@ class _Parser:
         before = len(self.problems)
         for key in item:
             if key not in MAPPING_KEYS:
-                self._problem(_path(path, str(key)), "unknown key" + did_you_mean(str(key), MAPPING_KEYS))
+                self._problem(key_path(path, str(key)), "unknown key" + did_you_mean(str(key), MAPPING_KEYS))
         entry.name = self._name(path, item.get("name"))
         entry.table = self._table(path, item.get("table"))
-        key = self._column(_path(path, "key"), _or_default(item.get("key"), "id"))
-        data_type = self._text(_path(path, "dataType"), item.get("dataType"), required=True)
+        key = self._column(key_path(path, "key"), _or_default(item.get("key"), "id"))
+        data_type = self._text(key_path(path, "dataType"), item.get("dataType"), required=True)
         if data_type is not None and not DATA_TYPE.match(data_type):
-            self._problem(_path(path, "dataType"), f"must be a Bubble type name, got {data_type!r}")
+            self._problem(key_path(path, "dataType"), f"must be a Bubble type name, got {data_type!r}")
             data_type = None
         key_field = self._field_name(
-            _path(path, "keyField"), _or_default(item.get("keyField"), self._default_key_field)
+            key_path(path, "keyField"), _or_default(item.get("keyField"), self._default_key_field)
         )
         fields = self._fields(path, item.get("fields"), key_field, entry)
-        where = self._where(_path(path, "where"), item.get("where"))
-        on_delete = self._on_delete(_path(path, "onDelete"), item.get("onDelete"), key_field)
+        where = self._where(key_path(path, "where"), item.get("where"))
+        on_delete = self._on_delete(key_path(path, "onDelete"), item.get("onDelete"), key_field)
         operations = self._operations(path, item.get("operations"), item.get("onDelete"), on_delete)
         if len(self.problems) == before:
             assert entry.name and entry.table and key and data_type and key_field and fields and on_delete
@@ -221,10 +227,10 @@ class _Parser:
         return value
 
     def _name(self, path: str, value: object) -> str | None:
-        name = self._text(_path(path, "name"), value, required=True)
+        name = self._text(key_path(path, "name"), value, required=True)
         if name is not None and not _NAME.match(name):
             self._problem(
-                _path(path, "name"),
+                key_path(path, "name"),
                 f"must be lowercase letters, digits and _, starting with a letter, at most 40 (the trigger "
                 f"is bubble_sync_<name>), got {name!r}",
             )
@@ -232,12 +238,12 @@ class _Parser:
         return name
 
     def _table(self, path: str, value: object) -> tuple[str, str] | None:
-        text = self._text(_path(path, "table"), value, required=True)
+        text = self._text(key_path(path, "table"), value, required=True)
         if text is None:
             return None
         parsed = parse_table(text)
         if isinstance(parsed, str):
-            self._problem(_path(path, "table"), parsed)
+            self._problem(key_path(path, "table"), parsed)
             return None
         return parsed
 
@@ -267,7 +273,7 @@ class _Parser:
     def _fields(
         self, path: str, value: object, key_field: str | None, entry: _Entry
     ) -> tuple[FieldMap, ...] | None:
-        path = _path(path, "fields")
+        path = key_path(path, "fields")
         if value is None or value == {} or value == "":
             self._problem(path, "is required: at least one `column: Field Name`")
             return None
@@ -277,7 +283,7 @@ class _Parser:
         result: list[FieldMap] = []
         filled: dict[str, str] = {}  # Bubble field -> the column filling it
         for column_key, spec in value.items():
-            column_path = _path(path, str(column_key))
+            column_path = key_path(path, str(column_key))
             column: str | None = str(column_key)
             reason = _identifier_problem(str(column_key))
             if reason:
@@ -288,14 +294,15 @@ class _Parser:
                 for key in spec:
                     if key not in _FIELD_KEYS:
                         self._problem(
-                            _path(column_path, str(key)), "unknown key" + did_you_mean(str(key), _FIELD_KEYS)
+                            key_path(column_path, str(key)),
+                            "unknown key" + did_you_mean(str(key), _FIELD_KEYS),
                         )
-                field_path = _path(column_path, "field")
+                field_path = key_path(column_path, "field")
                 name = self._field_name(field_path, spec.get("field"))
                 if spec.get("ref") is not None:
-                    ref = self._text(_path(column_path, "ref"), spec["ref"], required=True)
+                    ref = self._text(key_path(column_path, "ref"), spec["ref"], required=True)
                     if ref is not None:
-                        entry.refs.append((_path(column_path, "ref"), ref))
+                        entry.refs.append((key_path(column_path, "ref"), ref))
             elif spec is None or (isinstance(spec, (str, int)) and not isinstance(spec, bool)):
                 field_path = column_path
                 name = self._field_name(field_path, spec)
@@ -342,15 +349,15 @@ class _Parser:
             return None
         for key in value:
             if key != "set":
-                self._problem(_path(path, str(key)), "unknown key" + did_you_mean(str(key), ["set"]))
-        set_path = _path(path, "set")
+                self._problem(key_path(path, str(key)), "unknown key" + did_you_mean(str(key), ["set"]))
+        set_path = key_path(path, "set")
         fields = value.get("set")
         if not isinstance(fields, MappingType) or not fields:
             got = "none" if fields == {} else _kind(fields)
             self._problem(set_path, f"must be the fields a delete sets, {{Field: value, ...}}, got {got}")
             return None
         for name, field_value in fields.items():
-            field_path = _path(set_path, str(name))
+            field_path = key_path(set_path, str(name))
             checked = self._field_name(field_path, name)
             if checked is not None and checked == key_field:
                 self._problem(
@@ -364,7 +371,7 @@ class _Parser:
     def _operations(
         self, entry_path: str, value: object, on_delete_given: object, on_delete: OnDelete | None
     ) -> tuple[Operation, ...]:
-        path = _path(entry_path, "operations")
+        path = key_path(entry_path, "operations")
         deletes = on_delete_given is not None and on_delete is not None and on_delete.action != "ignore"
         if value is None:
             return ("insert", "update", "delete") if deletes else ("insert", "update")
@@ -386,7 +393,7 @@ class _Parser:
                 seen.add(operation)
         if deletes and "delete" not in seen:
             self._problem(
-                _path(entry_path, "onDelete"),
+                key_path(entry_path, "onDelete"),
                 "has no effect: operations has no delete (add delete to operations, or remove onDelete)",
             )
         return tuple(op for op in OPERATIONS if op in seen)
@@ -401,7 +408,7 @@ class _Parser:
             if entry.name is not None:
                 if entry.name in names:
                     self._problem(
-                        _path(path, "name"),
+                        key_path(path, "name"),
                         f"{entry.name!r} is already the name of {KEY}[{names[entry.name]}]",
                     )
                     entry.mapping = None
@@ -411,7 +418,7 @@ class _Parser:
                 first = tables.get(entry.table)
                 if first is not None:
                     self._problem(
-                        _path(path, "table"),
+                        key_path(path, "table"),
                         f"{'.'.join(entry.table)} is already mapped by {KEY}[{first.index}]"
                         f"{f' ({first.name})' if first.name else ''}: one mapping per table",
                     )
@@ -514,11 +521,6 @@ def _json_problem(value: object, depth: int = 0) -> str | None:
 
 def _or_default(value: object, default: str) -> object:
     return default if value is None or value == "" else value
-
-
-def _path(base: str, key: str) -> str:
-    """`base.key`, or `base["key"]` for a key `pulumi config set --path` cannot write after a dot."""
-    return f"{base}.{key}" if _PATH_WORD.match(key) else f"{base}[{json.dumps(key, ensure_ascii=False)}]"
 
 
 def _kind(value: Any) -> str:
