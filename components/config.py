@@ -1,7 +1,8 @@
 """Stack configuration: one typed, frozen `StackConfig`, validated before any resource is declared.
 
 The keys, their types, defaults and ranges are the table in `components/config_keys.py` (re-exported here);
-schedules are checked by `components/cron_schedule.py`.
+schedules are checked by `components/cron_schedule.py`, the structured key `mappings` by
+`components/mapping_config.py` (its problems follow the other keys', each naming its path).
 
 Two ways in:
   * `from_pulumi(pulumi.Config())` inside a Pulumi program. Secret keys are read with `get_secret`, so
@@ -26,11 +27,16 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import pulumi
 
+from components.bubble_names import DATA_TYPE, FIELD_NAME, field_id_problem
 from components.config_keys import KEYS, PROJECT, REQUESTS_PER_ROW_MAX, KeySpec
+from components.config_problem import ConfigProblem
 from components.connection import ENV_VAR as DATABASE_URL_ENV
 from components.connection import SSL_MODES, host_problem, parse_database_url
 from components.cron_schedule import validate_schedule
 from components.errors import SettingsError
+from components.mapping_config import KEY as MAPPINGS_KEY
+from components.mapping_config import parse_mappings
+from components.mappings import Mapping as SyncMapping
 
 __all__ = [
     "KEYS",
@@ -60,15 +66,6 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _POOLER_HOST = re.compile(r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$")
 _DIRECT_HOST = re.compile(r"^db\.([a-z]+)\.supabase\.co$")
 _PROJECT_REF = re.compile(r"^[a-z]{20}$")
-_DATA_TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-# A Bubble field key as the Data API spells it (`supabase_id`, `Supabase ID`).
-_FIELD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
-# A Bubble field's id rather than its name: the name, spaces as _, then the field's type (`supabase_id_text`).
-# Create and modify bodies refuse ids (400 "Unrecognized field"), though searches accept them.
-_FIELD_ID = re.compile(
-    r"^[a-z0-9_]+_(text|number|boolean|date|date_range|image|file|geographic_address|user|"
-    r"list_[a-z0-9_]+|option_[a-z0-9_]+|custom_[a-z0-9_]+)$"
-)
 
 
 class ConfigError(SettingsError, pulumi.RunError):
@@ -81,15 +78,6 @@ class ConfigError(SettingsError, pulumi.RunError):
         noun = "problem" if len(problems) == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid stack configuration ({len(problems)} {noun}):\n{lines}")
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    key: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{PROJECT}:{self.key}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -147,6 +135,8 @@ class StackConfig:
     manage_extensions: bool
     drop_extensions_on_destroy: bool
     drop_queue_on_destroy: bool
+    #: the tables synced to Bubble types, in config order (docs/mappings.md); () without `mappings`
+    mappings: tuple[SyncMapping, ...] = ()
 
     @property
     def bubble_environment(self) -> Literal["live", "version-test"] | None:
@@ -172,7 +162,7 @@ def from_pulumi(cfg: pulumi.Config | None = None) -> StackConfig:
 
 
 def load_config(
-    get: Callable[[str], str | None],
+    get: Callable[[str], object],
     *,
     is_secret: Callable[[str], bool] | None = None,
     wrap_secret: Callable[[str, str], Secret] | None = None,
@@ -181,7 +171,8 @@ def load_config(
 ) -> StackConfig:
     """Builds and validates a `StackConfig`, or raises `ConfigError` listing every problem.
 
-    get: the raw value of a key (without namespace), `None` when unset.
+    get: the raw value of a key (without namespace), `None` when unset: text, and for `mappings` JSON text
+        (as Pulumi hands structured config to a program) or the list a stack file holds.
     is_secret: whether the stack stores a key's value encrypted; when given, a secret key whose value
         is plain text is an error.
     wrap_secret: turns a secret key's value into what the dataclass holds (`from_pulumi` makes it a
@@ -200,7 +191,7 @@ def load_config(
 class _Loader:
     def __init__(
         self,
-        get: Callable[[str], str | None],
+        get: Callable[[str], object],
         is_secret: Callable[[str], bool] | None,
         wrap_secret: Callable[[str, str], Secret] | None,
         env: Mapping[str, str],
@@ -217,9 +208,9 @@ class _Loader:
         project_ref = self._project_ref()
         supabase_url = self._supabase_url(project_ref)
         bubble_base_url = self._bubble_base_url()
-        bubble_data_type = self._string("bubbleDataType", pattern=_DATA_TYPE, what="a Bubble type name")
+        bubble_data_type = self._string("bubbleDataType", pattern=DATA_TYPE, what="a Bubble type name")
         external_key_field = self._string(
-            "bubbleExternalKeyField", pattern=_FIELD_NAME, what="a Bubble field name"
+            "bubbleExternalKeyField", pattern=FIELD_NAME, what="a Bubble field name"
         )
         if external_key_field is not None:
             self._refuse_field_id("bubbleExternalKeyField", external_key_field)
@@ -268,10 +259,16 @@ class _Loader:
                 "the dashboard, so destroy leaves them",
             )
         drop_queue = self._bool("dropQueueOnDestroy")
+        # A bad bubbleExternalKeyField is reported once, not again for every mapping that defaults to it.
+        default_key_field = str(_DEFAULTS["bubbleExternalKeyField"])
+        if external_key_field is not None and not self._problem_for("bubbleExternalKeyField"):
+            default_key_field = external_key_field
+        mappings = self._mappings(default_key_field)
 
         if self.problems:
             order = {spec.name: i for i, spec in enumerate(KEYS)}
-            raise ConfigError(sorted(self.problems, key=lambda p: order.get(p.key, len(order))))
+            # A structured key's problems (`mappings[0].where`) sort with their key, in the order found.
+            raise ConfigError(sorted(self.problems, key=lambda p: order.get(_key_of(p.key), len(order))))
         return StackConfig(
             project_ref=project_ref,
             supabase_url=supabase_url,
@@ -306,19 +303,13 @@ class _Loader:
             manage_extensions=manage_extensions,  # type: ignore[arg-type]
             drop_extensions_on_destroy=drop_extensions,  # type: ignore[arg-type]
             drop_queue_on_destroy=drop_queue,  # type: ignore[arg-type]
+            mappings=mappings,
         )
 
     def _refuse_field_id(self, key: str, field: str) -> None:
-        match = _FIELD_ID.match(field)
-        if match is None:
-            return
-        name = field[: match.start(1) - 1]
-        self._problem(
-            key,
-            f"{field!r} looks like the field's id (its name plus the type suffix _{match[1]}): Bubble's Data "
-            f"API takes a field's display name, as a GET of the thing returns it, in create and modify "
-            f"bodies and refuses the id with 400 'Unrecognized field'. Set the display name, e.g. {name!r}",
-        )
+        reason = field_id_problem(field)
+        if reason is not None:
+            self._problem(key, reason)
 
     # -- primitives -----------------------------------------------------------------------------------
 
@@ -414,6 +405,19 @@ class _Loader:
         return self._wrap_secret(key, value) if self._wrap_secret else value
 
     # -- keys with their own rules --------------------------------------------------------------------
+
+    def _mappings(self, default_key_field: str) -> tuple[SyncMapping, ...]:
+        if self._is_secret is not None and self._is_secret(MAPPINGS_KEY):
+            # Mappings end up in plain text: the stack state, bubble_sync.mappings, each trigger definition.
+            self._problem(
+                MAPPINGS_KEY,
+                "must not be a secret (or hold one): it is stored in plain text in the database's "
+                "bubble_sync.mappings and the triggers; set it without --secret",
+            )
+            return ()
+        mappings, problems = parse_mappings(self._get(MAPPINGS_KEY), default_key_field)
+        self.problems.extend(problems)
+        return mappings
 
     def _project_ref(self) -> str | None:
         value = self._raw("projectRef")
@@ -586,6 +590,11 @@ class _Loader:
 
 
 _SCHEDULE_KEYS = ("processorSchedule", "retrySchedule", "maintenanceSchedule")
+
+
+def _key_of(path: str) -> str:
+    """The stack config key a problem's path is in: `mappings` for `mappings[1].fields.host_id.ref`."""
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
 
 
 def _url_password(url: Secret) -> Secret:

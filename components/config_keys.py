@@ -24,6 +24,11 @@ REQUESTS_PER_ROW_MAX = 4
 class KeySpec:
     """One stack config key as `Pulumi.yaml` declares it (`default=None`: no default, so required).
 
+    `array` keys hold structured config (`items`: the type of their elements; the default `()` is `[]` in
+    `Pulumi.yaml`): `pulumi config set --path 'bubble-sync:mappings[0].table' public.profiles` writes YAML in
+    the stack file, and the program gets the value as JSON text. The CLI checks only that it is a list of
+    `items`; the program validates the rest.
+
     `secret`: the value must be stored encrypted (`pulumi config set --secret`); the program refuses a plain
     one. `Pulumi.yaml` says `secret: true` only for required secrets (`schema_secret`): the CLI applies a
     default as a plain value and then refuses it as not encrypted, so an optional secret key that carried
@@ -31,14 +36,16 @@ class KeySpec:
     """
 
     name: str
-    type: Literal["string", "integer", "boolean"]
+    type: Literal["string", "integer", "boolean", "array"]
     description: str
-    default: str | int | bool | None = None
+    default: str | int | bool | tuple[()] | None = None
     secret: bool = False
     #: inclusive bounds of an integer key
     range: tuple[int, int] | None = None
     #: the bubble_sync Edge Function's environment variable carrying the value (components/function_env.py)
     env: str | None = None
+    #: the type of an array key's elements
+    items: Literal["object"] | None = None
 
     @property
     def schema_secret(self) -> bool:
@@ -156,4 +163,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("dropExtensionsOnDestroy", "boolean",
             "drop pg_cron/pg_net on destroy (deletes EVERY cron job in the database)", default=False),
     KeySpec("dropQueueOnDestroy", "boolean", "drop sync_queue and its rows on destroy", default=False),
+    # Structured: validated by components/mapping_config.py, in the function's env as BUBBLE_SYNC_MAPPINGS
+    # only when there are mappings (function_env.py), so a stack without them runs as before.
+    KeySpec("mappings", "array",
+            "tables synced to Bubble types, each {name, table, key, dataType, keyField, fields, where, "
+            "operations, onDelete} (docs/mappings.md); none: what your code queues goes to bubbleDataType",
+            default=(), items="object"),
 )  # fmt: skip

@@ -3,7 +3,10 @@ keys with an `env`).
 
 * `function_env(config)`: the function's environment for a stack, the same wherever the function runs: as
   its secrets on Supabase (the Pulumi component), in the devstack's function host, in the benchmark and the
-  tests (which may override single values).
+  tests (which may override single values). A stack with `mappings` adds `BUBBLE_SYNC_MAPPINGS`, the
+  mappings as JSON (components/mappings.py, `mappings_json`: each mapping's definition, in config order); a
+  stack without them gets no such variable, so its environment is exactly what it was before mappings
+  existed and upgrading changes none of its function's secrets.
 * `settings_ts()`: `supabase/functions/bubble_sync/settings.ts`, generated, so the function's defaults are the
   stack config's (`python -m components function-settings > supabase/functions/bubble_sync/settings.ts`;
   tests/test_function_env.py fails when the file is out of date).
@@ -17,17 +20,21 @@ import json
 from pathlib import Path
 
 from components.config import KEYS, REQUESTS_PER_ROW_MAX, KeySpec, Secret, StackConfig
+from components.mappings import mappings_json
 
-__all__ = ["FUNCTION_KEYS", "SETTINGS_FILE", "function_env", "settings_ts"]
+__all__ = ["FUNCTION_KEYS", "MAPPINGS_ENV", "SETTINGS_FILE", "function_env", "settings_ts"]
 
 #: the stack config keys the function reads, in table order
 FUNCTION_KEYS: tuple[KeySpec, ...] = tuple(spec for spec in KEYS if spec.env)
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "supabase" / "functions" / "bubble_sync" / "settings.ts"
+#: the variable carrying the stack's mappings; set only when there are some
+MAPPINGS_ENV = "BUBBLE_SYNC_MAPPINGS"
 
 
 def function_env(config: StackConfig) -> dict[str, Secret]:
-    """Variable -> value for every function setting. Secret keys keep the form the config holds them in (a
-    secret Output inside a Pulumi program); needs a config with the Bubble URL and token (not `for_sql`)."""
+    """Variable -> value for every function setting, and the mappings when the stack has any. Secret keys keep
+    the form the config holds them in (a secret Output inside a Pulumi program); needs a config with the
+    Bubble URL and token (not `for_sql`)."""
     env: dict[str, Secret] = {}
     for spec in FUNCTION_KEYS:
         value = getattr(config, _attribute(spec.name))
@@ -35,6 +42,8 @@ def function_env(config: StackConfig) -> dict[str, Secret]:
             raise ValueError(f"the function's settings need {spec.name}; this config has none (for_sql?)")
         assert spec.env is not None
         env[spec.env] = _text(value)
+    if config.mappings:
+        env[MAPPINGS_ENV] = mappings_json(config.mappings)
     return env
 
 

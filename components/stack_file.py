@@ -2,18 +2,19 @@
 `render-sql`, the operator commands, the devstack and the benchmark.
 
 Encrypted (`secure:`) values cannot be read without the stack's secrets provider; they stay mappings here, and
-a secret key stored in plain text, or an unknown key in our namespace, is an error.
+a secret key stored in plain text, or an unknown key in our namespace, is an error. A structured value (the
+`mappings` list) is handed to the config as the file holds it.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 from components.config import KEYS, PROJECT, ConfigError, ConfigProblem, StackConfig, load_config
+from components.config_problem import did_you_mean
 
 __all__ = ["is_encrypted", "load_stack_config", "read_stack_values"]
 
@@ -32,7 +33,7 @@ def read_stack_values(stack_file: Path) -> dict[str, object]:
             values[key] = value
     known = {spec.name for spec in KEYS}
     unknown = [
-        ConfigProblem(key, f"unknown key in {stack_file.name}" + _did_you_mean(key, known))
+        ConfigProblem(key, f"unknown key in {stack_file.name}" + did_you_mean(key, known))
         for key in values
         if key not in known
     ]
@@ -49,7 +50,7 @@ def is_encrypted(value: object) -> bool:
 def load_stack_config(
     stack_file: Path,
     *,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
     secret_overrides: Mapping[str, str] | None = None,
 ) -> StackConfig:
     """The SQL-relevant config of a stack file, validated (secrets are not needed: the SQL script takes them
@@ -62,14 +63,15 @@ def load_stack_config(
     known = {spec.name for spec in KEYS}
     unknown = sorted((set(overrides or {}) | set(secrets)) - known)
     if unknown:
-        raise ConfigError([ConfigProblem(key, "unknown key" + _did_you_mean(key, known)) for key in unknown])
+        raise ConfigError([ConfigProblem(key, "unknown key" + did_you_mean(key, known)) for key in unknown])
     values.update(overrides or {})
     values.update(secrets)
 
     def is_secret(key: str) -> bool:
-        return key in secrets or is_encrypted(values.get(key))
+        value = values.get(key)
+        return key in secrets or is_encrypted(value) or _holds_encrypted(value)
 
-    def get(key: str) -> str | None:
+    def get(key: str) -> object:
         if key in secrets:
             return secrets[key]
         value = values.get(key)
@@ -77,13 +79,18 @@ def load_stack_config(
             return None
         if isinstance(value, bool):
             return "true" if value else "false"
+        if isinstance(value, (list, Mapping)):
+            return value  # structured config, parsed by its own validation (components/mapping_config.py)
         return str(value)
 
     return load_config(get, is_secret=is_secret, for_sql=True, env={})
 
 
-def _did_you_mean(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    if not close:
-        close = [k for k in known if k.lower() == key.lower()]
-    return f" (did you mean {close[0]}?)" if close else ""
+def _holds_encrypted(value: object) -> bool:
+    """Whether a structured value holds a `secure:` one somewhere inside (`pulumi config set --secret --path
+    'mappings[0].onDelete.set.Token' ...` encrypts one element): a map whose only key is `secure`."""
+    if isinstance(value, Mapping):
+        return set(value) == {"secure"} or any(_holds_encrypted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_encrypted(v) for v in value)
+    return False

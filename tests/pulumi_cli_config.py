@@ -8,7 +8,8 @@ A port of the rules in pulumi/pulumi `pkg/workspace/config.go` (`mergeConfig`,
    is missing; all missing keys are reported in one error;
 2. a declared key missing from the stack gets its default *as a plain value*;
 3. then, key by key in sorted order, the first failure wins: a `secret: true` key whose value is not
-   encrypted, then a value that does not match the declared type.
+   encrypted, then a value that does not match the declared type (a structured value, YAML lists and maps
+   in the stack file, is checked as its JSON: an `array` element by element against its `items` type).
 
 The real CLI runs the same checks in tests/test_pulumi_engine.py; this port lets the fast suite cover every
 stack file and the README's flows.
@@ -16,6 +17,8 @@ stack file and the README's flows.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,10 +29,12 @@ __all__ = ["StackValue", "stack_values_from_file", "validate_stack_config"]
 
 @dataclass(frozen=True)
 class StackValue:
-    """A stack config value as the CLI holds it: its text, and whether it is stored `secure:`."""
+    """A stack config value as the CLI holds it: its text, whether it is stored `secure:`, and whether it is
+    structured (`object`: the text is JSON, as config.Value.Object())."""
 
     text: str
     secure: bool = False
+    object: bool = False
 
 
 def stack_values_from_file(data: Mapping[str, Any] | None) -> dict[str, StackValue]:
@@ -38,6 +43,9 @@ def stack_values_from_file(data: Mapping[str, Any] | None) -> dict[str, StackVal
     for key, raw in ((data or {}).get("config") or {}).items():
         if isinstance(raw, Mapping) and set(raw) == {"secure"}:
             values[key] = StackValue("<encrypted>", secure=True)
+        elif isinstance(raw, (Mapping, list)):
+            # config.Value's YAML reading: a list or a map is a structured value, any scalar its text
+            values[key] = StackValue(json.dumps(raw), object=True)
         else:
             values[key] = StackValue(_as_text(raw))
     return values
@@ -61,7 +69,7 @@ def validate_stack_config(
             missing.append(name)
         elif has_default:
             default = declared.get("default", declared.get("value"))
-            merged[key] = StackValue(_as_text(default))
+            merged[key] = _default_value(default)
     if missing:
         noun = "value" if len(missing) == 1 else "values"
         return f"Stack '{stack}' is missing configuration {noun} {_join(missing)}"
@@ -73,21 +81,48 @@ def validate_stack_config(
         value = merged[key]
         if declared.get("secret") and not value.secure:
             return f"Stack '{stack}' with configuration key '{name}' must be encrypted as it's secret"
-        if not value.secure and not _matches_type(declared["type"], value.text):
-            return f"Stack '{stack}' with configuration key '{name}' must be of type '{declared['type']}'"
+        if value.secure:
+            continue
+        content = json.loads(value.text) if value.object else value.text
+        if not _matches_type(declared["type"], declared.get("items"), content):
+            full_type = _full_type_name(declared["type"], declared.get("items"))
+            return f"Stack '{stack}' with configuration key '{name}' must be of type '{full_type}'"
     return None
 
 
-def _matches_type(type_name: str, text: str) -> bool:
-    # Stack values reach the check as strings (config.Value); ValidateConfigValue accepts an integer given as
-    # text that strconv.Atoi parses, and a boolean only as the literal "true" or "false".
+def _matches_type(type_name: str, items: Mapping[str, Any] | None, content: Any) -> bool:
+    """ValidateConfigValue: a scalar stack value reaches it as its text, a structured one as its JSON."""
     if type_name == "string":
-        return True
+        return isinstance(content, str)
     if type_name == "integer":
-        return re.fullmatch(r"[+-]?[0-9]+", text) is not None
+        # strconv.Atoi for text; a JSON number (a float64 in Go) when it is whole
+        if isinstance(content, str):
+            return re.fullmatch(r"[+-]?[0-9]+", content) is not None
+        if isinstance(content, bool):
+            return False
+        return isinstance(content, int) or (isinstance(content, float) and math.trunc(content) == content)
     if type_name == "boolean":
-        return text in ("true", "false")
-    return False
+        return content in ("true", "false") or isinstance(content, bool)
+    if type_name == "object":
+        return isinstance(content, dict)
+    if not isinstance(content, list) or items is None:
+        return False
+    return all(_matches_type(items["type"], items.get("items"), item) for item in content)
+
+
+def _full_type_name(type_name: str, items: Mapping[str, Any] | None) -> str:
+    """InferFullTypeName: `array<object>`."""
+    if items is None:
+        return type_name
+    return f"array<{_full_type_name(items['type'], items.get('items'))}>"
+
+
+def _default_value(raw: Any) -> StackValue:
+    """createConfigValue, for a project default: a string, integer or boolean becomes its text, anything else
+    (a list, a map, a float) a structured value holding its JSON."""
+    if raw is None or isinstance(raw, (str, int)):
+        return StackValue(_as_text(raw))
+    return StackValue(json.dumps(raw), object=True)
 
 
 def _as_text(raw: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from components.config import (
     load_config,
     validate_schedule,
 )
+from components.mappings import FieldMap, OnDelete
+from components.stack_file import load_stack_config, read_stack_values
+from tests.pulumi_cli_config import StackValue, stack_values_from_file, validate_stack_config
 
 REF = "abcdefghijklmnopqrst"
 SECRET_KEYS = {"databaseUrl", "dbPassword", "serviceRoleKey", "supabaseAccessToken", "bubbleApiToken"}
@@ -40,7 +44,7 @@ VALID: dict[str, str] = {
 }
 
 
-def load(overrides: dict[str, str | None] | None = None, **kwargs: object) -> StackConfig:
+def load(overrides: dict[str, object] | None = None, **kwargs: object) -> StackConfig:
     values = {**VALID, **(overrides or {})}
     kwargs.setdefault("env", {})
     return load_config(lambda key: values.get(key), **kwargs)  # type: ignore[arg-type]
@@ -578,6 +582,108 @@ def test_no_secret_value_appears_in_any_message() -> None:
             assert value not in message
 
 
+# -- mappings (structured config, components/mapping_config.py) ---------------------------------------------
+
+MAPPINGS = [
+    {"name": "users", "table": "public.profiles", "dataType": "user", "fields": {"email": "Email"}},
+    {
+        "name": "listings",
+        "table": "listings",
+        "dataType": "listing",
+        "fields": {"title": "Title", "host_id": {"field": "Host", "ref": "users"}},
+        "onDelete": {"set": {"Archived": True}},
+    },
+]
+
+
+@pytest.mark.parametrize("unset", [None, "", "[]", []])
+def test_a_stack_without_mappings_loads_exactly_as_before(unset: object) -> None:
+    config = load({"mappings": unset})
+    assert config.mappings == ()
+    assert config == load()
+
+
+def test_mappings_are_read_from_the_json_pulumi_hands_the_program() -> None:
+    config = load({"mappings": json.dumps(MAPPINGS, sort_keys=True), "bubbleExternalKeyField": "Supabase ID"})
+    users, listings = config.mappings
+    assert (users.name, users.schema, users.table, users.data_type) == ("users", "public", "profiles", "user")
+    # a mapping without keyField uses the stack's bubbleExternalKeyField
+    assert users.key_field == listings.key_field == "Supabase ID"
+    assert sorted(listings.fields, key=lambda f: f.column) == [
+        FieldMap("host_id", "Host", "users"),
+        FieldMap("title", "Title"),
+    ]
+    assert listings.on_delete == OnDelete("set", {"Archived": True})
+    assert listings.operations == ("insert", "update", "delete")
+
+
+def test_mapping_problems_follow_the_other_keys_in_one_error() -> None:
+    bad = [{**MAPPINGS[0], "name": "Users"}, {**MAPPINGS[1], "where": "1; drop table x"}]
+    with pytest.raises(ConfigError) as info:
+        load({"mappings": json.dumps(bad), "projectRef": "nope", "dropQueueOnDestroy": "maybe"})
+    assert [p.key for p in info.value.problems] == [
+        "projectRef",
+        "dropQueueOnDestroy",
+        "mappings[0].name",
+        "mappings[1].where",
+        "mappings[1].fields.host_id.ref",  # what needs the whole list comes after each entry's own
+    ]
+    message = str(info.value)
+    assert message.startswith("invalid stack configuration (5 problems):")
+    assert f'{PROJECT}:mappings[1].fields.host_id.ref: no mapping named "users"' in message
+    assert f"{PROJECT}:mappings[1].where: does not parse as a SQL condition" in message
+
+
+def test_mappings_problems_do_not_hide_a_bad_key_field() -> None:
+    # the mappings fall back to the default keyField; the bad bubbleExternalKeyField is reported once
+    with pytest.raises(ConfigError) as info:
+        load({"mappings": json.dumps(MAPPINGS), "bubbleExternalKeyField": "supabase_id_text"})
+    assert [p.key for p in info.value.problems] == ["bubbleExternalKeyField"]
+
+
+def test_mappings_must_not_be_a_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(
+            {"mappings": json.dumps(MAPPINGS)},
+            is_secret=lambda key: key in SECRET_KEYS or key == "mappings",
+        )
+    assert [str(p) for p in info.value.problems] == [
+        f"{PROJECT}:mappings: must not be a secret (or hold one): it is stored in plain text in the "
+        "database's bubble_sync.mappings and the triggers; set it without --secret"
+    ]
+
+
+def test_mappings_in_a_stack_file_are_the_yaml_list(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.t.yaml"
+    stack.write_text(yaml.safe_dump({"config": {"bubble-sync:mappings": MAPPINGS}}, sort_keys=False))
+    assert read_stack_values(stack)["mappings"] == MAPPINGS
+    users, listings = load_stack_config(stack).mappings
+    assert [f.column for f in listings.fields] == ["title", "host_id"]  # the file's order
+    assert users.key_field == "supabase_id"
+
+    overridden = load_stack_config(stack, overrides={"mappings": MAPPINGS[:1]})
+    assert [m.name for m in overridden.mappings] == ["users"]
+
+
+def test_a_stack_file_mapping_holding_an_encrypted_value_is_refused(tmp_path: Path) -> None:
+    # `pulumi config set --secret --path 'mappings[1].onDelete.set.Token' x` encrypts one element
+    secret = [MAPPINGS[0], {**MAPPINGS[1], "onDelete": {"set": {"Token": {"secure": "v1:abc"}}}}]
+    stack = tmp_path / "Pulumi.t.yaml"
+    stack.write_text(yaml.safe_dump({"config": {"bubble-sync:mappings": secret}}))
+    with pytest.raises(ConfigError, match=r"bubble-sync:mappings: must not be a secret"):
+        load_stack_config(stack)
+
+
+def test_a_stack_file_with_bad_mappings_names_each_path(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.t.yaml"
+    stack.write_text(yaml.safe_dump({"config": {"bubble-sync:mappings": [{**MAPPINGS[0], "datatype": "x"}]}}))
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(stack)
+    assert [str(p) for p in info.value.problems] == [
+        f"{PROJECT}:mappings[0].datatype: unknown key (did you mean dataType?)"
+    ]
+
+
 # -- SQL-only loading (render-sql) ---------------------------------------------------------------------------
 
 
@@ -636,6 +742,27 @@ def test_from_pulumi_keeps_secrets_secret(pulumi_config: None) -> None:
     return check()  # type: ignore[return-value]
 
 
+def test_from_pulumi_reads_structured_mappings(pulumi_config: None) -> None:
+    # What the language host hands the program for `bubble-sync:mappings` set with `--path`: JSON text, keys
+    # sorted, `>` escaped (Go's encoding/json).
+    text = json.dumps([{**MAPPINGS[0], "where": "age > 17"}, MAPPINGS[1]], sort_keys=True)
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{key}": value for key, value in VALID.items()}
+        | {f"{PROJECT}:mappings": text.replace(">", "\\u003e")},
+        secret_keys=[f"{PROJECT}:{key}" for key in SECRET_KEYS],
+    )
+    users, listings = from_pulumi().mappings
+    assert (users.name, users.where, listings.fields[0]) == (
+        "users",
+        "age > 17",
+        FieldMap("host_id", "Host", "users"),
+    )
+
+
+def test_from_pulumi_without_mappings_has_none(pulumi_config: None) -> None:
+    assert from_pulumi().mappings == ()
+
+
 def test_from_pulumi_rejects_a_plain_secret(pulumi_config: None) -> None:
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{key}": value for key, value in VALID.items()},
@@ -661,8 +788,31 @@ def test_pulumi_yaml_schema_matches_the_keys() -> None:
         assert not (entry.get("secret") and "default" in entry), spec.name
         if spec.secret:
             assert entry["description"].startswith("Secret (set with --secret)"), spec.name
-        assert entry.get("default") == spec.default, spec.name
+        # An array key's default is a tuple in KEYS (KeySpec is frozen) and a YAML list in Pulumi.yaml.
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        assert entry.get("default") == default and type(entry.get("default")) is type(default), spec.name
+        # The CLI refuses an array without `items`; scalar keys have none.
+        assert entry.get("items") == ({"type": spec.items} if spec.items else None), spec.name
+        assert (spec.type == "array") == (spec.items is not None), spec.name
         assert entry.get("description"), spec.name
+
+
+def test_the_cli_lets_a_stack_with_structured_mappings_through_and_refuses_other_shapes() -> None:
+    # Checked with the real CLI too (v3.260.0): `pulumi config set --path 'mappings[0].table' x` then preview
+    # runs the program; `pulumi config set mappings notalist` stops it with this message.
+    project = yaml.safe_load((Path(__file__).parent.parent / "Pulumi.yaml").read_text())
+    values = {
+        f"{PROJECT}:{key}": StackValue(value, secure=key in SECRET_KEYS)
+        for key, value in VALID.items()
+        if key != "dbPassword"
+    }
+    assert validate_stack_config("dev", project, values) is None  # the default, []
+    stack = {"config": {f"{PROJECT}:mappings": MAPPINGS}}
+    assert validate_stack_config("dev", project, {**values, **stack_values_from_file(stack)}) is None
+    refused = "Stack 'dev' with configuration key 'mappings' must be of type 'array<object>'"
+    for shape in ("notalist", ["users"], {"name": "users"}):
+        stack = {"config": {f"{PROJECT}:mappings": shape}}
+        assert validate_stack_config("dev", project, {**values, **stack_values_from_file(stack)}) == refused
 
 
 def test_database_url_falls_back_to_the_environment() -> None:

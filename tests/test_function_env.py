@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from components.config import KEYS, REQUESTS_PER_ROW_MAX
-from components.function_env import FUNCTION_KEYS, SETTINGS_FILE, function_env, settings_ts
-from tests.test_config import VALID, load
+from components.function_env import FUNCTION_KEYS, MAPPINGS_ENV, SETTINGS_FILE, function_env, settings_ts
+from components.mappings import from_definition
+from tests.test_config import MAPPINGS, VALID, load
 
 CONFIG_TS = Path(SETTINGS_FILE).with_name("config.ts")
 
@@ -52,3 +54,32 @@ def test_only_keys_the_function_reads_have_an_env_and_names_are_unique() -> None
     names = [spec.env for spec in KEYS if spec.env]
     assert len(names) == len(set(names))
     assert all(re.fullmatch(r"BUBBLE_[A-Z_]+", name) for name in names)
+
+
+def test_a_stack_without_mappings_gets_exactly_the_env_it_had() -> None:
+    for unset in (None, "[]"):
+        env = function_env(load({"mappings": unset}))
+        assert MAPPINGS_ENV not in env
+        assert env == function_env(load())
+        assert set(env) == {spec.env for spec in FUNCTION_KEYS}
+
+
+def test_mappings_reach_the_function_as_their_definitions() -> None:
+    config = load({"mappings": json.dumps(MAPPINGS), "bubbleExternalKeyField": "Supabase ID"})
+    env = function_env(config)
+    assert set(env) == {spec.env for spec in FUNCTION_KEYS} | {MAPPINGS_ENV}
+    definitions = json.loads(env[MAPPINGS_ENV])  # type: ignore[arg-type]
+    assert [d["name"] for d in definitions] == ["users", "listings"]
+    assert tuple(from_definition(d) for d in definitions) == config.mappings
+    users, listings = definitions
+    assert users["keyField"] == "Supabase ID"
+    # a reference names the table the referenced mapping's rows are queued under
+    assert listings["fields"][1] == {
+        "column": "host_id",
+        "field": "Host",
+        "ref": "users",
+        "refTable": "profiles",
+    }
+    assert listings["onDelete"] == {"action": "set", "fields": {"Archived": True}}
+    # the settings file is generated from the keys only: mappings add nothing to it
+    assert MAPPINGS_ENV not in settings_ts()
