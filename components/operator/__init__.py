@@ -27,6 +27,8 @@ The password is never printed: URLs are shown with `***` in its place, and error
 The modules, one job each (this package only re-exports their public names):
   connection.py  where the database is (the order above), `mask_url`, connecting; OperatorError, exit 2
   queries.py     status's read-only SQL, by name, from sql/operator_status.sql
+  mappings.py    the stack's mappings as deployed (bubble_sync.mappings): `deployed_mappings`, and
+                 `reference_order`, referenced mappings first
   health.py      what healthy means: the Status read, the jobs that must run, the judgement, exit 0, 1, 3
   status.py      status: `collect_status` (read and judge, one read-only transaction) and `run_status`
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
@@ -53,6 +55,7 @@ from components.operator.health import (
     EXPECTED_JOBS,
     Status,
 )
+from components.operator.mappings import deployed_mappings, reference_order
 from components.operator.report import render_status, status_json
 from components.operator.requeue import (  # `requeue` is then the function, as before, not the module
     REQUEUE_PREFIX,
@@ -76,9 +79,11 @@ __all__ = [
     "RequeueResult",
     "Status",
     "collect_status",
+    "deployed_mappings",
     "mask_url",
     "parse_fields",
     "plan_backfill",
+    "reference_order",
     "render_requeue",
     "render_status",
     "requeue",
