@@ -1,4 +1,4 @@
--- bubble-sync: the queries of `python -m components backfill` (components/operator/backfill.py).
+-- bubble-sync: the queries of `python -m components backfill` (components/operator/backfill/).
 --
 -- Not applied to the database. components/operator/queries.py cuts this file at its `-- name: <query_name>`
 -- lines. Parameters are psycopg's (`%(name)s`; a literal percent sign is `%%`). The slots in braces are filled

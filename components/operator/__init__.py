@@ -34,8 +34,9 @@ The modules, one job each (this package only re-exports their public names):
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
   formatting.py  the text helpers both commands share: durations, times, one shortened line, tables
   requeue.py     requeue: `requeue` (the bubble_sync.requeue call), `render_requeue`, `run_requeue`
-  backfill.py    backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
-                 `run_backfill`; its queries are in sql/operator_backfill.sql
+  backfill/      backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
+                 `run_backfill`, a module each (backfill/__init__.py); its queries are in
+                 sql/operator_backfill.sql
 """
 
 from __future__ import annotations
