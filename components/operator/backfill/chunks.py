@@ -8,14 +8,15 @@ has done so far; `read_progress` and `update_counts` read the table's backfilled
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from components.operator.backfill.plan import Plan, _run
+from components.operator.backfill.base import run_query
+from components.operator.backfill.plan import Plan
 from components.operator.queries import backfill_query
 
 __all__ = ["CHUNK_ATTEMPTS", "Counts", "queue_chunks", "read_progress", "update_counts"]
@@ -78,7 +79,7 @@ def _one_chunk(
         try:
             with conn.transaction():
                 conn.execute(backfill_query("chunk_settings"))
-                return _run(conn, query, params).fetchone()
+                return run_query(conn, query, params).fetchone()
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             # Another transaction holds a record of this chunk, or the dispatch row, for long: give way.
             if attempt == CHUNK_ATTEMPTS:
@@ -90,8 +91,11 @@ def _one_chunk(
 # -- following -----------------------------------------------------------------------------------------------
 
 
-def read_progress(conn: psycopg.Connection[Any], plan: Plan) -> Mapping[str, int]:
-    return _run(conn, backfill_query("progress"), {"queue_table_name": plan.queue_table_name}).fetchone()
+def read_progress(conn: psycopg.Connection[Any], plans: Plan | Sequence[Plan]) -> Mapping[str, int]:
+    """The backfilled rows of the plans' tables as the queue has them now, by state."""
+    every = [plans] if isinstance(plans, Plan) else list(plans)
+    names = sorted({p.queue_table_name for p in every})
+    return run_query(conn, backfill_query("progress"), {"queue_table_names": names}).fetchone()
 
 
 def update_counts(counts: Counts, now: Mapping[str, int], baseline: Mapping[str, int]) -> None:

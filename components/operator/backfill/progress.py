@@ -6,7 +6,7 @@ until none is outstanding, saying where to look when nothing syncs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import psycopg
@@ -22,7 +22,7 @@ STALL_SECONDS = 120.0
 
 def follow(
     conn: psycopg.Connection[Any],
-    plan: Plan,
+    plan: Plan | Sequence[Plan],
     counts: Counts,
     baseline: Mapping[str, int],
     progress: Progress,
