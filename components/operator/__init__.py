@@ -1,8 +1,9 @@
 """Operator tools: `python -m components status`, `python -m components requeue` and
 `python -m components backfill`.
 
-status   the seed's monitoring queries, made usable: `bubble_sync.health()`, our cron jobs with their
-         last runs, failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
+status   the seed's monitoring queries, made usable: `bubble_sync.health()`, the queue per mapping (the
+         mappings read from the database) with each one's latency, our cron jobs with their last runs,
+         failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
          (each reason printed), 2 cannot connect or no connection configured (the reason printed), 3 Bubble
          unavailable (its circuit breaker open) with nothing else wrong.
 requeue  puts permanently failed rows (retry_count >= max_retries) back into the retry path with
@@ -31,6 +32,7 @@ The modules, one job each (this package only re-exports their public names):
                  `reference_order`, referenced mappings first
   health.py      what healthy means: the Status read, the jobs that must run, the judgement, exit 0, 1, 3
   status.py      status: `collect_status` (read and judge, one read-only transaction) and `run_status`
+  by_mapping.py  status's queue per mapping (then per table no mapping names): `queue_by_mapping`
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
   formatting.py  the text helpers both commands share: durations, times, one shortened line, tables
   requeue.py     requeue: `requeue` (the bubble_sync.requeue call), `render_requeue`, `run_requeue`
