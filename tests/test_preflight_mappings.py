@@ -152,6 +152,18 @@ class WithMappings:
 
 @pytest.fixture
 def bubble() -> Iterator[BubbleDouble]:
+    """The double as an app that does not describe itself: the probe path (see `described` for /meta)."""
+    with BubbleDouble(token=TOKEN, schema=SCHEMA) as double:
+        try:
+            double.configure(meta_exposed=False)
+        except ValueError:  # a double without the knob has no /meta at all
+            pass
+        yield double
+
+
+@pytest.fixture
+def described() -> Iterator[BubbleDouble]:
+    """The double as an app that answers GET /meta (once the double has it)."""
     with BubbleDouble(token=TOKEN, schema=SCHEMA) as double:
         yield double
 
@@ -272,6 +284,7 @@ def test_the_deployed_mappings_fit_the_app_probed_type_by_type(
 def test_a_value_of_another_kind_fails_naming_the_column_the_field_and_both_types(
     tmp_path: Path, bubble: BubbleDouble, deployed: Database
 ) -> None:
+    bubble.configure(schema={**SCHEMA, "listing": {**SCHEMA["listing"], "Price": "text"}})
     a_user_and_a_listing(bubble, Price="about 120")
     run = Run(tmp_path, base(bubble), deployed)
     assert (run.code, run.status("mappings.listings.fields")) == (1, "failed")
@@ -427,17 +440,22 @@ def test_from_meta_every_field_and_type_is_checked(
 
 
 def test_mapping_checks_read_the_apps_types_from_meta_of_the_double(
-    tmp_path: Path, bubble: BubbleDouble, deployed: Database
+    tmp_path: Path, described: BubbleDouble, deployed: Database
 ) -> None:
-    """ENABLE AFTER MERGING THE DOUBLE'S GET /meta: skipped while the double on this branch answers 404."""
-    if httpx.get(f"{base(bubble)}/meta", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404:
+    """ENABLE AFTER MERGING THE DOUBLE'S GET /meta: skipped while the double on this branch answers 404 (it
+    runs by itself once the double answers /meta)."""
+    url = base(described)
+    if httpx.get(f"{url}/meta", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404:
         pytest.skip("the Bubble double has no GET /meta on this branch: enable after merging it")
-    run = Run(tmp_path, base(bubble), deployed)  # no thing made: only /meta can show the fields
+    run = Run(tmp_path, url, deployed)  # no thing made: only /meta can show the fields
     assert run.code == 0, run.text
-    assert run.detail("mappings.bubble_types").startswith(f"from GET {base(bubble)}/meta")
+    assert run.detail("mappings.bubble_types").startswith(f"from GET {url}/meta")
     assert {run.status(c) for c in run.checks} == {"ok"}, run.text
-    bubble.configure(schema={**SCHEMA, "listing": {**SCHEMA["listing"], "Price": "text"}})
-    run = Run(tmp_path, base(bubble), deployed)
-    assert "column price (numeric, sent as number) → field 'Price' (text)" in run.detail(
-        "mappings.listings.fields"
-    )
+    assert run.detail("mappings.listings.fields").endswith(": their types fit")
+    listing = {**SCHEMA["listing"], "Price": "text", "Host": "listing"}
+    described.configure(schema={**SCHEMA, "listing": listing})
+    run = Run(tmp_path, url, deployed)
+    assert run.status("mappings.listings.fields") == "failed"
+    listings = run.detail("mappings.listings.fields")
+    assert "column price (numeric, sent as number) → field 'Price' (text): Bubble refuses" in listings
+    assert "→ field 'Host' (custom.listing): the column refers to a user thing" in listings
