@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Mapping as MappingType
 from dataclasses import replace
 from typing import Any, TextIO
 
@@ -17,6 +18,7 @@ import psycopg
 from components.mappings import Mapping
 from components.operator.backfill.base import BackfillError
 from components.operator.backfill.chunks import Counts, queue_chunks, read_progress, update_counts
+from components.operator.backfill.interrupted import close_quietly, rows_queued
 from components.operator.backfill.plan import DEFAULT_CHUNK_SIZE, Plan, describe, plan_backfill
 from components.operator.backfill.progress import Progress, follow
 from components.operator.backfill.targets import Targets, choose_targets
@@ -84,6 +86,7 @@ def run_backfill(
             print(f"backfill: {exc} (exit 2)", file=err)
             return EXIT_USAGE
         except KeyboardInterrupt:
+            close_quietly(conn)  # the session may be mid-command: nothing more is sent on it
             print("backfill: interrupted while checking; nothing was queued", file=err)
             return EXIT_INTERRUPTED
         print(f"database: {mask_url(url)}", file=out)
@@ -105,7 +108,7 @@ def run_backfill(
             )
             return EXIT_DONE
         return _queue_and_follow(
-            conn, plans, out=out, err=err, tty=out.isatty() if tty is None else tty,
+            url, conn, plans, out=out, err=err, tty=out.isatty() if tty is None else tty,
             follow_sync=follow_sync, progress_interval=progress_interval, status_hint=status_hint,
             clock=clock, sleep=sleep, poll_seconds=poll_seconds,
         )  # fmt: skip
@@ -137,6 +140,7 @@ def _plans(
 
 
 def _queue_and_follow(
+    url: str,
     conn: psycopg.Connection[Any],
     plans: Sequence[Plan],
     *,
@@ -157,6 +161,7 @@ def _queue_and_follow(
     )  # fmt: skip
     phase = "queueing"
     current = plans[0]
+    baseline: MappingType[str, int] | None = None
     try:
         baseline = read_progress(conn, plans)
         update_counts(counts, baseline, baseline)
@@ -211,6 +216,10 @@ def _queue_and_follow(
     except KeyboardInterrupt:
         progress.close()
         if phase == "queueing":
+            # the database's count: a chunk committed just as Ctrl-C came is queued, though not counted yet
+            queued = rows_queued(url, conn, plans, baseline) if baseline is not None else None
+            if queued is not None and queued > counts.queued:
+                counts.queued, counts.chunks = queued, counts.chunks + 1
             during = f" while queueing {current.label}" if len(plans) > 1 else ""
             print(
                 f"interrupted{during}: {counts.queued:,} rows queued by this run ({counts.chunks:,} chunks "
@@ -220,6 +229,7 @@ def _queue_and_follow(
                 file=err,
             )
         else:
+            close_quietly(conn)
             print(
                 f"stopped following: {counts.queued:,} rows queued, {counts.synced:,} synced so far; the "
                 f"{counts.outstanding:,} still waiting keep syncing without this command (`{status_hint}` "
