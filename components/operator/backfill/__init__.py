@@ -27,6 +27,7 @@ from `components.operator.backfill`):
   chunks.py    queue_chunks, Counts, read_progress: queueing chunk by chunk
   progress.py  Progress, follow: the progress line, and following the rows as they sync
   command.py   run_backfill, parse_fields, the exit codes: the command
+  interrupted.py  what a Ctrl-C leaves: the session closed, the rows queued counted by the database
   base.py      BackfillError, qualified_name, run_query: what they share
 
 The rows are synced by the Edge Function like any other (supabase/functions/bubble_sync/backfill.ts): each is
