@@ -7,7 +7,8 @@ header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
 permanently failed rows back into the retry path; backfill queues the records a table already holds, as its
-signup trigger would have. See components/operator/.
+signup trigger or the stack's mapping of it would have. The mappings are read from the database, so a
+database URL is all these commands need. See components/operator/.
 
 preflight checks a stack's real database, Management API token and Bubble app before `pulumi up` (exit 0
 passed, 1 a check failed, 2 the stack config cannot be read). See components/preflight/.

@@ -12,8 +12,9 @@ requeue  puts permanently failed rows (retry_count >= max_retries) back into the
          `requeued by operator; last error: ` so the reason stays visible. The next `bubble-sync-retry` run
          claims them. One transaction; `--dry-run` runs the same call and rolls it back.
 backfill queues the rows a table already holds, as its signup trigger (bubble_sync.enqueue_change) would
-         have, chunk by chunk (bubble_sync.enqueue_backfill); the Edge Function looks each one up in Bubble
-         before creating it. `--dry-run` checks the flags and counts; nothing is queued.
+         have, or a mapping's trigger (--mapping NAME, or all: the mappings read from bubble_sync.mappings,
+         referenced ones first), chunk by chunk (bubble_sync.enqueue_backfill); the Edge Function looks
+         each one up in Bubble before creating it. `--dry-run` checks the flags and counts; nothing is queued.
 
 Where the database is (first match wins):
   --database-url URL
