@@ -7,7 +7,8 @@ header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
 permanently failed rows back into the retry path; backfill queues the records a table already holds, as its
-signup trigger would have. See components/operator/.
+signup trigger or the stack's mapping of it would have. The mappings are read from the database, so a
+database URL is all these commands need. See components/operator/.
 
 preflight checks a stack's real database, Management API token and Bubble app before `pulumi up` (exit 0
 passed, 1 a check failed, 2 the stack config cannot be read). See components/preflight/.
@@ -25,6 +26,7 @@ from pathlib import Path
 from components import operator, preflight
 from components.config import ConfigError, load_config
 from components.function_env import settings_ts
+from components.operator.backfill import ALL as BACKFILL_ALL
 from components.operator.backfill import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from components.render_sql import render_script
 from components.stack_file import load_stack_config
@@ -155,9 +157,11 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
 
     backfill = commands.add_parser(
         "backfill",
-        help="queue the records a table already holds (existing users), as its signup trigger would have",
+        help="queue the records a table already holds (existing users), as its signup trigger or its mapping "
+        "would have",
         description="Queues the rows of an existing table for Bubble, in key order, one transaction per "
-        "chunk, exactly as the table's signup trigger (bubble_sync.enqueue_change) would have queued them: a "
+        "chunk, exactly as the table's signup trigger (bubble_sync.enqueue_change) or the stack's mapping of "
+        "it (--mapping, read from the database) would have queued them: a "
         "record the queue already has, in any state, is skipped, so a run interrupted with Ctrl-C resumes "
         "when run again. The Edge Function looks each backfilled record up in Bubble by its key first (a "
         "record Bubble already has is linked, not created twice; so is a user whose email Bubble has), "
@@ -168,29 +172,38 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
         "interrupted (queued rows keep syncing).",
     )
     _add_connection_arguments(backfill)
-    backfill.add_argument(
+    what = backfill.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--from",
         dest="source",
         metavar="TABLE",
-        required=True,
-        help="the table, as SQL names it (schema.table; e.g. public.profiles or auth.users)",
+        help="the table, as SQL names it (schema.table; e.g. public.profiles or auth.users); a table the "
+        "stack maps is backfilled as its mapping",
+    )
+    what.add_argument(
+        "--mapping",
+        metavar="NAME",
+        help="a mapping deployed in the database (bubble_sync.mappings): its table, key, fields and where, "
+        f"as its trigger queues them; '{BACKFILL_ALL}' for every mapping, referenced ones first (users "
+        "before the listings that name them)",
     )
     backfill.add_argument(
         "--key",
         metavar="COLUMN",
-        help="the key column (a primary key or unique column); default: the signup trigger's, else id",
+        help="the key column (a primary key or unique column); default: the signup trigger's, else id; not "
+        "with a mapping (its key is the mapping's)",
     )
     backfill.add_argument(
         "--fields",
         metavar="A,B,...",
         help="the columns Bubble gets, comma-separated, exact names; default: the signup trigger's "
-        "allow-list (required when the table has no signup trigger)",
+        "allow-list (required when the table has no signup trigger); not with a mapping (its columns)",
     )
     backfill.add_argument(
         "--where",
         metavar="CONDITION",
         help="only rows matching this SQL condition on the table's columns (your own SQL, run as it stands "
-        "with your privileges), e.g. \"created_at < '2026-01-01'\"",
+        "with your privileges), e.g. \"created_at < '2026-01-01'\"; with a mapping, ANDed with its where",
     )
     backfill.add_argument(
         "--dry-run",
@@ -228,7 +241,9 @@ def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
         "database is reachable as configured, pg_cron and pg_net are installed or installable by its user, "
         "pg_cron runs jobs in it, Vault is usable; with deployEdgeFunction, the Management API token reads "
         "the project's functions and secrets; Bubble accepts the token, has the data type and the key field, "
-        "finds a user by email, and how the stack paces its requests. One line per check (✓ passed, ✗ "
+        "finds a user by email, and how the stack paces its requests; per mapping (from the stack config, "
+        "else as deployed in the database), its Bubble type and fields exist and fit the columns' types. One "
+        "line per check (✓ passed, ✗ "
         "failed with the fix, ! warning, - skipped with the reason). Secrets are never printed; the "
         f"stack's encrypted values are not read: the password comes from $PGPASSWORD or "
         f"${operator.ENV_VAR}, the tokens from $SUPABASE_ACCESS_TOKEN and $BUBBLE_API_TOKEN. "
@@ -268,6 +283,7 @@ def _run_operator_command(args: argparse.Namespace) -> int:
         return operator.run_backfill(
             url,
             source=args.source,
+            mapping=args.mapping,
             key=args.key,
             fields=operator.parse_fields(args.fields),
             where=args.where,

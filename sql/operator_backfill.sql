@@ -1,12 +1,13 @@
--- bubble-sync: the queries of `python -m components backfill` (components/operator/backfill.py).
+-- bubble-sync: the queries of `python -m components backfill` (components/operator/backfill/).
 --
 -- Not applied to the database. components/operator/queries.py cuts this file at its `-- name: <query_name>`
 -- lines. Parameters are psycopg's (`%(name)s`; a literal percent sign is `%%`). The slots in braces are filled
 -- in by psycopg.sql before a query is sent: {source} the table (schema-qualified), {row} its name alone (the
 -- row as a whole, as `to_jsonb({row})`), {key} the key column, {key_type} its type as format_type prints it
--- (from the catalogue), and {where} the operator's own --where condition, which is SQL the operator wrote,
--- run with the operator's privileges (its percent signs doubled, and on a line of its own so a trailing
--- comment in it cannot swallow what follows).
+-- (from the catalogue), and {where} the rows to take: the operator's own --where condition, which is SQL the
+-- operator wrote, run with the operator's privileges, and for a mapped table the mapping's row filter, both in
+-- parentheses on lines of their own, ANDed (percent signs doubled, and on lines of their own so a trailing
+-- comment cannot swallow what follows).
 
 -- name: present
 -- present: whether this database has the queue and the function that backfills it (this release's SQL).
@@ -47,6 +48,14 @@ select t.tgname as name, t.tgnargs as nargs, t.tgargs as args
  where t.tgrelid = %(oid)s and not t.tgisinternal
    and t.tgfoid = pg_catalog.to_regprocedure('bubble_sync.enqueue_change()')
  order by t.tgname;
+
+-- name: mapping_trigger
+-- mapping_trigger: the stack's trigger of a mapping on its table (bubble_sync_<mapping>, executing
+-- bubble_sync.enqueue_mapped), with tgenabled ('D' when disabled); no row when it is not there.
+select t.tgenabled::text as enabled
+  from pg_catalog.pg_trigger t
+ where t.tgrelid = %(oid)s and t.tgname = %(name)s and not t.tgisinternal
+   and t.tgfoid = pg_catalog.to_regprocedure('bubble_sync.enqueue_mapped()');
 
 -- name: quiet_dispatch
 -- quiet_dispatch: no immediate-dispatch wake for the rest of this transaction (sql/functions/dispatch.sql).
@@ -111,13 +120,13 @@ select (select count(*) from page) as scanned,
                                     array(select p.backfill_row from page p order by p.backfill_key)) as b;
 
 -- name: progress
--- progress: the backfilled rows of a table by state: synced (completed), failed for good, and outstanding
--- (pending, processing, or failed and retrying).
+-- progress: the backfilled rows of the tables %(queue_table_names)s (one, or each mapping's of a run of several)
+-- by state: synced (completed), failed for good, and outstanding (pending, processing, or failed and retrying).
 select count(*) filter (where q.status = 'completed') as synced,
        count(*) filter (where q.status = 'failed' and q.retry_count >= q.max_retries) as failed,
        count(*) filter (where q.status in ('pending', 'processing')
                            or (q.status = 'failed' and q.retry_count < q.max_retries)) as outstanding,
        count(*) filter (where q.status = 'failed' and q.retry_count < q.max_retries) as retrying
   from public.sync_queue q  -- sync_queue_record_idx
- where q.table_name = %(queue_table_name)s
+ where q.table_name = any(%(queue_table_names)s::text[])
    and q.operation = 'BACKFILL';

@@ -2,7 +2,8 @@
 --
 -- Not applied to the database. components/operator/queries.py cuts this file at its `-- name: <query_name>`
 -- lines; status runs the queries by name, in this order, in one read-only transaction, after checking which
--- of the objects they read exist. Parameters are psycopg's (`%(now)s`, or `%s` taking a tuple): in a query, a
+-- of the objects they read exist. The two mapping queries are read by components/operator/mappings.py, for
+-- every operator command that follows the deployed mappings (status, backfill, preflight). Parameters are psycopg's (`%(now)s`, or `%s` taking a tuple): in a query, a
 -- literal percent sign is written `%%`. The comment lines right under a name and the closing `;` are not sent.
 
 -- name: now
@@ -80,3 +81,39 @@ select r.id, r.status_code, r.timed_out, r.error_msg, r.created, left(r.content,
 select count(*) as n from net._http_response r
  where (r.status_code >= 400 or r.error_msg is not null or r.timed_out)
    and r.created >= %(now)s - make_interval(mins => %(minutes)s);
+
+-- name: queue_by_table
+-- queue_by_table: public.sync_queue's rows by table_name (status joins them to the mappings, whose rows carry
+-- their mapping's table_name): pending, processing, failed and retrying (retry_count < max_retries), failed
+-- for good, completed in the 24 hours before %(now)s, the oldest pending change's age (backfilled rows wait
+-- behind every change by design, as in bubble_sync.health), and the latency of the changes completed in those
+-- 24 hours, queued to completed, median and 95th percentile in seconds (backfilled rows left out likewise).
+select q.table_name,
+       count(*) filter (where q.status = 'pending') as pending,
+       count(*) filter (where q.status = 'processing') as processing,
+       count(*) filter (where q.status = 'failed' and q.retry_count < q.max_retries) as retrying,
+       count(*) filter (where q.status = 'failed' and not (q.retry_count < q.max_retries)) as failed_for_good,
+       count(*) filter (where q.status = 'completed'
+                          and coalesce(q.completed_at, q.created_at) >= %(now)s - interval '24 hours')
+         as completed_24h,
+       %(now)s - min(q.created_at) filter (where q.status = 'pending' and q.operation is distinct from 'BACKFILL')
+         as oldest_pending_age,
+       percentile_cont(0.5) within group (order by extract(epoch from q.completed_at - q.created_at))
+         filter (where q.status = 'completed' and q.completed_at >= %(now)s - interval '24 hours'
+                   and q.operation is distinct from 'BACKFILL') as latency_p50,
+       percentile_cont(0.95) within group (order by extract(epoch from q.completed_at - q.created_at))
+         filter (where q.status = 'completed' and q.completed_at >= %(now)s - interval '24 hours'
+                   and q.operation is distinct from 'BACKFILL') as latency_p95
+  from public.sync_queue q
+ group by q.table_name
+ order by q.table_name;
+
+-- name: mappings_present
+-- mappings_present: whether this database has bubble_sync.mappings (a stack deployed before mappings has not).
+select to_regclass('bubble_sync.mappings') is not null as present;
+
+-- name: deployed_mappings
+-- deployed_mappings: the stack's mappings, one row each (sql/mapping_record.sql), by name.
+select m.name, m.table_name, m.definition
+  from bubble_sync.mappings m
+ order by m.name;

@@ -432,6 +432,38 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(
     assert stats == {"n": 60_000, "records": 60_000}
 
 
+def test_ctrl_c_just_after_a_chunk_committed_counts_it_and_exits_cleanly(
+    queue_db: Database, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C can land after the server committed a chunk and before the run counted it (seen under load:
+    the message said 20 queued with 40 in the queue, or the session, left mid-command, failed the exit with a
+    traceback). The database's count is what the run says, and the exit is 130."""
+    from components.operator.backfill import chunks
+
+    conn.execute(PROFILES)
+    add_profiles(conn, 100)
+    real = chunks._one_chunk
+    calls = 0
+
+    def committed_then_interrupted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        row = real(*args, **kwargs)  # committed
+        if calls == 3:
+            raise KeyboardInterrupt  # before queue_chunks counts it
+        return row
+
+    monkeypatch.setattr(chunks, "_one_chunk", committed_then_interrupted)
+    out, err = io.StringIO(), io.StringIO()
+    code = bf.run_backfill(
+        queue_db.dsn, source="profiles", fields=["email"], chunk_size=20, out=out, err=err, tty=False,
+        follow_sync=False,
+    )  # fmt: skip
+    assert code == bf.EXIT_INTERRUPTED, out.getvalue() + err.getvalue()
+    assert conn.execute("select count(*) as n from public.sync_queue").fetchone()["n"] == 60
+    assert "interrupted: 60 rows queued by this run (3 chunks committed" in err.getvalue()
+
+
 # -- progress ------------------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from components.__main__ import main
 from components.sql_catalogue import functions
 from components.sql_templates import DEFAULT_PARAMS
 from tests.conftest import Database
+from tests.mapping_support import add_users, create_tables, deploy
 
 ROOT = Path(__file__).resolve().parent.parent
 RETRY = "retry_failed"
@@ -622,3 +623,99 @@ def test_status_without_access_to_pg_net_still_reports(
     code, out, _ = _status(queue_db, capsys)
     assert code == operator.EXIT_HEALTHY, out
     assert "warning: cannot read net._http_response: permission denied" in out
+
+
+# -- status per mapping --------------------------------------------------------------------------------------
+
+
+def test_status_without_mappings_shows_the_queue_by_table(
+    queue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cron(queue_db)
+    _seed_rows(queue_db)
+    code, out, _ = _status(queue_db, capsys, "--json")
+    doc = json.loads(out)
+    assert code == operator.EXIT_UNHEALTHY
+    # the document as before, with one section more
+    assert set(doc) == {
+        "database", "checked_at", "healthy", "exit_code", "problems", "warnings", "bubble_outage", "health",
+        "cron_jobs", "failing", "pg_net_errors", "pg_net_error_count", "by_mapping",
+    }  # fmt: skip
+    (profiles,) = doc["by_mapping"]
+    assert (
+        profiles["mapping"] is None and profiles["table_name"] == "profiles" and profiles["data_type"] is None
+    )
+    counts = {
+        k: profiles[k] for k in ("pending", "processing", "retrying", "failed_for_good", "completed_24h")
+    }
+    assert counts == {"pending": 2, "processing": 1, "retrying": 1, "failed_for_good": 3, "completed_24h": 4}
+    assert 29 * 60 < profiles["oldest_pending_age"] < 31 * 60
+
+    code, out, _ = _status(queue_db, capsys)
+    section = out.split("Queue by mapping (")[1].split("Cron jobs (")[0]
+    header, row = section.splitlines()[1:3]
+    assert header.split()[:3] == ["mapping", "table", "pending"]
+    assert row.split()[:7] == ["-", "profiles", "2", "1", "1", "3", "4"]
+
+    with queue_db.connect() as conn:
+        conn.execute("truncate public.sync_queue")
+    code, out, _ = _status(queue_db, capsys)
+    assert "Queue by mapping (" in out and "  no mapping deployed and no row queued" in out
+
+
+def test_status_per_mapping_with_latency_and_an_unmapped_table(
+    queue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cron(queue_db)
+    with psycopg.connect(queue_db.dsn, autocommit=True) as conn:
+        create_tables(conn)
+        deploy(conn)
+        add_users(conn, 7)  # queued by the mapping's trigger, table_name profiles
+        # five of them synced in 1 to 5 seconds, one failed for good; a row of a table no mapping names
+        conn.execute(
+            "update public.sync_queue q set status = 'completed', created_at = now() - interval '1 minute',"
+            " completed_at = now() - interval '1 minute' + s.n * interval '1 second'"
+            " from (select id, row_number() over (order by id) as n from public.sync_queue) s"
+            " where q.id = s.id and s.n <= 5"
+        )
+        conn.execute(
+            "update public.sync_queue set status = 'failed', retry_count = 3, max_retries = 3,"
+            " error_message = 'Bubble 400: bad' where id = (select max(id) from public.sync_queue)"
+        )
+        conn.execute(
+            "insert into public.sync_queue (table_name, record_id, operation)"
+            " values ('legacy', '1', 'INSERT')"
+        )
+
+    code, out, _ = _status(queue_db, capsys, "--json")
+    entries = {e["mapping"] or e["table_name"]: e for e in json.loads(out)["by_mapping"]}
+    assert list(entries) == ["listings", "users", "legacy"]  # mappings by name, then other tables
+    users = entries["users"]
+    assert (users["table_name"], users["data_type"]) == ("profiles", "user")
+    assert (users["pending"], users["completed_24h"], users["failed_for_good"]) == (1, 5, 1)
+    assert users["latency_p50"] == pytest.approx(3.0) and users["latency_p95"] == pytest.approx(4.8)
+    assert entries["listings"]["pending"] == 0 and entries["listings"]["latency_p50"] is None  # no rows yet
+    assert entries["legacy"]["mapping"] is None and entries["legacy"]["pending"] == 1
+
+    code, out, _ = _status(queue_db, capsys)
+    section = out.split("Queue by mapping (")[1].split("Cron jobs (")[0]
+    lines = {line.split()[0]: line for line in section.splitlines()[2:] if line.strip()}
+    assert lines["users"].split()[:7] == ["users", "profiles", "1", "0", "0", "1", "5"]
+    assert lines["users"].endswith("3.0 s / 4.8 s")
+    assert lines["listings"].endswith("- / -") and lines["-"].split()[1] == "legacy"
+
+
+def test_status_names_a_mapping_row_it_cannot_read_and_shows_the_queue_by_table(
+    queue_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_cron(queue_db)
+    with psycopg.connect(queue_db.dsn, autocommit=True) as conn:
+        create_tables(conn)
+        deploy(conn)
+        add_users(conn, 1)
+        conn.execute("update bubble_sync.mappings set definition = '{}' where name = 'users'")
+    code, out, _ = _status(queue_db, capsys, "--json")
+    doc = json.loads(out)
+    assert code == operator.EXIT_UNHEALTHY
+    assert any("bubble_sync.mappings row 'users' is malformed" in p for p in doc["problems"])
+    assert [(e["mapping"], e["table_name"]) for e in doc["by_mapping"]] == [(None, "profiles")]

@@ -196,21 +196,30 @@ def test_every_check_passes_on_a_supabase_shaped_project(cron_db: Database, tmp_
         *API_CHECKS,
         *BUBBLE_READS,
         *BUBBLE_WRITES,
+        "mappings.source",
     ]
     for check in (*DB_CHECKS, *API_CHECKS[:-1], *BUBBLE_READS):
         assert run.status(check) == "ok", run.checks[check]
     assert run.status("management_api.write_scopes") == "skipped"
     assert {run.status(check) for check in BUBBLE_WRITES} == {"skipped"}  # read-only without --write-probe
-    assert {c["group"] for c in run.document["checks"]} == {"database", "management_api", "bubble"}
+    # a stack without mappings (none in its config, none deployed in the database): nothing to check
+    assert run.status("mappings.source") == "skipped"
+    assert "no mappings in the stack config nor in the database" in run.checks["mappings.source"]["detail"]
+    assert {c["group"] for c in run.document["checks"]} == {
+        "database",
+        "management_api",
+        "bubble",
+        "mappings",
+    }
     assert set(run.document["checks"][0]) == {"id", "group", "title", "status", "detail", "fix"}
 
     lines = run.text.splitlines()
-    checks = len(DB_CHECKS) + len(API_CHECKS) + len(BUBBLE_READS) + len(BUBBLE_WRITES)
+    checks = len(DB_CHECKS) + len(API_CHECKS) + len(BUBBLE_READS) + len(BUBBLE_WRITES) + 1
     assert len(lines) == checks + 1  # one per check, then the summary
     assert all(line.startswith("✓ ") for line in lines[:9]), run.text
     assert lines[9].startswith("- Management API write scopes") and ": skipped (" in lines[9]
     assert all(line.startswith("✓ ") for line in lines[10:17]), run.text
-    assert lines[-1] == f"preflight of stack {STACK}: 16 ok, 0 failed, 0 warnings, 5 skipped (exit 0)"
+    assert lines[-1] == f"preflight of stack {STACK}: 16 ok, 0 failed, 0 warnings, 6 skipped (exit 0)"
     port = urlsplit(cron_db.dsn).port
     assert run.line("database.connection") == (
         f"✓ database reachable (postgres@127.0.0.1:{port}/postgres, sslmode disable): "

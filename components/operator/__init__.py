@@ -1,8 +1,9 @@
 """Operator tools: `python -m components status`, `python -m components requeue` and
 `python -m components backfill`.
 
-status   the seed's monitoring queries, made usable: `bubble_sync.health()`, our cron jobs with their
-         last runs, failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
+status   the seed's monitoring queries, made usable: `bubble_sync.health()`, the queue per mapping (the
+         mappings read from the database) with each one's latency, our cron jobs with their last runs,
+         failed rows grouped by error, and recent pg_net errors. Exit 0 healthy, 1 unhealthy
          (each reason printed), 2 cannot connect or no connection configured (the reason printed), 3 Bubble
          unavailable (its circuit breaker open) with nothing else wrong.
 requeue  puts permanently failed rows (retry_count >= max_retries) back into the retry path with
@@ -11,8 +12,9 @@ requeue  puts permanently failed rows (retry_count >= max_retries) back into the
          `requeued by operator; last error: ` so the reason stays visible. The next `bubble-sync-retry` run
          claims them. One transaction; `--dry-run` runs the same call and rolls it back.
 backfill queues the rows a table already holds, as its signup trigger (bubble_sync.enqueue_change) would
-         have, chunk by chunk (bubble_sync.enqueue_backfill); the Edge Function looks each one up in Bubble
-         before creating it. `--dry-run` checks the flags and counts; nothing is queued.
+         have, or a mapping's trigger (--mapping NAME, or all: the mappings read from bubble_sync.mappings,
+         referenced ones first), chunk by chunk (bubble_sync.enqueue_backfill); the Edge Function looks
+         each one up in Bubble before creating it. `--dry-run` checks the flags and counts; nothing is queued.
 
 Where the database is (first match wins):
   --database-url URL
@@ -27,13 +29,17 @@ The password is never printed: URLs are shown with `***` in its place, and error
 The modules, one job each (this package only re-exports their public names):
   connection.py  where the database is (the order above), `mask_url`, connecting; OperatorError, exit 2
   queries.py     status's read-only SQL, by name, from sql/operator_status.sql
+  mappings.py    the stack's mappings as deployed (bubble_sync.mappings): `deployed_mappings`, and
+                 `reference_order`, referenced mappings first
   health.py      what healthy means: the Status read, the jobs that must run, the judgement, exit 0, 1, 3
   status.py      status: `collect_status` (read and judge, one read-only transaction) and `run_status`
+  by_mapping.py  status's queue per mapping (then per table no mapping names): `queue_by_mapping`
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
   formatting.py  the text helpers both commands share: durations, times, one shortened line, tables
   requeue.py     requeue: `requeue` (the bubble_sync.requeue call), `render_requeue`, `run_requeue`
-  backfill.py    backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
-                 `run_backfill`; its queries are in sql/operator_backfill.sql
+  backfill/      backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
+                 `run_backfill`, a module each (backfill/__init__.py); its queries are in
+                 sql/operator_backfill.sql
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from components.operator.health import (
     EXPECTED_JOBS,
     Status,
 )
+from components.operator.mappings import deployed_mappings, reference_order
 from components.operator.report import render_status, status_json
 from components.operator.requeue import (  # `requeue` is then the function, as before, not the module
     REQUEUE_PREFIX,
@@ -76,9 +83,11 @@ __all__ = [
     "RequeueResult",
     "Status",
     "collect_status",
+    "deployed_mappings",
     "mask_url",
     "parse_fields",
     "plan_backfill",
+    "reference_order",
     "render_requeue",
     "render_status",
     "requeue",

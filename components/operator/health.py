@@ -30,6 +30,8 @@ class Status:
     cron_available: bool = True
     cron_jobs: list[dict[str, Any]] = field(default_factory=list)
     failing: list[dict[str, Any]] = field(default_factory=list)
+    #: the queue per mapping, then per table no mapping names (components/operator/by_mapping.py)
+    by_mapping: list[dict[str, Any]] = field(default_factory=list)
     pg_net_available: bool = True
     pg_net_errors: list[dict[str, Any]] = field(default_factory=list)
     pg_net_error_count: int = 0

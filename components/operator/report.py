@@ -1,5 +1,6 @@
 """The output of `python -m components status`: `render_status`, the text report (one section per thing read,
-then the warnings and the verdict), and `status_json`, the same as one JSON document."""
+then the warnings and the verdict), and `status_json`, the same as one JSON document (its `by_mapping`: the
+queue per mapping, then per table no mapping names; intervals and latencies in seconds)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def render_status(status: Status, out: TextIO) -> None:
         ]  # fmt: skip
         _table([(a, b, c) for a, b, c in lines], out)
     print(file=out)
+
+    _render_by_mapping(status, out)
 
     print("Cron jobs (cron.job, cron.job_run_details)", file=out)
     if not status.cron_available:
@@ -115,6 +118,41 @@ def render_status(status: Status, out: TextIO) -> None:
             print(f"  and: {status.bubble_outage}", file=out)
 
 
+def _render_by_mapping(status: Status, out: TextIO) -> None:
+    print(
+        "Queue by mapping (sync_queue rows by the mapping of their table_name, other tables by name; "
+        "latency: queued to completed, changes of the last 24 h)",
+        file=out,
+    )
+    if not status.by_mapping:
+        print("  no mapping deployed and no row queued", file=out)
+    else:
+        rows = [("mapping", "table", "pending", "processing", "retrying", "failed for good", "completed 24h",
+                 "oldest pending", "latency p50 / p95")]  # fmt: skip
+        for e in status.by_mapping:
+            rows.append(
+                (
+                    e["mapping"] or "-",
+                    e["table_name"],
+                    str(e["pending"]),
+                    str(e["processing"]),
+                    str(e["retrying"]),
+                    str(e["failed_for_good"]),
+                    str(e["completed_24h"]),
+                    _duration(e["oldest_pending_age"]),
+                    f"{_seconds(e['latency_p50'])} / {_seconds(e['latency_p95'])}",
+                )
+            )
+        _table(rows, out)
+    print(file=out)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if value < 60 else _duration(timedelta(seconds=value))
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
@@ -140,6 +178,7 @@ def status_json(status: Status) -> str:
         "health": status.health,
         "cron_jobs": status.cron_jobs if status.cron_available else None,
         "failing": status.failing,
+        "by_mapping": status.by_mapping,
         "pg_net_errors": status.pg_net_errors if status.pg_net_available else None,
         "pg_net_error_count": status.pg_net_error_count,
     }

@@ -1,6 +1,7 @@
 """`python -m components status`: `collect_status` reads everything in one read-only transaction (the
-queries are in sql/operator_status.sql) and has it judged (components/operator/health.py); `run_status`
-connects, collects and prints the report (components/operator/report.py), and says which exit code."""
+queries are in sql/operator_status.sql; the queue per mapping, with the mappings read from the database, by
+components/operator/by_mapping.py) and has it judged (components/operator/health.py); `run_status` connects,
+collects and prints the report (components/operator/report.py), and says which exit code."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import TextIO
 
 import psycopg
 
+from components.mappings import Mapping
+from components.operator.by_mapping import queue_by_mapping
 from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect, mask_url
 from components.operator.formatting import _one_line
 from components.operator.health import EXIT_UNHEALTHY, Status, _judge
+from components.operator.mappings import deployed_mappings
 from components.operator.queries import query
 from components.operator.report import render_status, status_json
 
@@ -45,6 +49,8 @@ def collect_status(
             status.failing = conn.execute(
                 query("failing"), {"ids": ids_per_error, "groups": error_groups}
             ).fetchall()
+            by_table = conn.execute(query("queue_by_table"), {"now": now}).fetchall()
+            status.by_mapping = queue_by_mapping(by_table, _mappings(conn, status))
         status.cron_available = present["cron"]
         if not present["cron"]:
             status.problems.append("pg_cron is not installed (no cron.job): nothing runs the queue")
@@ -64,6 +70,17 @@ def collect_status(
             status.problems.append("pg_net is not installed (no net._http_response): no request can be sent")
     _judge(status, max_pending_minutes=max_pending_minutes, pg_net_minutes=pg_net_minutes)
     return status
+
+
+def _mappings(conn: psycopg.Connection, status: Status) -> tuple[Mapping, ...]:
+    """The deployed mappings; none, and a problem, when bubble_sync.mappings has a row that is not a mapping
+    (claim and the function read the same rows) or cannot be read."""
+    try:
+        with conn.transaction():  # a savepoint: a role that may not read the table still gets the rest
+            return deployed_mappings(conn)
+    except OperatorError as exc:
+        status.problems.append(f"{exc} (the queue is shown by table meanwhile)")
+        return ()
 
 
 def run_status(

@@ -33,6 +33,9 @@ The groups, in the order they run (`GROUPS`):
   management_api.py  the Management API token reaches the project (only with deployEdgeFunction)
   bubble.py          the Bubble app: token, data type, key field, lookup by email, rate limit; with
                      --write-probe one marked thing created, modified and deleted
+  mappings.py        per mapping (from the stack config, else as deployed in the database): its Bubble type
+                     and every field exist, and each column's type fits its field's (bubble_types.py reads
+                     the app's types from GET <bubbleBaseUrl>/meta, else probes each type)
 A group is a module with `GROUP = "<id prefix>"` and `checks(ctx: Context) -> Iterator[CheckResult]`
 (checks.py); to add one, import it here and append it to `GROUPS`.
 
@@ -50,7 +53,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.config import ConfigError
-from components.preflight import bubble, database, management_api
+from components.preflight import bubble, database, management_api, mappings
 from components.preflight.checks import (
     CheckResult,
     Context,
@@ -89,7 +92,7 @@ __all__ = [
 ]
 
 #: the groups of checks, in the order they run and print
-GROUPS: tuple[Group, ...] = (database, management_api, bubble)
+GROUPS: tuple[Group, ...] = (database, management_api, bubble, mappings)
 
 
 def run_preflight(
