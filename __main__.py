@@ -1,8 +1,9 @@
 """bubble-sync: the Supabase side of syncing new signups to Bubble, for one stack.
 
-Wiring only: read and validate the stack config (every problem is reported before any resource is
-declared), connect pulumi-postgresql to the project's database, declare the BubbleSync component, export
-what an operator needs. See Pulumi.yaml for the config keys and components/ for everything else.
+Wiring only: read and validate the stack config, and the mappings against the database (every problem is
+reported before any resource is declared), connect pulumi-postgresql to the project's database, declare the
+BubbleSync component, export what an operator needs. See Pulumi.yaml for the config keys and components/
+for everything else.
 """
 
 import pulumi
@@ -10,8 +11,11 @@ import pulumi_postgresql as postgresql
 
 from components.bubble_sync import BubbleSync, BubbleSyncArgs
 from components.config import from_pulumi
+from components.mapping_preview import verify_mappings
 
 config = from_pulumi()
+# The mappings against the database, before any change (skipped with a warning when it cannot be reached).
+verify_mappings(config, pulumi.Config().get, pulumi.log.warn)
 database = config.database
 assert database is not None  # from_pulumi requires a connection
 

@@ -205,7 +205,9 @@ class _Parser:
                 key=key,
                 data_type=data_type,
                 key_field=key_field,
-                fields=fields,
+                # By column: `pulumi config` hands the program an object's keys sorted, a stack file read
+                # without the CLI keeps the file's order; the trigger and the definition must not differ.
+                fields=tuple(sorted(fields, key=lambda f: f.column)),
                 where=where,
                 operations=operations,  # type: ignore[arg-type]  # checked when there is no problem
                 on_delete=on_delete,

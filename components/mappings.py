@@ -127,7 +127,7 @@ class Mapping:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The source columns the queue carries: the mapped ones, in the order the config lists them."""
+        """The source columns the queue carries: the mapped ones, in the order of `fields` (by column)."""
         return tuple(f.column for f in self.fields)
 
     def trigger_argument(self) -> str:

@@ -255,7 +255,7 @@ def sql_plan(config: StackConfig) -> SqlPlan:
         )
         for job in sql_templates.CRON_JOBS
     )
-    every = tuple(getattr(config, "mappings", ()))
+    every = config.mappings
     return SqlPlan(
         mappings=tuple(mapping_unit(m, every) for m in every),
         extensions=(

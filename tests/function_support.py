@@ -40,7 +40,8 @@ def empty_queue_and_bubble(conn: psycopg.Connection[Any], bubble: BubbleDouble, 
     from."""
     bubble.reset()
     bubble.configure(**{**HEALTHY_BUBBLE, **knobs})
-    conn.execute("truncate public.sync_queue restart identity")
+    # links too: tests reuse record ids, and a stale link would make a create a modify
+    conn.execute("truncate public.sync_queue restart identity; truncate bubble_sync.links")
     conn.execute(EMPTY_GATE)
 
 

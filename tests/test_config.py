@@ -658,7 +658,8 @@ def test_mappings_in_a_stack_file_are_the_yaml_list(tmp_path: Path) -> None:
     stack.write_text(yaml.safe_dump({"config": {"bubble-sync:mappings": MAPPINGS}}, sort_keys=False))
     assert read_stack_values(stack)["mappings"] == MAPPINGS
     users, listings = load_stack_config(stack).mappings
-    assert [f.column for f in listings.fields] == ["title", "host_id"]  # the file's order
+    # by column, as under `pulumi config` (which hands the program an object's keys sorted)
+    assert [f.column for f in listings.fields] == ["host_id", "title"]
     assert users.key_field == "supabase_id"
 
     overridden = load_stack_config(stack, overrides={"mappings": MAPPINGS[:1]})

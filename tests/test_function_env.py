@@ -74,7 +74,7 @@ def test_mappings_reach_the_function_as_their_definitions() -> None:
     users, listings = definitions
     assert users["keyField"] == "Supabase ID"
     # a reference names the table the referenced mapping's rows are queued under
-    assert listings["fields"][1] == {
+    assert listings["fields"][0] == {
         "column": "host_id",
         "field": "Host",
         "ref": "users",

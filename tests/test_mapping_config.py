@@ -83,21 +83,21 @@ def test_the_docs_example_parses_into_the_model() -> None:
         key="id",
         data_type="user",
         key_field=KEY_FIELD,
-        fields=(
+        fields=(  # by column, whatever order the config lists them in
+            FieldMap("created_at", "Joined"),
             FieldMap("email", "email"),
             FieldMap("first_name", "First Name"),
             FieldMap("last_name", "Last Name"),
-            FieldMap("created_at", "Joined"),
         ),
         where="not is_test",
         operations=("insert", "update", "delete"),
         on_delete=OnDelete("delete"),
     )
-    assert listings.fields[-1] == FieldMap("host_id", "Host", "users")
+    assert listings.fields[0] == FieldMap("host_id", "Host", "users")
     assert listings.on_delete == OnDelete("set", {"Archived": True})
     # onDelete given (not ignore) and no operations: delete is synced
     assert listings.operations == ("insert", "update", "delete")
-    assert listings.definition((users, listings))["fields"][-1]["refTable"] == "profiles"  # type: ignore[index]
+    assert listings.definition((users, listings))["fields"][0]["refTable"] == "profiles"  # type: ignore[index]
 
 
 def test_the_json_the_pulumi_cli_hands_the_program_parses_like_the_yaml() -> None:
@@ -384,7 +384,7 @@ def test_a_ref_names_an_existing_mapping() -> None:
 
 def test_a_ref_may_name_a_mapping_listed_after_it() -> None:
     listings, users = parse([LISTINGS, USERS])
-    assert listings.fields[1].ref == "users" and users.name == "users"
+    assert listings.fields[0].ref == "users" and users.name == "users"
 
 
 def test_a_mapping_referring_to_itself_is_a_cycle() -> None:

@@ -61,7 +61,7 @@ class _App:
 
 def checks(ctx: Context) -> Iterator[CheckResult]:
     title = "the mappings to check"
-    configured = tuple(getattr(ctx.config, "mappings", ()) or ())  # StackConfig.mappings, once it lands
+    configured = ctx.config.mappings
     with _database(ctx) as (conn, no_database):
         if configured:
             mappings, source = configured, "the stack config (bubble-sync:mappings)"
