@@ -501,6 +501,12 @@ export class Run {
       }
       // 404: Bubble no longer has the linked thing (deleted there): it is created anew.
     }
+    return await this.create(item);
+  }
+
+  /** Creates the row's thing: a create, or a mapped modify whose thing Bubble does not have (update). */
+  private async create(item: Prepared): Promise<Verdict> {
+    const { dataType } = item.target;
     const created = await this.bubble.create(dataType, createFields(item));
     if (created.ok) return { kind: "complete", bubbleId: created.id };
     // A table no mapping names keeps the rule of a stack without mappings: any type whose fields have an email.
@@ -562,20 +568,31 @@ export class Run {
   }
 
   /** Modifies the thing the row names by bubble_id, else the one carrying the row's key. */
+  /**
+   * Modifies the thing the row names by its link, else the one carrying its key. A mapped row carries every
+   * mapped column, so when Bubble has no such thing (a record from before the trigger that no backfill
+   * reached, or one deleted in Bubble) it is created: Bubble then holds what Supabase holds. An unmapped row's
+   * payload may be a part of the record only: it fails for good, saying so.
+   */
   private async update(item: Prepared): Promise<Verdict> {
     const { dataType, keyField } = item.target;
+    const mapped = item.target.mapping !== null;
     let bubbleId = item.row.bubble_id;
     if (bubbleId === null) {
       const found = await this.bubble.findOne(dataType, keyField, item.key);
       if (!found.ok) return failedWith(found, "looking up the thing to modify");
       if (!found.thing) {
+        if (mapped) return await this.create(item);
         const key = JSON.stringify(item.key);
         return permanent(`no Bubble ${dataType} has ${keyField} = ${key} to modify (was its INSERT synced?)`);
       }
       bubbleId = String(found.thing._id);
     }
     const modified = await this.bubble.modify(dataType, bubbleId, this.modifiable(item));
-    return modified.ok ? { kind: "complete", bubbleId } : failedWith(modified, `modifying ${bubbleId}`);
+    if (modified.ok) return { kind: "complete", bubbleId };
+    // The linked thing was deleted in Bubble: a mapped record is made again (its retry would search first).
+    if (mapped && modified.status === 404 && item.row.bubble_id !== null) return await this.create(item);
+    return failedWith(modified, `modifying ${bubbleId}`);
   }
 
   /**

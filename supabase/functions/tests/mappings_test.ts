@@ -79,6 +79,31 @@ Deno.test("mapped UPDATE without a link: found by the mapping's key field in its
   assertEquals(s.bubble.things.get(id)!.Body, "new");
 });
 
+Deno.test("mapped UPDATE of a thing Bubble does not have creates it (the row carries every mapped column)", async () => {
+  for (const bubbleId of [null, "gone"]) {
+    const s = mappedSetup();
+    s.queue.add({
+      table_name: "app.notes",
+      record_id: "n1",
+      operation: "UPDATE",
+      bubble_id: bubbleId,
+      payload: { body: "new" },
+    });
+    assertEquals((await runWait(s)).completed, 1);
+    const expected = bubbleId === null ? ["GET note", "POST note"] : ["PATCH note/gone", "POST note"];
+    assertEquals(routes(s).map((r) => r.split("?")[0]), expected);
+    assertEquals(bodyOf(s, 1), { Body: "new", "External ID": "app.notes:n1" });
+    assertEquals(s.bubble.things.size, 1);
+  }
+});
+
+Deno.test("unmapped UPDATE of a thing Bubble does not have fails for good: its payload may be part of the record", async () => {
+  const s = mappedSetup({}, []);
+  s.queue.add({ record_id: "9", operation: "UPDATE", payload: { email: "x@example.com" } });
+  assertEquals((await runWait(s)).permanently_failed, 1);
+  assertEquals(s.bubble.things.size, 0);
+});
+
 Deno.test("a row of a table no mapping names goes the legacy way: BUBBLE_DATA_TYPE, payload as queued", async () => {
   const s = mappedSetup({ BUBBLE_DATA_TYPE: "member", BUBBLE_EXTERNAL_KEY_FIELD: "External ID" });
   s.queue.add({ table_name: "members", record_id: "m1", payload: { first_name: "Ada", note: null } });
