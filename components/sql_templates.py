@@ -185,6 +185,7 @@ QUEUE_FILES: tuple[str, ...] = (
     "functions/lease.sql",
     "functions/enqueue.sql",
     "functions/backfill.sql",
+    "functions/compare.sql",
     "functions/invoke.sql",
     "functions/dispatch.sql",
     "functions/maintenance.sql",
