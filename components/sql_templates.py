@@ -26,6 +26,7 @@ __all__ = [
     "MAPPING_TRIGGER_FILE",
     "EXTENSION_CHECK_FILE",
     "OPERATOR_BACKFILL_FILE",
+    "OPERATOR_RECONCILE_FILE",
     "OPERATOR_STATUS_FILE",
     "UNIT_PARAMS",
     "VAULT_SECRET_FILE",
@@ -208,6 +209,8 @@ OPERATOR_STATUS_FILE = "operator_status.sql"
 #: the queries of `python -m components backfill` (psycopg parameters and psycopg.sql `{identifier}` slots;
 #: never applied)
 OPERATOR_BACKFILL_FILE = "operator_backfill.sql"
+#: the queries of `python -m components reconcile` (psycopg parameters and psycopg.sql slots; never applied)
+OPERATOR_RECONCILE_FILE = "operator_reconcile.sql"
 UNIT_PARAMS: Mapping[str, tuple[str, ...]] = {
     EXTENSION_CHECK_FILE: ("extension",),
     VAULT_SECRET_FILE: ("psql_variable", "secret_name", "secret_description"),

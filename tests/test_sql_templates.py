@@ -85,7 +85,7 @@ def test_load_reads_files_under_sql_only() -> None:
 
 def test_every_file_is_listed_somewhere() -> None:
     listed = set(st.QUEUE_FILES) | {st.DISPATCH_TRIGGER_FILE, st.VERIFICATION_FILE, st.OPERATOR_STATUS_FILE}
-    listed |= {st.OPERATOR_BACKFILL_FILE}
+    listed |= {st.OPERATOR_BACKFILL_FILE, st.OPERATOR_RECONCILE_FILE}
     listed |= set(st.UNIT_PARAMS)
     assert set(_all_sql_files()) == listed
 
@@ -99,7 +99,7 @@ def test_every_file_renders_with_the_defaults_and_splits(relative_path: str) -> 
     values = {name: st.Identifier("x") if name in ("table", "trigger_name") else "x" for name in per_unit}
     rendered = st.render(text, {**st.DEFAULT_PARAMS, **values})
     assert "{{" not in rendered and "}}" not in rendered
-    if relative_path in (st.OPERATOR_STATUS_FILE, st.OPERATOR_BACKFILL_FILE):
+    if relative_path in (st.OPERATOR_STATUS_FILE, st.OPERATOR_BACKFILL_FILE, st.OPERATOR_RECONCILE_FILE):
         # psycopg fills its parameters in, and psycopg.sql backfill's slots: give the parser something
         slots = {"source": "public.t", "row": "t", "key": "id", "key_type": "bigint", "where": "true"}
         rendered = re.sub(r"\{(\w+)\}", lambda m: slots[m.group(1)], rendered)
