@@ -1,4 +1,4 @@
-"""Command line: `python -m components render-sql | status | requeue | backfill | preflight |
+"""Command line: `python -m components render-sql | status | requeue | backfill | reconcile | preflight |
 function-settings`.
 
 render-sql prints the complete setup SQL of a stack (read from `Pulumi.<NAME>.yaml` next to `Pulumi.yaml`),
@@ -7,8 +7,10 @@ header says how to run it.
 
 status prints the pipeline's health (exit 0 healthy, 1 unhealthy, 2 cannot connect); requeue puts
 permanently failed rows back into the retry path; backfill queues the records a table already holds, as its
-signup trigger or the stack's mapping of it would have. The mappings are read from the database, so a
-database URL is all these commands need. See components/operator/.
+signup trigger or the stack's mapping of it would have; reconcile compares each mapping's records with
+Bubble's things (exit 0 in sync, 1 differences, 2 flags or connection) and with --repair queues the fixes.
+The mappings are read from the database, so a database URL is all these commands need (and, for reconcile,
+Bubble's URL and token). See components/operator/.
 
 preflight checks a stack's real database, Management API token and Bubble app before `pulumi up` (exit 0
 passed, 1 a check failed, 2 the stack config cannot be read). See components/preflight/.
@@ -28,6 +30,8 @@ from components.config import ConfigError, load_config
 from components.function_env import settings_ts
 from components.operator.backfill import ALL as BACKFILL_ALL
 from components.operator.backfill import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
+from components.operator.reconcile import DEFAULT_CHUNK_SIZE as RECONCILE_CHUNK_SIZE
+from components.operator.reconcile import ReconcileError, resolve_settings, run_reconcile
 from components.render_sql import render_script
 from components.stack_file import load_stack_config
 
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "keys: python -m components function-settings > supabase/functions/bubble_sync/settings.ts",
     )
     args = parser.parse_args(argv)
-    if args.command in ("status", "requeue", "backfill"):
+    if args.command in ("status", "requeue", "backfill", "reconcile"):
         return _run_operator_command(args)
     if args.command == "preflight":
         return preflight.run_preflight(
@@ -230,6 +234,90 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="when the output is not a terminal, a progress line every SECONDS (default 10)",
     )
+    _add_reconcile_command(commands)
+
+
+def _add_reconcile_command(commands: argparse._SubParsersAction) -> None:
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="does Bubble hold what Supabase holds? each mapping's records against Bubble's things; exit 0 "
+        "in sync, 1 differences, 2 flags, connection or Bubble refused the token",
+        description=(
+            "Compares each deployed mapping's source records (the mappings are read from the database) "
+            "with Bubble's things, as bubble_sync.compare_with_bubble judges them, and reports four kinds"
+            " of difference with counts and up to 20 example keys: missing in Bubble, stale (which "
+            "fields), orphaned (a thing whose source row is gone or filtered out), duplicated (one key on"
+            " several things). A whole run reads every thing of each mapping's data type that carries a "
+            "key, 100 a request; with --where, the records it selects are looked up, 100 keys a request "
+            "(orphans are not looked for). Bubble's requests go through the gate the sync uses, at most "
+            "reconcileRatePercent (20) of bubbleRateLimitPerMinute, so the live sync keeps the rest. "
+            "--repair queues the fixes through the normal queue (never writing to Bubble itself) and "
+            "follows them: missing -> INSERT, stale -> UPDATE, orphaned -> DELETE where the mapping syncs"
+            " deletes; of duplicates the linked thing is kept and the others are reported (deleted with "
+            "--delete-duplicates where the deployment supports it). Bubble's URL from the stack's "
+            "bubbleBaseUrl or --bubble-url, its token from $BUBBLE_API_TOKEN. Progress with rate and ETA "
+            "on stderr. Exit codes: 0 in sync, 1 differences found (or left after --repair), 2 a flag, "
+            "the connection, the database's release, or Bubble refused the token (nothing queued), 130 "
+            "interrupted (nothing half-written; repairs queued keep syncing)."
+        ),
+    )
+    _add_connection_arguments(reconcile)
+    reconcile.add_argument(
+        "--mapping",
+        metavar="NAME",
+        help="only this deployed mapping (default: every one, referenced ones first)",
+    )
+    reconcile.add_argument(
+        "--where",
+        metavar="CONDITION",
+        help="only records matching this SQL condition on the table's columns (your own SQL, with your "
+        "privileges), ANDed with the mapping's where; orphans are then not looked for",
+    )
+    reconcile.add_argument("--json", action="store_true", help="print one JSON document instead")
+    reconcile.add_argument(
+        "--show-values",
+        action="store_true",
+        help="show the Supabase and Bubble values of the stale fields of the examples (credentials hidden)",
+    )
+    reconcile.add_argument(
+        "--repair",
+        action="store_true",
+        help="queue the fixes through the queue and follow them until applied",
+    )
+    reconcile.add_argument("--dry-run", action="store_true", help="with --repair: say what would be queued")
+    reconcile.add_argument(
+        "--delete-duplicates",
+        action="store_true",
+        help="with --repair: also delete the things duplicating a record's linked thing (needs the "
+        "deployment's support, bubble_sync.enqueue_delete_duplicate)",
+    )
+    reconcile.add_argument(
+        "--bubble-url",
+        metavar="URL",
+        help="Bubble's Data API root, https://<app>.bubbleapps.io[/version-test]/api/1.1 (default: the "
+        "stack's bubbleBaseUrl; required with --database-url)",
+    )
+    reconcile.add_argument(
+        "--rate-limit-per-minute",
+        type=int,
+        metavar="N",
+        help="Bubble's rate limit the stack paces at (default: the stack's bubbleRateLimitPerMinute, else "
+        "its default 1000); reconcile takes reconcileRatePercent of it",
+    )
+    reconcile.add_argument(
+        "--chunk-size",
+        type=int,
+        default=RECONCILE_CHUNK_SIZE,
+        metavar="N",
+        help=f"records compared per statement (default {RECONCILE_CHUNK_SIZE})",
+    )
+    reconcile.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="when stderr is not a terminal, a progress line every SECONDS (default 10)",
+    )
 
 
 def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
@@ -293,6 +381,8 @@ def _run_operator_command(args: argparse.Namespace) -> int:
             progress_interval=args.progress_interval,
             status_hint=hint,
         )
+    if name == "reconcile":
+        return _run_reconcile(args, url)
     if name == "status":
         return operator.run_status(
             url,
@@ -306,6 +396,36 @@ def _run_operator_command(args: argparse.Namespace) -> int:
         ids=args.ids or (),
         error_like=args.error_like,
         dry_run=args.dry_run,
+    )
+
+
+def _run_reconcile(args: argparse.Namespace, url: str) -> int:
+    try:
+        settings = resolve_settings(
+            stack=args.stack,
+            project_dir=args.project_dir,
+            bubble_url=args.bubble_url,
+            rate_limit_per_minute=args.rate_limit_per_minute,
+        )
+    except ReconcileError as exc:
+        print(f"reconcile: {exc} (exit 2)", file=sys.stderr)
+        return 2
+    where = f" --stack {args.stack}" if args.stack else ""
+    mapping = f" --mapping {args.mapping}" if args.mapping else ""
+    return run_reconcile(
+        url,
+        settings,
+        mapping=args.mapping,
+        where=args.where,
+        as_json=args.json,
+        show_values=args.show_values,
+        repair=args.repair,
+        dry_run=args.dry_run,
+        delete_duplicates=args.delete_duplicates,
+        chunk_size=args.chunk_size,
+        progress_interval=args.progress_interval,
+        command_hint=f"python -m components reconcile{where}{mapping}",
+        status_hint=f"python -m components status{where}",
     )
 
 

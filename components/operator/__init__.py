@@ -1,5 +1,5 @@
-"""Operator tools: `python -m components status`, `python -m components requeue` and
-`python -m components backfill`.
+"""Operator tools: `python -m components status`, `python -m components requeue`,
+`python -m components backfill` and `python -m components reconcile`.
 
 status   the seed's monitoring queries, made usable: `bubble_sync.health()`, the queue per mapping (the
          mappings read from the database) with each one's latency, our cron jobs with their last runs,
@@ -15,6 +15,9 @@ backfill queues the rows a table already holds, as its signup trigger (bubble_sy
          have, or a mapping's trigger (--mapping NAME, or all: the mappings read from bubble_sync.mappings,
          referenced ones first), chunk by chunk (bubble_sync.enqueue_backfill); the Edge Function looks
          each one up in Bubble before creating it. `--dry-run` checks the flags and counts; nothing is queued.
+reconcile  compares each mapping's records with Bubble's things (bubble_sync.compare_with_bubble): missing,
+         stale, orphaned, duplicated; `--repair` queues the fixes and follows them. Exit 0 in sync, 1
+         differences, 2 flags, connection or Bubble refused the token. Package reconcile/ (its own docstring).
 
 Where the database is (first match wins):
   --database-url URL
@@ -40,6 +43,8 @@ The modules, one job each (this package only re-exports their public names):
   backfill/      backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
                  `run_backfill`, a module each (backfill/__init__.py); its queries are in
                  sql/operator_backfill.sql
+  reconcile/     reconcile: `run_reconcile`, a module per step (reconcile/__init__.py); its queries are in
+                 sql/operator_reconcile.sql
 """
 
 from __future__ import annotations

@@ -1,0 +1,205 @@
+"""`reconcile` on the devstack's parts: three mapped tables of real PostgreSQL synced by the bubble_sync
+function served by Deno to the Bubble double, then edits, deletes, extra things and a duplicate made behind
+the sync's back (as a Bubble editor or workflow would, and a change made in Supabase while a trigger was
+off).
+`reconcile` names each kind with the right counts and exits 1; `reconcile --repair` queues the fixes through
+the queue, follows them, and a second `reconcile` finds Bubble in sync (but for the duplicate, which this
+deployment cannot delete: it is named, and the linked thing kept)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from devstack.bubble_double import BubbleDouble
+from devstack.cluster import Cluster
+from tests import function_support
+from tests.conftest import Database, fresh_database
+from tests.function_support import Host, empty_queue_and_bubble
+from tests.reconcile_support import (
+    BUBBLE_TOKEN,
+    LEGACY_KEY,
+    SCHEMA,
+    SECRET_KEY,
+    deploy,
+    mappings_json_env,
+    processor,
+    reconcile,
+    sync,
+)
+
+ENV = "test"
+
+
+@pytest.fixture(scope="module")
+def bubble() -> Iterator[BubbleDouble]:
+    with BubbleDouble(token=BUBBLE_TOKEN, seed=19, schema=SCHEMA) as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def database(cluster: Cluster, queue_template: str) -> Iterator[Database]:
+    with fresh_database(cluster, queue_template) as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def host(
+    tmp_path_factory: pytest.TempPathFactory, database: Database, bubble: BubbleDouble
+) -> Iterator[Host]:
+    yield from function_support.start_host(
+        tmp_path_factory.mktemp("reconcile_host"), database, bubble, bubble_token=BUBBLE_TOKEN,
+        service_role_key=LEGACY_KEY, secret_key=SECRET_KEY, http_timeout_ms=2000, **mappings_json_env(),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def conn(database: Database, bubble: BubbleDouble) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    with psycopg.connect(database.dsn, autocommit=True, row_factory=dict_row) as c:
+        deploy(c)
+        empty_queue_and_bubble(c, bubble, schema=SCHEMA)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=120, trust_env=False) as c:
+        yield c
+
+
+def add_profile(conn: psycopg.Connection[Any], email: str, *, is_test: bool = False) -> str:
+    row = conn.execute(
+        "insert into public.profiles (email, first_name, is_test) values (%s, 'Ada', %s) returning id::text",
+        (email, is_test),
+    ).fetchone()
+    return str(row["id"])
+
+
+def thing_of(bubble: BubbleDouble, data_type: str, key: str) -> dict[str, Any]:
+    return next(t for t in bubble.records(data_type, env=ENV) if t.get("supabase_id") == key)
+
+
+def synced_world(conn: psycopg.Connection[Any], client: httpx.Client, host: Host) -> dict[str, Any]:
+    """Six users (one a test account the mapping filters out), two listings of the first, three messages;
+    synced."""
+    users = [add_profile(conn, f"u{i}@example.com") for i in range(5)]
+    tester = add_profile(conn, "qa@example.com", is_test=True)
+    listings = [
+        str(conn.execute(
+            "insert into public.listings (title, price, host_id) values (%s, 10, %s) returning id::text",
+            (title, users[0]),
+        ).fetchone()["id"])
+        for title in ("Loft", "Barn")
+    ]  # fmt: skip
+    messages = [
+        str(
+            conn.execute(
+                "insert into public.messages (body) values (%s) returning id::text", (b,)
+            ).fetchone()["id"]
+        )
+        for b in ("one", "two", "three")
+    ]
+    sync(client, host, conn)
+    return {"users": users, "tester": tester, "listings": listings, "messages": messages}
+
+
+def test_a_synced_world_is_in_sync(
+    conn: psycopg.Connection[Any], client: httpx.Client, host: Host, bubble: BubbleDouble, database: Database
+) -> None:
+    synced_world(conn, client, host)
+    outcome = reconcile(database.dsn, bubble, "--json")
+    assert outcome.code == 0, outcome.err + outcome.out
+    assert outcome.counts() == {
+        "users": {"missing": 0, "stale": 0, "orphaned": 0, "duplicated": 0},
+        "listings": {"missing": 0, "stale": 0, "orphaned": 0, "duplicated": 0},
+        "messages": {"missing": 0, "stale": 0, "orphaned": 0, "duplicated": 0},
+    }
+    by_name = {m["mapping"]: m for m in outcome.document["mappings"]}
+    assert (by_name["users"]["records"], by_name["users"]["things"]) == (
+        5,
+        5,
+    )  # the test account is not synced
+    # one page per data type: 3 scans, nothing differed so no second look
+    assert outcome.document["bubble_requests"] == 3
+
+
+def test_differences_made_behind_the_syncs_back_are_each_named_then_repaired(
+    conn: psycopg.Connection[Any], client: httpx.Client, host: Host, bubble: BubbleDouble, database: Database
+) -> None:
+    world = synced_world(conn, client, host)
+    u = world["users"]
+    # Bubble, behind the sync's back: an editor changes a name, a workflow deletes a user, someone adds a user
+    # carrying a key no record has, and a second thing with an existing record's key
+    bubble.modify(
+        "user", thing_of(bubble, "user", f"profiles:{u[1]}")["_id"], {"First Name": "Robert"}, env=ENV
+    )
+    bubble.delete("user", thing_of(bubble, "user", f"profiles:{u[2]}")["_id"], env=ENV)
+    ghost = str(uuid.uuid4())
+    bubble.add("user", {"email": "ghost@example.com", "supabase_id": f"profiles:{ghost}"}, env=ENV)
+    duplicate = bubble.add("user", {"email": "twin@example.com", "supabase_id": f"profiles:{u[3]}"}, env=ENV)
+    # Supabase, while the triggers were off (a destroy/up, a bulk fix): a message edited, another deleted
+    conn.execute("alter table public.messages disable trigger user")
+    conn.execute("update public.messages set body = 'ONE' where id = %s", (world["messages"][0],))
+    conn.execute("delete from public.messages where id = %s", (world["messages"][1],))
+    conn.execute("alter table public.messages enable trigger user")
+    # a listing's thing deleted in Bubble: missing, its host linked
+    bubble.delete("listing", thing_of(bubble, "listing", f"listings:{world['listings'][1]}")["_id"], env=ENV)
+
+    found = reconcile(database.dsn, bubble, "--json", "--show-values")
+    assert found.code == 1, found.err + found.out
+    assert found.counts() == {
+        "users": {"missing": 1, "stale": 1, "orphaned": 1, "duplicated": 1},
+        "listings": {"missing": 1, "stale": 0, "orphaned": 0, "duplicated": 0},
+        "messages": {"missing": 0, "stale": 1, "orphaned": 1, "duplicated": 0},
+    }
+    users = next(m for m in found.document["mappings"] if m["mapping"] == "users")
+    assert [e["key"] for e in users["missing"]["examples"]] == [f"profiles:{u[2]}"]
+    assert users["stale"]["examples"][0]["fields"] == ["First Name"]
+    assert users["stale"]["examples"][0]["values"] == [
+        {"field": "First Name", "column": "first_name", "supabase": "Ada", "bubble": "Robert"}
+    ]
+    assert [e["key"] for e in users["orphaned"]["examples"]] == [f"profiles:{ghost}"]
+    twin = users["duplicated"]["examples"][0]
+    assert twin["key"] == f"profiles:{u[3]}" and duplicate in twin["bubble_ids"] and twin["kept"] != duplicate
+
+    text = reconcile(database.dsn, bubble)  # the same, as text
+    assert text.code == 1
+    assert f"  missing         1  profiles:{u[2]}\n" in text.out
+    assert "repair them:" in text.out
+
+    dry = reconcile(database.dsn, bubble, "--repair", "--dry-run")
+    assert dry.code == 1 and "repair users: queue 1 INSERT, 1 UPDATE, 1 DELETE" in dry.out, dry.out
+    assert "dry run: nothing was queued" in dry.out
+    assert (
+        conn.execute("select count(*) as n from public.sync_queue where status <> 'completed'").fetchone()[
+            "n"
+        ]
+        == 0
+    )
+
+    with processor(host):
+        repaired = reconcile(database.dsn, bubble, "--repair", "--json")
+    assert repaired.code == 1, repaired.err + repaired.out  # the duplicate is left: named, not deleted
+    assert repaired.counts("after") == {
+        "users": {"missing": 0, "stale": 0, "orphaned": 0, "duplicated": 1},
+        "listings": {"missing": 0, "stale": 0, "orphaned": 0, "duplicated": 0},
+        "messages": {"missing": 0, "stale": 0, "orphaned": 0, "duplicated": 0},
+    }
+    assert repaired.document["repair"]["failed"] == 0
+
+    again = reconcile(database.dsn, bubble, "--json")
+    assert again.code == 1 and again.counts()["users"]["duplicated"] == 1
+    assert sum(sum(k.values()) for k in again.counts().values()) == 1
+    # the thing kept is the one the queue links; Bubble's other things are what Supabase holds
+    assert thing_of(bubble, "user", f"profiles:{u[1]}")["First Name"] == "Ada"
+    assert [t["Body"] for t in bubble.records("message", env=ENV)] == ["ONE", "three"]
+    assert bubble.record("user", duplicate, env=ENV) is not None
+
+    refused = reconcile(database.dsn, bubble, "--repair", "--delete-duplicates")
+    assert refused.code == 2 and "cannot delete one Bubble thing of a record" in refused.err
