@@ -29,7 +29,7 @@ from components.operator.reconcile.bubble import BubbleReader
 from components.operator.reconcile.examine import Examiner
 from components.operator.reconcile.findings import MappingFindings
 from components.operator.reconcile.gate import SharedGate
-from components.operator.reconcile.progress import Progress
+from components.operator.reconcile.progress import Progress, counted
 from components.operator.reconcile.queries import reconcile_query
 from components.operator.reconcile.repair import (
     MappingRepair,
@@ -242,7 +242,7 @@ class _Run:
         phase = "queueing"
         try:
             queue_repairs(self.conn, plans, self.progress)
-            self.progress.note(f"queued {sum(p.queued for p in plans):,} repairs")
+            self.progress.note(f"queued {counted(sum(p.queued for p in plans), 'repair')}")
             phase = "following"
             counts = follow(
                 self.conn, plans, self.progress, poll_seconds=poll_seconds, status_hint=status_hint,
@@ -258,18 +258,17 @@ class _Run:
         except (ReconcileError, OperatorError, psycopg.Error) as exc:
             self.progress.close()
             queued = sum(p.queued for p in plans)
-            print(f"reconcile: {_one_line(str(exc), 300)} while {phase} repairs; {queued:,} repairs queued "
-                  f"keep syncing (exit {EXIT_USAGE})", file=self.err)  # fmt: skip
+            print(f"reconcile: {_one_line(str(exc), 300)} while {phase} repairs; {_kept_syncing(queued)} "
+                  f"(exit {EXIT_USAGE})", file=self.err)  # fmt: skip
             return EXIT_USAGE
         except KeyboardInterrupt:
             self.progress.close()
             queued = sum(p.queued for p in plans)
             if phase == "queueing":
-                print(f"interrupted while queueing: {queued:,} repairs queued (the batch in flight was "
-                      "rolled back); they keep syncing without this command (exit 130)",
-                      file=self.err)  # fmt: skip
+                print(f"interrupted while queueing (the batch in flight was rolled back): "
+                      f"{_kept_syncing(queued)} without this command (exit 130)", file=self.err)  # fmt: skip
             else:
-                print(f"stopped {phase}: {queued:,} repairs queued keep syncing without this command "
+                print(f"stopped {phase}: {_kept_syncing(queued)} without this command "
                       f"(`{status_hint}` shows the queue) (exit 130)", file=self.err)  # fmt: skip
             return EXIT_INTERRUPTED
         code = EXIT_DIFFERENCES if any(f.total for f in found) else EXIT_IN_SYNC
@@ -288,6 +287,10 @@ class _Run:
         self.out.write(render_findings(found))
         print(f"{summary(found, figures)} (exit {code})", file=self.out)
         return code
+
+
+def _kept_syncing(queued: int) -> str:
+    return f"{counted(queued, 'repair')} queued {'keeps' if queued == 1 else 'keep'} syncing"
 
 
 def _plan_json(plan: MappingRepair) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class Examiner:
 
         for (data_type, key_field), sharing in groupby(sorted(targets, key=group), key=group):
             every = list(sharing)
-            keep = kept_fields(key_field, (f.field for t in every for f in t.mapping.fields))
+            keep = kept_fields(key_field, (name for t in every for name in t.bubble_fields))
             started = self.clock()
             read = scan(self.reader, self.store, data_type, key_field, keep,
                         self._reading(f"reading Bubble's {data_type}", started))  # fmt: skip
@@ -155,7 +155,7 @@ class Examiner:
 
 
 def _keep(target: Target) -> frozenset[str]:
-    return kept_fields(target.mapping.key_field, (f.field for f in target.mapping.fields))
+    return kept_fields(target.mapping.key_field, target.bubble_fields)
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -42,6 +42,12 @@ class Target:
         return f"{self.mapping.queue_table}:"
 
     @property
+    def bubble_fields(self) -> tuple[str, ...]:
+        """The Bubble fields a comparison reads: the mapped ones, and those a soft delete sets (an archived
+        orphan is no difference)."""
+        return (*(f.field for f in self.mapping.fields), *self.mapping.on_delete.fields)
+
+    @property
     def condition(self) -> str | None:
         """The rows compared: the mapping's where and the --where, both (each on lines of its own, so that a
         trailing comment in one cannot swallow the other)."""
