@@ -80,6 +80,11 @@ create temporary table if not exists reconcile_things (
 -- name: things_index
 create index if not exists reconcile_things_key on reconcile_things (data_type, key_field, thing_key);
 
+-- name: analyze_things
+-- analyze_things: the table's statistics once a scan filled it (autovacuum never analyzes a temporary table),
+-- so that a chunk's things are found by the index, not by reading them all.
+analyze pg_temp.reconcile_things;
+
 -- name: add_things
 -- add_things: Bubble's things %(things)s (a JSON array, as the Data API returns them) of a data type, each
 -- under its key (the key field's value); a thing read again replaces what was read before.
@@ -98,17 +103,21 @@ delete from pg_temp.reconcile_things t
 
 -- name: compare
 -- compare: what differs between the records %(record_ids)s of mapping %(mapping)s and the things read for
--- them, as bubble_sync.compare_with_bubble says; the things are then marked compared.
-with things as (
+-- them, as bubble_sync.compare_with_bubble says; the things are then marked compared. The keys are joined,
+-- one probe of reconcile_things_key each (`= any(array(...))` of a subquery is no constant: it was compared
+-- with every row of the table, 100,000 rows times 1,000 keys a chunk).
+with keys as (
+  select %(prefix)s || i as thing_key from unnest(%(record_ids)s::text[]) i
+), things as (
   select coalesce(jsonb_agg(t.thing order by t.position), '[]'::jsonb) as things
-    from pg_temp.reconcile_things t
-   where t.data_type = %(data_type)s and t.key_field = %(key_field)s
-     and t.thing_key = any(array(select %(prefix)s || i from unnest(%(record_ids)s::text[]) i))
+    from keys k
+    join pg_temp.reconcile_things t
+      on t.data_type = %(data_type)s and t.key_field = %(key_field)s and t.thing_key = k.thing_key
 ), marked as (
   update pg_temp.reconcile_things t
      set compared = true
-   where t.data_type = %(data_type)s and t.key_field = %(key_field)s
-     and t.thing_key = any(array(select %(prefix)s || i from unnest(%(record_ids)s::text[]) i))
+    from keys k
+   where t.data_type = %(data_type)s and t.key_field = %(key_field)s and t.thing_key = k.thing_key
 )
 select c.record_id, c.difference, c.fields, c.bubble_ids
   from things, bubble_sync.compare_with_bubble(%(mapping)s, %(record_ids)s::text[], things.things) c
@@ -153,7 +162,7 @@ select l.record_id, l.bubble_id
 with source as (
   select bubble_sync.mapped_payload(to_jsonb({row}), %(source_oid)s::oid::regclass, %(columns)s::text[]) as payload
     from {source}
-   where {row}.{key}::text = %(record_id)s
+   where {row}.{key} = cast(%(record_id)s::text as {key_type})
 ), bubble as (
   select t.thing
     from pg_temp.reconcile_things t

@@ -97,6 +97,7 @@ class Examiner:
             started = self.clock()
             read = scan(self.reader, self.store, data_type, key_field, keep,
                         self._reading(f"reading Bubble's {data_type}", started))  # fmt: skip
+            self.store.analyze()
             self.progress.note(
                 f"read {counted(read, 'thing')} of {data_type} in {self.clock() - started:.1f} s "
                 f"({counted(self.reader.requests, 'Bubble request')} so far)"

@@ -63,6 +63,10 @@ class ThingStore:
             },
         )
 
+    def analyze(self) -> None:
+        """Statistics for the planner, once a scan has filled the table."""
+        self.conn.execute(reconcile_query("analyze_things"))
+
     def forget(self, data_type: str, key_field: str, keys: Sequence[str]) -> None:
         """Drops the things read for these keys (before they are read again)."""
         self.conn.execute(
