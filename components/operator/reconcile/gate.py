@@ -91,6 +91,11 @@ class SharedGate:
         than reconcile waits."""
         if not self._slots:
             self._reserve(max(1, min(wanted, self.batch)))
+        elif len(self._slots) < wanted and self.clock() >= self._not_before:
+            # Turns are asked for at the share's pace, ahead of need: a busy gate grants them behind the
+            # sync's (up to a second ahead), and waiting for those before asking again would hold reconcile
+            # below its share.
+            self._reserve(max(1, min(wanted - len(self._slots), self.batch)), ahead=True)
         at = self._slots.popleft()
         self._wait_until(at)
         self.turns_taken += 1
@@ -120,7 +125,8 @@ class SharedGate:
         if self._view.breaker == "open" or answer == "rate_limited":
             self._slots.clear()  # turns reserved before would now go out too early
 
-    def _reserve(self, wanted: int) -> None:
+    def _reserve(self, wanted: int, *, ahead: bool = False) -> None:
+        """Reserves up to `wanted` turns. `ahead`: turns are in hand already; ask once, wait for nothing."""
         self._wait_until(self._not_before)  # reconcile's own share, before the gate is even asked
         while True:
             row = (
@@ -137,6 +143,8 @@ class SharedGate:
                 row["unavailable_since"],
                 row["failures_in_a_row"],
             )
+            if ahead and (row["breaker"] == "open" or row["granted"] == 0):
+                return
             if row["breaker"] == "open":
                 self._wait_for_probe(now, row["first_in_ms"], row["unavailable_since"])
                 continue
@@ -146,7 +154,10 @@ class SharedGate:
                 continue
             start = now + row["first_in_ms"] / 1000
             self._slots.extend(start + i * row["spacing_ms"] / 1000 for i in range(row["granted"]))
-            self._not_before = start + row["granted"] * self.interval
+            # The next batch is asked for a share's worth after this one was: not after its turns came, or a
+            # busy sync booking turns ahead would hold reconcile below its share (and the share is of turns
+            # taken, so it holds however far ahead they lie).
+            self._not_before = now + row["granted"] * self.interval
             return
 
     def _wait_for_probe(self, now: float, first_in_ms: int, since: datetime | None) -> None:
