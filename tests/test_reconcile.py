@@ -234,3 +234,41 @@ def test_ctrl_c_while_following_repairs_leaves_them_queued(
         (world["users"][0],),
     ).fetchall()
     assert [dict(r) for r in row] == [{"operation": "INSERT", "status": "pending"}]
+
+
+# What --delete-duplicates asks of a deployment that can delete one given thing of a record (this release's
+# function cannot: see docs/runbook.md): a stand-in that records the call as a finished DELETE row.
+STAND_IN = """
+create function bubble_sync.enqueue_delete_duplicate(p_table_name text, p_record_id text, p_bubble_id text)
+returns public.sync_queue language sql as $$
+  insert into public.sync_queue (table_name, record_id, operation, payload, status, bubble_id, completed_at)
+  values (p_table_name, p_record_id, 'DELETE', jsonb_build_object('bubble_sync_duplicate', p_bubble_id),
+          'completed', p_bubble_id, now())
+  returning *
+$$
+"""
+
+
+def test_delete_duplicates_names_each_extra_thing_to_the_deployment(
+    conn: psycopg.Connection[Any], client: httpx.Client, host: Host, bubble: BubbleDouble, database: Database
+) -> None:
+    world = synced_world(conn, client, host)
+    record = world["users"][3]
+    kept = thing_of(bubble, "user", f"profiles:{record}")["_id"]
+    extra = [
+        bubble.add("user", {"email": f"twin{i}@example.com", "supabase_id": f"profiles:{record}"}, env=ENV)
+        for i in range(2)
+    ]
+    conn.execute(STAND_IN)
+    try:
+        outcome = reconcile(database.dsn, bubble, "--repair", "--delete-duplicates", mapping="users")
+    finally:
+        conn.execute("drop function bubble_sync.enqueue_delete_duplicate(text, text, text)")
+    assert "repair users: queue 2 deletes of duplicates" in outcome.out, outcome.out + outcome.err
+    asked = conn.execute(
+        "select record_id, bubble_id from public.sync_queue where payload ? 'bubble_sync_duplicate'"
+        " order by bubble_id"
+    ).fetchall()
+    assert [(r["record_id"], r["bubble_id"]) for r in asked] == [(record, b) for b in sorted(extra)]
+    assert kept not in {r["bubble_id"] for r in asked}  # the linked thing is kept
+    assert outcome.code == 1  # the stand-in deleted nothing: the duplicates are still named

@@ -167,6 +167,7 @@ def follow(
     started = last_change = clock()
     last_done, warned = -1, False
     while True:
+        polled = clock()
         counts = {"synced": 0, "failed": 0, "outstanding": 0}
         for plan in plans:
             if plan.record_ids:
@@ -201,7 +202,8 @@ def follow(
                 f"nothing applied for {eta(clock() - last_change)} while {counts['outstanding']:,} repairs "
                 f"wait: is the processor running? `{status_hint}` says why"
             )
-        sleep(poll_seconds)
+        # a poll reads every repaired record's rows: for a large repair, poll less often than it costs
+        sleep(max(poll_seconds, 4 * (clock() - polled)))
 
 
 def _batches(ids: Sequence[str]) -> list[Sequence[str]]:
