@@ -3,16 +3,16 @@ config (what earlier `up`s set, then the new values), so tables made after the f
 
 In this order, so a failure leaves the devstack running and says what it got to:
 
-1. the merged config is validated, and the way the devstack was applied is kept (a stack applied with
-   `pulumi up` is applied with `pulumi up` again, on the same workspace and state; one applied with psql,
-   with psql: switching would leave objects that the other way does not know about);
-2. the new values are set on the workspace's `local` stack (`pulumi config set`, structured as
+1. the merged config is validated, with the mappings checked against the tables as `preview` checks them;
+   the way the devstack was applied is kept (`pulumi up` again on the same workspace and state, or psql
+   again: switching would leave objects the other way knows nothing about);
+2. the new values are set on the workspace's `local` stack (`pulumi config set`, structured values with
    `set-all --json`), as a user would before `pulumi up`;
-3. the function host is restarted on its port when its settings changed (`BUBBLE_SYNC_MAPPINGS`, batch size,
-   ...): a function's environment is fixed when it starts, as on Supabase, where changing a secret restarts
-   the function. It goes before the apply because a new mapping's trigger queues rows as soon as it exists
-   and immediate dispatch hands them to the function at once: a host on the old settings would send them as
-   rows of no mapping, to `bubbleDataType`;
+3. the function host is restarted on its port when the function's settings change (`BUBBLE_SYNC_MAPPINGS`,
+   the batch size, ...): its workers get their environment from it, fixed when it starts (on Supabase, new
+   secrets reach the function's next workers). Before the apply, because a new mapping's trigger queues rows
+   as soon as it exists and immediate dispatch hands them to the function at once: a host on the old settings
+   would send them as rows of no mapping, to `bubbleDataType`;
 4. `pulumi up` (or the stack's SQL with psql).
 
 The state file records the merged config and the new host before the apply, so if the apply fails, the
@@ -26,6 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
+
+from components.config import ConfigError, StackConfig
+from components.mapping_check import check_mappings
 from devstack.processes import stop
 from devstack.pulumi_engine import Engine, find_engine
 from devstack.stack import (
@@ -60,12 +64,13 @@ def apply_again(
     state_dir = state_dir.resolve()
     merged = {**info.config, **config}
     new_values, new_secrets = split_secrets(config)
-    local_config(*split_secrets(merged))  # a bad value fails here, before anything changes
+    # A bad value, or a mapping that does not fit the tables, fails here, before anything changes.
+    _check_mappings(info.database_url, local_config(*split_secrets(merged)))
     pulumi_engine = _engine_for(info, engine, new_secrets)
 
     if pulumi_engine is not None:
         workspace = local_workspace(state_dir, pulumi_engine)
-        with step(f"the new config on stack {LOCAL_STACK_NAME} (pulumi config set)"):
+        with step(f"pulumi config set on stack {LOCAL_STACK_NAME}"):
             set_config(workspace, LOCAL_STACK_NAME, values=new_values, secret_values=new_secrets)
 
     old_env = _host_env(info, info.config)
@@ -98,6 +103,17 @@ def apply_again(
             )
     save(state_dir, info)
     return info
+
+
+def _check_mappings(database_url: str, config: StackConfig) -> None:
+    """The mappings against the devstack's tables, as `preview` checks them (components/mapping_check.py):
+    the psql path has no preview, and the function host is not restarted for a stack that cannot apply."""
+    if not config.mappings:
+        return
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        problems = check_mappings(conn, config.mappings)
+    if problems:
+        raise StackError(f"the mappings do not fit the devstack's tables: {ConfigError(problems)}")
 
 
 def _engine_for(info: StackInfo, engine: Engine | bool, new_secrets: Mapping[str, str]) -> Engine | None:

@@ -144,6 +144,11 @@ def up(
         )
         down(state_dir)
 
+    if local_config(overrides, secret_overrides).mappings:
+        raise StackError(
+            "bubble-sync:mappings: a new devstack's database has none of your tables yet: start it with"
+            ' `./dev up`, create them (psql "$DATABASE_URL"), then `./dev up --config-file FILE` maps them'
+        )
     if bubble_url is not None and not bubble_token:
         raise StackError(
             "--bubble-url needs the Bubble API token in the environment variable BUBBLE_API_TOKEN"
