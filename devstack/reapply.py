@@ -13,7 +13,8 @@ In this order, so a failure leaves the devstack running and says what it got to:
    secrets reach the function's next workers). Before the apply, because a new mapping's trigger queues rows
    as soon as it exists and immediate dispatch hands them to the function at once: a host on the old settings
    would send them as rows of no mapping, to `bubbleDataType`;
-4. `pulumi up` (or the stack's SQL with psql).
+4. `pulumi up` (or the stack's SQL with psql, after dropping the trigger and row of each mapping no longer in
+   the config, as `pulumi up` deletes their resources: the SQL only creates).
 
 The state file records the merged config and the new host before the apply, so if the apply fails, the
 devstack's record, the workspace's config and the function's settings agree, and `up --config-file` again
@@ -22,7 +23,7 @@ devstack's record, the workspace's config and the function's settings agree, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +31,8 @@ import psycopg
 
 from components.config import ConfigError, StackConfig
 from components.mapping_check import check_mappings
+from components.mappings import Mapping as SyncMapping
+from components.sql_plan import mapping_unit
 from devstack.processes import stop
 from devstack.pulumi_engine import Engine, find_engine
 from devstack.stack import (
@@ -65,7 +68,9 @@ def apply_again(
     merged = {**info.config, **config}
     new_values, new_secrets = split_secrets(config)
     # A bad value, or a mapping that does not fit the tables, fails here, before anything changes.
-    _check_mappings(info.database_url, local_config(*split_secrets(merged)))
+    wanted = local_config(*split_secrets(merged))
+    previous = local_config(*split_secrets(info.config))
+    _check_mappings(info.database_url, wanted)
     pulumi_engine = _engine_for(info, engine, new_secrets)
 
     if pulumi_engine is not None:
@@ -95,6 +100,7 @@ def apply_again(
         info.applied_with = f"pulumi up ({version})"
     else:
         with step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME})"):
+            _drop_removed_mappings(info.database_url, before=previous.mappings, after=wanted.mappings)
             apply_stack_sql(
                 LOCAL_STACK,
                 overrides=split_secrets(merged)[0],
@@ -114,6 +120,30 @@ def _check_mappings(database_url: str, config: StackConfig) -> None:
         problems = check_mappings(conn, config.mappings)
     if problems:
         raise StackError(f"the mappings do not fit the devstack's tables: {ConfigError(problems)}")
+
+
+def _drop_removed_mappings(
+    database_url: str, *, before: Sequence[SyncMapping], after: Sequence[SyncMapping]
+) -> None:
+    """What `pulumi up` does for a mapping no longer in the config, which the stack's SQL cannot (it only
+    creates): its trigger dropped and its row deleted, by the statements `destroy` runs. A mapping moved to
+    another table counts as removed from the first."""
+    kept = {(m.name, m.qualified_table) for m in after}
+    gone = [m for m in before if (m.name, m.qualified_table) not in kept]
+    if not gone:
+        return
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        for mapping in gone:
+            unit = mapping_unit(mapping, tuple(before))
+            try:
+                with conn.transaction():
+                    conn.execute(unit.trigger.drop_sql)  # type: ignore[arg-type]
+            except psycopg.errors.UndefinedTable:
+                pass  # the table was dropped, and its trigger with it
+            conn.execute(unit.record.drop_sql)  # type: ignore[arg-type]
+    progress(
+        f"  mapping {', '.join(m.name for m in gone)}: no longer in the config; trigger dropped, row deleted"
+    )
 
 
 def _engine_for(info: StackInfo, engine: Engine | bool, new_secrets: Mapping[str, str]) -> Engine | None:

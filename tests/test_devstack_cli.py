@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from devstack import stack
 from devstack.processes import is_alive
@@ -355,5 +356,21 @@ def test_config_file_applies_a_running_psql_devstack_again_and_restarts_the_func
         assert same.returncode == 0, same.stderr
         assert "its settings are unchanged; kept running" in same.stderr
         assert host_env(state)[0] == new_pid
+
+        # a mapping left out: its trigger and row go, as `pulumi up` would delete them (the SQL only creates)
+        example = yaml.safe_load((REPO / "docs" / "examples" / "mappings.yaml").read_text())
+        example["config"]["bubble-sync:mappings"] = example["config"]["bubble-sync:mappings"][:1]
+        users_only = tmp_path / "users-only.yaml"
+        users_only.write_text(yaml.safe_dump(example))
+        fewer = devstack("up", "--state-dir", str(state), "--config-file", str(users_only))
+        assert fewer.returncode == 0, fewer.stderr
+        assert "mapping listings: no longer in the config; trigger dropped, row deleted" in fewer.stderr
+        with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
+            triggers = conn.execute(
+                "select tgname from pg_trigger where tgname like 'bubble_sync\\_%' order by 1"
+            ).fetchall()
+            names = conn.execute("select name from bubble_sync.mappings").fetchall()
+        assert triggers == [("bubble_sync_dispatch",), ("bubble_sync_users",)] and names == [("users",)]
+        assert [m["name"] for m in json.loads(host_env(state)[1]["BUBBLE_SYNC_MAPPINGS"])] == ["users"]
     finally:
         devstack("down", "--state-dir", str(state))
