@@ -12,45 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import PROCESSOR_JOB, RETRY_JOB, Observation, OutageWindow, parse_bubble_time
+from bench.stats import request_kind, steady_throughput
+from bench.stats import summary as _summary
 
 TARGET_RATE_SHARE = 0.90
 TARGET_P50_S = 2.0
 TARGET_REQUESTS_PER_ROW = 1.0
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), q in 0..100."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    if math.isinf(ordered[hi]):
-        return math.inf
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    def finite(value: float | None) -> float | None:
-        return None if value is None or not math.isfinite(value) else value
-
-    return {
-        "n": len(values),
-        "p50": finite(percentile(values, 50)),
-        "p95": finite(percentile(values, 95)),
-        "p99": finite(percentile(values, 99)),
-        "max": finite(max(values)) if values else None,
-    }
-
-
-def steady_throughput(times: list[float]) -> float | None:
-    """Rows per second between the 10th and the 90th percentile of completion times (ramp-up and tail cut)."""
-    if len(times) < 10:
-        return None
-    ordered = sorted(times)
-    lo, hi = int(0.1 * len(ordered)), int(0.9 * len(ordered))
-    span = ordered[hi] - ordered[lo]
-    return (hi - lo) / span if span > 0 else None
 
 
 def derive_cron_backlog(obs: Observation) -> tuple[dict[str, float], dict[str, Any]]:
@@ -127,7 +94,7 @@ def analyse(obs: Observation) -> dict[str, Any]:
     rate_limit_rps = s.rate_limit_per_minute / 60.0
 
     statuses = Counter(r["status"] for r in obs.requests)
-    kinds = Counter(_kind(r) for r in obs.requests)
+    kinds = Counter(request_kind(r) for r in obs.requests)
     synced = len(obs.bubble_created)
     completed = sum(1 for r in obs.rows if r["status"] == "completed")
     return {
@@ -258,9 +225,9 @@ def outage_figures(obs: Observation, window: OutageWindow) -> dict[str, Any]:
         "requests_during": len(during),
         "requests_during_per_minute": len(during) / minutes if minutes > 0 else None,
         "requests_during_by_status": _count_by(during, lambda r: str(r["status"])),
-        "requests_during_by_kind": _count_by(during, _kind),
+        "requests_during_by_kind": _count_by(during, request_kind),
         "requests_after_recovery": len(after),
-        "requests_after_recovery_by_kind": _count_by(after, _kind),
+        "requests_after_recovery_by_kind": _count_by(after, request_kind),
         "status_429_after_recovery": sum(1 for r in after if r["status"] == 429),
         "status_429_total": sum(1 for r in obs.requests if r["status"] == 429),
         # measured on the rows' own timestamps; None: the queue was not empty when the run gave up
@@ -289,17 +256,6 @@ def _rows_per_tick(obs: Observation) -> float | None:
         nxt = obs.ticks[i + 1] if i + 1 < len(obs.ticks) else math.inf
         counts.append(sum(1 for at in obs.bubble_created.values() if tick <= at < nxt))
     return sum(counts) / len(counts)
-
-
-def _kind(request: dict[str, Any]) -> str:
-    path, method = request["path"], request["method"]
-    if path.endswith("/bulk"):
-        return "bulk create"
-    if method == "POST":
-        return "create"
-    if method == "GET":
-        return "search" if request.get("query") else "get"
-    return method.lower()
 
 
 # -- output ------------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.harness import PROFILES, RETRY_JOB, Observation, OutageWindow, Settings
-from bench.report import analyse, markdown, percentile
+from bench.report import analyse, markdown
+from bench.stats import percentile
 
 REPO = Path(__file__).resolve().parents[1]
 
