@@ -548,9 +548,12 @@ def _backfill(conn: psycopg.Connection[Any], dsn: str, rows: int) -> tuple[float
     return began, ended
 
 
-def double_ceiling(double: BubbleDouble, token: str, settings: Settings) -> dict[str, Any]:
+def double_ceiling(
+    double: BubbleDouble, token: str, settings: Settings, thing: tuple[str, dict[str, object]] | None = None
+) -> dict[str, Any]:
     """What the double serves alone on this machine: single creates from `ceiling_concurrency` loops for
-    `ceiling_seconds` (bench/double_load.ts), its rate limit off meanwhile."""
+    `ceiling_seconds` (bench/double_load.ts), its rate limit off meanwhile. `thing`: the data type and
+    fields to create (default: users as the single-type profiles send them)."""
     _log(
         f"measuring the Bubble double alone: {settings.ceiling_concurrency} creates in flight for"
         f" {settings.ceiling_seconds:g} s"
@@ -567,6 +570,7 @@ def double_ceiling(double: BubbleDouble, token: str, settings: Settings) -> dict
                 token,
                 str(settings.ceiling_concurrency),
                 str(settings.ceiling_seconds),
+                *((thing[0], json.dumps(thing[1])) if thing else ()),
             ],
             capture_output=True,
             text=True,
