@@ -90,6 +90,8 @@ class MappedRun:
     deleted: int
     insert_seconds: float
     checked: Checked
+    #: listing id -> its host's id (profiles.id), to time each listing after its host
+    listing_hosts: dict[str, str] = field(default_factory=dict)
 
 
 def row_key(table: str, record_id: str, operation: str) -> str:
@@ -119,6 +121,7 @@ def drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
         ended_at = time.time()
         queue = _queue_rows(conn)
         checked = check(conn, stack.double, deleter, queue)
+        hosts = conn.execute("select id::text, host_id::text from public.listings").fetchall()
     if len(deleter.deleted) < sizes.deleted:
         checked.failures.insert(
             0, f"{sizes.deleted - len(deleter.deleted)} messages to delete never reached Bubble to be deleted"
@@ -171,6 +174,7 @@ def drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
             deleted=len(deleter.deleted),
             insert_seconds=inserts_done_at - started_at,
             checked=checked,
+            listing_hosts=dict(hosts),
         ),
     )
 

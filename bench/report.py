@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import mapped_report
 from bench.harness import PROCESSOR_JOB, RETRY_JOB, Observation, OutageWindow, parse_bubble_time
 from bench.stats import request_kind, steady_throughput
 from bench.stats import summary as _summary
@@ -150,6 +151,7 @@ def analyse(obs: Observation) -> dict[str, Any]:
         "rate_limit_per_minute": s.rate_limit_per_minute,
         "ceiling": obs.ceiling,
         "function": function_figures(obs, synced),
+        "mapped": mapped_report.figures(obs) if obs.mapped is not None else None,
     }
 
 
@@ -296,6 +298,7 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any], command: s
         lines += _throughput_lines(throughput, rl)
     if plans:
         lines += _plan_lines(plans, settings)
+        lines += mapped_report.markdown_lines(results)
     if outages:
         lines += _outage_lines(outages)
     return "\n".join(lines) + "\n"
