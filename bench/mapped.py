@@ -53,6 +53,8 @@ class Deleter:
     double: BubbleDouble
     #: message id -> (its Bubble id, the double's Created Date as epoch seconds)
     deleted: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: the delete statements it ran, one transaction each (each queues its rows and may wake the worker)
+    transactions: int = 0
 
     def delete_synced(self, conn: psycopg.Connection[Any]) -> int:
         """One pass: deletes the marked messages Bubble has now; how many."""
@@ -65,6 +67,7 @@ class Deleter:
             ids.append(int(message_id))
         if ids:
             conn.execute("delete from public.messages where id = any(%s)", (ids,))
+            self.transactions += 1
         return len(ids)
 
 
@@ -88,6 +91,7 @@ class MappedRun:
     #: row key (as Observation.rows name them) -> (mapping name, "create" or "delete")
     row_kinds: dict[str, tuple[str, str]]
     deleted: int
+    delete_transactions: int
     insert_seconds: float
     checked: Checked
     #: listing id -> its host's id (profiles.id), to time each listing after its host
@@ -172,6 +176,7 @@ def drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
             sizes=sizes,
             row_kinds=kinds,
             deleted=len(deleter.deleted),
+            delete_transactions=deleter.transactions,
             insert_seconds=inserts_done_at - started_at,
             checked=checked,
             listing_hosts=dict(hosts),

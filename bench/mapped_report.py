@@ -77,6 +77,7 @@ def figures(obs: Observation) -> dict[str, Any]:
         },
         "insert_seconds": run.insert_seconds,
         "deleted": run.deleted,
+        "delete_transactions": run.delete_transactions,
         "groups": groups,
         "listing_after_host_s": {**summary(after_host), "min": min(after_host, default=None)},
         "bubble_things": checked.bubble_counts,
@@ -114,10 +115,11 @@ def _profile_lines(r: dict[str, Any], m: dict[str, Any], baseline: dict[str, Any
     s = m["sizes"]
     lines = [
         "",
-        f"`{r['profile']}`, per mapping: {s['users']:,} users (and {s['test_accounts']} test accounts),"
+        f"`{r['profile']}`, per mapping: {s['users']:,} users (and {_n(s['test_accounts'], 'test account')}),"
         f" {s['listings']:,} listings and {s['messages']:,} messages made in one transaction"
         f" ({m['insert_seconds']:.1f} s), each user followed by its listings and messages; then"
-        f" {s['deleted']:,} of the messages deleted, each as soon as Bubble had it.",
+        f" {s['deleted']:,} of the messages deleted, each as soon as Bubble had it"
+        f" ({_n(m['delete_transactions'], 'delete transaction')} while the backlog lasted).",
         "",
         "| mapping | Supabase → Bubble | rows | synced | rows/s | p50 / p99 | Bubble requests per row |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -160,8 +162,8 @@ def _profile_lines(r: dict[str, Any], m: dict[str, Any], baseline: dict[str, Any
         lines.append(
             "Correctness, Bubble against Supabase after the run: no difference. Bubble holds "
             f"{things}: every user and listing and every message not deleted, once, with its mapped fields"
-            " as Supabase holds them, each listing's Host the Bubble id of its host's user;"
-            f" the {m['deleted']:,} deleted messages gone; the {s['test_accounts']} test accounts absent;"
+            " as Supabase holds them, each listing's Host the Bubble id of its host's user; the"
+            f" {m['deleted']:,} deleted messages gone; the {_n(s['test_accounts'], 'test account')} absent;"
             " every queue row completed."
         )
     lines += ["", f"Targets of `{r['profile']}` beyond the plan table's:", ""]
@@ -189,6 +191,10 @@ def cost_targets(r: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
             f" {'≤' if ok else '>'} +{100 * (TARGET_COST_RATIO - 1):.0f} % ({'met' if ok else 'NOT met'})"
         )
     return out
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _fmt(value: float | None, digits: int, suffix: str = "") -> str:

@@ -170,6 +170,7 @@ def function_figures(obs: Observation, synced: int) -> dict[str, Any]:
         "runs": len(obs.run_summaries),
         "runs_by_stop": dict(Counter(str(r.get("stopped_by")) for r in obs.run_summaries)),
         "runs_invoked_by_runs": sum(int(r.get("runs_invoked", 0)) for r in obs.run_summaries),
+        "runs_claiming_nothing": sum(1 for r in obs.run_summaries if r.get("claimed") == 0),
         "db_round_trips": sum(trips),
         "db_round_trips_per_row": per_row(sum(trips)),
     }
@@ -434,7 +435,9 @@ def _plan_lines(results: list[dict[str, Any]], settings: dict[str, Any]) -> list
         ends = ", ".join(f"{k}: {v}" for k, v in sorted(f["invocations_by_end"].items()))
         lines.append(
             f"\n`{r['profile']}`: {f['runs']} runs ({stops}); {f['runs_invoked_by_runs']} of them invoked by"
-            f" other runs (parallel runs and successors); invocations by end: {ends}."
+            f" other runs (parallel runs and successors)"
+            + (f", {f['runs_claiming_nothing']} claimed nothing" if f.get("runs_claiming_nothing") else "")
+            + f"; invocations by end: {ends}."
         )
     lines += ["", "Targets:", ""]
     for r in results:
