@@ -6,6 +6,7 @@ alert_webhook_url nothing is posted and the state is still kept."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -18,6 +19,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from components.operator.report import render_status
+from components.operator.status import collect_status
 from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, QUEUE_FILES
 from devstack.pgnet_worker import NetWorker
 from tests.conftest import Database, apply_sql
@@ -344,3 +347,23 @@ def test_a_failing_cron_job_of_ours_is_a_cause_until_it_succeeds(cron_tx: psycop
     assert PAYLOAD_VALUE not in cause["what"]
     run("bubble_sync.verify", 0, "succeeded")
     assert found() == {}
+
+
+def test_status_shows_the_alerts_state(
+    queue_db: Database, conn: psycopg.Connection[Any], receiver: Receiver
+) -> None:
+    with_webhook(conn, receiver)
+    open_breaker(conn, at_minutes=0)
+    with NetWorker(queue_db.admin_dsn):
+        assert evaluate(conn, 11) == "posted: unhealthy"
+        receiver.wait_for(1)
+    with psycopg.connect(queue_db.dsn, row_factory=dict_row) as read:
+        status = collect_status(read, database="test")
+    assert status.alert_webhook is True
+    assert [c["cause"] for c in status.alerts["announced"]] == ["bubble_unavailable"]
+    out = io.StringIO()
+    render_status(status, out)
+    section = out.getvalue().split("Alerts (")[1].split("Cron jobs (")[0]
+    assert "webhook       Vault secret alert_webhook_url (alertWebhookUrl)" in section
+    assert "last message  bubble_unavailable at 2025-01-06 09:11:00+0000, HTTP 200" in section
+    assert "hook-SECRET-path" not in out.getvalue()
