@@ -218,6 +218,8 @@ def test_up_applies_the_local_stack_with_the_real_engine(running: tuple[Path, di
         "bubble-sync-processor",
         "bubble-sync-retry",
         "bubble_sync.purge",
+        "bubble_sync.verify",
+        "bubble_sync.alerts",
     ]
     preview = devstack(
         "pulumi", "--state-dir", str(state), "preview", "--stack", "local", "--refresh", "--expect-no-changes"
