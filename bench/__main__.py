@@ -17,7 +17,7 @@ from typing import Any
 from bench import report
 from bench.harness import PROFILES, Settings, run_profile
 
-DEFAULT_PROFILES = "default,default-bulk,seed,starter,growth,team,backfill"
+DEFAULT_PROFILES = "default,default-bulk,seed,starter,growth,team,mappings,backfill"
 
 
 def main(argv: list[str] | None = None) -> int:

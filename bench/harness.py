@@ -6,7 +6,10 @@ the Bubble double in-process (latency and rate limit set), and `Pulumi.local.yam
 (dispatchMode, batchSize, concurrency, bubbleBulkCreate, bubbleRateLimitPerMinute) on top: the Deno function
 host gets that stack's function settings (components.function_env) and its SQL is applied with psql, as
 `./dev up --no-engine` does. A profile with an outage takes the double down (every /obj request answers 503)
-for `Settings.outage_seconds` from halfway through the steady signups, on a timer beside the workload.
+for `Settings.outage_seconds` from halfway through the steady signups, on a timer beside the workload. The
+`mappings` profile's stack has bench/mapped_app.py's mappings (its tables are made before the stack SQL,
+which attaches the triggers to them, and the double is told the app's schema); its workload and checks are
+bench/mapped.py's.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from bench import mapped_app
 from components.function_env import function_env
 from components.operator.backfill import run_backfill
 from components.stack_file import load_stack_config
@@ -77,6 +81,9 @@ class Profile:
     plan_per_minute: float | None = None
     # The workload is `python -m components backfill` of this many existing records of public.profiles.
     backfill_rows: int | None = None
+    # The stack has bench/mapped_app.py's mappings (three tables, three Bubble data types, the double told
+    # their schema); the workload and its checks are bench/mapped.py's.
+    mapped: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -138,6 +145,16 @@ PROFILES: dict[str, Profile] = {
             0,
             plan_per_minute=25_000,
             backfill_rows=100_000,
+        ),
+        Profile(
+            "mappings",
+            "three mappings at Growth's limit: users (a row filter), listings (a reference to their host),"
+            " messages (deletes); every other setting at its default",
+            "immediate",
+            50,
+            0,
+            plan_per_minute=25_000,
+            mapped=True,
         ),
         Profile(
             "outage",
@@ -214,6 +231,7 @@ class Observation:
     invocations: list[dict[str, Any]] = field(default_factory=list)
     run_summaries: list[dict[str, Any]] = field(default_factory=list)
     ceiling: dict[str, Any] | None = None  # plan profiles: what the double alone served (double_ceiling)
+    mapped: Any = None  # the mappings profile: bench.mapped.MappedRun
 
 
 def _log(message: str) -> None:
@@ -240,14 +258,17 @@ class _Stack:
 
 def _profile_config(profile: Profile, settings: Settings) -> dict[str, str]:
     """The profile as stack config on top of Pulumi.local.yaml: it gets the SQL and the function settings
-    such a stack gets."""
-    return {
+    such a stack gets (with mappings: their rows and triggers, and BUBBLE_SYNC_MAPPINGS)."""
+    config = {
         "dispatchMode": profile.dispatch_mode,
         "batchSize": str(profile.batch_size),
         "concurrency": str(profile.concurrency),
         "bubbleBulkCreate": "true" if profile.bulk_create else "false",
         "bubbleRateLimitPerMinute": str(int(settings.rate_limit_per_minute)) if profile.paced else "0",
     }
+    if profile.mapped:
+        config["mappings"] = mapped_app.mappings_config()
+    return config
 
 
 @contextmanager
@@ -273,6 +294,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
             rate_limit_burst=settings.rate_limit_burst,
             bulk_ms_per_line=settings.bulk_ms_per_line,
             seed=settings.seed,
+            **({"schema": mapped_app.SCHEMA} if profile.mapped else {}),
         )
         double.start()
         cleanup.callback(double.stop)
@@ -303,6 +325,9 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
         )
         cleanup.callback(stop_process, host)
 
+        if profile.mapped:  # the stack's triggers go on the source tables: they must exist first
+            with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+                conn.execute(mapped_app.TABLES)
         apply_stack_sql(
             LOCAL_STACK,
             overrides=overrides,
@@ -417,11 +442,16 @@ def run_profile(profile: Profile, settings: Settings, workdir: Path | None = Non
     own_workdir = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bubble-sync-bench-"))
     settings = profile_settings(profile, settings)
+    if profile.mapped:
+        from bench.mapped import drive  # bench/mapped.py imports this module: imported when needed
+    else:
+        drive = _drive
     try:
         with local_stack(profile, settings, workdir) as stack:
-            observation = _drive(profile, settings, stack)
+            observation = drive(profile, settings, stack)
             if profile.plan_per_minute is not None and profile.backfill_rows is None:
-                observation.ceiling = double_ceiling(stack.double, stack.bubble_token, settings)
+                ceiling = (mapped_app.CEILING_TYPE, mapped_app.CEILING_FIELDS) if profile.mapped else None
+                observation.ceiling = double_ceiling(stack.double, stack.bubble_token, settings, ceiling)
             observation.invocations, observation.run_summaries = read_host_log(stack.logs)
             return observation
     finally:
@@ -548,9 +578,12 @@ def _backfill(conn: psycopg.Connection[Any], dsn: str, rows: int) -> tuple[float
     return began, ended
 
 
-def double_ceiling(double: BubbleDouble, token: str, settings: Settings) -> dict[str, Any]:
+def double_ceiling(
+    double: BubbleDouble, token: str, settings: Settings, thing: tuple[str, dict[str, object]] | None = None
+) -> dict[str, Any]:
     """What the double serves alone on this machine: single creates from `ceiling_concurrency` loops for
-    `ceiling_seconds` (bench/double_load.ts), its rate limit off meanwhile."""
+    `ceiling_seconds` (bench/double_load.ts), its rate limit off meanwhile. `thing`: the data type and
+    fields to create (default: users as the single-type profiles send them)."""
     _log(
         f"measuring the Bubble double alone: {settings.ceiling_concurrency} creates in flight for"
         f" {settings.ceiling_seconds:g} s"
@@ -567,6 +600,7 @@ def double_ceiling(double: BubbleDouble, token: str, settings: Settings) -> dict
                 token,
                 str(settings.ceiling_concurrency),
                 str(settings.ceiling_seconds),
+                *((thing[0], json.dumps(thing[1])) if thing else ()),
             ],
             capture_output=True,
             text=True,

@@ -11,46 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import mapped_report
 from bench.harness import PROCESSOR_JOB, RETRY_JOB, Observation, OutageWindow, parse_bubble_time
+from bench.stats import request_kind, steady_throughput
+from bench.stats import summary as _summary
 
 TARGET_RATE_SHARE = 0.90
 TARGET_P50_S = 2.0
 TARGET_REQUESTS_PER_ROW = 1.0
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default), q in 0..100."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    if math.isinf(ordered[hi]):
-        return math.inf
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    def finite(value: float | None) -> float | None:
-        return None if value is None or not math.isfinite(value) else value
-
-    return {
-        "n": len(values),
-        "p50": finite(percentile(values, 50)),
-        "p95": finite(percentile(values, 95)),
-        "p99": finite(percentile(values, 99)),
-        "max": finite(max(values)) if values else None,
-    }
-
-
-def steady_throughput(times: list[float]) -> float | None:
-    """Rows per second between the 10th and the 90th percentile of completion times (ramp-up and tail cut)."""
-    if len(times) < 10:
-        return None
-    ordered = sorted(times)
-    lo, hi = int(0.1 * len(ordered)), int(0.9 * len(ordered))
-    span = ordered[hi] - ordered[lo]
-    return (hi - lo) / span if span > 0 else None
 
 
 def derive_cron_backlog(obs: Observation) -> tuple[dict[str, float], dict[str, Any]]:
@@ -127,7 +95,7 @@ def analyse(obs: Observation) -> dict[str, Any]:
     rate_limit_rps = s.rate_limit_per_minute / 60.0
 
     statuses = Counter(r["status"] for r in obs.requests)
-    kinds = Counter(_kind(r) for r in obs.requests)
+    kinds = Counter(request_kind(r) for r in obs.requests)
     synced = len(obs.bubble_created)
     completed = sum(1 for r in obs.rows if r["status"] == "completed")
     return {
@@ -183,6 +151,7 @@ def analyse(obs: Observation) -> dict[str, Any]:
         "rate_limit_per_minute": s.rate_limit_per_minute,
         "ceiling": obs.ceiling,
         "function": function_figures(obs, synced),
+        "mapped": mapped_report.figures(obs) if obs.mapped is not None else None,
     }
 
 
@@ -201,6 +170,7 @@ def function_figures(obs: Observation, synced: int) -> dict[str, Any]:
         "runs": len(obs.run_summaries),
         "runs_by_stop": dict(Counter(str(r.get("stopped_by")) for r in obs.run_summaries)),
         "runs_invoked_by_runs": sum(int(r.get("runs_invoked", 0)) for r in obs.run_summaries),
+        "runs_claiming_nothing": sum(1 for r in obs.run_summaries if r.get("claimed") == 0),
         "db_round_trips": sum(trips),
         "db_round_trips_per_row": per_row(sum(trips)),
     }
@@ -258,9 +228,9 @@ def outage_figures(obs: Observation, window: OutageWindow) -> dict[str, Any]:
         "requests_during": len(during),
         "requests_during_per_minute": len(during) / minutes if minutes > 0 else None,
         "requests_during_by_status": _count_by(during, lambda r: str(r["status"])),
-        "requests_during_by_kind": _count_by(during, _kind),
+        "requests_during_by_kind": _count_by(during, request_kind),
         "requests_after_recovery": len(after),
-        "requests_after_recovery_by_kind": _count_by(after, _kind),
+        "requests_after_recovery_by_kind": _count_by(after, request_kind),
         "status_429_after_recovery": sum(1 for r in after if r["status"] == 429),
         "status_429_total": sum(1 for r in obs.requests if r["status"] == 429),
         # measured on the rows' own timestamps; None: the queue was not empty when the run gave up
@@ -289,17 +259,6 @@ def _rows_per_tick(obs: Observation) -> float | None:
         nxt = obs.ticks[i + 1] if i + 1 < len(obs.ticks) else math.inf
         counts.append(sum(1 for at in obs.bubble_created.values() if tick <= at < nxt))
     return sum(counts) / len(counts)
-
-
-def _kind(request: dict[str, Any]) -> str:
-    path, method = request["path"], request["method"]
-    if path.endswith("/bulk"):
-        return "bulk create"
-    if method == "POST":
-        return "create"
-    if method == "GET":
-        return "search" if request.get("query") else "get"
-    return method.lower()
 
 
 # -- output ------------------------------------------------------------------------------------------------
@@ -340,6 +299,7 @@ def markdown(results: list[dict[str, Any]], settings: dict[str, Any], command: s
         lines += _throughput_lines(throughput, rl)
     if plans:
         lines += _plan_lines(plans, settings)
+        lines += mapped_report.markdown_lines(results)
     if outages:
         lines += _outage_lines(outages)
     return "\n".join(lines) + "\n"
@@ -475,7 +435,9 @@ def _plan_lines(results: list[dict[str, Any]], settings: dict[str, Any]) -> list
         ends = ", ".join(f"{k}: {v}" for k, v in sorted(f["invocations_by_end"].items()))
         lines.append(
             f"\n`{r['profile']}`: {f['runs']} runs ({stops}); {f['runs_invoked_by_runs']} of them invoked by"
-            f" other runs (parallel runs and successors); invocations by end: {ends}."
+            f" other runs (parallel runs and successors)"
+            + (f", {f['runs_claiming_nothing']} claimed nothing" if f.get("runs_claiming_nothing") else "")
+            + f"; invocations by end: {ends}."
         )
     lines += ["", "Targets:", ""]
     for r in results:

@@ -389,6 +389,7 @@ def _run_operator_command(args: argparse.Namespace) -> int:
             as_json=args.json,
             max_pending_minutes=args.max_pending_minutes,
             pg_net_minutes=args.pg_net_minutes,
+            stack=args.stack,
         )
     return operator.run_requeue(
         url,

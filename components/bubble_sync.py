@@ -8,14 +8,16 @@ reverse: cron jobs are unscheduled before anything they call goes away):
     queue                    QueueSchema (public.sync_queue + private schema bubble_sync)    <- extensions
                              the table and its rows are kept on destroy unless dropQueueOnDestroy
     functions                SqlFunction per function in sql/ (sql_catalogue)  <- queue, previous function
-    Vault secrets            VaultSecret supabase_url, service_role_key               (Vault is built in)
+    Vault secrets            VaultSecret supabase_url, service_role_key, and alert_webhook_url when
+                             alertWebhookUrl is set                                   (Vault is built in)
     dispatch trigger         SqlObject, only when dispatchMode is `immediate`
                                                         <- queue, dispatch_wake, Vault secrets
     mappings                 per mapping of bubble-sync:mappings: a SqlObject for its row in
                              bubble_sync.mappings <- queue, and one for its trigger on the source table
                                                         <- queue, every function, its row, secrets, dispatch
                              (destroy drops the trigger and leaves the table and its rows alone)
-    cron jobs                CronJob bubble-sync-processor, bubble-sync-retry, bubble_sync.purge
+    cron jobs                CronJob bubble-sync-processor, bubble-sync-retry, bubble_sync.purge,
+                             bubble_sync.verify, bubble_sync.alerts
                                                         <- pg_cron, every function, secrets, trigger
     function secrets         FunctionSecrets BUBBLE_* (Management API)
                                                         <- queue, every function, Vault secrets
@@ -107,7 +109,7 @@ class BubbleSync(pulumi.ComponentResource):
         config = args.config
         if config.service_role_key is None or config.supabase_url is None:
             raise ValueError("BubbleSync needs a deploy config (load_config without for_sql=True)")
-        plan = sql_plan(config)
+        plan = sql_plan(config, pulumi.get_stack())
         source_hash = None
         if config.deploy_edge_function:
             if config.supabase_access_token is None:
@@ -236,6 +238,8 @@ class BubbleSync(pulumi.ComponentResource):
             "supabase_url": config.supabase_url,  # type: ignore[dict-item]  # checked in __init__
             "service_role_key": config.service_role_key,  # type: ignore[dict-item]
         }
+        if config.alert_webhook_url is not None:
+            values["alert_webhook_url"] = config.alert_webhook_url
         secrets = []
         for unit in plan.secrets:
             secrets.append(

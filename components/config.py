@@ -137,6 +137,14 @@ class StackConfig:
     drop_queue_on_destroy: bool
     #: the tables synced to Bubble types, in config order (docs/mappings.md); () without `mappings`
     mappings: tuple[SyncMapping, ...] = ()
+    #: the scheduled verification (bubble_sync.verify): its cron schedule and the records per mapping
+    verify_schedule: str = "7 * * * *"
+    verify_sample: int = 100
+    #: where the database posts alerts (Vault secret alert_webhook_url); None: nothing is posted
+    alert_webhook_url: Secret | None = None
+    #: minutes Bubble's circuit breaker is open, and the oldest pending change waits, before an alert says so
+    alert_after_minutes: int = 10
+    alert_backlog_minutes: int = 15
 
     @property
     def bubble_environment(self) -> Literal["live", "version-test"] | None:
@@ -238,6 +246,7 @@ class _Loader:
                 "deployEdgeFunction to false if you deploy the function with the Supabase CLI",
             )
         bubble_api_token = self._secret("bubbleApiToken", required=True)
+        alert_webhook_url = self._webhook_url("alertWebhookUrl")
         schedules = {key: self._schedule(key) for key in _SCHEDULE_KEYS}
         ints = {key: self._int(key) for key in _RANGES if key != "dbPort"}
         lease, timeout = ints["leaseSeconds"], ints["httpTimeoutMs"]
@@ -304,6 +313,11 @@ class _Loader:
             drop_extensions_on_destroy=drop_extensions,  # type: ignore[arg-type]
             drop_queue_on_destroy=drop_queue,  # type: ignore[arg-type]
             mappings=mappings,
+            verify_schedule=schedules["verifySchedule"],  # type: ignore[arg-type]
+            verify_sample=ints["verifySample"],  # type: ignore[arg-type]
+            alert_webhook_url=alert_webhook_url,
+            alert_after_minutes=ints["alertAfterMinutes"],  # type: ignore[arg-type]
+            alert_backlog_minutes=ints["alertBacklogMinutes"],  # type: ignore[arg-type]
         )
 
     def _refuse_field_id(self, key: str, field: str) -> None:
@@ -481,6 +495,25 @@ class _Loader:
             return None
         return value.rstrip("/")
 
+    def _webhook_url(self, key: str) -> Secret | None:
+        """An optional secret URL (a Slack webhook's path is its credential): http(s) with a host, https but
+        on loopback (a local receiver). Errors never show any part of it."""
+        value = self._secret_text(key, required=False)
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+            host = parts.hostname
+        except ValueError:
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            self._problem(key, "must be an http(s) URL with a host (the value is not shown: it is a secret)")
+            return None
+        if parts.scheme != "https" and host not in _LOOPBACK:
+            self._problem(key, "must use https (http only for a local receiver); the value is not shown")
+            return None
+        return self._wrap_secret(key, value.strip()) if self._wrap_secret else value.strip()
+
     def _bubble_base_url(self) -> str | None:
         key = "bubbleBaseUrl"
         value = self._raw(key)
@@ -589,7 +622,7 @@ class _Loader:
                 self._problem(key, f"the session pooler needs user postgres.{project_ref}, got {user!r}")
 
 
-_SCHEDULE_KEYS = ("processorSchedule", "retrySchedule", "maintenanceSchedule")
+_SCHEDULE_KEYS = ("processorSchedule", "retrySchedule", "maintenanceSchedule", "verifySchedule")
 
 
 def _key_of(path: str) -> str:

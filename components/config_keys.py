@@ -113,6 +113,28 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("retrySchedule", "string", "cron schedule of bubble-sync-retry", default="*/5 * * * *"),
     KeySpec("maintenanceSchedule", "string", "cron schedule of the maintenance job bubble_sync.purge",
             default="17 3 * * *"),
+    # Hourly, off the hour: a difference made in Bubble is found within the hour, one search per 100 records.
+    KeySpec("verifySchedule", "string",
+            "cron schedule of the scheduled verification bubble_sync.verify (a sample of each mapping "
+            "checked against Bubble)", default="7 * * * *"),
+    # 100: one `in` search per mapping and run; half the most recently synced records, half older ones.
+    KeySpec("verifySample", "integer",
+            "records of each mapping a scheduled verification checks: the most recently synced half, and "
+            "older ones at random (1..10000)", default=100, range=(1, 10_000),
+            env="BUBBLE_SYNC_VERIFY_SAMPLE"),
+    # Optional: without it the alerts are still evaluated (status shows them) but never posted. A secret,
+    # since a Slack webhook URL is a credential; stored in Vault as alert_webhook_url.
+    KeySpec("alertWebhookUrl", "string",
+            "Slack-compatible webhook the database posts alerts to (stored in Vault as alert_webhook_url); "
+            "\"\": none posted", default="", secret=True),
+    # 10 min: a breaker that closes again within minutes (a Bubble deploy, a blip) is nobody's business.
+    KeySpec("alertAfterMinutes", "integer",
+            "an alert is posted when Bubble's circuit breaker has been open this long (1..1440)", default=10,
+            range=(1, 1440)),
+    # 15 min: longer than the processor's minute and a few retries; status's own limit is 10.
+    KeySpec("alertBacklogMinutes", "integer",
+            "an alert is posted when the oldest pending change has waited this long (1..1440)", default=15,
+            range=(1, 1440)),
     KeySpec("batchSize", "integer", "rows claimed per edge-function run (1..1000)", default=50,
             range=(1, 1000), env="BUBBLE_SYNC_BATCH_SIZE"),
     # 0: concurrency follows bubbleRateLimitPerMinute and Bubble's answer time, so a plan's limit is reached

@@ -19,8 +19,9 @@ __all__ = ["render_script"]
 
 def render_script(config: StackConfig, *, stack: str | None = None) -> str:
     """The complete setup SQL for a stack, for psql. `stack=None`: defaults and placeholders."""
-    plan = sql_plan(config)
-    parts = [_header(config, stack), _variables(config)]
+    plan = sql_plan(config, stack)
+    optional = [unit.variable for unit in plan.secrets if unit.name == "alert_webhook_url"]
+    parts = [_header(config, stack), _variables(config, optional)]
     parts.append(_section("Transaction: everything below commits together or not at all", "begin;"))
     extensions = (
         "Extensions" if config.manage_extensions else "Extensions (enabled in the dashboard: checked)"
@@ -111,7 +112,8 @@ def _header(config: StackConfig, stack: str | None) -> str:
     return "\n".join(f"-- {line}".rstrip() for line in lines)
 
 
-def _variables(config: StackConfig) -> str:
+def _variables(config: StackConfig, extra: list[str]) -> str:
+    """The psql variables the script needs: the two of every stack, and `extra` (secrets this stack sets)."""
     lines = ["\\set ON_ERROR_STOP on"]
     if config.supabase_url:
         lines += [
@@ -121,6 +123,7 @@ def _variables(config: StackConfig) -> str:
             "\\endif",
         ]
     required = ("service_role_key",) if config.supabase_url else ("supabase_url", "service_role_key")
+    required += tuple(extra)
     for variable in required:
         lines += [
             f"\\if :{{?{variable}}}",

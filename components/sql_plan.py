@@ -209,8 +209,10 @@ class SqlPlan:
 # -- building the plan ---------------------------------------------------------------------------------------
 
 
-def sql_params(config: StackConfig) -> dict[str, object]:
-    """The template parameters of a stack: sql_templates' defaults overridden by the stack's config."""
+def sql_params(config: StackConfig, stack: str | None = None) -> dict[str, object]:
+    """The template parameters of a stack: sql_templates' defaults overridden by the stack's config (`stack`:
+    its name, for the commands an alert says to run; None: the default placeholder)."""
+    named = {"stack_name": stack} if stack else {}
     return {
         **sql_templates.DEFAULT_PARAMS,
         "default_max_retries": config.max_retries,
@@ -226,11 +228,16 @@ def sql_params(config: StackConfig) -> dict[str, object]:
         "processor_schedule": config.processor_schedule,
         "retry_schedule": config.retry_schedule,
         "purge_schedule": config.maintenance_schedule,
+        "verify_schedule": config.verify_schedule,
+        "alert_after": timedelta(minutes=config.alert_after_minutes),
+        "alert_backlog": timedelta(minutes=config.alert_backlog_minutes),
+        **named,
     }
 
 
-def sql_plan(config: StackConfig) -> SqlPlan:
-    params = sql_params(config)
+def sql_plan(config: StackConfig, stack: str | None = None) -> SqlPlan:
+    """The stack's units (`stack`: its name, which the alerts' commands carry)."""
+    params = sql_params(config, stack)
     queue_file = sql_templates.QUEUE_FILES[0]
     queue = QueueUnit(ddl=sql_templates.render(sql_templates.load(queue_file), params), columns=QUEUE_COLUMNS)
     functions = tuple(
@@ -247,6 +254,15 @@ def sql_plan(config: StackConfig) -> SqlPlan:
             "service_role_key",
         ),
     )
+    if config.alert_webhook_url is not None:
+        # only when set: a stack without alerts stores nothing, and bubble_sync.evaluate_alerts posts nothing
+        secrets += (
+            VaultSecretUnit(
+                "alert_webhook_url",
+                "bubble-sync: where the database posts alerts (a Slack-compatible webhook)",
+                "alert_webhook_url",
+            ),
+        )
     jobs = tuple(
         CronJobUnit(
             name=job.name,

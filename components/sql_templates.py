@@ -90,6 +90,14 @@ DEFAULT_PARAMS: Mapping[str, object] = {
     "processor_schedule": "* * * * *",
     "retry_schedule": "*/5 * * * *",
     "purge_schedule": "17 3 * * *",
+    # the scheduled verification (verifySchedule): hourly, off the hour, when many jobs start
+    "verify_schedule": "7 * * * *",
+    # the alerts are evaluated every minute: a change is told within a minute of being true
+    "alert_schedule": "* * * * *",
+    "alert_after": timedelta(minutes=10),  # alertAfterMinutes: Bubble unavailable this long is told
+    "alert_backlog": timedelta(minutes=15),  # alertBacklogMinutes: the oldest pending change this old is told
+    # the stack named in the commands an alert says to run (render-sql and `pulumi up` know it)
+    "stack_name": "<stack>",
 }
 
 
@@ -188,9 +196,11 @@ QUEUE_FILES: tuple[str, ...] = (
     "functions/backfill.sql",
     "functions/compare.sql",
     "functions/invoke.sql",
+    "functions/verify.sql",
     "functions/dispatch.sql",
     "functions/maintenance.sql",
     "monitoring.sql",
+    "alerts.sql",
 )
 # Applied after QUEUE_FILES only when immediate dispatch is on.
 DISPATCH_TRIGGER_FILE = "dispatch_trigger.sql"
@@ -252,6 +262,14 @@ CRON_JOBS: tuple[CronJobSpec, ...] = (
         "bubble_sync.purge",
         "purge_schedule",
         "select bubble_sync.purge({{ run_details_retention }}, {{ completed_retention }})",
+    ),
+    # The scheduled verification: the edge function checks a sample of each mapping against Bubble.
+    CronJobSpec("bubble_sync.verify", "verify_schedule", "select bubble_sync.invoke_verify()"),
+    # The alerts: evaluated every minute, a message posted only when what is wrong changes (sql/alerts.sql).
+    CronJobSpec(
+        "bubble_sync.alerts",
+        "alert_schedule",
+        "select bubble_sync.evaluate_alerts({{ alert_after }}, {{ alert_backlog }}, {{ stack_name }})",
     ),
 )
 

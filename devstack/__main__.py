@@ -8,8 +8,20 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.config_files import ConfigFileError, read_config_files
 from devstack.pulumi_engine import find_engine
-from devstack.stack import AlreadyUp, StackError, down, load, local_workspace, status, up
+from devstack.reapply import apply_again
+from devstack.stack import (
+    LOCAL_STACK,
+    AlreadyUp,
+    StackError,
+    StackInfo,
+    down,
+    load,
+    local_workspace,
+    status,
+    up,
+)
 
 DEFAULT_STATE_DIR = Path(".devstack")
 
@@ -31,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="set a key of the `local` stack (repeatable), like `pulumi config set KEY VALUE` (secret keys"
         " with --secret)",
+    )
+    up_cmd.add_argument(
+        "--config-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="merge the `config:` block of this stack file (e.g. its bubble-sync:mappings) over the `local`"
+        " stack (repeatable: later files win, --config over them); on a running devstack, apply the stack"
+        " again with it",
     )
     up_cmd.add_argument(
         "--no-engine",
@@ -55,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides = dict(_key_value(item) for item in args.config)
         except ValueError as exc:
             parser.error(str(exc))
-        return _up(args.state_dir, args.bubble_url, overrides, use_engine=not args.no_engine)
+        return _up(
+            args.state_dir, args.bubble_url, args.config_file, overrides, use_engine=not args.no_engine
+        )
     if args.command == "pulumi":
         return _pulumi(args.state_dir, args.args)
     if args.command == "down":
@@ -75,20 +99,38 @@ def _key_value(item: str) -> tuple[str, str]:
     return key, value
 
 
-def _up(state_dir: Path, bubble_url: str | None, overrides: dict[str, str], *, use_engine: bool) -> int:
+def _up(
+    state_dir: Path,
+    bubble_url: str | None,
+    config_files: list[Path],
+    overrides: dict[str, str],
+    *,
+    use_engine: bool,
+) -> int:
     started = time.monotonic()
+    try:
+        files = read_config_files(config_files, base=LOCAL_STACK)
+    except ConfigFileError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
+    config: dict[str, object] = {**files.values, **overrides}
     try:
         info = up(
             state_dir,
             bubble_url=bubble_url,
             bubble_token=os.environ.get("BUBBLE_API_TOKEN"),
-            config=overrides,
+            config=config,
             engine=use_engine,
         )
     except AlreadyUp as exc:
-        print(f"devstack: already up in {state_dir} (stop it with: python -m devstack down)", file=sys.stderr)
-        print("\n".join(exc.info.connection_lines()))
-        return 0
+        if not config_files:
+            print(
+                f"devstack: already up in {state_dir} (stop it with: python -m devstack down)",
+                file=sys.stderr,
+            )
+            print("\n".join(exc.info.connection_lines()))
+            return 0
+        return _apply_again(state_dir, exc.info, bubble_url, config, use_engine=use_engine, started=started)
     except StackError as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         print("devstack: cleaned up what had started", file=sys.stderr)
@@ -98,6 +140,40 @@ def _up(state_dir: Path, bubble_url: str | None, overrides: dict[str, str], *, u
     if info.applied_with.startswith("pulumi"):
         where = "" if state_dir == DEFAULT_STATE_DIR else f" --state-dir {state_dir}"
         print(f"devstack: see it with `./dev pulumi{where} stack --stack local`", file=sys.stderr)
+    print("\n".join(info.connection_lines()), flush=True)
+    return 0
+
+
+def _apply_again(
+    state_dir: Path,
+    info: StackInfo,
+    bubble_url: str | None,
+    config: dict[str, object],
+    *,
+    use_engine: bool,
+    started: float,
+) -> int:
+    """`up --config-file` on a running devstack: its `local` stack applied again with the merged config."""
+    print(
+        f"devstack: already up in {state_dir}: applying stack `local` again with the config given",
+        file=sys.stderr,
+    )
+    if bubble_url is not None and bubble_url != info.bubble_url:
+        print(
+            f"devstack: --bubble-url ignored: the running devstack keeps {info.bubble_url} (down first)",
+            file=sys.stderr,
+        )
+    try:
+        info = apply_again(state_dir, info, config=config, engine=use_engine)
+    except StackError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        print(
+            "devstack: the devstack is still running; fix the cause and run the same command again",
+            file=sys.stderr,
+        )
+        return 1
+    elapsed = time.monotonic() - started
+    print(f"devstack: applied again in {elapsed:.1f} s with {info.applied_with}", file=sys.stderr)
     print("\n".join(info.connection_lines()), flush=True)
     return 0
 

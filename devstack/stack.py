@@ -34,8 +34,9 @@ from devstack.pulumi_engine import Engine, Workspace, find_engine
 from devstack.stack_pulumi import configure_stack, up_stack
 from devstack.stack_sql import apply_stack_sql
 
-__all__ = ["LOCAL_STACK_NAME", "StackError", "StackInfo", "down", "local_workspace", "start_pgnet_worker",
-           "status", "up"]  # fmt: skip
+__all__ = ["LOCAL_STACK", "LOCAL_STACK_NAME", "AlreadyUp", "StackError", "StackInfo", "bubble_base_url",
+           "down", "function_host_env", "load", "local_config", "local_workspace", "progress", "save",
+           "split_secrets", "start_function_host", "start_pgnet_worker", "status", "step", "up"]  # fmt: skip
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
@@ -67,6 +68,9 @@ class StackInfo:
     processes: dict[str, Started] = field(default_factory=dict)
     #: how the stack's database objects were applied: "pulumi up (pulumi v3.x)" or "psql (render-sql)"
     applied_with: str = "psql (render-sql)"
+    #: the values set on top of Pulumi.local.yaml (`--config`, `--config-file`; bare keys, secrets included:
+    #: this file is mode 600), which a later `up --config-file` merges its own over
+    config: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -77,6 +81,16 @@ class StackInfo:
         data = json.loads(text)
         data["processes"] = {name: Started(**p) for name, p in data["processes"].items()}
         return cls(**data)
+
+    @property
+    def supabase_url(self) -> str:
+        """The function host's address, as the stack's `supabaseUrl` (and Vault) holds it."""
+        return self.functions_url.removesuffix(functions.FUNCTIONS_PATH)
+
+    @property
+    def bubble_base_url(self) -> str:
+        """The function's `bubbleBaseUrl`: the double's development environment, or the app given."""
+        return bubble_base_url(self.bubble_url, is_double=self.bubble_is_double)
 
     def connection_lines(self) -> list[str]:
         lines = [f"DATABASE_URL={self.database_url}", f"FUNCTIONS_URL={self.functions_url}"]
@@ -97,21 +111,19 @@ def up(
     *,
     bubble_url: str | None = None,
     bubble_token: str | None = None,
-    config: Mapping[str, str] | None = None,
+    config: Mapping[str, object] | None = None,
     engine: Engine | None | bool = True,
 ) -> StackInfo:
     """Starts every part, or raises StackError naming the part that failed (after cleaning up).
 
-    config: stack config overrides (bare keys), applied like `pulumi config set` on top of Pulumi.local.yaml.
+    config: stack config overrides (bare keys), applied like `pulumi config set` on top of Pulumi.local.yaml:
+    text, or a list or map (structured config, e.g. `mappings`).
     engine: True (default) applies the `local` stack with the Pulumi engine if this machine has one, else
     with psql; False always with psql; an Engine uses that one.
     """
     state_dir = state_dir.resolve()
-    overrides = {k: v for k, v in (config or {}).items() if k not in _SECRET_KEYS}
-    secret_overrides = {k: v for k, v in (config or {}).items() if k in _SECRET_KEYS}
-    _local_config(
-        overrides, secret_overrides
-    )  # unknown keys and bad values fail here, before anything starts
+    overrides, secret_overrides = split_secrets(config or {})
+    local_config(overrides, secret_overrides)  # unknown keys and bad values fail here, before anything starts
     if engine is True:
         engine = find_engine()
     elif engine is False:
@@ -126,12 +138,17 @@ def up(
         dead = [name for name, p in existing.processes.items() if not is_alive(p)]
         if not dead and Cluster(state_dir).is_running():
             raise AlreadyUp(existing)
-        _progress(
+        progress(
             f"found a stale devstack in {state_dir} ({', '.join(dead) or 'postgres'} not running);"
             " removing it"
         )
         down(state_dir)
 
+    if local_config(overrides, secret_overrides).mappings:
+        raise StackError(
+            "bubble-sync:mappings: a new devstack's database has none of your tables yet: start it with"
+            ' `./dev up`, create them (psql "$DATABASE_URL"), then `./dev up --config-file FILE` maps them'
+        )
     if bubble_url is not None and not bubble_token:
         raise StackError(
             "--bubble-url needs the Bubble API token in the environment variable BUBBLE_API_TOKEN"
@@ -142,15 +159,15 @@ def up(
     logs = state_dir / "logs"
     processes: dict[str, Started] = {}
     try:
-        with _step("PostgreSQL with pg_cron"):
+        with step("PostgreSQL with pg_cron"):
             cluster.create()
 
-        with _step("pg_net double (delivery worker)"):
+        with step("pg_net double (delivery worker)"):
             processes["pgnet_worker"] = start_pgnet_worker(cluster, logs)
 
         token = bubble_token or secrets.token_hex(16)
         if bubble_url is None:
-            with _step("Bubble double"):
+            with step("Bubble double"):
                 proc, bubble_url = spawn(
                     "Bubble double",
                     [sys.executable, "-m", "devstack.bubble_double", "--port", "0"],
@@ -162,34 +179,25 @@ def up(
         assert bubble_url is not None
 
         service_role_key = "sb_secret_devstack_" + secrets.token_urlsafe(24)
-        with _step("edge function host (Deno)"):
+        with step("edge function host (Deno)"):
             # SUPABASE_URL must be known before the host starts, so its port is chosen here.
             port = free_port()
             supabase_url = f"http://127.0.0.1:{port}"
-            bubble_base = (
-                bubble_url.rstrip("/") + BUBBLE_DOUBLE_PREFIX if "bubble_double" in processes else bubble_url
-            )
+            bubble_base = bubble_base_url(bubble_url, is_double="bubble_double" in processes)
             # The function runs on the `local` stack's settings, as a deploy of that stack would set them.
-            local = _local_config(
-                {**overrides, "supabaseUrl": supabase_url, "bubbleBaseUrl": bubble_base},
-                {"bubbleApiToken": token, **secret_overrides},
+            env = function_host_env(
+                supabase_url=supabase_url,
+                database_url=cluster.dsn(),
+                service_role_key=service_role_key,
+                bubble_base=bubble_base,
+                bubble_token=token,
+                config=config or {},
             )
-            proc, functions_url = functions.start_functions_host(
-                functions_dir=FUNCTIONS_DIR,
-                port=port,
-                env=functions.runtime_env(
-                    supabase_url=supabase_url,
-                    db_url=cluster.dsn(),
-                    service_role_key=service_role_key,
-                    extra={name: str(value) for name, value in function_env(local).items()},
-                ),
-                log_path=logs / "functions_host.log",
-            )
-            processes["functions_host"] = Started.of(proc.pid)
+            processes["functions_host"], functions_url = start_function_host(logs, port=port, env=env)
 
         if engine is not None:
             version = engine.version()
-            with _step(f"bubble-sync database objects: pulumi up (stack {LOCAL_STACK_NAME}, {version})"):
+            with step(f"bubble-sync database objects: pulumi up (stack {LOCAL_STACK_NAME}, {version})"):
                 workspace = local_workspace(state_dir, engine)
                 configure_stack(
                     workspace,
@@ -213,7 +221,7 @@ def up(
                 up_stack(workspace, LOCAL_STACK_NAME)
             applied_with = f"pulumi up ({version})"
         else:
-            with _step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME}, no Pulumi engine)"):
+            with step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME}, no Pulumi engine)"):
                 apply_stack_sql(
                     LOCAL_STACK,
                     overrides=overrides,
@@ -231,10 +239,9 @@ def up(
             bubble_token=token,
             processes=processes,
             applied_with=applied_with,
+            config=dict(config or {}),
         )
-        state_file = state_dir / STATE_FILE
-        state_file.write_text(info.to_json())
-        state_file.chmod(0o600)
+        save(state_dir, info)
         return info
     except BaseException:
         for started in processes.values():
@@ -242,6 +249,57 @@ def up(
         cluster.destroy()
         _remove_state(state_dir)
         raise
+
+
+def split_secrets(config: Mapping[str, object]) -> tuple[dict[str, object], dict[str, str]]:
+    """(the plain values, the secret keys' values): `pulumi config set` and `set --secret`."""
+    plain = {key: value for key, value in config.items() if key not in _SECRET_KEYS}
+    secret = {key: str(value) for key, value in config.items() if key in _SECRET_KEYS}
+    return plain, secret
+
+
+def save(state_dir: Path, info: StackInfo) -> None:
+    """Writes stack.json, readable only by its owner (it holds the generated keys)."""
+    state_file = state_dir / STATE_FILE
+    state_file.write_text(info.to_json())
+    state_file.chmod(0o600)
+
+
+def bubble_base_url(bubble_url: str, *, is_double: bool) -> str:
+    """The function's `bubbleBaseUrl`: on the double, its development environment, as a dev stack's."""
+    return bubble_url.rstrip("/") + BUBBLE_DOUBLE_PREFIX if is_double else bubble_url
+
+
+def function_host_env(
+    *,
+    supabase_url: str,
+    database_url: str,
+    service_role_key: str,
+    bubble_base: str,
+    bubble_token: str,
+    config: Mapping[str, object],
+) -> dict[str, str]:
+    """The function host's environment: what Supabase gives a function, plus the function's secrets as a
+    deploy of the `local` stack (Pulumi.local.yaml with `config` on top) would set them."""
+    overrides, secret_overrides = split_secrets(config)
+    local = local_config(
+        {**overrides, "supabaseUrl": supabase_url, "bubbleBaseUrl": bubble_base},
+        {"bubbleApiToken": bubble_token, **secret_overrides},
+    )
+    return functions.runtime_env(
+        supabase_url=supabase_url,
+        db_url=database_url,
+        service_role_key=service_role_key,
+        extra={name: str(value) for name, value in function_env(local).items()},
+    )
+
+
+def start_function_host(logs: Path, *, port: int, env: Mapping[str, str]) -> tuple[Started, str]:
+    """The edge-function host on `port` with `env`; returns it and its FUNCTIONS_URL."""
+    proc, functions_url = functions.start_functions_host(
+        functions_dir=FUNCTIONS_DIR, port=port, env=env, log_path=logs / "functions_host.log"
+    )
+    return Started.of(proc.pid), functions_url
 
 
 def local_workspace(state_dir: Path, engine: Engine) -> Workspace:
@@ -253,7 +311,7 @@ def local_workspace(state_dir: Path, engine: Engine) -> Workspace:
     return Workspace(state_dir.resolve() / PULUMI_DIR, engine).prepare(linked_stacks=linked)
 
 
-def _local_config(overrides: Mapping[str, str], secret_overrides: Mapping[str, str]) -> StackConfig:
+def local_config(overrides: Mapping[str, object], secret_overrides: Mapping[str, str]) -> StackConfig:
     """Pulumi.local.yaml with values set on top, validated; a bad one is a StackError naming the key."""
     try:
         return load_stack_config(LOCAL_STACK, overrides=overrides, secret_overrides=secret_overrides)
@@ -286,9 +344,9 @@ def down(state_dir: Path) -> bool:
     if info is None and not cluster.exists():
         return False
     for name, started in reversed(list((info.processes if info else {}).items())):
-        _progress(f"stopping {name} (pid {started.pid})")
+        progress(f"stopping {name} (pid {started.pid})")
         stop(started)
-    _progress("stopping PostgreSQL")
+    progress("stopping PostgreSQL")
     cluster.destroy()
     _remove_state(state_dir)
     return True
@@ -315,19 +373,19 @@ class AlreadyUp(StackError):
 
 
 @contextmanager
-def _step(part: str) -> Iterator[None]:
+def step(part: str) -> Iterator[None]:
     started = time.monotonic()
-    _progress(f"starting {part} …")
+    progress(f"starting {part} …")
     try:
         yield
     except StackError:
         raise
     except Exception as exc:
         raise StackError(f"{part} failed: {exc}") from exc
-    _progress(f"  {part}: ready in {time.monotonic() - started:.1f} s")
+    progress(f"  {part}: ready in {time.monotonic() - started:.1f} s")
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"devstack: {message}", file=sys.stderr, flush=True)
 
 

@@ -23,7 +23,7 @@ def apply_stack_sql(
     *,
     dsn: str,
     variables: Mapping[str, str],
-    overrides: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
     psql: str = "psql",
 ) -> str:
     """Renders the stack in `stack_file` (with `overrides` set on top, as `pulumi config set` would) and runs

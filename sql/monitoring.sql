@@ -8,6 +8,20 @@
 -- counted by completion time). The seed's own queries keep working unchanged against public.sync_queue and
 -- cron.job as well. Only postgres (the owner) may call it; nothing here is reachable through the Data API.
 
+-- health() gained columns (the last verifications): PostgreSQL cannot change a function's result columns in
+-- place (create or replace fails), so an earlier version, and only that, is dropped first; nothing depends on
+-- it. Apply this file in one transaction.
+do $earlier_health$
+declare
+  v_function regprocedure := to_regprocedure('bubble_sync.health(timestamptz, integer)');
+begin
+  if v_function is not null
+     and pg_catalog.pg_get_function_result(v_function) not like '%last_verifications%' then
+    execute format('drop function %s', v_function);
+  end if;
+end
+$earlier_health$;
+
 -- health: one row describing the pipeline at p_now (default: the wall clock).
 --   active_jobs               active cron jobs named bubble-sync%  (the seed's check; 2 when all is well)
 --   pending_items             rows waiting to be processed (the seed's check), including rows held back by a 429
@@ -25,6 +39,12 @@
 --   bubble_unavailable_since  while Bubble's circuit breaker is open: the first of the failures that opened it
 --                             (NULL while Bubble answers; see sql/functions/gate.sql)
 --   bubble_last_error         while it is open: the last transient failure Bubble gave
+--   verification_differences  the differences the last verification of each deployed mapping found (missing,
+--                             stale, orphaned, duplicated added up; NULL before any verification ran): more
+--                             than 0 needs `python -m components reconcile --mapping NAME --repair`
+--   last_verifications        per deployed mapping, its last verification (bubble_sync.verifications): mapping,
+--                             started_at, finished_at, checked, missing, stale, orphaned, duplicated,
+--                             examples (record ids, stale field names) and error
 create or replace function bubble_sync.health(p_now timestamptz default null, p_recent integer default 5)
 returns table (
   active_jobs              bigint,
@@ -40,7 +60,9 @@ returns table (
   recent_errors            jsonb,
   recent_job_failures      jsonb,
   bubble_unavailable_since timestamptz,
-  bubble_last_error        text
+  bubble_last_error        text,
+  verification_differences bigint,
+  last_verifications       jsonb
 )
 language plpgsql
 set search_path = ''
@@ -78,6 +100,19 @@ begin
     from bubble_sync.bubble_gate g
    where g.id = 1
      and g.opened_at is not null;
+
+  select sum(v.missing + v.stale + v.orphaned + v.duplicated) filter (where v.error is null),
+         coalesce(jsonb_agg(jsonb_build_object(
+           'mapping', v.mapping, 'started_at', v.started_at, 'finished_at', v.finished_at, 'checked', v.checked,
+           'missing', v.missing, 'stale', v.stale, 'orphaned', v.orphaned, 'duplicated', v.duplicated,
+           'examples', v.examples, 'error', v.error) order by v.mapping), '[]'::jsonb)
+    into verification_differences, last_verifications
+    from bubble_sync.mappings m
+    join lateral (select *
+                    from bubble_sync.verifications r
+                   where r.mapping = m.name and r.finished_at <= v_now
+                   order by r.finished_at desc
+                   limit 1) v on true;
 
   if to_regclass('cron.job') is not null then
     select count(*) into active_jobs

@@ -12,16 +12,32 @@ select clock_timestamp() as now;
 
 -- name: present
 -- present: which of the objects status reads exist (true/false each): bubble_sync.health, public.sync_queue,
--- cron.job (pg_cron), bubble_sync.is_our_job and net._http_response (pg_net).
+-- cron.job (pg_cron), bubble_sync.is_our_job, net._http_response (pg_net), bubble_sync.alert_state (the alerts)
+-- and vault.secrets.
 select to_regprocedure('bubble_sync.health(timestamptz, integer)') is not null as health,
        to_regclass('public.sync_queue') is not null as queue,
        to_regclass('cron.job') is not null as cron,
        to_regprocedure('bubble_sync.is_our_job(text)') is not null as our_jobs,
-       to_regclass('net._http_response') is not null as net;
+       to_regclass('net._http_response') is not null as net,
+       to_regclass('bubble_sync.alert_state') is not null as alerts,
+       to_regclass('vault.secrets') is not null as vault;
 
 -- name: health
 -- health: the one row of bubble_sync.health() (sql/monitoring.sql) at the given time, without recent lists.
 select * from bubble_sync.health(%s, 0);
+
+-- name: alert_state
+-- alert_state: the alerts' memory (sql/alerts.sql): the causes found by the last evaluation and since when they
+-- stand, when it ran, what the last message announced and when, and that message's HTTP status from pg_net
+-- (null: not sent yet, or its response expired).
+select s.causes, s.changed_at, s.evaluated_at, s.announced, s.announced_at, s.request_id,
+       (select r.status_code from net._http_response r where r.id = s.request_id) as announced_status
+  from bubble_sync.alert_state s
+ where s.id = 1;
+
+-- name: alert_webhook
+-- alert_webhook: whether Vault holds the alerts' webhook (alert_webhook_url): its name only, never its value.
+select exists (select 1 from vault.secrets v where v.name = 'alert_webhook_url') as configured;
 
 -- name: failing
 -- failing: the failed rows of public.sync_queue grouped by error message, permanently failed groups first:

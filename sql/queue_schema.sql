@@ -264,6 +264,10 @@ create index if not exists sync_queue_record_idx
 create index if not exists sync_queue_completed_idx
   on public.sync_queue (completed_at) where status = 'completed';
 
+-- the alerts (sql/alerts.sql, every minute): rows failed for good, few, without reading the rest of the queue
+create index if not exists sync_queue_failed_for_good_idx
+  on public.sync_queue (updated_at) where status = 'failed' and retry_count >= max_retries;
+
 -- ---------------------------------------------------------------------------------------------------------
 -- Privileges: nothing for the API roles
 -- ---------------------------------------------------------------------------------------------------------
@@ -408,6 +412,9 @@ begin
 end
 $links$;
 
+-- the scheduled verification's sample (bubble_sync.verify_sample): a mapping's most recently synced records
+create index if not exists links_recent_idx on bubble_sync.links (table_name, linked_at desc);
+
 revoke all on table bubble_sync.links from public, anon, authenticated;
 -- a worker running as service_role completes rows, which keeps the links
 grant select, insert, update, delete on table bubble_sync.links to service_role;
@@ -428,3 +435,56 @@ create table if not exists bubble_sync.mappings (
 
 revoke all on table bubble_sync.mappings from public, anon, authenticated;
 grant select on table bubble_sync.mappings to service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- What the scheduled verifications found (sql/functions/verify.sql), one row per mapping and run
+-- ---------------------------------------------------------------------------------------------------------
+--
+-- The cron job bubble_sync.verify has the edge function check a sample of each mapping's records against Bubble
+-- (bubble_sync.compare_with_bubble); each run of a mapping is a row here: how many records it checked, how
+-- many differed in each way, up to five record ids of each kind and the Bubble fields found stale (examples:
+-- ids and field names, never a value), or the error that kept it from checking. bubble_sync.health() and the
+-- alerts read the last row of each mapping; bubble_sync.purge keeps the history as long as the cron runs'.
+create table if not exists bubble_sync.verifications (
+  id          bigint      generated always as identity primary key,
+  mapping     text        not null,
+  started_at  timestamptz not null,
+  finished_at timestamptz not null,
+  checked     integer     not null default 0,
+  missing     integer     not null default 0,
+  stale       integer     not null default 0,
+  orphaned    integer     not null default 0,
+  duplicated  integer     not null default 0,
+  examples    jsonb       not null default '{}'::jsonb,
+  error       text
+);
+create index if not exists verifications_mapping_idx on bubble_sync.verifications (mapping, finished_at desc);
+
+revoke all on table bubble_sync.verifications from public, anon, authenticated;
+grant select on table bubble_sync.verifications to service_role;
+
+-- ---------------------------------------------------------------------------------------------------------
+-- The alerts' memory (sql/alerts.sql): what is wrong now, and what the last message told a person
+-- ---------------------------------------------------------------------------------------------------------
+--
+-- One row. The cron job bubble_sync.alerts evaluates the causes every minute (bubble_sync.alert_causes) and
+-- posts a message only when they differ from what the last message announced: once when the pipeline turns
+-- unhealthy (or a new cause joins), once when it recovers.
+--   causes        the causes found by the last evaluation (cause, since, what, command each)
+--   changed_at    when the set of causes last changed
+--   evaluated_at  the last evaluation
+--   announced     the causes the last message announced ([]: none, or it announced the recovery)
+--   announced_at  when that message was queued; request_id its pg_net request (net._http_response.id)
+create table if not exists bubble_sync.alert_state (
+  id           int         primary key default 1,
+  causes       jsonb       not null default '[]'::jsonb,
+  changed_at   timestamptz,
+  evaluated_at timestamptz,
+  announced    jsonb       not null default '[]'::jsonb,
+  announced_at timestamptz,
+  request_id   bigint,
+  constraint alert_state_single_row check (id = 1)
+);
+insert into bubble_sync.alert_state (id) values (1) on conflict (id) do nothing;
+
+revoke all on table bubble_sync.alert_state from public, anon, authenticated;

@@ -1,7 +1,8 @@
-"""The benchmark command works (`python -m bench`, see bench/README.md): tiny runs of the default profile and
-of the outage profile (a 3-second outage) on their own local stacks, and the seed and outage profiles'
-analyses on synthetic observations (no minute or five-minute cron to wait for). This measures nothing; the
-benchmark itself is not a test."""
+"""The benchmark command works (`python -m bench`, see bench/README.md): tiny runs of the default profile, of
+a plan profile and the backfill, of growth and the mappings profile, and of the outage profile (a 3-second
+outage) on their own local stacks; the seed and outage profiles' analyses on synthetic observations (no
+minute or five-minute cron to wait for); the mappings profile's checks on a Bubble that differs from Supabase
+in every way they look for. This measures nothing; the benchmark itself is not a test."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from bench.harness import PROFILES, RETRY_JOB, Observation, OutageWindow, Settings
-from bench.report import analyse, markdown, percentile
+from bench.mapped import Deleter, check
+from bench.mapped_app import SCHEMA, TABLES, sizes_for
+from bench.report import analyse, markdown
+from bench.stats import percentile
+from devstack.bubble_double import BubbleDouble
+from tests.conftest import Database
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,6 +76,104 @@ def test_bench_command_runs_a_plan_profile_and_a_backfill(tmp_path: Path) -> Non
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "plans.png").read_bytes().startswith(b"\x89PNG")
         assert not (out / "latency.png").exists()
+
+
+def test_bench_command_runs_the_mappings_profile_beside_growth(tmp_path: Path) -> None:
+    # Growth's limit for 0.2 s: 83 Bubble requests, split across the three mappings (21 users and a test
+    # account, 29 listings, 25 messages, 8 of them deleted once in Bubble); the double alone for 1 s.
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--profiles", "growth,mappings", "--plan-burst-seconds", "0.2",
+            "--ceiling-seconds", "1", "--latency-ms", "5", "--latency-jitter-ms", "5", "--out", str(out),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "CHECK FAILED" not in result.stderr
+    assert "| `mappings` | 83/83 | 25,000/min (417/s) |" in result.stdout
+    assert "| `listings` | public.listings → listing (Host: ref users) | 29 | 29 |" in result.stdout
+    assert "Correctness, Bubble against Supabase after the run: no difference." in result.stdout
+    assert "- CPU ms per row " in result.stdout and " against `growth`'s " in result.stdout
+    growth, mappings = json.loads((out / "results.json").read_text())["profiles"]
+    assert growth["mapped"] is None
+    mapped = mappings["mapped"]
+    assert mapped["sizes"] == {
+        "users": 21, "test_accounts": 1, "listings": 29, "messages": 25, "deleted": 8, "requests": 83,
+    }  # fmt: skip
+    assert mapped["failures"] == [] and mapped["test_accounts_in_bubble"] == 0 and mapped["deleted"] == 8
+    assert mapped["bubble_things"] == {"user": 21, "listing": 29, "message": 17}
+    groups = {(g["mapping"], g["operation"]): g for g in mapped["groups"]}
+    assert {key: (g["rows"], g["synced"]) for key, g in groups.items()} == {
+        ("users", "create"): (21, 21), ("listings", "create"): (29, 29), ("messages", "create"): (25, 25),
+        ("messages", "delete"): (8, 8),
+    }  # fmt: skip
+    assert groups["messages", "delete"]["requests_by_kind"] == {"delete": 8}
+    assert mapped["listing_after_host_s"]["min"] > 0  # no listing reached Bubble before its host
+    assert mappings["ceiling"]["ok"] > 0  # the double alone, creating users its schema knows
+    assert mappings["function"]["cpu_ms_per_row"] > 0
+
+
+def test_mappings_checks_name_every_difference_between_bubble_and_supabase(db: Database) -> None:
+    # Supabase: Ada and Bob, a test account, Ada's two listings, two messages; message 7 was deleted.
+    # Bubble: Ada with another Last Name, no Bob, the test account, listing 2 hosted by the test account,
+    # message 1 twice and no message 2, message 7 still there, a message of no row; one queue row failed.
+    stamp = """to_char({} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
+        conn.execute(TABLES)
+        users = conn.execute(
+            "insert into public.profiles (email, first_name, last_name, is_test)"
+            " values ('ada@x.example', 'Ada', 'L', false), ('bob@x.example', 'Bob', 'K', false),"
+            " ('t@x.example', 'T', null, true)"
+            f" returning id::text, {stamp.format('created_at')}"
+        ).fetchall()
+        (ada, joined), (bob, _), (tester, _) = users
+        conn.execute(
+            "insert into public.listings (title, price, host_id) values ('Loft', 80.25, %s), ('Barn', 9, %s)",
+            (ada, ada),
+        )
+        (sent,) = conn.execute(
+            f"insert into public.messages (body) values ('hi'), ('again') returning {stamp.format('sent_at')}"
+        ).fetchall()[0]
+        bubble = BubbleDouble(token="t" * 32, schema=SCHEMA)
+
+        def add(data_type: str, key: str, **fields: object) -> str:
+            return bubble.add(data_type, {**fields, "supabase_id": key}, env="test")
+
+        ada_id = add("user", f"profiles:{ada}", email="ada@x.example", **{"First Name": "Ada"},
+                     **{"Last Name": "Lovelace", "Joined": joined})  # fmt: skip
+        tester_id = add("user", f"profiles:{tester}", email="t@x.example", **{"First Name": "T"})
+        add("listing", "listings:1", Title="Loft", Price=80.25, Host=ada_id)
+        add("listing", "listings:2", Title="Barn", Price=9, Host=tester_id)
+        add("message", "messages:1", Body="hi", Sent=sent)
+        add("message", "messages:1", Body="hi", Sent=sent)
+        gone = add("message", "messages:7", Body="bye")
+        add("message", "messages:99", Body="?")
+        failed_row = {"table_name": "messages", "record_id": "2", "operation": "INSERT", "status": "failed",
+                      "error_message": "boom"}  # fmt: skip
+        checked = check(conn, bubble, Deleter(bubble, deleted={"7": (gone, 0.0)}), [failed_row])
+    text = "\n".join(checked.failures)
+    assert f"user {ada}: Last Name 'Lovelace' in Bubble, 'L' in Supabase" in text
+    assert f"user {bob} (bob@x.example) is not in Bubble" in text
+    assert f"test account t@x.example is in Bubble as user {tester_id}" in text
+    assert f"listing 2: Host {tester_id!r} in Bubble, {ada_id!r} in Supabase" in text
+    assert "message messages:1: 2 things in Bubble" in text
+    assert "message 2 is not in Bubble" in text
+    assert f"message 7 was deleted in Supabase, still in Bubble ({gone})" in text
+    assert "1 message thing(s) in Bubble match no row of public.messages: messages:99" in text
+    assert "1 queue row(s) not completed ({'failed': 1}); the first: messages:2 INSERT failed: boom" in text
+    assert len(checked.failures) == 9, text
+    assert checked.duplicates == 1 and checked.test_accounts_in_bubble == 1
+    assert checked.bubble_counts == {"user": 2, "listing": 2, "message": 4}
+
+
+def test_mappings_burst_is_split_across_the_tables() -> None:
+    sizes = sizes_for(8333)  # Growth's limit for 20 s
+    assert (sizes.users, sizes.test_accounts, sizes.listings, sizes.messages, sizes.deleted) == (
+        2083, 20, 2917, 2500, 833,
+    )  # fmt: skip
+    assert sizes.requests == 8333
+    assert sizes_for(1).requests == 1 and sizes_for(1).test_accounts == 1
 
 
 def test_bench_command_runs_the_outage_profile_with_a_short_outage(tmp_path: Path) -> None:

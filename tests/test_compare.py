@@ -131,3 +131,13 @@ def test_values_alike_as_bubble_holds_them(conn: psycopg.Connection[Any]) -> Non
 def test_an_unknown_mapping_is_an_error_naming_it(conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="no mapping 'nope'"):
         compare(conn, "nope", [], [])
+
+
+def test_service_role_may_compare(queue_db: Database, conn: psycopg.Connection[Any]) -> None:
+    """A check running as service_role (reconcile with the service key) converts rows as the trigger does."""
+    pid = ada(conn)
+    with queue_db.connect_as("service_role") as role:
+        rows = role.execute(
+            "select difference from bubble_sync.compare_with_bubble('users', %s, '[]')", ([pid],)
+        ).fetchall()
+    assert [r[0] for r in rows] == ["missing"]

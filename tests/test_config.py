@@ -24,7 +24,9 @@ from components.stack_file import load_stack_config, read_stack_values
 from tests.pulumi_cli_config import StackValue, stack_values_from_file, validate_stack_config
 
 REF = "abcdefghijklmnopqrst"
-SECRET_KEYS = {"databaseUrl", "dbPassword", "serviceRoleKey", "supabaseAccessToken", "bubbleApiToken"}
+SECRET_KEYS = {
+    "databaseUrl", "dbPassword", "serviceRoleKey", "supabaseAccessToken", "bubbleApiToken", "alertWebhookUrl",
+}  # fmt: skip
 
 # Distinctive secret values: no error message may ever contain them.
 SERVICE_KEY = "svc-SECRET-7f3a"
@@ -86,6 +88,9 @@ def test_minimal_stack_gets_every_default() -> None:
     assert config.processor_schedule == "* * * * *"
     assert config.retry_schedule == "*/5 * * * *"
     assert config.maintenance_schedule == "17 3 * * *"
+    assert (config.verify_schedule, config.verify_sample) == ("7 * * * *", 100)
+    assert config.alert_webhook_url is None
+    assert (config.alert_after_minutes, config.alert_backlog_minutes) == (10, 15)
     assert (config.batch_size, config.concurrency, config.max_retries) == (50, 0, 3)
     assert (config.lease_seconds, config.http_timeout_ms) == (180, 5000)
     assert (config.run_details_retention_days, config.completed_retention_days) == (7, 30)
@@ -474,7 +479,7 @@ def test_valid_schedules(schedule: str) -> None:
 def test_invalid_schedules(schedule: str, fragment: str) -> None:
     reason = validate_schedule(schedule)
     assert reason is not None and fragment in reason, reason
-    for key in ("processorSchedule", "retrySchedule", "maintenanceSchedule"):
+    for key in ("processorSchedule", "retrySchedule", "maintenanceSchedule", "verifySchedule"):
         if schedule:
             assert_problem({key: schedule}, key, "invalid schedule")
 
@@ -489,6 +494,9 @@ INT_RANGES = {
     "httpTimeoutMs": (1000, 150000),
     "runDetailsRetentionDays": (1, 365),
     "completedRetentionDays": (1, 3650),
+    "verifySample": (1, 10000),
+    "alertAfterMinutes": (1, 1440),
+    "alertBacklogMinutes": (1, 1440),
 }
 
 
@@ -580,6 +588,51 @@ def test_no_secret_value_appears_in_any_message() -> None:
         message = str(info.value) + repr(info.value.problems)
         for value in (DB_PASSWORD, SERVICE_KEY, BUBBLE_TOKEN, "sbp_SECRET_ffff"):
             assert value not in message
+
+
+# -- the scheduled verification and the alerts -------------------------------------------------------------
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/hook-SECRET-77aa"
+
+
+def test_verification_and_alert_keys_can_be_set() -> None:
+    config = load(
+        {
+            "verifySchedule": "*/30 * * * *",
+            "verifySample": "10000",
+            "alertWebhookUrl": WEBHOOK,
+            "alertAfterMinutes": "1",
+            "alertBacklogMinutes": "1440",
+        }
+    )
+    assert (config.verify_schedule, config.verify_sample) == ("*/30 * * * *", 10000)
+    assert config.alert_webhook_url == WEBHOOK
+    assert (config.alert_after_minutes, config.alert_backlog_minutes) == (1, 1440)
+    # a local receiver (the tests', the devstack's) may use http
+    assert (
+        load({"alertWebhookUrl": "http://127.0.0.1:8080/hook"}).alert_webhook_url
+        == "http://127.0.0.1:8080/hook"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("hooks.slack.com/services/T000/B000/hook-SECRET-77aa", "must be an http(s) URL with a host"),
+        ("ftp://hooks.slack.com/hook-SECRET-77aa", "must be an http(s) URL with a host"),
+        ("http://hooks.slack.com/services/hook-SECRET-77aa", "must use https"),
+    ],
+)
+def test_the_alert_webhook_must_be_https_and_is_never_shown(url: str, fragment: str) -> None:
+    error = assert_problem({"alertWebhookUrl": url}, "alertWebhookUrl", fragment)
+    assert "SECRET" not in str(error) + repr(error.problems)
+
+
+def test_the_alert_webhook_is_a_secret() -> None:
+    found = problems({"alertWebhookUrl": WEBHOOK}, is_secret=lambda key: False)
+    assert "is stored in plain text" in found["alertWebhookUrl"]
+    assert "SECRET" not in found["alertWebhookUrl"]
+    assert load({"alertWebhookUrl": WEBHOOK}, is_secret=lambda key: key in SECRET_KEYS).alert_webhook_url
 
 
 # -- mappings (structured config, components/mapping_config.py) ---------------------------------------------

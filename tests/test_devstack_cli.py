@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import yaml
 
 from devstack import stack
 from devstack.processes import is_alive
@@ -217,6 +218,8 @@ def test_up_applies_the_local_stack_with_the_real_engine(running: tuple[Path, di
         "bubble-sync-processor",
         "bubble-sync-retry",
         "bubble_sync.purge",
+        "bubble_sync.verify",
+        "bubble_sync.alerts",
     ]
     preview = devstack(
         "pulumi", "--state-dir", str(state), "preview", "--stack", "local", "--refresh", "--expect-no-changes"
@@ -262,8 +265,19 @@ def test_config_overrides_reach_the_local_stack(tmp_path: Path, engine: bool) ->
             ["--no-engine", "--config", "bubbleApiToken=x"],
             "secrets can only be set on the `local` stack with",
         ),
+        (["--config-file", "nope.yaml"], "--config-file: 1 problem:\n  - nope.yaml: no such file"),
+        (
+            ["--config-file", "docs/examples/mappings.yaml"],
+            "bubble-sync:mappings: a new devstack's database has none of your tables yet",
+        ),
     ],
-    ids=["no value", "unknown key", "secret without the engine"],
+    ids=[
+        "no value",
+        "unknown key",
+        "secret without the engine",
+        "no such file",
+        "mappings on a new devstack",
+    ],
 )
 def test_bad_config_overrides_are_refused_before_anything_starts(
     tmp_path: Path, args: list[str], message: str
@@ -272,3 +286,93 @@ def test_bad_config_overrides_are_refused_before_anything_starts(
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+# -- up --config-file on a running devstack ------------------------------------------------------------------
+
+TABLES = """
+create table public.profiles (id uuid primary key default gen_random_uuid(), email text not null,
+  first_name text, last_name text, is_test boolean not null default false);
+create table public.listings (id bigint generated always as identity primary key, title text not null,
+  price numeric, host_id uuid references public.profiles (id));
+"""
+
+
+def host_env(state: Path) -> tuple[int, dict[str, str]]:
+    """The function host's pid and environment."""
+    info = stack.load(state)
+    assert info is not None
+    pid = info.processes["functions_host"].pid
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return pid, dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+
+
+def test_config_file_applies_a_running_psql_devstack_again_and_restarts_the_function_host(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    first = devstack(
+        "up", "--state-dir", str(state), "--no-engine", "--config", "processorSchedule=*/2 * * * *"
+    )
+    try:
+        assert first.returncode == 0, first.stderr
+        urls = parse_lines(first.stdout)
+        with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(TABLES)
+        pid, env = host_env(state)
+        assert "BUBBLE_SYNC_MAPPINGS" not in env
+        later = tmp_path / "later.yaml"
+        later.write_text("config:\n  bubble-sync:batchSize: 8\n  bubble-sync:retrySchedule: '*/3 * * * *'\n")
+
+        # applied the way it was first (psql, without saying --no-engine again); the later file wins over
+        # the first, --config over both, and the first `up`'s --config stays under what is not set again
+        again = devstack("up", "--state-dir", str(state), "--config-file", "docs/examples/mappings.yaml",
+                         "--config-file", str(later), "--config", "retrySchedule=*/4 * * * *")  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "applied again" in again.stderr and "with psql (render-sql)" in again.stderr
+        assert parse_lines(again.stdout) == urls  # the same devstack, the host on its port
+        new_pid, env = host_env(state)
+        assert new_pid != pid
+        assert [m["name"] for m in json.loads(env["BUBBLE_SYNC_MAPPINGS"])] == ["users", "listings"]
+        assert env["BUBBLE_SYNC_BATCH_SIZE"] == "8"
+        with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
+            triggers = conn.execute(
+                "select tgname from pg_trigger where tgname like 'bubble_sync\\_%' order by 1"
+            ).fetchall()
+            schedules = dict(conn.execute("select jobname, schedule from cron.job").fetchall())
+            conn.execute(
+                "insert into public.profiles (email, first_name) values ('grace@example.com', 'Grace')"
+            )
+        assert triggers == [("bubble_sync_dispatch",), ("bubble_sync_listings",), ("bubble_sync_users",)]
+        assert schedules["bubble-sync-retry"] == "*/4 * * * *"
+        assert schedules["bubble-sync-processor"] == "*/2 * * * *"
+        users: list[dict[str, object]] = []
+        deadline = time.monotonic() + 10
+        while not users and time.monotonic() < deadline:
+            time.sleep(0.2)
+            users = httpx.get(urls["BUBBLE_URL"] + "/_double/records?type=user&env=test").json()["records"]
+        assert [u["First Name"] for u in users] == ["Grace"]  # sent as the mapping says
+
+        # the same config again: nothing for the host to change, so it keeps running
+        same = devstack("up", "--state-dir", str(state), "--config-file", "docs/examples/mappings.yaml")
+        assert same.returncode == 0, same.stderr
+        assert "its settings are unchanged; kept running" in same.stderr
+        assert host_env(state)[0] == new_pid
+
+        # a mapping left out: its trigger and row go, as `pulumi up` would delete them (the SQL only creates)
+        example = yaml.safe_load((REPO / "docs" / "examples" / "mappings.yaml").read_text())
+        example["config"]["bubble-sync:mappings"] = example["config"]["bubble-sync:mappings"][:1]
+        users_only = tmp_path / "users-only.yaml"
+        users_only.write_text(yaml.safe_dump(example))
+        fewer = devstack("up", "--state-dir", str(state), "--config-file", str(users_only))
+        assert fewer.returncode == 0, fewer.stderr
+        assert "mapping listings: no longer in the config; trigger dropped, row deleted" in fewer.stderr
+        with psycopg.connect(urls["DATABASE_URL"], autocommit=True) as conn:
+            triggers = conn.execute(
+                "select tgname from pg_trigger where tgname like 'bubble_sync\\_%' order by 1"
+            ).fetchall()
+            names = conn.execute("select name from bubble_sync.mappings").fetchall()
+        assert triggers == [("bubble_sync_dispatch",), ("bubble_sync_users",)] and names == [("users",)]
+        assert [m["name"] for m in json.loads(host_env(state)[1]["BUBBLE_SYNC_MAPPINGS"])] == ["users"]
+    finally:
+        devstack("down", "--state-dir", str(state))

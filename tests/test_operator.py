@@ -636,10 +636,11 @@ def test_status_without_mappings_shows_the_queue_by_table(
     code, out, _ = _status(queue_db, capsys, "--json")
     doc = json.loads(out)
     assert code == operator.EXIT_UNHEALTHY
-    # the document as before, with one section more
+    # the document as before, with the sections added since (the queue by mapping, the alerts)
     assert set(doc) == {
         "database", "checked_at", "healthy", "exit_code", "problems", "warnings", "bubble_outage", "health",
-        "cron_jobs", "failing", "pg_net_errors", "pg_net_error_count", "by_mapping",
+        "cron_jobs", "failing", "pg_net_errors", "pg_net_error_count", "by_mapping", "alerts",
+        "alert_webhook",
     }  # fmt: skip
     (profiles,) = doc["by_mapping"]
     assert (

@@ -43,7 +43,10 @@ CONFIG = {
     "bubbleApiToken": BUBBLE_TOKEN,
     "supabaseAccessToken": ACCESS_TOKEN,
 }
-SECRET_KEYS = ["dbPassword", "serviceRoleKey", "bubbleApiToken", "databaseUrl", "supabaseAccessToken"]
+SECRET_KEYS = [
+    "dbPassword", "serviceRoleKey", "bubbleApiToken", "databaseUrl", "supabaseAccessToken", "alertWebhookUrl",
+]  # fmt: skip
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/webhook-SECRET-5e1d"
 
 EXTENSION = "postgresql:index/extension:Extension"
 PROVIDER = "pulumi:providers:postgresql"
@@ -70,6 +73,7 @@ FUNCTION_ENV = {
     "BUBBLE_SETTLE_SECONDS",
     "BUBBLE_BULK_TIMEOUT_SECONDS",
     "BUBBLE_MODIFY_USER_CREDENTIALS",
+    "BUBBLE_SYNC_VERIFY_SAMPLE",
 }
 
 
@@ -247,6 +251,53 @@ def test_cron_jobs_match_the_seed(run_program: Any) -> None:
         "select bubble_sync.purge(interval '7 days', interval '30 days')"
     )
     assert all(job["active"] is True for job in jobs.values())
+
+
+def test_the_verification_and_alert_jobs(run_program: Any) -> None:
+    program = run_program()
+    jobs = {program.inputs[r.name]["name"]: program.inputs[r.name] for r in program.of_type(CRON)}
+    assert jobs["bubble_sync.verify"]["schedule"] == "7 * * * *"
+    assert jobs["bubble_sync.verify"]["command"] == "select bubble_sync.invoke_verify()"
+    assert jobs["bubble_sync.alerts"]["schedule"] == "* * * * *"
+    # the stack's name goes into the commands an alert names (pulumi.get_stack(): "test" under the mocks)
+    assert jobs["bubble_sync.alerts"]["command"] == (
+        "select bubble_sync.evaluate_alerts(interval '600 seconds', interval '900 seconds', 'test')"
+    )
+    # not bubble-sync-...: the seed's verification query lists exactly its two jobs
+    assert sorted(name for name in jobs if name.startswith("bubble-sync")) == [
+        "bubble-sync-processor",
+        "bubble-sync-retry",
+    ]
+    changed = run_program(
+        {"verifySchedule": "*/30 * * * *", "alertAfterMinutes": "5", "alertBacklogMinutes": "60"}
+    )
+    jobs = {changed.inputs[r.name]["name"]: changed.inputs[r.name] for r in changed.of_type(CRON)}
+    assert jobs["bubble_sync.verify"]["schedule"] == "*/30 * * * *"
+    assert "interval '300 seconds', interval '3600 seconds'" in jobs["bubble_sync.alerts"]["command"]
+
+
+def test_the_alert_webhook_is_a_vault_secret_only_when_set(run_program: Any) -> None:
+    without = run_program()
+    assert "bubble-sync-secret-alert_webhook_url" not in without.registrations
+    program = run_program({"alertWebhookUrl": WEBHOOK})
+    name = "bubble-sync-secret-alert_webhook_url"
+    assert program[name].type == VAULT
+    value = program.inputs[name]["value"]
+    assert is_rpc_secret(value) and value["value"] == WEBHOOK
+    assert program[name].additional_secret_outputs == ["value"]
+    assert program.inputs[name]["name"] == "alert_webhook_url"
+    # the alerts job reads it, so it comes first (and on destroy, goes after the job)
+    assert program.urn(name) in program["bubble-sync-job-bubble_sync.alerts"].dependencies
+    for inputs in program.inputs.values():
+        for key, plain in inputs.items():
+            if not is_rpc_secret(plain):
+                assert WEBHOOK not in str(plain), key
+
+
+def test_a_plain_text_alert_webhook_is_refused(run_program: Any) -> None:
+    with pytest.raises(ConfigError, match="bubble-sync:alertWebhookUrl: is stored in plain text") as info:
+        run_program({"alertWebhookUrl": WEBHOOK}, plain=("alertWebhookUrl",))
+    assert WEBHOOK not in str(info.value)
 
 
 def test_config_values_reach_the_resources(run_program: Any) -> None:
@@ -543,6 +594,7 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
             "bubbleSettleSeconds": "240",
             "bubbleBulkTimeoutSeconds": "90",
             "bubbleModifyUserCredentials": "true",
+            "verifySample": "250",
         }
     )
     inputs = program.inputs["bubble-sync-function-secrets"]
@@ -566,6 +618,7 @@ def test_function_secrets_carry_the_function_contract_and_stay_secret(run_progra
         "BUBBLE_SETTLE_SECONDS": "240",
         "BUBBLE_BULK_TIMEOUT_SECONDS": "90",
         "BUBBLE_MODIFY_USER_CREDENTIALS": "true",
+        "BUBBLE_SYNC_VERIFY_SAMPLE": "250",
     }
     defaults = run_program().inputs["bubble-sync-function-secrets"]["secrets"]["value"]
     assert (defaults["BUBBLE_EXTERNAL_KEY_FIELD"], defaults["BUBBLE_BULK_CREATE"]) == ("supabase_id", "false")

@@ -46,7 +46,13 @@ from tests.engine_support import (
 )
 from tests.management_api_double import ManagementApiDouble, running_double
 
-JOBS = ["bubble-sync-processor", "bubble-sync-retry", "bubble_sync.purge"]
+JOBS = [
+    "bubble-sync-processor",
+    "bubble-sync-retry",
+    "bubble_sync.purge",
+    "bubble_sync.verify",
+    "bubble_sync.alerts",
+]
 OUR_FUNCTIONS = (
     "select n.nspname || '.' || p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
     " where n.nspname = 'bubble_sync' or p.proname like 'invoke_bubble_sync_%' order by 1"

@@ -1223,7 +1223,9 @@ def test_cron_jobs_script_reactivates_a_deactivated_job(cron_tx: psycopg.Connect
     assert active == [
         {"jobname": "bubble-sync-processor", "active": True},
         {"jobname": "bubble-sync-retry", "active": True},
+        {"jobname": "bubble_sync.alerts", "active": True},
         {"jobname": "bubble_sync.purge", "active": True},
+        {"jobname": "bubble_sync.verify", "active": True},
     ]
 
 

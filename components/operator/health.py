@@ -39,6 +39,11 @@ class Status:
     warnings: list[str] = field(default_factory=list)
     #: "Bubble unavailable since …" while Bubble's circuit breaker is open (bubble_sync.health())
     bubble_outage: str | None = None
+    #: the stack the commands status names are for (`--stack`); None: `<stack>`
+    stack: str | None = None
+    #: the alerts' state (bubble_sync.alert_state) and whether Vault holds the webhook; None: not deployed
+    alerts: dict[str, Any] | None = None
+    alert_webhook: bool | None = None
 
     @property
     def healthy(self) -> bool:
@@ -83,6 +88,7 @@ def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -
             )
         if h["retryable_items"]:
             status.warnings.append(f"{h['retryable_items']} row(s) failed and wait for a retry")
+        _judge_verifications(status, h.get("last_verifications") or [])
     if status.cron_available:
         by_name = {job["jobname"]: job for job in status.cron_jobs}
         for name in EXPECTED_JOBS:
@@ -106,3 +112,34 @@ def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -
             f"{status.pg_net_error_count} pg_net request(s) failed in the last {pg_net_minutes} min "
             f"(HTTP >= 400, timeout or network error)"
         )
+
+
+def repair_command(stack: str | None, mapping: str) -> str:
+    """The command that repairs what a verification of `mapping` found."""
+    return f"python -m components reconcile --stack {stack or '<stack>'} --mapping {mapping} --repair"
+
+
+def _judge_verifications(status: Status, verifications: list[dict[str, Any]]) -> None:
+    """The last verification of each mapping (bubble_sync.health()): differences found are a problem naming
+    the repair; one that could not check is a warning (the next run tries again)."""
+    for v in verifications:
+        found = {kind: v[kind] for kind in ("missing", "stale", "orphaned", "duplicated") if v.get(kind)}
+        if v.get("error"):
+            status.warnings.append(
+                f"the last verification of mapping {v['mapping']} could not check: {_one_line(v['error'])}"
+            )
+        elif found:
+            counts = ", ".join(f"{n} {kind}" for kind, n in found.items())
+            at = _when(_time(v["finished_at"]))
+            status.problems.append(
+                f"the verification of mapping {v['mapping']} at {at} found Bubble "
+                f"out of sync ({counts} of {v['checked']} checked; see 'Verification'): run "
+                f"`{repair_command(status.stack, v['mapping'])}`"
+            )
+
+
+def _time(value: Any) -> datetime | None:
+    """A time from health()'s JSON (ISO 8601 text), or as given."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from components.operator.formatting import _count, _duration, _one_line, _table, _when
-from components.operator.health import EXPECTED_JOBS, Status
+from components.operator.health import EXPECTED_JOBS, Status, _time, repair_command
 
 __all__ = ["render_status", "status_json"]
 
@@ -41,6 +41,8 @@ def render_status(status: Status, out: TextIO) -> None:
     print(file=out)
 
     _render_by_mapping(status, out)
+    _render_verifications(status, out)
+    _render_alerts(status, out)
 
     print("Cron jobs (cron.job, cron.job_run_details)", file=out)
     if not status.cron_available:
@@ -147,6 +149,71 @@ def _render_by_mapping(status: Status, out: TextIO) -> None:
     print(file=out)
 
 
+def _render_verifications(status: Status, out: TextIO) -> None:
+    print(
+        "Verification (the last scheduled verification of each mapping, bubble_sync.verifications: a sample "
+        "checked against Bubble)",
+        file=out,
+    )
+    verifications = (status.health or {}).get("last_verifications") or []
+    if not verifications:
+        print(
+            "  none yet (the job bubble_sync.verify runs on verifySchedule; none without mappings)", file=out
+        )
+    else:
+        rows = [("mapping", "finished", "checked", "missing", "stale", "orphaned", "duplicated", "examples")]
+        for v in verifications:
+            if v.get("error"):
+                rows.append((v["mapping"], _when(_time(v["finished_at"])), "-", "-", "-", "-", "-",
+                             "could not check: " + _one_line(v["error"], 70)))  # fmt: skip
+                continue
+            rows.append(
+                (
+                    v["mapping"],
+                    _when(_time(v["finished_at"])),
+                    *(str(v[k]) for k in ("checked", "missing", "stale", "orphaned", "duplicated")),
+                    _examples(v.get("examples") or {}),
+                )
+            )
+        _table(rows, out)
+        for v in verifications:
+            if not v.get("error") and any(v[k] for k in ("missing", "stale", "orphaned", "duplicated")):
+                print(f"  repair {v['mapping']}: {repair_command(status.stack, v['mapping'])}", file=out)
+    print(file=out)
+
+
+def _examples(examples: Mapping[str, Any]) -> str:
+    """Up to five record ids of each kind, and the stale fields: ids and field names, never a value."""
+    parts = [f"{kind}: {', '.join(examples[kind])}" for kind in ("missing", "stale", "orphaned", "duplicated")
+             if examples.get(kind)]  # fmt: skip
+    if examples.get("stale_fields"):
+        parts.append(f"stale fields: {', '.join(examples['stale_fields'])}")
+    return _one_line("; ".join(parts), 110) or "-"
+
+
+def _render_alerts(status: Status, out: TextIO) -> None:
+    print("Alerts (bubble_sync.alert_state; posted by the job bubble_sync.alerts when what is wrong changes)",
+          file=out)  # fmt: skip
+    a = status.alerts
+    if a is None:
+        print("  not deployed in this database", file=out)
+        print(file=out)
+        return
+    webhook = {True: "Vault secret alert_webhook_url (alertWebhookUrl)", False: "none: nothing is posted",
+               None: "unknown"}[status.alert_webhook]  # fmt: skip
+    causes = ", ".join(c["cause"] for c in a["causes"]) or "none"
+    announced = ", ".join(c["cause"] for c in a["announced"]) or "recovered or nothing"
+    lines = [
+        ("webhook", webhook),
+        ("causes now", f"{causes} (since {_when(a['changed_at'])}, evaluated {_when(a['evaluated_at'])})"
+         if a["evaluated_at"] else "not evaluated yet (the job bubble_sync.alerts runs every minute)"),
+        ("last message", f"{announced} at {_when(a['announced_at'])}, HTTP {_count(a['announced_status'])}"
+         if a["announced_at"] else "none posted"),
+    ]  # fmt: skip
+    _table(lines, out)
+    print(file=out)
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
@@ -181,5 +248,7 @@ def status_json(status: Status) -> str:
         "by_mapping": status.by_mapping,
         "pg_net_errors": status.pg_net_errors if status.pg_net_available else None,
         "pg_net_error_count": status.pg_net_error_count,
+        "alerts": status.alerts,
+        "alert_webhook": status.alert_webhook,
     }
     return json.dumps(_jsonable(document), indent=2)

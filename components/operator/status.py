@@ -31,12 +31,14 @@ def collect_status(
     pg_net_minutes: int = 60,
     ids_per_error: int = 5,
     error_groups: int = 20,
+    stack: str | None = None,
 ) -> Status:
-    """Reads everything `status` shows, in one read-only transaction, and judges it."""
+    """Reads everything `status` shows, in one read-only transaction, and judges it (`stack`: named in the
+    commands it suggests)."""
     conn.read_only = True
     with conn.transaction():
         now = conn.execute(query("now")).fetchone()["now"]
-        status = Status(database=database, checked_at=now)
+        status = Status(database=database, checked_at=now, stack=stack)
         present = conn.execute(query("present")).fetchone()
         if present["health"]:
             status.health = conn.execute(query("health"), (now,)).fetchone()
@@ -56,6 +58,14 @@ def collect_status(
             status.problems.append("pg_cron is not installed (no cron.job): nothing runs the queue")
         elif present["our_jobs"]:  # without the stack's functions, health's absence says enough
             status.cron_jobs = conn.execute(query("cron_jobs"), {"now": now}).fetchall()
+        if present["alerts"] and present["net"]:
+            try:
+                with conn.transaction():  # a savepoint: a role that may not read them still gets the rest
+                    status.alerts = conn.execute(query("alert_state")).fetchone()
+                    if present["vault"]:
+                        status.alert_webhook = conn.execute(query("alert_webhook")).fetchone()["configured"]
+            except psycopg.errors.InsufficientPrivilege as exc:
+                status.warnings.append(f"cannot read the alerts' state: {_one_line(str(exc))}")
         status.pg_net_available = present["net"]
         if present["net"]:
             params = {"now": now, "minutes": pg_net_minutes, "limit": 10}
@@ -84,7 +94,13 @@ def _mappings(conn: psycopg.Connection, status: Status) -> tuple[Mapping, ...]:
 
 
 def run_status(
-    url: str, *, as_json: bool, max_pending_minutes: float, pg_net_minutes: int, out: TextIO | None = None
+    url: str,
+    *,
+    as_json: bool,
+    max_pending_minutes: float,
+    pg_net_minutes: int,
+    out: TextIO | None = None,
+    stack: str | None = None,
 ) -> int:
     out = out or sys.stdout
     try:
@@ -98,6 +114,7 @@ def run_status(
                 database=mask_url(url),
                 max_pending_minutes=max_pending_minutes,
                 pg_net_minutes=pg_net_minutes,
+                stack=stack,
             )
     except psycopg.Error as exc:
         # Connected, but the queries failed (permissions, a broken schema): the pipeline is not healthy.

@@ -276,6 +276,7 @@ end;
 $fn$;
 
 revoke all on function bubble_sync.bubble_value(jsonb, regtype) from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.bubble_value(jsonb, regtype) to service_role;
 
 -- mapped_payload: the payload of a row of table p_table (p_row, its to_jsonb) for a mapping: the columns
 -- p_columns, each converted by bubble_value for its type. A column the table no longer has is left out (the
@@ -303,6 +304,8 @@ $fn$;
 
 revoke all on function bubble_sync.mapped_payload(jsonb, regclass, text[])
   from public, anon, authenticated, service_role;
+-- service_role: a check of Bubble against the source (compare.sql) converts rows as the trigger does
+grant execute on function bubble_sync.mapped_payload(jsonb, regclass, text[]) to service_role;
 
 -- row_matches: whether a mapping's row filter p_where (a SQL condition on the row's columns, as in a WHERE
 -- clause) holds for the row p_row; no filter holds for every row, and a filter that yields null does not
@@ -333,6 +336,7 @@ end;
 $fn$;
 
 revoke all on function bubble_sync.row_matches(anyelement, text) from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.row_matches(anyelement, text) to service_role;
 
 -- enqueue_mapped: the row trigger the stack attaches to a mapped table (AFTER INSERT OR UPDATE OR DELETE ...
 -- FOR EACH ROW), one per mapping, named bubble_sync_<mapping>. Its one argument is the mapping as the trigger

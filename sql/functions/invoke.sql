@@ -33,7 +33,8 @@ $seed_versions$;
 -- ---------------------------------------------------------------------------------------------------------
 
 -- invoke_function: queues POST <supabase_url>/functions/v1/bubble_sync {"action": p_action} with the service
--- key from Vault as the bearer token, and returns pg_net's request id. Raises, naming the secret (never its
+-- key from Vault as the bearer token, and returns pg_net's request id (actions: the two of the queue, and
+-- `verify`, the scheduled verification's, sql/functions/verify.sql). Raises, naming the secret (never its
 -- value), when supabase_url or service_role_key is missing or empty.
 create or replace function bubble_sync.invoke_function(p_action text)
 returns bigint
@@ -44,7 +45,7 @@ declare
   v_url text;
   v_key text;
 begin
-  if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
+  if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed', 'verify') then
     raise exception 'bubble_sync.invoke_function: unknown action %', coalesce(quote_literal(p_action), 'NULL')
       using errcode = '22023';
   end if;

@@ -7,7 +7,8 @@
 -- bubble_sync.requeue.
 
 -- is_our_job: whether a pg_cron job is one of ours, by name: bubble-sync-processor, bubble-sync-retry (the
--- seed's names, bubble-sync-*) and the maintenance job bubble_sync.purge.
+-- seed's names, bubble-sync-*), the maintenance job bubble_sync.purge, the scheduled verification
+-- bubble_sync.verify and the alerts' evaluation bubble_sync.alerts.
 create or replace function bubble_sync.is_our_job(p_jobname text)
 returns boolean
 language sql
@@ -15,7 +16,8 @@ immutable
 parallel safe
 set search_path = ''
 as $fn$
-  select p_jobname like 'bubble-sync-%' or p_jobname = 'bubble_sync.purge'
+  select p_jobname like 'bubble-sync-%'
+      or p_jobname in ('bubble_sync.purge', 'bubble_sync.verify', 'bubble_sync.alerts')
 $fn$;
 
 revoke all on function bubble_sync.is_our_job(text) from public, anon, authenticated, service_role;
@@ -23,7 +25,9 @@ revoke all on function bubble_sync.is_our_job(text) from public, anon, authentic
 -- purge: deletes the run history of our own cron jobs (bubble_sync.is_our_job) that finished before
 -- p_now - p_run_details_older_than, and the completed queue rows older than p_now - p_completed_older_than (by
 -- completed_at; by created_at for rows completed before the table was adopted). Other jobs' history, failed rows and anything in flight are left
--- alone. Returns both counts. Works without pg_cron too (then run_details_deleted is 0).
+-- alone. Returns both counts. Works without pg_cron too (then run_details_deleted is 0). The scheduled
+-- verifications' results (bubble_sync.verifications) are kept as long as the cron runs', and each mapping's
+-- last one whatever its age (health() shows it).
 create or replace function bubble_sync.purge(
   p_run_details_older_than interval,
   p_completed_older_than   interval,
@@ -51,6 +55,12 @@ begin
        and d.end_time < v_now - p_run_details_older_than;
     get diagnostics run_details_deleted = row_count;
   end if;
+
+  delete from bubble_sync.verifications v
+   where v.finished_at < v_now - p_run_details_older_than
+     and exists (select 1
+                   from bubble_sync.verifications n
+                  where n.mapping = v.mapping and n.finished_at > v.finished_at);
 
   delete from public.sync_queue q
    where q.status = 'completed'

@@ -51,7 +51,12 @@ export interface Config {
   modifyUserCredentials: boolean;
   /** The stack's mappings (BUBBLE_SYNC_MAPPINGS); none: every row goes to dataType as queued. */
   mappings: Mapping[];
+  /** Records of each mapping the action `verify` checks against Bubble (verify.ts). */
+  verifySample: number;
 }
+
+/** The most records of a mapping one verification checks (the stack config's range). */
+export const MAX_VERIFY_SAMPLE = 10_000;
 
 /** Bubble's documented maximum of lines per bulk create call, and of rows per claim. */
 export const MAX_BATCH = 1000;
@@ -340,6 +345,7 @@ export function loadConfig(env: EnvReader): Config {
     bulkTimeoutMs: count(env, "BUBBLE_BULK_TIMEOUT_SECONDS") * 1000,
     modifyUserCredentials: boolean(env, "BUBBLE_MODIFY_USER_CREDENTIALS"),
     mappings: mappings(env),
+    verifySample: count(env, "BUBBLE_SYNC_VERIFY_SAMPLE", MAX_VERIFY_SAMPLE),
   };
 }
 

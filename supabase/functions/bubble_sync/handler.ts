@@ -3,8 +3,9 @@
 //   GET                      200 {"status": "ok", "function": "bubble_sync"}: liveness, no I/O, no credential.
 //   GET ?check=deep          with the credential: also checks the config and that the database answers
 //                            (200, or 503 naming the problem).
-//   POST {"action": "process_queue_data_api" | "retry_failed", "limit"?: n, "wait"?: bool}
-//                            (limit: the most rows this run claims; without it, until no row is due)
+//   POST {"action": "process_queue_data_api" | "retry_failed" | "verify", "limit"?: n, "wait"?: bool}
+//                            (limit: the most rows this run claims; without it, until no row is due; verify:
+//                            the scheduled verification of each mapping's sample against Bubble, verify.ts)
 //                            with `Authorization: Bearer <key>` or `apikey: <key>`, the key being
 //                            SUPABASE_SERVICE_ROLE_KEY or one of SUPABASE_SECRET_KEYS:
 //                            202 {"accepted": true, "action"} at once, the work continuing in the background
@@ -27,6 +28,11 @@ import {
 import { SharedGate } from "./gate.ts";
 import { Run, type RunOptions, type Summary } from "./process.ts";
 import { type Action, ACTIONS, postgresQueue, type Queue } from "./queue.ts";
+import { verifyMappings, type VerifySummary } from "./verify.ts";
+
+/** What a caller may ask for: a run of the queue, or the scheduled verification. */
+const REQUESTS = [...ACTIONS, "verify"] as const;
+type Requested = typeof REQUESTS[number];
 
 export interface HandlerDeps {
   env: EnvReader;
@@ -60,7 +66,13 @@ function configProblem(error: ConfigError): Response {
 
 class BadRequest extends Error {}
 
-async function readBody(req: Request): Promise<RunOptions & { wait: boolean }> {
+interface Body {
+  action: Requested;
+  limit: number | null;
+  wait: boolean;
+}
+
+async function readBody(req: Request): Promise<Body> {
   const text = await req.text();
   if (text.length > MAX_BODY_BYTES) throw new BadRequest(`the body is larger than ${MAX_BODY_BYTES} bytes`);
   let body: unknown;
@@ -75,8 +87,8 @@ async function readBody(req: Request): Promise<RunOptions & { wait: boolean }> {
     );
   }
   const { action, limit, wait } = body as Record<string, unknown>;
-  if (typeof action !== "string" || !(ACTIONS as readonly string[]).includes(action)) {
-    throw new BadRequest(`unknown action ${JSON.stringify(action ?? null)}; use ${ACTIONS.join(" or ")}`);
+  if (typeof action !== "string" || !(REQUESTS as readonly string[]).includes(action)) {
+    throw new BadRequest(`unknown action ${JSON.stringify(action ?? null)}; use ${REQUESTS.join(" or ")}`);
   }
   if (
     limit !== undefined && limit !== null && !(Number.isInteger(limit) && (limit as number) >= 1 &&
@@ -85,7 +97,7 @@ async function readBody(req: Request): Promise<RunOptions & { wait: boolean }> {
     throw new BadRequest(`limit must be a whole number from 1 to ${MAX_LIMIT}`);
   }
   if (wait !== undefined && typeof wait !== "boolean") throw new BadRequest("wait must be true or false");
-  return { action: action as Action, limit: (limit as number | undefined) ?? null, wait: wait === true };
+  return { action: action as Requested, limit: (limit as number | undefined) ?? null, wait: wait === true };
 }
 
 let sharedFetchCreate: Fetch | undefined;
@@ -116,9 +128,8 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
   const deps: HandlerDeps = { ...defaultDeps(), ...overrides };
   const waitUntil = () => "waitUntil" in overrides ? deps.waitUntil : edgeRuntimeWaitUntil();
 
-  async function run(config: Config, options: RunOptions, secrets: string[]): Promise<Summary> {
-    const queue = deps.queueFor(config);
-    const bubble = new BubbleClient(
+  function bubbleFor(config: Config, queue: Queue): BubbleClient {
+    return new BubbleClient(
       {
         baseUrl: config.bubbleBaseUrl,
         token: config.bubbleToken,
@@ -129,6 +140,11 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
       deps.now,
       new SharedGate(queue, config.rateLimitPerMinute, deps.now),
     );
+  }
+
+  async function run(config: Config, options: RunOptions, secrets: string[]): Promise<Summary> {
+    const queue = deps.queueFor(config);
+    const bubble = bubbleFor(config, queue);
     const scrub = (text: string) => redact(text, secrets);
     try {
       const summary = await new Run(config, queue, bubble, deps.now, scrub, options)
@@ -140,6 +156,28 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
       deps.log(JSON.stringify({ event: "bubble_sync.run_failed", action: options.action, error: message }));
       throw new Error(message);
     }
+  }
+
+  async function verify(config: Config, secrets: string[]): Promise<VerifySummary> {
+    const queue = deps.queueFor(config);
+    const scrub = (text: string) => redact(text, secrets);
+    const summary = await verifyMappings(
+      config.mappings,
+      config.verifySample,
+      queue,
+      bubbleFor(config, queue),
+      deps.now,
+      scrub,
+    );
+    // counts and mapping names only: never a key or a value
+    deps.log(JSON.stringify({ event: "bubble_sync.verify", ...summary }));
+    return summary;
+  }
+
+  /** The work a request asked for: a run of the queue, or the verification. */
+  function work(config: Config, options: Body, secrets: string[]): Promise<Summary | VerifySummary> {
+    if (options.action === "verify") return verify(config, secrets);
+    return run(config, { action: options.action as Action, limit: options.limit }, secrets);
   }
 
   async function health(req: Request): Promise<Response> {
@@ -172,7 +210,7 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
           "send the service role key or a secret key as Authorization: Bearer <key> (or apikey: <key>)",
       }, { "www-authenticate": "Bearer" });
     }
-    let options: RunOptions & { wait: boolean };
+    let options: Body;
     try {
       options = await readBody(req);
     } catch (error) {
@@ -181,20 +219,20 @@ export function createHandler(overrides: Partial<HandlerDeps> = {}): (req: Reque
     }
     const config = loadConfig(deps.env);
     const secrets = secretsOf(deps.env);
-    const runOptions = { action: options.action, limit: options.limit };
 
     if (options.wait) {
       try {
-        return json(200, await run(config, runOptions, secrets));
+        return json(200, await work(config, options, secrets));
       } catch (error) {
-        return json(500, { error: "run_failed", action: options.action, message: (error as Error).message });
+        const message = redact((error as Error).message, secrets);
+        return json(500, { error: "run_failed", action: options.action, message });
       }
     }
     // Failures are logged by run(); the caller (pg_net) reads no answer anyway.
-    const work = run(config, runOptions, secrets).catch(() => {});
+    const background = work(config, options, secrets).catch(() => {});
     const keepAlive = waitUntil();
-    if (keepAlive) keepAlive(work);
-    else await work;
+    if (keepAlive) keepAlive(background);
+    else await background;
     return json(202, { accepted: true, action: options.action });
   }
 

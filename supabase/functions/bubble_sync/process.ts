@@ -269,13 +269,21 @@ export class Run {
           // The run's last claim: its successor starts while this batch is sent, not after.
           if (this.summary.claimed >= this.config.rowsPerRun) this.ending = this.endRun(true);
         }
+        const completedBefore = this.summary.completed;
         if (rows.length > 0) await this.processBatch(rows, claimedAt);
         if (this.cutShort !== null) {
           this.summary.stopped_by = this.cutShort;
           break;
         }
+        // A short claim may have left rows behind that waited for this batch: a record's next change behind
+        // its create, a row behind the record it refers to (claim holds both back). When the batch completed
+        // rows, claim once more: they are due now, not at the next cron tick.
+        const released = this.summary.completed > completedBefore;
         // While the breaker is open a claim hands out at most the probe's row: short, but not drained.
-        if (rows.length < asked && this.bubble.gate.closings === closings && !this.leaseWindowMissed) {
+        if (
+          rows.length < asked && !released && this.bubble.gate.closings === closings &&
+          !this.leaseWindowMissed
+        ) {
           if (this.bubble.gate.unavailableSince !== null) this.summary.stopped_by = "bubble_unavailable";
           break;
         }

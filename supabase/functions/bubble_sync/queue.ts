@@ -95,6 +95,33 @@ export interface Queue extends GateStore {
   fanOut?(action: Action, wanted: number, rowsPerRun: number): Promise<number>;
   /** Ends run `run` (null: it was not registered), then fans out as fanOut does; how many it invoked. */
   endRun?(action: Action, run: string | null, wanted: number, rowsPerRun: number): Promise<number>;
+  /**
+   * The record ids of mapping `mapping` a verification checks, at most `size` (bubble_sync.verify_sample); absent
+   * from a queue that cannot verify (verify.ts).
+   */
+  verifySample?(mapping: string, size: number): Promise<string[]>;
+  /**
+   * Compares the records with Bubble's things by the database's rule and keeps the result
+   * (bubble_sync.record_verification); with `error`, the reason nothing could be compared.
+   */
+  recordVerification?(
+    mapping: string,
+    startedAt: string,
+    recordIds: string[],
+    things: Record<string, unknown>[],
+    error: string | null,
+  ): Promise<Verification>;
+}
+
+/** One verification of a mapping as bubble_sync.verifications keeps it (verify.ts). */
+export interface Verification {
+  mapping: string;
+  checked: number;
+  missing: number;
+  stale: number;
+  orphaned: number;
+  duplicated: number;
+  error: string | null;
 }
 
 /** A verdict as bubble_sync.report_verdicts takes it. */
@@ -343,6 +370,38 @@ export class PostgresQueue implements Queue {
       this.countsRuns = false;
       return null;
     }
+  }
+
+  async verifySample(mapping: string, size: number): Promise<string[]> {
+    this.roundTrips++;
+    const rows = await this.answer(this.sql`
+      select record_id from bubble_sync.verify_sample(${mapping}::text, ${size}::integer)`);
+    return rows.map((row) => String(row.record_id));
+  }
+
+  async recordVerification(
+    mapping: string,
+    startedAt: string,
+    recordIds: string[],
+    things: Record<string, unknown>[],
+    error: string | null,
+  ): Promise<Verification> {
+    this.roundTrips++;
+    const [row] = await this.answer(this.sql`
+      select * from bubble_sync.record_verification(${mapping}::text, ${startedAt}::timestamptz,
+                                                    ${recordIds}::text[], ${
+      this.sql.json(things as Parameters<Sql["json"]>[0])
+    }::jsonb,
+                                                    ${error}::text)`);
+    return {
+      mapping: String(row.mapping),
+      checked: Number(row.checked),
+      missing: Number(row.missing),
+      stale: Number(row.stale),
+      orphaned: Number(row.orphaned),
+      duplicated: Number(row.duplicated),
+      error: row.error == null ? null : String(row.error),
+    };
   }
 
   async ping(): Promise<void> {

@@ -1,7 +1,7 @@
-// Finding things in Bubble by their stable keys, many at a time: backfilled rows (backfill.ts) and references
-// to records that have no link yet (references.ts). One search per group of up to 100 keys, constraint `in` on
-// the key field (the manual lists the constraint type; an app that refuses it gets one `equals` search per key
-// instead). Only a thing carrying one of the keys counts.
+// Finding things in Bubble by their stable keys, many at a time: backfilled rows (backfill.ts), references to
+// records that have no link yet (references.ts) and the scheduled verification's sample (verify.ts). One search
+// per group of up to 100 keys, constraint `in` on the key field (the manual lists the constraint type; an app
+// that refuses it gets one `equals` search per key instead). Only a thing carrying one of the keys counts.
 
 import type { BubbleClient, Failure, Result } from "./bubble.ts";
 
@@ -59,6 +59,32 @@ export async function findByKeys(
     if (one.thing !== null && one.thing[keyField] === key) ids.set(key, String(one.thing._id));
   }
   return { ok: true, ids };
+}
+
+/**
+ * Every thing of `dataType` carrying one of `keys` in `keyField`, with all its fields, duplicates included (the
+ * scheduled verification, verify.ts): one `in` search, or, where the app refuses that constraint, one `equals`
+ * search per key (which sees only the oldest thing of a key: a duplicate then goes unseen).
+ */
+export async function findThingsByKeys(
+  bubble: Pick<BubbleClient, "findIn" | "findOne">,
+  dataType: string,
+  keyField: string,
+  keys: string[],
+): Promise<Result<{ things: Record<string, unknown>[] }>> {
+  const wanted = new Set(keys);
+  const carries = (thing: Record<string, unknown>) =>
+    typeof thing[keyField] === "string" && wanted.has(thing[keyField] as string);
+  const found = await bubble.findIn(dataType, keyField, keys);
+  if (found.ok) return { ok: true, things: found.things.filter(carries) };
+  if (!refusedConstraint(found)) return found;
+  const things: Record<string, unknown>[] = [];
+  for (const key of keys) {
+    const one = await bubble.findOne(dataType, keyField, key);
+    if (!one.ok) return one;
+    if (one.thing !== null && carries(one.thing)) things.push(one.thing);
+  }
+  return { ok: true, things };
 }
 
 /** Bubble answered the `in` search as it answers a constraint it does not take. */

@@ -13,6 +13,7 @@ export const SETTINGS = {
   BUBBLE_BULK_TIMEOUT_SECONDS: { key: "bubbleBulkTimeoutSeconds", default: 240, least: 1 },
   BUBBLE_MODIFY_USER_CREDENTIALS: { key: "bubbleModifyUserCredentials", default: false },
   BUBBLE_SETTLE_SECONDS: { key: "bubbleSettleSeconds", default: 300, least: 0 },
+  BUBBLE_SYNC_VERIFY_SAMPLE: { key: "verifySample", default: 100, least: 1 },
   BUBBLE_SYNC_BATCH_SIZE: { key: "batchSize", default: 50, least: 1 },
   BUBBLE_SYNC_CONCURRENCY: { key: "concurrency", default: 0, least: 0 },
   BUBBLE_RATE_LIMIT_PER_MINUTE: { key: "bubbleRateLimitPerMinute", default: 1000, least: 0 },
