@@ -254,7 +254,7 @@ def _add_reconcile_command(commands: argparse._SubParsersAction) -> None:
             "--repair queues the fixes through the normal queue (never writing to Bubble itself) and "
             "follows them: missing -> INSERT, stale -> UPDATE, orphaned -> DELETE where the mapping syncs"
             " deletes; of duplicates the linked thing is kept and the others are reported (deleted with "
-            "--delete-duplicates where the deployment supports it). Bubble's URL from the stack's "
+            "--delete-duplicates). Bubble's URL from the stack's "
             "bubbleBaseUrl or --bubble-url, its token from $BUBBLE_API_TOKEN. Progress with rate and ETA "
             "on stderr. Exit codes: 0 in sync, 1 differences found (or left after --repair), 2 a flag, "
             "the connection, the database's release, or Bubble refused the token (nothing queued), 130 "

@@ -17,7 +17,7 @@
 -- present: whether this database has the functions reconcile needs (this release's SQL).
 select to_regprocedure('bubble_sync.compare_with_bubble(text, text[], jsonb)') is not null as compare,
        to_regprocedure('bubble_sync.take_requests(integer, integer, integer, timestamptz)') is not null as gate,
-       to_regprocedure('bubble_sync.enqueue_delete_duplicate(text, text, text)') is not null
+       to_regprocedure('bubble_sync.enqueue_delete_duplicate(text, text, text, timestamptz)') is not null
          as delete_duplicate;
 
 -- name: source

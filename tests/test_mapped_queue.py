@@ -250,6 +250,73 @@ def test_complete_links_a_record_and_claim_hands_the_link_out(conn: psycopg.Conn
     assert links(conn) == {}  # the record is gone
 
 
+def delete_duplicate(
+    conn: psycopg.Connection[Any], record_id: str, bubble_id: str, now: Any
+) -> dict[str, Any]:
+    row = conn.execute(
+        "select * from bubble_sync.enqueue_delete_duplicate('things', %s, %s, %s)",
+        (record_id, bubble_id, now),
+    ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def test_the_delete_of_a_duplicate_keeps_its_place_and_the_records_link(
+    conn: psycopg.Connection[Any],
+) -> None:
+    enqueue(conn, "r1", table="things", now=at(0))
+    (create,) = claim(conn, now=at(1))
+    complete(conn, create["lease_token"], bubble_id="b-1", now=at(2))
+    enqueue(conn, "r1", table="things", operation="UPDATE", payload={"v": 1}, now=at(3))
+    queued_row = delete_duplicate(conn, "r1", "b-2", at(4))
+    assert (queued_row["operation"], queued_row["payload"], queued_row["bubble_id"]) == (
+        "DELETE",
+        {"bubble_sync_duplicate": "b-2"},
+        None,  # the claim fills in the record's link, which the function must not delete
+    )
+    assert delete_duplicate(conn, "r1", "b-2", at(5))["id"] == queued_row["id"]  # asked twice: queued once
+    # the record's own changes do not replace it, and fold as if it were not there
+    enqueue(conn, "r1", table="things", operation="UPDATE", payload={"v": 2}, now=at(6))
+    waiting = conn.execute(
+        "select operation, payload from public.sync_queue where status = 'pending' order by queue_order"
+    ).fetchall()
+    assert [(r["operation"], r["payload"]) for r in waiting] == [
+        ("UPDATE", {"v": 2}),
+        ("DELETE", {"bubble_sync_duplicate": "b-2"}),
+    ]
+    (update,) = claim(conn, now=at(7))
+    complete(conn, update["lease_token"], bubble_id="b-1", now=at(8))
+    (dup,) = claim(conn, now=at(9))
+    assert (dup["payload"], dup["bubble_id"]) == ({"bubble_sync_duplicate": "b-2"}, "b-1")
+    complete(conn, dup["lease_token"], bubble_id="b-2", now=at(10))
+    assert links(conn) == {("things", "r1"): "b-1"}  # the record keeps its thing
+    # a DELETE of the record replaces its waiting changes, but not a duplicate's delete
+    delete_duplicate(conn, "r1", "b-3", at(11))
+    enqueue(conn, "r1", table="things", operation="DELETE", now=at(12))
+    waiting = conn.execute(
+        "select operation, payload from public.sync_queue where status = 'pending' order by queue_order"
+    ).fetchall()
+    assert [(r["operation"], r["payload"]) for r in waiting] == [
+        ("DELETE", {"bubble_sync_duplicate": "b-3"}),
+        ("DELETE", {"id": "r1"}),
+    ]
+
+
+def test_the_thing_a_record_is_linked_to_is_refused_as_a_duplicate(conn: psycopg.Connection[Any]) -> None:
+    enqueue(conn, "r1", table="things", now=at(0))
+    (create,) = claim(conn, now=at(1))
+    complete(conn, create["lease_token"], bubble_id="b-1", now=at(2))
+    with pytest.raises(
+        psycopg.errors.InvalidParameterValue, match="is the one record things:r1 is linked to"
+    ):
+        delete_duplicate(conn, "r1", "b-1", at(3))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="Bubble id are required"):
+        delete_duplicate(conn, "r1", "", at(3))
+    assert conn.execute(
+        "select count(*) as n from public.sync_queue where status = 'pending'"
+    ).fetchone() == {"n": 0}
+
+
 def test_a_verdict_may_note_what_a_completion_means(conn: psycopg.Connection[Any]) -> None:
     enqueue(conn, "gone", table="things", operation="DELETE", now=at(0))
     (row,) = claim(conn, now=at(1))

@@ -3,8 +3,8 @@ function served by Deno to the Bubble double, then edits, deletes, extra things 
 the sync's back (as a Bubble editor or workflow would, and a change made in Supabase while a trigger was
 off).
 `reconcile` names each kind with the right counts and exits 1; `reconcile --repair` queues the fixes through
-the queue, follows them, and a second `reconcile` finds Bubble in sync (but for the duplicate, which this
-deployment cannot delete: it is named, and the linked thing kept)."""
+the queue, follows them, and a second `reconcile` finds Bubble in sync but for the duplicate (named, the
+linked thing kept), which `--repair --delete-duplicates` deletes."""
 
 from __future__ import annotations
 
@@ -201,8 +201,14 @@ def test_differences_made_behind_the_syncs_back_are_each_named_then_repaired(
     assert sorted(t["Body"] for t in bubble.records("message", env=ENV)) == ["ONE", "three"]
     assert bubble.record("user", duplicate, env=ENV) is not None
 
-    refused = reconcile(database.dsn, bubble, "--repair", "--delete-duplicates")
-    assert refused.code == 2 and "cannot delete one Bubble thing of a record" in refused.err
+    # with --delete-duplicates the extra thing goes too, through the queue, and Bubble matches Supabase
+    with processor(host):
+        deduplicated = reconcile(database.dsn, bubble, "--repair", "--delete-duplicates", "--json")
+    assert deduplicated.code == 0, deduplicated.err + deduplicated.out
+    assert deduplicated.document["repair"]["failed"] == 0
+    assert bubble.record("user", duplicate, env=ENV) is None
+    assert thing_of(bubble, "user", f"profiles:{u[3]}")["_id"] == twin["kept"]
+    assert reconcile(database.dsn, bubble).code == 0
 
 
 def test_a_listing_archived_as_its_mapping_says_is_no_difference(
@@ -236,20 +242,7 @@ def test_ctrl_c_while_following_repairs_leaves_them_queued(
     assert [dict(r) for r in row] == [{"operation": "INSERT", "status": "pending"}]
 
 
-# What --delete-duplicates asks of a deployment that can delete one given thing of a record (this release's
-# function cannot: see docs/runbook.md): a stand-in that records the call as a finished DELETE row.
-STAND_IN = """
-create function bubble_sync.enqueue_delete_duplicate(p_table_name text, p_record_id text, p_bubble_id text)
-returns public.sync_queue language sql as $$
-  insert into public.sync_queue (table_name, record_id, operation, payload, status, bubble_id, completed_at)
-  values (p_table_name, p_record_id, 'DELETE', jsonb_build_object('bubble_sync_duplicate', p_bubble_id),
-          'completed', p_bubble_id, now())
-  returning *
-$$
-"""
-
-
-def test_delete_duplicates_names_each_extra_thing_to_the_deployment(
+def test_delete_duplicates_deletes_each_extra_thing_and_keeps_the_linked_one(
     conn: psycopg.Connection[Any], client: httpx.Client, host: Host, bubble: BubbleDouble, database: Database
 ) -> None:
     world = synced_world(conn, client, host)
@@ -259,16 +252,36 @@ def test_delete_duplicates_names_each_extra_thing_to_the_deployment(
         bubble.add("user", {"email": f"twin{i}@example.com", "supabase_id": f"profiles:{record}"}, env=ENV)
         for i in range(2)
     ]
-    conn.execute(STAND_IN)
-    try:
+    with processor(host):
         outcome = reconcile(database.dsn, bubble, "--repair", "--delete-duplicates", mapping="users")
-    finally:
-        conn.execute("drop function bubble_sync.enqueue_delete_duplicate(text, text, text)")
     assert "repair users: queue 2 deletes of duplicates" in outcome.out, outcome.out + outcome.err
+    assert outcome.code == 0, outcome.out + outcome.err
     asked = conn.execute(
-        "select record_id, bubble_id from public.sync_queue where payload ? 'bubble_sync_duplicate'"
+        "select record_id, bubble_id, status from public.sync_queue where payload ? 'bubble_sync_duplicate'"
         " order by bubble_id"
     ).fetchall()
-    assert [(r["record_id"], r["bubble_id"]) for r in asked] == [(record, b) for b in sorted(extra)]
-    assert kept not in {r["bubble_id"] for r in asked}  # the linked thing is kept
-    assert outcome.code == 1  # the stand-in deleted nothing: the duplicates are still named
+    assert [(r["record_id"], r["bubble_id"], r["status"]) for r in asked] == [
+        (record, b, "completed") for b in sorted(extra)
+    ]
+    assert [bubble.record("user", b, env=ENV) for b in extra] == [None, None]
+    assert bubble.record("user", kept, env=ENV) is not None  # the linked thing is kept, and stays linked
+    link = conn.execute(
+        "select bubble_id from bubble_sync.links where table_name = 'profiles' and record_id = %s", (record,)
+    ).fetchone()
+    assert link == {"bubble_id": kept}
+
+
+def test_delete_duplicates_is_refused_by_a_deployment_that_cannot_delete_one_thing(
+    conn: psycopg.Connection[Any], bubble: BubbleDouble, database: Database
+) -> None:
+    signature = "bubble_sync.enqueue_delete_duplicate(text, text, text, timestamptz)"
+    definition = conn.execute("select pg_get_functiondef(%s::regprocedure) as d", (signature,)).fetchone()
+    assert definition is not None
+    conn.execute(f"drop function {signature}")  # as a deployment of the release before this one
+    try:
+        refused = reconcile(database.dsn, bubble, "--repair", "--delete-duplicates")
+    finally:
+        conn.execute(definition["d"])
+        conn.execute(f"revoke all on function {signature} from public, anon, authenticated")
+        conn.execute(f"grant execute on function {signature} to service_role")
+    assert refused.code == 2 and "cannot delete one Bubble thing of a record" in refused.err

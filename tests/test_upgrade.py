@@ -52,6 +52,7 @@ RELEASES = {
     "daf83bb": "issue 9 (catalogue from sql/, failing_since, settle window)",
     "4451dda": "issues 10-11, issue 12 items 2-3 (real Bubble, preflight, batched verdicts, backfill)",
     "c79ac09": "issue 12 (parallel runs, per-record order in claim, plan benchmarks)",
+    "dfaa985": "issue 18 (mappings as code) and issue 19's verification and alerts",
 }
 DEPLOY = workflow_command("pulumi-up.yml", "pulumi up --refresh --yes")
 DRIFT_CHECK = workflow_command("drift.yml", "pulumi preview --refresh --expect-no-changes")
@@ -211,9 +212,9 @@ def test_a_stack_of_the_previous_release_upgrades_in_place(
 
         assert_converged(cli, postgres)
         assert postgres.query(all_rows(columns)) == rows_before
-        # every row still to be applied has its place in the queue order, completed rows need none
+        # every row still to be applied has its place in the queue order (completed rows need none)
         unordered = (
-            "select record_id from public.sync_queue where (queue_order is null) <> (status = 'completed')"
+            "select record_id from public.sync_queue where queue_order is null and status <> 'completed'"
         )
         assert postgres.query(unordered) == []
         assert_held_leases_still_work(postgres, held)

@@ -21,7 +21,9 @@
 -- folded into a waiting DELETE, nor into anything queued before one: the record was deleted and made again
 -- (same key), so Bubble must first lose the old thing, then get the new one.
 -- The replacement is a delete plus an insert, so the dispatch trigger sees an insert and wakes the worker. A
--- row already claimed is left alone; the change then gets a new row of its own.
+-- row already claimed is left alone; the change then gets a new row of its own. The delete of a duplicate
+-- (bubble_sync.enqueue_delete_duplicate) concerns another thing than the record's: it is never replaced, and
+-- the record's changes fold as if it were not there.
 create or replace function bubble_sync.enqueue(
   p_table_name  text,
   p_record_id   text,
@@ -62,7 +64,7 @@ begin
     select max(coalesce(q.queue_order, 0)) into v_last_delete
       from public.sync_queue q
      where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
-       and q.operation = 'DELETE';
+       and q.operation = 'DELETE' and not q.payload ? 'bubble_sync_duplicate';
   end if;
 
   with replaced as (
@@ -70,6 +72,7 @@ begin
      where q.table_name = p_table_name
        and q.record_id = p_record_id
        and q.status = 'pending'
+       and not (q.operation = 'DELETE' and q.payload ? 'bubble_sync_duplicate')
        and (p_operation = 'DELETE'
             or (q.operation is distinct from 'DELETE' and coalesce(q.queue_order, 0) > coalesce(v_last_delete, -1)))
     returning q.operation, q.created_at, q.queue_order, q.retry_count, q.max_retries, q.next_retry_at,
@@ -109,6 +112,73 @@ $fn$;
 revoke all on function bubble_sync.enqueue(text, text, text, jsonb, integer, timestamptz)
   from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.enqueue(text, text, text, jsonb, integer, timestamptz) to service_role;
+
+-- enqueue_delete_duplicate: queues the delete of one given Bubble thing, p_bubble_id, that carries record
+-- p_record_id's key beside the thing the record is linked to (a duplicate `reconcile --repair
+-- --delete-duplicates` found), and returns the queue row: a DELETE whose payload names the thing,
+-- {"bubble_sync_duplicate": <id>}. It takes its place behind the record's waiting changes and is never merged
+-- with them. Its bubble_id stays empty until it is claimed: the claim fills in the record's link as for any
+-- row, and the function refuses to delete the thing named when it is that linked thing (the link may have moved
+-- to it since). Completing it leaves the record's link alone. Whatever the mapping's onDelete says, the
+-- duplicate is deleted: it is an extra thing, not the record.
+create or replace function bubble_sync.enqueue_delete_duplicate(
+  p_table_name text,
+  p_record_id  text,
+  p_bubble_id  text,
+  p_now        timestamptz default null
+)
+returns public.sync_queue
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now timestamptz := coalesce(p_now, clock_timestamp());
+  v_row public.sync_queue;
+begin
+  if p_table_name is null or p_table_name = '' or p_record_id is null or p_record_id = ''
+     or p_bubble_id is null or p_bubble_id = '' then
+    raise exception 'bubble_sync.enqueue_delete_duplicate: table name, record id and Bubble id are required '
+      '(got %, %, %)', coalesce(quote_literal(p_table_name), 'NULL'),
+      coalesce(quote_literal(p_record_id), 'NULL'), coalesce(quote_literal(p_bubble_id), 'NULL')
+      using errcode = '22023';
+  end if;
+
+  -- the record's enqueue lock (bubble_sync.enqueue): one change of the record at a time
+  perform pg_advisory_xact_lock(hashtextextended('bubble_sync.enqueue:' || p_table_name || ':' || p_record_id, 0));
+
+  if exists (select 1
+               from bubble_sync.links l
+              where l.table_name = p_table_name and l.record_id = p_record_id and l.bubble_id = p_bubble_id) then
+    raise exception 'bubble_sync.enqueue_delete_duplicate: Bubble thing % is the one record %:% is linked to, '
+      'not a duplicate: nothing queued', p_bubble_id, p_table_name, p_record_id using errcode = '22023';
+  end if;
+
+  if exists (select 1
+               from public.sync_queue q
+              where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
+                and q.operation = 'DELETE' and q.payload ->> 'bubble_sync_duplicate' = p_bubble_id) then
+    select * into v_row
+      from public.sync_queue q
+     where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
+       and q.operation = 'DELETE' and q.payload ->> 'bubble_sync_duplicate' = p_bubble_id
+     order by q.queue_order
+     limit 1;
+    return v_row;  -- queued already and still waiting: once is enough
+  end if;
+
+  insert into public.sync_queue (table_name, record_id, operation, payload, status, bubble_id, retry_count,
+                                 max_retries, created_at, updated_at, queue_order)
+  values (p_table_name, p_record_id, 'DELETE', jsonb_build_object('bubble_sync_duplicate', p_bubble_id),
+          'pending', null, 0, {{ default_max_retries }}, v_now, v_now,
+          nextval('public.sync_queue_queue_order_seq'::regclass))
+  returning * into v_row;
+  return v_row;
+end;
+$fn$;
+
+revoke all on function bubble_sync.enqueue_delete_duplicate(text, text, text, timestamptz)
+  from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.enqueue_delete_duplicate(text, text, text, timestamptz) to service_role;
 
 -- ---------------------------------------------------------------------------------------------------------
 -- What a change carries: one definition for the trigger and the backfill (sql/functions/backfill.sql)

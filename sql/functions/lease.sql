@@ -407,7 +407,8 @@ grant execute on function bubble_sync.claim(text, integer, integer, timestamptz)
 -- complete_noting: marks the row synced (remembering Bubble's id) if p_lease_token is its current lease; true
 -- if so. p_note, when given, becomes the row's error_message: what the worker wants known about a success
 -- ("Bubble never had it: nothing to delete"); without it the last error stays, as history. Keeps the record's
--- link to its Bubble thing (bubble_sync.links): set by any completion with a Bubble id, removed by a DELETE.
+-- link to its Bubble thing (bubble_sync.links): set by any completion with a Bubble id, removed by a DELETE
+-- (but for the delete of a duplicate, which leaves it).
 create or replace function bubble_sync.complete_noting(
   p_lease_token uuid,
   p_bubble_id   text,
@@ -433,13 +434,17 @@ begin
          lease_expires_at = null
    where q.lease_token = p_lease_token
      and q.status = 'processing'
-  returning q.table_name, q.record_id, q.operation, q.bubble_id into v_done;
+  returning q.table_name, q.record_id, q.operation, q.bubble_id,
+            q.operation = 'DELETE' and q.payload ? 'bubble_sync_duplicate' as of_duplicate
+       into v_done;
   if not found then
     return false;
   end if;
 
   if v_done.table_name is null or v_done.record_id is null then
     null;  -- a row of an adopted table without its record: nothing to link
+  elsif v_done.of_duplicate then
+    null;  -- another thing than the record's was deleted (bubble_sync.enqueue_delete_duplicate)
   elsif v_done.operation = 'DELETE' then
     delete from bubble_sync.links l where l.table_name = v_done.table_name and l.record_id = v_done.record_id;
   elsif v_done.bubble_id is not null and v_done.bubble_id <> '' then

@@ -11,7 +11,7 @@ Bubble from here), then followed until the sync has applied them.
               and its onDelete does something (delete, or set: a soft delete); else left, and reported
   duplicated  the thing the queue links (bubble_sync.links) is kept, else the first Bubble answered; the
               others are reported, and deleted only with --delete-duplicates, by rows of
-              bubble_sync.enqueue_delete_duplicate where the deployment has it
+              bubble_sync.enqueue_delete_duplicate (a deployment of an earlier release lacks it: refused)
 
 Each batch of 500 records is one transaction: Ctrl-C loses at most the batch in flight, which rolls back.
 """

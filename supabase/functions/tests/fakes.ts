@@ -4,6 +4,7 @@
 
 import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
 import type { Fetch } from "../bubble_sync/bubble.ts";
+import { duplicateOf } from "../bubble_sync/deletes.ts";
 import {
   type Action,
   type FailOutcome,
@@ -165,6 +166,7 @@ export class FakeQueue implements Queue {
       error_message: note ?? null,
     });
     const key = linkKey({ table: row.table_name, recordId: row.record_id });
+    if (duplicateOf(row) !== null) return Promise.resolve(true); // another thing deleted: the link stays
     if (row.operation.toUpperCase() === "DELETE") this.linkTable.delete(key);
     else if (bubbleId !== null) this.linkTable.set(key, bubbleId);
     return Promise.resolve(true);

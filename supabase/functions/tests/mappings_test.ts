@@ -676,6 +676,65 @@ Deno.test("DELETE of a table no mapping names deletes by key in BUBBLE_DATA_TYPE
   }
 });
 
+Deno.test("DELETE of a duplicate deletes the thing it names, whatever onDelete says; the record's link stays", async () => {
+  const s = mappedSetup();
+  const linked = s.bubble.insert({ supabase_id: "listings:l1", Title: "Loft" }, "listing");
+  const extra = s.bubble.insert({ supabase_id: "listings:l1", Title: "Loft" }, "listing");
+  s.queue.linkTable.set("listings:l1", linked);
+  // as bubble_sync.enqueue_delete_duplicate queues it, and the claim hands it out (bubble_id: the link)
+  s.queue.add(
+    listingRow("l1", {}, {
+      operation: "DELETE",
+      bubble_id: linked,
+      payload: { bubble_sync_duplicate: extra },
+    }),
+  );
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "deleted"), { completed: 1, deleted: 1 });
+  assertEquals(routes(s), [`DELETE listing/${extra}`]); // onDelete set (a soft delete) is for the record's thing
+  assertEquals(s.bubble.things.has(linked), true);
+  assertEquals(s.bubble.things.has(extra), false);
+  assertEquals(s.queue.byRecord("l1").bubble_id, extra);
+  assertEquals(s.queue.linkTable.get("listings:l1"), linked);
+});
+
+Deno.test("DELETE of a duplicate that is the record's linked thing now keeps it; one already gone completes", async () => {
+  const s = mappedSetup();
+  const linked = s.bubble.insert({ supabase_id: "profiles:7" });
+  s.queue.linkTable.set("profiles:7", linked);
+  s.queue.add({
+    record_id: "7",
+    operation: "DELETE",
+    bubble_id: linked,
+    payload: { bubble_sync_duplicate: linked },
+  });
+  s.queue.add({ record_id: "8", operation: "DELETE", payload: { bubble_sync_duplicate: "x-gone" } });
+  const summary = await runWait(s);
+  assertEquals(pick(summary, "completed", "deleted", "failed"), { completed: 2, deleted: 0, failed: 0 });
+  assertEquals(routes(s), ["DELETE user/x-gone"]);
+  assertEquals(s.bubble.things.has(linked), true);
+  assertEquals(
+    s.queue.byRecord("7").error_message,
+    `Bubble user ${linked} is the thing profiles:7 is linked to now, not a duplicate: kept`,
+  );
+  assertEquals(
+    s.queue.byRecord("8").error_message,
+    "Bubble user x-gone, a duplicate of profiles:8, was already gone",
+  );
+  assertEquals(s.queue.linkTable.get("profiles:7"), linked);
+});
+
+Deno.test("DELETE of a duplicate that Bubble fails (5xx) is retried, naming the thing", async () => {
+  const s = mappedSetup();
+  s.queue.add({ record_id: "7", operation: "DELETE", payload: { bubble_sync_duplicate: "i7" } });
+  s.bubble.fault("DELETE", () => bubbleError(503, "SERVICE_UNAVAILABLE", "down"), 1, "/i7");
+  assertEquals((await runWait(s)).failed, 1);
+  assertEquals(
+    s.queue.byRecord("7").error_message,
+    "deleting duplicate i7: Bubble answered 503 SERVICE_UNAVAILABLE: down",
+  );
+});
+
 // --- backfilled rows of mapped tables --------------------------------------------------------------------------
 
 Deno.test("backfill: a search per mapping in its type and key field, creates in bulk per type, fields renamed", async () => {
