@@ -150,8 +150,10 @@ KEYS: tuple[KeySpec, ...] = (
             "Bubble requests per minute the function may send (your plan's limit; 0 = unpaced)",
             default=1000, range=(0, 1_000_000), env="BUBBLE_RATE_LIMIT_PER_MINUTE"),
     # 20 %: a reconcile reads 100 things a request, so a fifth of the limit compares 100,000 records in under
-    # 5 minutes on a 25,000/min plan, and the live sync keeps four fifths. An integer percent: KeySpec ranges
-    # are integers. Read by `python -m components reconcile` only (the function never sees it).
+    # 5 minutes on a 25,000/min plan, and the live sync keeps four fifths. An integer percent, not a 0..1
+    # share: Pulumi.yaml's config types have no number (string, integer, boolean, array, object: the Pulumi
+    # SDK's go/common/workspace/project.json, SimpleConfigType), so a fraction would go unchecked by the CLI.
+    # Read by `python -m components reconcile` only (the function never sees it).
     KeySpec("reconcileRatePercent", "integer",
             "the share of bubbleRateLimitPerMinute `python -m components reconcile` may take, in percent "
             "(1..100); the live sync keeps the rest", default=20, range=(1, 100)),
