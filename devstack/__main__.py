@@ -1,4 +1,4 @@
-"""python -m devstack up|down|status|pulumi — the whole pipeline on this machine (see README)."""
+"""python -m devstack up|down|status|pulumi — the whole pipeline on this machine (docs/local-stack.md)."""
 
 from __future__ import annotations
 
