@@ -146,6 +146,12 @@ class StackConfig:
     alert_after_minutes: int = 10
     alert_backlog_minutes: int = 15
 
+    def value_of(self, key: str) -> object:
+        """The value of stack config key `key`: its field (`bubbleRateLimitPerMinute` is
+        `bubble_rate_limit_per_minute`). A key without a field of its own raises AttributeError: the
+        connection's (`database` holds them) and reconcileRatePercent (only reconcile reads it)."""
+        return getattr(self, "".join(f"_{c.lower()}" if c.isupper() else c for c in key))
+
     @property
     def bubble_environment(self) -> Literal["live", "version-test"] | None:
         if self.bubble_base_url is None:
