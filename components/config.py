@@ -23,10 +23,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pulumi
 
+from components import url_secrets
 from components.bubble_names import DATA_TYPE, FIELD_NAME, field_id_problem
 from components.config_keys import KEYS, PROJECT, REQUESTS_PER_ROW_MAX, KeySpec
 from components.config_problem import ConfigProblem
@@ -145,6 +146,12 @@ class StackConfig:
     #: minutes Bubble's circuit breaker is open, and the oldest pending change waits, before an alert says so
     alert_after_minutes: int = 10
     alert_backlog_minutes: int = 15
+
+    def value_of(self, key: str) -> object:
+        """The value of stack config key `key`: its field (`bubbleRateLimitPerMinute` is
+        `bubble_rate_limit_per_minute`). A key without a field of its own raises AttributeError: the
+        connection's (`database` holds them) and reconcileRatePercent (only reconcile reads it)."""
+        return getattr(self, "".join(f"_{c.lower()}" if c.isupper() else c for c in key))
 
     @property
     def bubble_environment(self) -> Literal["live", "version-test"] | None:
@@ -450,11 +457,11 @@ class _Loader:
     def _http_url(self, key: str, value: str) -> SplitResult | None:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self._problem(key, f"must be an http(s) URL with a host, got {_shown_url(value)!r}")
+            self._problem(key, f"must be an http(s) URL with a host, got {url_secrets.shown(value)!r}")
             return None
         if parts.query or parts.fragment or parts.username or parts.password:
             self._problem(
-                key, f"must not contain credentials, a query or a fragment, got {_shown_url(value)!r}"
+                key, f"must not contain credentials, a query or a fragment, got {url_secrets.shown(value)!r}"
             )
             return None
         return parts
@@ -468,7 +475,8 @@ class _Loader:
             return None
         if parts.path.rstrip("/"):
             self._problem(
-                "supabaseUrl", f"must be the project's base URL without a path, got {_shown_url(value)!r}"
+                "supabaseUrl",
+                f"must be the project's base URL without a path, got {url_secrets.shown(value)!r}",
             )
             return None
         return value.rstrip("/")
@@ -483,14 +491,14 @@ class _Loader:
             return None
         if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
             self._problem(
-                key, f"must use https (http only for a local test double), got {_shown_url(value)!r}"
+                key, f"must use https (http only for a local test double), got {url_secrets.shown(value)!r}"
             )
             return None
         if parts.path.rstrip("/"):
             self._problem(
                 key,
                 "must be the API's base URL without a path (like https://api.supabase.com), "
-                f"got {_shown_url(value)!r}",
+                f"got {url_secrets.shown(value)!r}",
             )
             return None
         return value.rstrip("/")
@@ -528,14 +536,14 @@ class _Loader:
             return None
         if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
             self._problem(
-                key, f"must use https (http only for a local Bubble double), got {_shown_url(value)!r}"
+                key, f"must use https (http only for a local Bubble double), got {url_secrets.shown(value)!r}"
             )
             return None
         if parts.path.rstrip("/") not in ("/api/1.1", "/version-test/api/1.1"):
             self._problem(
                 key,
                 "must end in /api/1.1 (live) or /version-test/api/1.1 (development), "
-                f"got {_shown_url(value)!r}",
+                f"got {url_secrets.shown(value)!r}",
             )
             return None
         return value.rstrip("/")
@@ -632,22 +640,8 @@ def _key_of(path: str) -> str:
 
 def _url_password(url: Secret) -> Secret:
     def password(text: str) -> str:
-        return unquote(urlsplit(text).password or "")
+        return url_secrets.password_of(text) or ""
 
     if isinstance(url, str):
         return password(url)
     return url.apply(password)
-
-
-def _shown_url(value: str) -> str:
-    """A URL as an error may show it: without user, password, query and fragment, which can hold tokens
-    (Bubble documents `?api_token=...`)."""
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable URL>"
-    hidden = bool(parts.username or parts.password or parts.query or parts.fragment)
-    shown = urlunsplit((parts.scheme, host + port, parts.path, "", ""))
-    return shown + (" (credentials/query not shown)" if hidden else "")

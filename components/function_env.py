@@ -37,7 +37,7 @@ def function_env(config: StackConfig) -> dict[str, Secret]:
     Bubble URL and token (not `for_sql`)."""
     env: dict[str, Secret] = {}
     for spec in FUNCTION_KEYS:
-        value = getattr(config, _attribute(spec.name))
+        value = config.value_of(spec.name)
         if value is None:
             raise ValueError(f"the function's settings need {spec.name}; this config has none (for_sql?)")
         assert spec.env is not None
@@ -78,11 +78,6 @@ def settings_ts() -> str:
         f"export const MAX_REQUESTS_PER_ROW = {REQUESTS_PER_ROW_MAX};",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _attribute(key: str) -> str:
-    """`bubbleRateLimitPerMinute` -> `bubble_rate_limit_per_minute`, the StackConfig field of a key."""
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
 
 
 def _text(value: object) -> Secret:

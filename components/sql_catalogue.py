@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pglast import ast
 
 from components.errors import SourceError
+from components.sql_params import DEFAULT_PARAMS
 from components.sql_parser import (
     function_grant,
     identity_args,
@@ -28,7 +29,7 @@ from components.sql_parser import (
     qualified_name,
     type_name,
 )
-from components.sql_templates import DEFAULT_PARAMS, QUEUE_FILES, load, render
+from components.sql_templates import QUEUE_FILES, load, render
 
 __all__ = ["REVOKED_FROM", "CatalogueError", "FunctionSpec", "functions", "split_statements"]
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 
 from components import sql_catalogue, sql_templates
 from components.config import StackConfig
 from components.mappings import Mapping as SyncMapping
 from components.mappings import quote_ident
 from components.sql_catalogue import REVOKED_FROM, FunctionSpec
+from components.sql_params import sql_params
 from components.sql_templates import QUEUE_COLUMNS
 
 __all__ = [
@@ -207,32 +207,6 @@ class SqlPlan:
 
 
 # -- building the plan ---------------------------------------------------------------------------------------
-
-
-def sql_params(config: StackConfig, stack: str | None = None) -> dict[str, object]:
-    """The template parameters of a stack: sql_templates' defaults overridden by the stack's config (`stack`:
-    its name, for the commands an alert says to run; None: the default placeholder)."""
-    named = {"stack_name": stack} if stack else {}
-    return {
-        **sql_templates.DEFAULT_PARAMS,
-        "default_max_retries": config.max_retries,
-        "retry_horizon": timedelta(hours=config.retry_horizon_hours),
-        "breaker_failures": config.bubble_breaker_failures,
-        "probe_interval": timedelta(seconds=config.bubble_probe_seconds),
-        "lease_seconds": config.lease_seconds,
-        "http_timeout_ms": config.http_timeout_ms,
-        "batch_size": config.batch_size,
-        "concurrency": config.concurrency,
-        "run_details_retention": timedelta(days=config.run_details_retention_days),
-        "completed_retention": timedelta(days=config.completed_retention_days),
-        "processor_schedule": config.processor_schedule,
-        "retry_schedule": config.retry_schedule,
-        "purge_schedule": config.maintenance_schedule,
-        "verify_schedule": config.verify_schedule,
-        "alert_after": timedelta(minutes=config.alert_after_minutes),
-        "alert_backlog": timedelta(minutes=config.alert_backlog_minutes),
-        **named,
-    }
 
 
 def sql_plan(config: StackConfig, stack: str | None = None) -> SqlPlan:

@@ -1,6 +1,7 @@
 """The SQL under `sql/`, as the providers and the setup-script generator see it.
 
-`render` fills the `{{ name }}` markers of a file with SQL literals from stack config; `load` reads a file.
+`render` fills the `{{ name }}` markers of a file with SQL literals (the parameters, their defaults and the
+stack config keys that set them are components/sql_params.py's); `load` reads a file.
 `QUEUE_FILES` and `CRON_JOBS` say which files make up the queue layer and which jobs run it; what the files
 define (each function, its signature and grants) is read from the files themselves by
 components/sql_catalogue.py.
@@ -20,7 +21,6 @@ from pathlib import Path
 __all__ = [
     "QUEUE_COLUMNS",
     "CRON_JOBS",
-    "DEFAULT_PARAMS",
     "DISPATCH_TRIGGER_FILE",
     "MAPPING_RECORD_FILE",
     "MAPPING_TRIGGER_FILE",
@@ -47,7 +47,6 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
-# The values the SQL was designed around. Stack config overrides them; every placeholder in sql/ has one.
 # The columns the queue needs, each with the types an adopted table may have for it (the first is the one
 # sql/queue_schema.sql creates). The QueueSchema provider reports drift against this; the adoption check in
 # sql/queue_schema.sql accepts the same types (tests/test_sql_templates.py keeps the two in step). Not `id`:
@@ -73,31 +72,6 @@ QUEUE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "updated_at": _TIME,
     "completed_at": _TIME,
     "queue_order": ("bigint",),
-}
-
-DEFAULT_PARAMS: Mapping[str, object] = {
-    "default_max_retries": 3,  # the seed's table default: a worker may die holding a row 3 times
-    "retry_horizon": timedelta(hours=24),  # how long transient failures are retried before giving up
-    "lease_seconds": 180,  # > the edge function's 150 s wall clock (Free plan): a live worker keeps its rows
-    "http_timeout_ms": 5000,  # pg_net's default; the function answers 202 at once and works in the background
-    "backoff_base_seconds": 30,
-    "backoff_cap_seconds": 3600,
-    "breaker_failures": 10,  # transient failures in a row (5xx, 408, no answer) that open the circuit breaker
-    "probe_interval": timedelta(seconds=30),  # while it is open, one request to Bubble per interval
-    "dispatch_rewake_after": timedelta(seconds=30),  # an unconsumed wake this old counts as lost
-    "run_details_retention": timedelta(days=7),
-    "completed_retention": timedelta(days=30),
-    "processor_schedule": "* * * * *",
-    "retry_schedule": "*/5 * * * *",
-    "purge_schedule": "17 3 * * *",
-    # the scheduled verification (verifySchedule): hourly, off the hour, when many jobs start
-    "verify_schedule": "7 * * * *",
-    # the alerts are evaluated every minute: a change is told within a minute of being true
-    "alert_schedule": "* * * * *",
-    "alert_after": timedelta(minutes=10),  # alertAfterMinutes: Bubble unavailable this long is told
-    "alert_backlog": timedelta(minutes=15),  # alertBacklogMinutes: the oldest pending change this old is told
-    # the stack named in the commands an alert says to run (render-sql and `pulumi up` know it)
-    "stack_name": "<stack>",
 }
 
 

@@ -96,7 +96,8 @@ def apply_sql(conn: psycopg.Connection, relative_path: str, params: dict[str, ob
     """Runs one file under sql/, rendered with the suggested defaults (overridden by `params`), one statement
     at a time."""
     from components.sql_catalogue import split_statements
-    from components.sql_templates import DEFAULT_PARAMS, load, render
+    from components.sql_params import DEFAULT_PARAMS
+    from components.sql_templates import load, render
 
     for statement in split_statements(render(load(relative_path), {**DEFAULT_PARAMS, **(params or {})})):
         conn.execute(statement)

@@ -16,7 +16,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from components.sql_catalogue import functions
-from components.sql_templates import CRON_JOBS, DEFAULT_PARAMS, QUEUE_FILES
+from components.sql_params import DEFAULT_PARAMS
+from components.sql_templates import CRON_JOBS, QUEUE_FILES
 from tests.conftest import Database, apply_sql
 from tests.queue_support import (
     PROCESS,

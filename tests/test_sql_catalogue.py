@@ -9,8 +9,9 @@ import pytest
 
 from components import sql_catalogue
 from components.sql_catalogue import CatalogueError, FunctionSpec, functions, split_statements
+from components.sql_params import DEFAULT_PARAMS
 from components.sql_parser import SqlSyntaxError
-from components.sql_templates import DEFAULT_PARAMS, QUEUE_FILES, load, render
+from components.sql_templates import QUEUE_FILES, load, render
 
 # -- splitting -----------------------------------------------------------------------------------------------
 

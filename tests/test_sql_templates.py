@@ -12,6 +12,7 @@ import pytest
 
 from components import sql_templates as st
 from components.sql_catalogue import split_statements
+from components.sql_params import DEFAULT_PARAMS
 
 
 @pytest.mark.parametrize(
@@ -94,10 +95,10 @@ def test_every_file_is_listed_somewhere() -> None:
 def test_every_file_renders_with_the_defaults_and_splits(relative_path: str) -> None:
     text = st.load(relative_path)
     per_unit = st.UNIT_PARAMS.get(relative_path, ())
-    assert st.placeholders(text) <= st.DEFAULT_PARAMS.keys() | set(per_unit)
+    assert st.placeholders(text) <= DEFAULT_PARAMS.keys() | set(per_unit)
     # a mapping's trigger names its table and itself as identifiers, the rest are literals
     values = {name: st.Identifier("x") if name in ("table", "trigger_name") else "x" for name in per_unit}
-    rendered = st.render(text, {**st.DEFAULT_PARAMS, **values})
+    rendered = st.render(text, {**DEFAULT_PARAMS, **values})
     assert "{{" not in rendered and "}}" not in rendered
     if relative_path in (st.OPERATOR_STATUS_FILE, st.OPERATOR_BACKFILL_FILE, st.OPERATOR_RECONCILE_FILE):
         # psycopg fills its parameters in, and psycopg.sql backfill's slots: give the parser something
@@ -111,20 +112,20 @@ def test_every_default_is_used_by_some_file() -> None:
     used = set().union(*(st.placeholders(st.load(f)) for f in _all_sql_files() if f not in st.UNIT_PARAMS))
     used |= {job.schedule_param for job in st.CRON_JOBS}
     used |= set().union(*(st.placeholders(job.command) for job in st.CRON_JOBS))
-    assert used == set(st.DEFAULT_PARAMS)
+    assert used == set(DEFAULT_PARAMS)
 
 
 def test_cron_job_statements_schedule_and_reactivate_by_name() -> None:
     for job in st.CRON_JOBS:
-        statement = job.statement(st.DEFAULT_PARAMS)
-        schedule = st.literal(st.DEFAULT_PARAMS[job.schedule_param])
+        statement = job.statement(DEFAULT_PARAMS)
+        schedule = st.literal(DEFAULT_PARAMS[job.schedule_param])
         assert statement.startswith(f"select cron.schedule('{job.name}', {schedule}, ")
-        assert st.literal(st.render(job.command, st.DEFAULT_PARAMS)) in statement
+        assert st.literal(st.render(job.command, DEFAULT_PARAMS)) in statement
         assert "cron.alter_job(j.jobid, active := true)" in statement
     # the seed's two jobs keep the seed's names and schedules; ours does not match the seed's LIKE
     names = {job.name: job for job in st.CRON_JOBS}
-    assert st.DEFAULT_PARAMS[names["bubble-sync-processor"].schedule_param] == "* * * * *"
-    assert st.DEFAULT_PARAMS[names["bubble-sync-retry"].schedule_param] == "*/5 * * * *"
+    assert DEFAULT_PARAMS[names["bubble-sync-processor"].schedule_param] == "* * * * *"
+    assert DEFAULT_PARAMS[names["bubble-sync-retry"].schedule_param] == "*/5 * * * *"
     assert [n for n in names if n.startswith("bubble-sync")] == ["bubble-sync-processor", "bubble-sync-retry"]
 
 

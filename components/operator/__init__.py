@@ -30,7 +30,8 @@ Where the database is (first match wins):
 The password is never printed: URLs are shown with `***` in its place, and error messages are scrubbed.
 
 The modules, one job each (this package only re-exports their public names):
-  connection.py  where the database is (the order above), `mask_url`, connecting; OperatorError, exit 2
+  connection.py  where the database is (the order above), connecting; OperatorError, exit 2 (`mask_url`,
+                 exported here, is components/url_secrets.py's `masked`)
   queries.py     status's read-only SQL, by name, from sql/operator_status.sql
   mappings.py    the stack's mappings as deployed (bubble_sync.mappings): `deployed_mappings`, and
                  `reference_order`, referenced mappings first
@@ -55,7 +56,6 @@ from components.operator.connection import (
     ENV_VAR,
     EXIT_CANNOT_CONNECT,
     OperatorError,
-    mask_url,
     resolve_database_url,
 )
 from components.operator.health import (
@@ -75,6 +75,7 @@ from components.operator.requeue import (  # `requeue` is then the function, as 
     run_requeue,
 )
 from components.operator.status import collect_status, run_status
+from components.url_secrets import masked as mask_url
 
 __all__ = [
     "ENV_VAR",

@@ -1,8 +1,9 @@
 """Where the database is, and connecting to it, for both operator commands.
 
 `resolve_database_url` finds the URL (first match wins: --database-url, --stack NAME,
-$BUBBLE_SYNC_DATABASE_URL, $DATABASE_URL; the package docstring says what each means); `mask_url` shows one
-without its password; `_connect` opens a connection, its error message scrubbed of the password.
+$BUBBLE_SYNC_DATABASE_URL, $DATABASE_URL; the package docstring says what each means); `_connect` opens a
+connection, its error message scrubbed of the password. URLs are shown masked (components/url_secrets.py,
+`masked`, which the package exports as `mask_url`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -20,8 +20,9 @@ from components.config import KEYS, ConfigError
 from components.connection import ENV_VAR, ConnectionConfigError, database_url
 from components.errors import BubbleSyncError
 from components.stack_file import is_encrypted, load_stack_config, read_stack_values
+from components.url_secrets import MASK, masked, password_of, spellings
 
-__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "mask_url", "resolve_database_url"]
+__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "resolve_database_url"]
 
 #: exit code of both commands when no connection is configured or the database cannot be reached
 EXIT_CANNOT_CONNECT = 2
@@ -29,33 +30,6 @@ EXIT_CANNOT_CONNECT = 2
 
 class OperatorError(BubbleSyncError):
     """No usable connection settings, or the database cannot be reached. The message holds no secret."""
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by `***` (also a `password=` query parameter)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL, not shown>"
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostport}"
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
-        if item
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _password_of(url: str) -> str | None:
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return None
-    return unquote(password) if password else None
 
 
 def resolve_database_url(
@@ -106,7 +80,7 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
             f"to the database's postgresql:// URL (for the devstack: the DATABASE_URL `./dev up` prints)"
         )
 
-    password = env.get("PGPASSWORD") or (_password_of(env_url) if env_url else None)
+    password = env.get("PGPASSWORD") or (password_of(env_url) if env_url else None)
     if not password:
         raise OperatorError(
             f"stack {stack}: the connection (dbHost {values['dbHost']}) needs its password, a secret "
@@ -129,11 +103,11 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
 
 
 def _connect(url: str) -> psycopg.Connection:
-    password = _password_of(url)
+    password = password_of(url)
     try:
         return psycopg.connect(url, connect_timeout=10, row_factory=dict_row)
     except (psycopg.Error, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if password:
-            message = message.replace(password, "***").replace(quote(password, safe=""), "***")
-        raise OperatorError(f"cannot connect to {mask_url(url)}: {message}") from None
+        for spelling in spellings(password) if password else ():
+            message = message.replace(spelling, MASK)
+        raise OperatorError(f"cannot connect to {masked(url)}: {message}") from None

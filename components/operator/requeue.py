@@ -12,8 +12,9 @@ from typing import Any, TextIO
 import psycopg
 from psycopg.rows import dict_row
 
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect, mask_url
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect
 from components.operator.formatting import _one_line, _table
+from components.url_secrets import masked
 
 __all__ = ["REQUEUE_PREFIX", "RequeueResult", "render_requeue", "requeue", "run_requeue"]
 
@@ -126,6 +127,6 @@ def run_requeue(
         except psycopg.Error as exc:
             print(f"requeue: failed, nothing changed: {_one_line(str(exc), 300)}", file=sys.stderr)
             return 1
-    print(f"database: {mask_url(url)}", file=out)
+    print(f"database: {masked(url)}", file=out)
     render_requeue(result, out)
     return 0

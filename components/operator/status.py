@@ -13,12 +13,13 @@ import psycopg
 
 from components.mappings import Mapping
 from components.operator.by_mapping import queue_by_mapping
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect, mask_url
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect
 from components.operator.formatting import _one_line
 from components.operator.health import EXIT_UNHEALTHY, Status, _judge
 from components.operator.mappings import deployed_mappings
 from components.operator.queries import query
 from components.operator.report import render_status, status_json
+from components.url_secrets import masked
 
 __all__ = ["collect_status", "run_status"]
 
@@ -111,7 +112,7 @@ def run_status(
         with conn:
             status = collect_status(
                 conn,
-                database=mask_url(url),
+                database=masked(url),
                 max_pending_minutes=max_pending_minutes,
                 pg_net_minutes=pg_net_minutes,
                 stack=stack,
@@ -120,7 +121,7 @@ def run_status(
         # Connected, but the queries failed (permissions, a broken schema): the pipeline is not healthy.
         message = f"status queries failed: {_one_line(str(exc), 300)}"
         if as_json:
-            print(json.dumps({"database": mask_url(url), "healthy": False, "exit_code": 1,
+            print(json.dumps({"database": masked(url), "healthy": False, "exit_code": 1,
                               "problems": [message]}, indent=2), file=out)  # fmt: skip
         else:
             print(f"UNHEALTHY (exit 1): {message}", file=out)

@@ -24,9 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote, unquote, urlsplit
 
-from components.operator.connection import mask_url
+from components.url_secrets import MASK, masked, password_spellings, spellings
 
 if TYPE_CHECKING:
     from components.config import StackConfig
@@ -52,7 +51,6 @@ SECRET_ENV_VARS = (
     "SUPABASE_ACCESS_TOKEN",
     "BUBBLE_API_TOKEN",
 )
-_MASK = "***"
 # A URL with a password in it, in any text (a psycopg or httpx message may quote the DSN it was given).
 _URL_WITH_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/@:]*:[^\s/@]*@[^\s'\"]+", re.IGNORECASE)
 # `password=...` in a keyword/value DSN (`host=... password=...`); not `PGPASSWORD=` in a command to run.
@@ -130,23 +128,17 @@ class Context:
             return
         self._secrets.add(value)
         self._secrets.add(value.strip())
-        try:
-            password = urlsplit(value.strip()).password
-        except ValueError:
-            password = None
-        if password:
-            self._secrets.add(password)
-            self._secrets.add(unquote(password))
+        self._secrets.update(password_spellings(value.strip()))
 
     def redact(self, text: str) -> str:
         """`text` with every known secret and any URL's or DSN's password replaced by `***`."""
-        text = _URL_WITH_PASSWORD.sub(lambda m: mask_url(m.group(0)), text)
-        text = _DSN_PASSWORD.sub(lambda m: m.group(1) + _MASK, text)
+        text = _URL_WITH_PASSWORD.sub(lambda m: masked(m.group(0)), text)
+        text = _DSN_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
         for secret in sorted(
             self._secrets, key=len, reverse=True
         ):  # longest first: a URL before its password
-            for form in {secret, quote(secret, safe="")}:
-                text = text.replace(form, _MASK)
+            for spelling in spellings(secret):
+                text = text.replace(spelling, MASK)
         return text
 
     def result(self, check_id: str) -> CheckResult | None:

@@ -30,9 +30,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from components.connection import parse_database_url
-from components.operator.connection import OperatorError, mask_url, resolve_database_url
+from components.operator.connection import OperatorError, resolve_database_url
 from components.operator.queries import split_queries
 from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped, warning
+from components.url_secrets import masked
 
 __all__ = ["GROUP", "TESTED_MAJOR", "checks"]
 
@@ -334,7 +335,7 @@ def _where(url: str) -> str:
     try:
         parts = parse_database_url(url)
     except ValueError:
-        return mask_url(url)
+        return masked(url)
     sslmode = parts.sslmode or "prefer, libpq's default"
     return f"{parts.user}@{parts.host}:{parts.port}/{parts.dbname}, sslmode {sslmode}"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -22,6 +21,7 @@ from pulumi.runtime.rpc import UNKNOWN as RPC_UNKNOWN
 
 from components.connection import CONFIG_NAMESPACE, ConnectionConfigError, database_url, database_url_from_env
 from components.errors import BubbleSyncError
+from components.url_secrets import spellings
 
 __all__ = [
     "APPLICATION_NAME",
@@ -130,7 +130,7 @@ class PostgresProvider(ResourceProvider):
         label = f"{self.kind} {resource}"
         url = self._resolve_url()
         password = _password_of(url)
-        candidates = (*secrets, password, password and quote(password, safe=""))
+        candidates = (*secrets, *(spellings(password) if password else ()))
         masked = sorted({s for s in candidates if s}, key=len, reverse=True)  # longest first
         try:
             conn = psycopg.connect(
@@ -175,6 +175,8 @@ def _describe(exc: psycopg.Error, masked: Sequence[str]) -> str:
 
 
 def _password_of(url: str) -> str | None:
+    """The password psycopg connects with: libpq's reading of the connection string (which may also say
+    `password=` in a query)."""
     try:
         return conninfo_to_dict(url).get("password")  # type: ignore[return-value]
     except psycopg.Error:

@@ -206,68 +206,89 @@ revoke all on function bubble_sync.fan_out(text, integer, integer, uuid, integer
 -- The seed's two functions (called by the cron jobs bubble-sync-processor and bubble-sync-retry)
 -- ---------------------------------------------------------------------------------------------------------
 
+-- invoke_if_due: what the seed's two functions do, once: counts the rows p_action would take now and, if
+-- there are any, asks the edge function to run p_action; returns pg_net's request id, or NULL (with a notice
+-- saying so) when there is nothing to do. process_queue_data_api takes the pending rows that are due and the
+-- processing rows whose lease ran out (claim reclaims them); retry_failed the failed rows due for a retry
+-- (bubble_sync.is_due: the seed's condition). The notices are the seed's, each function's own words.
+create or replace function bubble_sync.invoke_if_due(p_action text)
+returns bigint
+language plpgsql
+set search_path = ''
+as $fn$
+declare
+  v_now        timestamptz := clock_timestamp();
+  v_eligible   bigint;
+  v_nothing    text;
+  v_found      text;
+  v_sent       text;
+  v_request_id bigint;
+begin
+  if p_action = 'process_queue_data_api' then
+    v_nothing := '[bubble_sync_processor] No pending items in queue';
+    v_found   := '[bubble_sync_processor] Found %s pending items, invoking Edge Function';
+    v_sent    := '[bubble_sync_processor] Edge Function invoked, request ID: %s';
+    select count(*) into v_eligible
+      from public.sync_queue q
+     where (q.status = 'pending'  -- sync_queue_pending_idx (see bubble_sync.is_due)
+            and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
+                                   q.next_retry_at, v_now))
+        or (q.status = 'processing' and q.lease_expires_at <= v_now);
+  elsif p_action = 'retry_failed' then
+    v_nothing := '[bubble_sync_retry] No failed items to retry';
+    v_found   := '[bubble_sync_retry] Found %s failed items to retry';
+    v_sent    := '[bubble_sync_retry] Retry request sent, ID: %s';
+    select count(*) into v_eligible
+      from public.sync_queue q
+     where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx (see is_due)
+       and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at, v_now);
+  else
+    raise exception 'bubble_sync.invoke_if_due: unknown action %', coalesce(quote_literal(p_action), 'NULL')
+      using errcode = '22023';
+  end if;
+
+  if v_eligible = 0 then
+    raise notice '%', v_nothing;
+    return null;
+  end if;
+
+  raise notice '%', format(v_found, v_eligible);
+  v_request_id := bubble_sync.invoke_function(p_action);
+  raise notice '%', format(v_sent, v_request_id);
+  return v_request_id;
+end;
+$fn$;
+
+revoke all on function bubble_sync.invoke_if_due(text) from public, anon, authenticated, service_role;
+
 -- invoke_bubble_sync_processor: if any row is claimable by process_queue_data_api (pending and due, or a
 -- processing row whose lease ran out), asks the edge function to process the queue; otherwise says so and
--- returns NULL. SECURITY DEFINER (owned by postgres) so it can read Vault whoever calls it; only postgres may.
+-- returns NULL (bubble_sync.invoke_if_due). SECURITY DEFINER (owned by postgres) so it can read Vault whoever
+-- calls it; only postgres may.
 create or replace function public.invoke_bubble_sync_processor()
 returns bigint
 language plpgsql
 security definer
 set search_path = ''
 as $fn$
-declare
-  v_now        timestamptz := clock_timestamp();
-  v_eligible   bigint;
-  v_request_id bigint;
 begin
-  select count(*) into v_eligible
-    from public.sync_queue q
-   where (q.status = 'pending'  -- sync_queue_pending_idx (see bubble_sync.is_due)
-          and bubble_sync.is_due('process_queue_data_api', q.status, q.retry_count, q.max_retries,
-                                 q.next_retry_at, v_now))
-      or (q.status = 'processing' and q.lease_expires_at <= v_now);
-
-  if v_eligible = 0 then
-    raise notice '[bubble_sync_processor] No pending items in queue';
-    return null;
-  end if;
-
-  raise notice '[bubble_sync_processor] Found % pending items, invoking Edge Function', v_eligible;
-  v_request_id := bubble_sync.invoke_function('process_queue_data_api');
-  raise notice '[bubble_sync_processor] Edge Function invoked, request ID: %', v_request_id;
-  return v_request_id;
+  return bubble_sync.invoke_if_due('process_queue_data_api');
 end;
 $fn$;
 
 revoke all on function public.invoke_bubble_sync_processor() from public, anon, authenticated, service_role;
 
 -- invoke_bubble_sync_retry: if any failed row is due for a retry (bubble_sync.is_due: the seed's condition),
--- asks the edge function to retry them; otherwise says so and returns NULL.
+-- asks the edge function to retry them; otherwise says so and returns NULL (bubble_sync.invoke_if_due).
+-- SECURITY DEFINER, like the processor's.
 create or replace function public.invoke_bubble_sync_retry()
 returns bigint
 language plpgsql
 security definer
 set search_path = ''
 as $fn$
-declare
-  v_now        timestamptz := clock_timestamp();
-  v_eligible   bigint;
-  v_request_id bigint;
 begin
-  select count(*) into v_eligible
-    from public.sync_queue q
-   where q.status = 'failed' and q.retry_count < q.max_retries  -- sync_queue_retry_due_idx (see is_due)
-     and bubble_sync.is_due('retry_failed', q.status, q.retry_count, q.max_retries, q.next_retry_at, v_now);
-
-  if v_eligible = 0 then
-    raise notice '[bubble_sync_retry] No failed items to retry';
-    return null;
-  end if;
-
-  raise notice '[bubble_sync_retry] Found % failed items to retry', v_eligible;
-  v_request_id := bubble_sync.invoke_function('retry_failed');
-  raise notice '[bubble_sync_retry] Retry request sent, ID: %', v_request_id;
-  return v_request_id;
+  return bubble_sync.invoke_if_due('retry_failed');
 end;
 $fn$;
 

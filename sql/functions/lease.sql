@@ -108,7 +108,8 @@ revoke all on function bubble_sync.backoff(integer, double precision)
 grant execute on function bubble_sync.backoff(integer, double precision) to service_role;
 
 -- failure_kind: how to treat a Bubble HTTP status (null = no response: timeout or network error). The rule
--- lives here once; a worker may pass failure_kind(status) straight to fail().
+-- lives here once; a worker may pass failure_kind(status) straight to fail(). The Edge Function's copy is
+-- supabase/functions/bubble_sync/status_kind.ts (tests/test_status_classification.py keeps the two equal).
 --   429                      deferred    wait for Retry-After, no attempt used (a throttled row is not at fault)
 --   401, 403                 deferred    Bubble refused our API token: the token, not the row, is wrong
 --   408, 5xx, no response    retryable   retried with growing waits until the retry horizon, no attempt used

@@ -22,9 +22,10 @@ from components.operator.backfill.interrupted import close_quietly, rows_queued
 from components.operator.backfill.plan import DEFAULT_CHUNK_SIZE, Plan, describe, plan_backfill
 from components.operator.backfill.progress import Progress, follow
 from components.operator.backfill.targets import Targets, choose_targets
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect, mask_url
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect
 from components.operator.formatting import _one_line
 from components.operator.mappings import deployed_mappings
+from components.url_secrets import masked
 
 __all__ = ["EXIT_DONE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "parse_fields", "run_backfill"]
 
@@ -89,7 +90,7 @@ def run_backfill(
             close_quietly(conn)  # the session may be mid-command: nothing more is sent on it
             print("backfill: interrupted while checking; nothing was queued", file=err)
             return EXIT_INTERRUPTED
-        print(f"database: {mask_url(url)}", file=out)
+        print(f"database: {masked(url)}", file=out)
         if len(plans) > 1:
             print(
                 f"{len(plans)} mappings, referenced ones first: {', '.join(p.label for p in plans)}", file=out

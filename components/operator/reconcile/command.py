@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import psycopg
 
 from components.mappings import Mapping
-from components.operator.connection import OperatorError, _connect, mask_url
+from components.operator.connection import OperatorError, _connect
 from components.operator.formatting import _one_line
 from components.operator.mappings import deployed_mappings, mapping_names, reference_order
 from components.operator.progress_line import ProgressLine as Progress
@@ -44,6 +44,7 @@ from components.operator.reconcile.settings import BubbleSettings
 from components.operator.reconcile.source import DEFAULT_CHUNK_SIZE, Target, resolve_target
 from components.operator.reconcile.things import ThingStore
 from components.operator.reconcile.values import add_values
+from components.url_secrets import masked
 
 __all__ = ["MAX_CHUNK_SIZE", "run_reconcile"]
 
@@ -95,7 +96,7 @@ def run_reconcile(
         try:
             targets = run.check(mapping=mapping, where=where, delete_duplicates=delete_duplicates)
             if not as_json:
-                print(f"database: {mask_url(url)}", file=out)
+                print(f"database: {masked(url)}", file=out)
                 print(f"bubble: {settings.describe()}", file=out)
                 if where is not None:
                     print("--where: the records it selects are compared; orphans are looked for in a run "

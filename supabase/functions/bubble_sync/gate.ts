@@ -2,6 +2,8 @@
 // breaker every worker shares in the database (sql/functions/gate.sql), and what Bubble did with each request,
 // reported back when it can change the breaker.
 
+import { statusKind } from "./status_kind.ts";
+
 /** What Bubble did with a request, for the breaker (bubble_sync.note_bubble_answer). */
 export type Answer = "answered" | "rate_limited" | "unavailable";
 
@@ -61,11 +63,19 @@ export function breakerOpen(since: string | null, nextProbeSeconds: number): str
     `${nextProbeSeconds} s`;
 }
 
-/** The kind of answer an HTTP status is (null: none came, a timeout or a network error). */
+/**
+ * The kind of answer an HTTP status is (null: none came, a timeout or a network error): a transient failure
+ * says Bubble is unavailable; any other status, a refusal included, is Bubble answering.
+ */
 export function answerOf(status: number | null): Answer {
-  if (status === 429) return "rate_limited";
-  if (status === null || status === 408 || status >= 500) return "unavailable";
-  return "answered";
+  switch (statusKind(status)) {
+    case "rate_limited":
+      return "rate_limited";
+    case "transient":
+      return "unavailable";
+    default:
+      return "answered";
+  }
 }
 
 export class SharedGate {

@@ -4,9 +4,12 @@
 
 import type { Failure } from "./bubble.ts";
 import type { FailReason } from "./queue.ts";
+import { statusKind } from "./status_kind.ts";
 
 /** Bubble's documented code for a duplicate user email; its HTTP status and place in the body are not. */
 const USED_EMAIL = "USED_EMAIL";
+/** Bubble's answer when it has no such data type (or the Data API does not expose it): not about the fields. */
+const NO_SUCH_TYPE = 404;
 
 /** After Bubble refuses the token (401/403), rows wait this long before they are tried again. */
 export const CREDENTIALS_PAUSE_SECONDS = 300;
@@ -38,8 +41,8 @@ export type Verdict =
 
 /** The pause an HTTP status calls for: Bubble says stop sending, whatever the row. */
 export function pauseFor(status: number | null): Pause | null {
-  if (status === 429) return "rate_limited";
-  if (status === 401 || status === 403) return "token_refused";
+  const kind = statusKind(status);
+  if (kind === "rate_limited" || kind === "token_refused") return kind;
   return null;
 }
 
@@ -94,8 +97,7 @@ export function failedWith(failure: Failure, context?: string): Verdict {
  * timeout or the rate limit): it may be the email being taken, however Bubble words that.
  */
 export function refusedCreate(failure: Failure): boolean {
-  const status = failure.status;
-  return status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status);
+  return statusKind(failure.status) === "refused" && failure.status !== NO_SUCH_TYPE;
 }
 
 /** Whether a refusal says the email is taken, in Bubble's documented code or in words. */

@@ -9,13 +9,13 @@ import {
   type Action,
   type FailOutcome,
   type FailReason,
-  type FailureKind,
   linkKey,
   type Queue,
   type QueueRow,
   type RecordKey,
 } from "../bubble_sync/queue.ts";
 import type { Answer, GateView, Grant } from "../bubble_sync/gate.ts";
+import { failureKind } from "../bubble_sync/status_kind.ts";
 
 // --- assertions (no jsr:@std available here) -------------------------------------------------------------
 
@@ -40,14 +40,6 @@ export interface FakeRow extends QueueRow {
   status: "pending" | "processing" | "completed" | "failed";
   error_message: string | null;
   next_retry_at: number | null;
-}
-
-/** The classification of bubble_sync.failure_kind, repeated here for the fake only. */
-export function failureKind(status: number | null): FailureKind {
-  if (status === 429 || status === 401 || status === 403) return "deferred";
-  if (status === 408) return "retryable";
-  if (status !== null && status >= 400 && status <= 499) return "permanent";
-  return "retryable";
 }
 
 export class FakeQueue implements Queue {
