@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from components.config import KEYS, ConfigError
 from components.connection import ENV_VAR, ConnectionConfigError, database_url
@@ -128,7 +128,7 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
         raise OperatorError(f"stack {stack}: {exc}") from None
 
 
-def _connect(url: str) -> psycopg.Connection:
+def _connect(url: str) -> psycopg.Connection[DictRow]:
     password = _password_of(url)
     try:
         return psycopg.connect(url, connect_timeout=10, row_factory=dict_row)

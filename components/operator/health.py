@@ -142,4 +142,5 @@ def _time(value: Any) -> datetime | None:
     """A time from health()'s JSON (ISO 8601 text), or as given."""
     if isinstance(value, str):
         return datetime.fromisoformat(value)
-    return value
+    given: datetime | None = value
+    return given

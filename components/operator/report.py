@@ -50,7 +50,9 @@ def render_status(status: Status, out: TextIO) -> None:
     elif not status.cron_jobs:
         print("  none of ours is scheduled", file=out)
     else:
-        rows = [("job", "schedule", "active", "last run", "last status", "runs/failed 24h")]
+        rows: list[tuple[str, ...]] = [
+            ("job", "schedule", "active", "last run", "last status", "runs/failed 24h")
+        ]
         for job in status.cron_jobs:
             rows.append(
                 (

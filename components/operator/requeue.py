@@ -36,7 +36,7 @@ class RequeueResult:
 
 
 def requeue(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     *,
     all_permanently_failed: bool = False,
     ids: Sequence[str] = (),

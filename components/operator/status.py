@@ -10,6 +10,7 @@ import sys
 from typing import TextIO
 
 import psycopg
+from psycopg.rows import DictRow
 
 from components.mappings import Mapping
 from components.operator.by_mapping import queue_by_mapping
@@ -17,14 +18,14 @@ from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _
 from components.operator.formatting import _one_line
 from components.operator.health import EXIT_UNHEALTHY, Status, _judge
 from components.operator.mappings import deployed_mappings
-from components.operator.queries import query
+from components.operator.queries import one_row, query
 from components.operator.report import render_status, status_json
 
 __all__ = ["collect_status", "run_status"]
 
 
 def collect_status(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[DictRow],
     *,
     database: str,
     max_pending_minutes: float = 10,
@@ -37,9 +38,9 @@ def collect_status(
     commands it suggests)."""
     conn.read_only = True
     with conn.transaction():
-        now = conn.execute(query("now")).fetchone()["now"]
+        now = one_row(conn.execute(query("now")))["now"]
         status = Status(database=database, checked_at=now, stack=stack)
-        present = conn.execute(query("present")).fetchone()
+        present = one_row(conn.execute(query("present")))
         if present["health"]:
             status.health = conn.execute(query("health"), (now,)).fetchone()
         else:
@@ -63,7 +64,7 @@ def collect_status(
                 with conn.transaction():  # a savepoint: a role that may not read them still gets the rest
                     status.alerts = conn.execute(query("alert_state")).fetchone()
                     if present["vault"]:
-                        status.alert_webhook = conn.execute(query("alert_webhook")).fetchone()["configured"]
+                        status.alert_webhook = one_row(conn.execute(query("alert_webhook")))["configured"]
             except psycopg.errors.InsufficientPrivilege as exc:
                 status.warnings.append(f"cannot read the alerts' state: {_one_line(str(exc))}")
         status.pg_net_available = present["net"]
@@ -72,7 +73,7 @@ def collect_status(
             try:
                 with conn.transaction():  # a savepoint: a role without access to net still gets the rest
                     status.pg_net_errors = conn.execute(query("pg_net_errors"), params).fetchall()
-                    count = conn.execute(query("pg_net_error_count"), params).fetchone()
+                    count = one_row(conn.execute(query("pg_net_error_count"), params))
                     status.pg_net_error_count = count["n"]
             except psycopg.errors.InsufficientPrivilege as exc:
                 status.warnings.append(f"cannot read net._http_response: {_one_line(str(exc))}")
@@ -82,7 +83,7 @@ def collect_status(
     return status
 
 
-def _mappings(conn: psycopg.Connection, status: Status) -> tuple[Mapping, ...]:
+def _mappings(conn: psycopg.Connection[DictRow], status: Status) -> tuple[Mapping, ...]:
     """The deployed mappings; none, and a problem, when bubble_sync.mappings has a row that is not a mapping
     (claim and the function read the same rows) or cannot be read."""
     try:

@@ -385,8 +385,9 @@ def _remove(bubble: _Bubble, thing_id: str) -> int | None:
 def email_of(thing: dict[str, Any]) -> str | None:
     """A user's email as a GET returns it: under authentication.email.email (manual), else a plain field."""
     builtin = (thing.get("authentication") or {}).get("email", {})
-    if isinstance(builtin, dict) and isinstance(builtin.get("email"), str):
-        return builtin["email"]
+    email = builtin.get("email") if isinstance(builtin, dict) else None
+    if isinstance(email, str):
+        return email
     plain = thing.get("email")
     return plain if isinstance(plain, str) else None
 

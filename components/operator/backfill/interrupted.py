@@ -15,6 +15,7 @@ import psycopg
 from components.operator.backfill.chunks import read_progress
 from components.operator.backfill.plan import Plan
 from components.operator.connection import OperatorError, _connect
+from components.operator.queries import one_row
 
 __all__ = ["close_quietly", "rows_queued"]
 
@@ -48,9 +49,12 @@ def rows_queued(
             waited = 0.0
             while (
                 waited < SETTLE_SECONDS
-                and fresh.execute(
-                    "select exists (select 1 from pg_catalog.pg_stat_activity where pid = %s) as busy", (pid,)
-                ).fetchone()["busy"]
+                and one_row(
+                    fresh.execute(
+                        "select exists (select 1 from pg_catalog.pg_stat_activity where pid = %s) as busy",
+                        (pid,),
+                    )
+                )["busy"]
             ):
                 sleep(0.05)
                 waited += 0.05

@@ -27,7 +27,7 @@ from components.operator.backfill.mapped import check_mapping, refuse_without_in
 from components.operator.connection import OperatorError
 from components.operator.formatting import _one_line
 from components.operator.mappings import deployed_mappings
-from components.operator.queries import backfill_query
+from components.operator.queries import backfill_query, one_row
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -163,7 +163,7 @@ def _plan(
     mapping: Mapping | None,
     deployed: Sequence[Mapping],
 ) -> Plan:
-    present = run_query(conn, backfill_query("present")).fetchone()
+    present = one_row(run_query(conn, backfill_query("present")))
     if not present["queue"]:
         raise BackfillError(
             "public.sync_queue does not exist: the stack is not applied to this database (pulumi up first)"
@@ -280,7 +280,7 @@ def _counted(conn: psycopg.Connection[Any], plan: Plan, warnings: tuple[str, ...
     params = {"queue_table_name": plan.queue_table_name, "key_column": plan.key}
     try:
         with conn.transaction():
-            row = run_query(conn, plan.compose("count"), params).fetchone()
+            row = one_row(run_query(conn, plan.compose("count"), params))
     except psycopg.Error as exc:
         raise BackfillError(f"{what} failed while counting the rows: {_one_line(str(exc), 300)}") from None
     return replace(

@@ -18,6 +18,7 @@ from components.mappings import Mapping
 from components.operator.connection import OperatorError, _connect, mask_url
 from components.operator.formatting import _one_line
 from components.operator.mappings import deployed_mappings, mapping_names, reference_order
+from components.operator.queries import one_row
 from components.operator.reconcile.base import (
     EXIT_DIFFERENCES,
     EXIT_IN_SYNC,
@@ -197,7 +198,7 @@ class _Run:
             if not chosen:
                 raise ReconcileError(f"--mapping {mapping}: no such mapping in this database (deployed: "
                                      f"{mapping_names(deployed)})")  # fmt: skip
-        present = self.conn.execute(reconcile_query("present")).fetchone()
+        present = one_row(self.conn.execute(reconcile_query("present")))
         if not (present["compare"] and present["gate"]):
             raise ReconcileError(
                 "this database has the SQL of an earlier release, without bubble_sync.compare_with_bubble or "

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from components.operator.queries import one_row
 from components.operator.reconcile.findings import MappingFindings
 from components.operator.reconcile.progress import Progress, counted, eta
 from components.operator.reconcile.queries import reconcile_query
@@ -171,13 +172,11 @@ def follow(
         counts = {"synced": 0, "failed": 0, "outstanding": 0}
         for plan in plans:
             if plan.record_ids:
-                row = (
-                    conn.cursor(row_factory=dict_row)
-                    .execute(
+                row = one_row(
+                    conn.cursor(row_factory=dict_row).execute(
                         reconcile_query("repair_progress"),
                         {"queue_table": plan.target.mapping.queue_table, "record_ids": plan.record_ids},
                     )
-                    .fetchone()
                 )
                 for name in counts:
                     counts[name] += row[name]
@@ -212,8 +211,9 @@ def _batches(ids: Sequence[str]) -> list[Sequence[str]]:
 
 def _one(conn: psycopg.Connection[Any], query: Any, params: dict[str, Any]) -> int:
     with conn.transaction():
-        return (
-            conn.cursor(row_factory=dict_row)
-            .execute(query, {**params, "record_ids": list(params["record_ids"])})
-            .fetchone()["queued"]
-        )
+        queued: int = one_row(
+            conn.cursor(row_factory=dict_row).execute(
+                query, {**params, "record_ids": list(params["record_ids"])}
+            )
+        )["queued"]
+        return queued
