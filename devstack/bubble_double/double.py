@@ -45,7 +45,7 @@ BODY_SUMMARY_CHARS = 200
 # The knobs that describe the app itself (AppRules), not the double's behaviour.
 _APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch", "null_modify")
 # Bubble's 401 body (captured responses): not the {statusCode, body} envelope of other errors.
-UNAUTHORIZED_BODY = {
+UNAUTHORIZED_BODY: dict[str, Any] = {
     "error_class": "Unauthorized",
     "args": {},
     "message": None,
@@ -176,6 +176,7 @@ class BubbleDouble:
         if self._server is None:
             raise RuntimeError("the Bubble double is not running")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # typed as maybe bytes too; an AF_INET(6) server's address is text
         if host in ("0.0.0.0", "", "::"):
             host = "127.0.0.1"
         return f"http://{host}:{port}"

@@ -124,8 +124,8 @@ def _is_empty(value: Any) -> bool:
 def _same(a: Any, b: Any) -> bool:
     # Python says True == 1; JSON-typed data should not.
     if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
+        return type(a) is type(b) and bool(a == b)
+    return bool(a == b)
 
 
 def _comparable(a: Any, b: Any) -> bool:
@@ -143,6 +143,7 @@ class _Constraint:
 
     def matches(self, record: dict[str, Any]) -> bool:
         kind = self.kind
+        value: Any  # a field's value, whatever JSON holds; the built-in email a string or None
         if self.key == "email" and "authentication" in record:
             # a user's built-in email, compared as Bubble keeps emails: without regard to case
             present, value = True, user_email(record)
@@ -170,7 +171,7 @@ class _Constraint:
             return found if kind == "contains" else not found
         if not (present and _comparable(value, self.value)):
             return False
-        return value > self.value if kind == "greater than" else value < self.value
+        return bool(value > self.value if kind == "greater than" else value < self.value)
 
 
 def _parse_constraints(raw: str | None) -> list[_Constraint]:
