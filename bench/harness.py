@@ -280,12 +280,18 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
     started: list[Started] = []
     with ExitStack() as cleanup:
         cleanup.callback(cluster.destroy)
-        cleanup.callback(lambda: [stop(s) for s in reversed(started)])
+
+        def stop_started() -> None:
+            for s in reversed(started):
+                stop(s)
+
+        cleanup.callback(stop_started)
         _log(f"[{profile.name}] starting PostgreSQL (pg_cron), pg_net worker, Bubble double, Deno host")
         cluster.create()
         started.append(start_pgnet_worker(cluster, logs))
 
         token = secrets.token_hex(16)
+        app_knobs: dict[str, Any] = {"schema": mapped_app.SCHEMA} if profile.mapped else {}
         double = BubbleDouble(
             token=token,
             latency_ms=settings.latency_ms,
@@ -294,7 +300,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
             rate_limit_burst=settings.rate_limit_burst,
             bulk_ms_per_line=settings.bulk_ms_per_line,
             seed=settings.seed,
-            **({"schema": mapped_app.SCHEMA} if profile.mapped else {}),
+            **app_knobs,
         )
         double.start()
         cleanup.callback(double.stop)
