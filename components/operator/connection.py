@@ -2,7 +2,7 @@
 
 `resolve_database_url` finds the URL (first match wins: --database-url, --stack NAME,
 $BUBBLE_SYNC_DATABASE_URL, $DATABASE_URL; the package docstring says what each means); `mask_url` shows one
-without its password; `_connect` opens a connection, its error message scrubbed of the password.
+without its password; `connect` opens a connection, its error message scrubbed of the password.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from components.connection import ENV_VAR, ConnectionConfigError, database_url
 from components.errors import BubbleSyncError
 from components.stack_file import is_encrypted, load_stack_config, read_stack_values
 
-__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "mask_url", "resolve_database_url"]
+__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "connect", "mask_url", "resolve_database_url"]
 
 #: exit code of both commands when no connection is configured or the database cannot be reached
 EXIT_CANNOT_CONNECT = 2
@@ -128,7 +128,8 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
         raise OperatorError(f"stack {stack}: {exc}") from None
 
 
-def _connect(url: str) -> psycopg.Connection[DictRow]:
+def connect(url: str) -> psycopg.Connection[DictRow]:
+    """A connection to `url` whose rows are dicts; OperatorError (the password masked) when there is none."""
     password = _password_of(url)
     try:
         return psycopg.connect(url, connect_timeout=10, row_factory=dict_row)

@@ -14,9 +14,9 @@ from psycopg.rows import DictRow
 
 from components.mappings import Mapping
 from components.operator.by_mapping import queue_by_mapping
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect, mask_url
-from components.operator.formatting import _one_line
-from components.operator.health import EXIT_UNHEALTHY, Status, _judge
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, connect, mask_url
+from components.operator.formatting import one_line
+from components.operator.health import EXIT_UNHEALTHY, Status, judge
 from components.operator.mappings import deployed_mappings
 from components.operator.queries import one_row, query
 from components.operator.report import render_status, status_json
@@ -66,7 +66,7 @@ def collect_status(
                     if present["vault"]:
                         status.alert_webhook = one_row(conn.execute(query("alert_webhook")))["configured"]
             except psycopg.errors.InsufficientPrivilege as exc:
-                status.warnings.append(f"cannot read the alerts' state: {_one_line(str(exc))}")
+                status.warnings.append(f"cannot read the alerts' state: {one_line(str(exc))}")
         status.pg_net_available = present["net"]
         if present["net"]:
             params = {"now": now, "minutes": pg_net_minutes, "limit": 10}
@@ -76,10 +76,10 @@ def collect_status(
                     count = one_row(conn.execute(query("pg_net_error_count"), params))
                     status.pg_net_error_count = count["n"]
             except psycopg.errors.InsufficientPrivilege as exc:
-                status.warnings.append(f"cannot read net._http_response: {_one_line(str(exc))}")
+                status.warnings.append(f"cannot read net._http_response: {one_line(str(exc))}")
         else:
             status.problems.append("pg_net is not installed (no net._http_response): no request can be sent")
-    _judge(status, max_pending_minutes=max_pending_minutes, pg_net_minutes=pg_net_minutes)
+    judge(status, max_pending_minutes=max_pending_minutes, pg_net_minutes=pg_net_minutes)
     return status
 
 
@@ -105,7 +105,7 @@ def run_status(
 ) -> int:
     out = out or sys.stdout
     try:
-        conn = _connect(url)
+        conn = connect(url)
     except OperatorError as exc:
         return _cannot_connect(exc, as_json, out)
     try:
@@ -119,7 +119,7 @@ def run_status(
             )
     except psycopg.Error as exc:
         # Connected, but the queries failed (permissions, a broken schema): the pipeline is not healthy.
-        message = f"status queries failed: {_one_line(str(exc), 300)}"
+        message = f"status queries failed: {one_line(str(exc), 300)}"
         if as_json:
             print(json.dumps({"database": mask_url(url), "healthy": False, "exit_code": 1,
                               "problems": [message]}, indent=2), file=out)  # fmt: skip

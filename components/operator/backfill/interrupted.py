@@ -14,7 +14,7 @@ import psycopg
 
 from components.operator.backfill.chunks import read_progress
 from components.operator.backfill.plan import Plan
-from components.operator.connection import OperatorError, _connect
+from components.operator.connection import OperatorError, connect
 from components.operator.queries import one_row
 
 __all__ = ["close_quietly", "rows_queued"]
@@ -44,7 +44,7 @@ def rows_queued(
     pid = conn.info.backend_pid
     close_quietly(conn)
     try:
-        with _connect(url) as fresh:
+        with connect(url) as fresh:
             fresh.autocommit = True
             waited = 0.0
             while (

@@ -15,8 +15,8 @@ from typing import Any, TextIO
 import psycopg
 
 from components.mappings import Mapping
-from components.operator.connection import OperatorError, _connect, mask_url
-from components.operator.formatting import _one_line
+from components.operator.connection import OperatorError, connect, mask_url
+from components.operator.formatting import one_line
 from components.operator.mappings import deployed_mappings, mapping_names, reference_order
 from components.operator.queries import one_row
 from components.operator.reconcile.base import (
@@ -84,7 +84,7 @@ def run_reconcile(
         print(f"reconcile: {problem} (exit {EXIT_USAGE})", file=err)
         return EXIT_USAGE
     try:
-        conn = _connect(url)
+        conn = connect(url)
     except OperatorError as exc:
         print(f"reconcile: {exc} (exit {EXIT_USAGE})", file=err)
         return EXIT_USAGE
@@ -109,7 +109,7 @@ def run_reconcile(
             return EXIT_USAGE
         except psycopg.Error as exc:
             progress.close()
-            print(f"reconcile: the database failed: {_one_line(str(exc), 300)} (exit {EXIT_USAGE})", file=err)
+            print(f"reconcile: the database failed: {one_line(str(exc), 300)} (exit {EXIT_USAGE})", file=err)
             return EXIT_USAGE
         except KeyboardInterrupt:
             progress.close()
@@ -259,7 +259,7 @@ class _Run:
         except (ReconcileError, OperatorError, psycopg.Error) as exc:
             self.progress.close()
             queued = sum(p.queued for p in plans)
-            print(f"reconcile: {_one_line(str(exc), 300)} while {phase} repairs; {_kept_syncing(queued)} "
+            print(f"reconcile: {one_line(str(exc), 300)} while {phase} repairs; {_kept_syncing(queued)} "
                   f"(exit {EXIT_USAGE})", file=self.err)  # fmt: skip
             return EXIT_USAGE
         except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from components.mappings import Mapping
-from components.operator.formatting import _one_line
+from components.operator.formatting import one_line
 from components.operator.reconcile.base import ReconcileError
 from components.operator.reconcile.findings import Difference
 from components.operator.reconcile.queries import reconcile_query
@@ -158,7 +158,7 @@ def resolve_target(conn: psycopg.Connection[Any], mapping: Mapping, where: str |
         what = f"--where {where!r}" if where is not None else f"the where of mapping {mapping.name}"
         if where is not None and mapping.where is not None:
             what += f" (ANDed with the mapping's {mapping.where!r})"
-        raise ReconcileError(f"{what}: {_one_line(str(exc), 300)}") from None
+        raise ReconcileError(f"{what}: {one_line(str(exc), 300)}") from None
     return target
 
 
