@@ -248,7 +248,7 @@ def parse_bubble_time(text: str) -> float:
 
 
 @dataclass
-class _Stack:
+class Stack:
     dsn: str
     admin_dsn: str
     double: BubbleDouble
@@ -272,7 +272,7 @@ def _profile_config(profile: Profile, settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator[_Stack]:
+def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator[Stack]:
     state = workdir / profile.name
     state.mkdir(parents=True, exist_ok=True)
     logs = state / "logs"
@@ -342,7 +342,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
         )
         if profile.rows_per_invocation is not None:
             _limit_processor_job(cluster.dsn(), profile.rows_per_invocation)
-        yield _Stack(
+        yield Stack(
             dsn=cluster.dsn(),
             admin_dsn=cluster.admin_dsn("postgres"),
             double=double,
@@ -465,7 +465,7 @@ def run_profile(profile: Profile, settings: Settings, workdir: Path | None = Non
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
+def _drive(profile: Profile, settings: Settings, stack: Stack) -> Observation:
     n_steady = round(settings.signups * settings.steady_fraction)
     n_burst = settings.signups - n_steady
     steady_ids = [f"s{i}" for i in range(1, n_steady + 1)]

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import Observation, Profile, Settings, _Stack, parse_bubble_time
+from bench.harness import Observation, Profile, Settings, Stack, parse_bubble_time
 from bench.mapped_app import KEY_FIELD, Sizes, burst_sql, sizes_for
 from devstack.bubble_double import BubbleDouble
 
@@ -102,7 +102,7 @@ def row_key(table: str, record_id: str, operation: str) -> str:
     return f"{table}:{record_id}" + (DELETE_SUFFIX if operation == "DELETE" else "")
 
 
-def drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
+def drive(profile: Profile, settings: Settings, stack: Stack) -> Observation:
     sizes = sizes_for(settings.signups)
     deleter = Deleter(stack.double)
     with psycopg.connect(stack.dsn, autocommit=True) as conn:
