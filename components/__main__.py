@@ -1,5 +1,5 @@
 """Command line: `python -m components render-sql | status | requeue | backfill | reconcile | preflight |
-function-settings`.
+function-settings | config-reference`.
 
 render-sql prints the complete setup SQL of a stack (read from `Pulumi.<NAME>.yaml` next to `Pulumi.yaml`),
 or of the defaults when no stack is given. Secrets are psql variables in the output, never values; the
@@ -16,7 +16,8 @@ preflight checks a stack's real database, Management API token and Bubble app be
 passed, 1 a check failed, 2 the stack config cannot be read). See components/preflight/.
 
 function-settings prints supabase/functions/bubble_sync/settings.ts, the Edge Function's defaults generated
-from the stack config keys (components/function_env.py).
+from the stack config keys (components/function_env.py); config-reference prints
+docs/configuration-reference.md, the reference of those keys (components/config_reference.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from components import operator, preflight
 from components.config import ConfigError, load_config
+from components.config_reference import config_reference
 from components.function_env import settings_ts
 from components.operator.backfill import ALL as BACKFILL_ALL
 from components.operator.backfill import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Prints supabase/functions/bubble_sync/settings.ts as generated from the stack config "
         "keys: python -m components function-settings > supabase/functions/bubble_sync/settings.ts",
     )
+    commands.add_parser(
+        "config-reference",
+        help="print docs/configuration-reference.md (every stack config key, from the keys' table)",
+        description="Prints docs/configuration-reference.md as generated from the stack config keys: "
+        "python -m components config-reference > docs/configuration-reference.md",
+    )
     args = parser.parse_args(argv)
     if args.command in ("status", "requeue", "backfill", "reconcile"):
         return _run_operator_command(args)
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "function-settings":
         sys.stdout.write(settings_ts())
+        return 0
+    if args.command == "config-reference":
+        sys.stdout.write(config_reference())
         return 0
 
     try:

@@ -1,4 +1,4 @@
-"""python -m devstack up|down|status|pulumi — the whole pipeline on this machine (see README)."""
+"""python -m devstack up|down|status|pulumi — the whole pipeline on this machine (docs/local-stack.md)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="set a key of the `local` stack (repeatable), like `pulumi config set KEY VALUE` (secret keys"
-        " with --secret)",
+        " with --secret); on a running devstack, apply the stack again with it",
     )
     up_cmd.add_argument(
         "--config-file",
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="merge the `config:` block of this stack file (e.g. its bubble-sync:mappings) over the `local`"
         " stack (repeatable: later files win, --config over them); on a running devstack, apply the stack"
-        " again with it",
+        " again with it (as with --config)",
     )
     up_cmd.add_argument(
         "--no-engine",
@@ -123,7 +123,7 @@ def _up(
             engine=use_engine,
         )
     except AlreadyUp as exc:
-        if not config_files:
+        if not config_files and not overrides:
             print(
                 f"devstack: already up in {state_dir} (stop it with: python -m devstack down)",
                 file=sys.stderr,
@@ -153,7 +153,8 @@ def _apply_again(
     use_engine: bool,
     started: float,
 ) -> int:
-    """`up --config-file` on a running devstack: its `local` stack applied again with the merged config."""
+    """`up --config-file`/`--config` on a running devstack: its `local` stack applied again with the merged
+    config."""
     print(
         f"devstack: already up in {state_dir}: applying stack `local` again with the config given",
         file=sys.stderr,

@@ -27,6 +27,7 @@ import yaml
 from devstack.cluster import Cluster
 from devstack.pulumi_engine import Engine, Workspace, find_engine
 from tests.management_api_double import ManagementApiDouble
+from tests.markdown_support import stack_setup_block
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -144,8 +145,7 @@ def fresh_postgres(path: Path) -> Iterator[Postgres]:
 
 def readme_flow() -> list[str]:
     """The `pulumi` lines of the README's block that sets up a stack (`pulumi stack init dev` ...)."""
-    blocks = re.findall(r"```\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    block = next(b for b in blocks if "pulumi stack init dev" in b)
+    block = stack_setup_block()
     return [line.strip() for line in block.splitlines() if line.strip().startswith("pulumi ")]
 
 

@@ -482,8 +482,8 @@ def test_cli_prints_the_url_then_stops_on_sigterm() -> None:
 
 
 # --- what Bubble's manual documents, and each plausible answer where it is silent ---------------------------
-# Sources: manual.bubble.io "Data API requests" (creating users, bulk, search constraints) and the captured
-# responses summarised in ../shared/reference/facts-confirmed-2026-11.md.
+# Sources: manual.bubble.io "Data API requests" (creating users, bulk, search constraints) and captured
+# responses, as summarised in the facts checked against primary sources in November 2026.
 
 
 def test_a_user_needs_an_email_and_its_password_is_never_returned(

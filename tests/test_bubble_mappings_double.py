@@ -3,9 +3,9 @@ field types and relation fields, deletes, `/meta`, and editing things behind the
 real HTTP like tests/test_bubble_double.py.
 
 Each test names its source. "manual" is Bubble's manual, Data API requests (manual.bubble.io,
-core-resources/api/the-bubble-api/the-data-api/data-api-requests) and "The Bubble API" reference; "facts" is
-../shared/reference/facts-confirmed-2026-12.md. Where the manual is silent the test says so, and the double
-answers each plausible way behind a knob.
+core-resources/api/the-bubble-api/the-data-api/data-api-requests) and "The Bubble API" reference; "facts"
+are the facts checked against sources in December 2026. Where the manual is silent the test says so, and the
+double answers each plausible way behind a knob.
 """
 
 from __future__ import annotations

@@ -82,6 +82,24 @@ def test_up_when_already_up_says_so(running: tuple[Path, dict[str, str]]) -> Non
     assert parse_lines(again.stdout) == urls
 
 
+def test_up_with_config_on_a_running_devstack_applies_the_stack_again(
+    running: tuple[Path, dict[str, str]],
+) -> None:
+    state, urls = running
+    again = devstack("up", "--state-dir", str(state), "--config", "maxRetries=4")
+    assert again.returncode == 0, again.stderr
+    assert "applying stack `local` again" in again.stderr
+    assert parse_lines(again.stdout) == urls
+    info = stack.load(state)
+    assert info is not None and info.config.get("maxRetries") in ("4", 4)
+    with psycopg.connect(urls["DATABASE_URL"]) as conn:
+        (source,) = conn.execute(
+            "select prosrc from pg_proc where oid = 'bubble_sync.enqueue(text, text, text, jsonb, integer,"
+            " timestamptz)'::regprocedure"
+        ).fetchone()  # type: ignore[misc]
+    assert "p_max_retries, v_prev.max_retries, 4)" in source  # the new default reached the database
+
+
 def test_status_lists_every_part_running(running: tuple[Path, dict[str, str]]) -> None:
     state, _ = running
     result = devstack("status", "--state-dir", str(state))

@@ -31,6 +31,7 @@ import yaml
 from devstack import stack
 from devstack.processes import is_alive
 from tests.engine_support import Cli, drift_exit_codes, engine_or_skip, new_cli, secrets_in, workflow_command
+from tests.markdown_support import code_blocks
 
 REPO = Path(__file__).resolve().parent.parent
 README_SECTION = "## Mapping tables to Bubble types"
@@ -66,9 +67,9 @@ curl() {
 def readme_commands() -> str:
     """The shell block of the README's mapping section."""
     section = (REPO / "README.md").read_text().split(README_SECTION, 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```\n(.*?)```", section, re.S)
-    assert match, f"no command block under {README_SECTION!r}"
-    return match.group(1)
+    blocks = code_blocks(section)
+    assert blocks, f"no command block under {README_SECTION!r}"
+    return blocks[0]
 
 
 def on_state_dir(commands: str, state: Path) -> str:

@@ -4,8 +4,8 @@ Bubble down, a data type the Data API does not expose, a key field the type lack
 does not reach users' built-in email (each plausible answer, since Bubble does not document it), and the
 write probe recording each plausible way an app refuses a used email. No output may show the token.
 
-Sources of the double's answers: Bubble's manual (Data API requests, "Creating users", hard limits) and
-../shared/reference/facts-confirmed-2026-11.md.
+Sources of the double's answers: Bubble's manual (Data API requests, "Creating users", hard limits) and the
+facts checked against primary sources in November 2026.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from components.config import KEYS, PROJECT
+from tests.markdown_support import stack_setup_block
 from tests.pulumi_cli_config import StackValue, stack_values_from_file, validate_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,10 +104,7 @@ def test_each_committed_stack_lacks_only_the_secrets_its_header_says_to_set(stac
 
 
 def _readme_flow() -> list[tuple[str, bool]]:
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```\n(.*?)```", readme, re.S)
-    flow = next(b for b in blocks if "pulumi stack init dev" in b)
-    return _config_set_commands(flow)
+    return _config_set_commands(stack_setup_block())
 
 
 def test_the_readme_flow_sets_every_required_key_and_secrets_encrypted() -> None:

@@ -39,6 +39,7 @@ The modules, one job each (this package only re-exports their public names):
   by_mapping.py  status's queue per mapping (then per table no mapping names): `queue_by_mapping`
   report.py      status's output: the text report (`render_status`) and the JSON document (`status_json`)
   formatting.py  the text helpers both commands share: durations, times, one shortened line, tables
+  progress_line.py  the progress line of backfill and reconcile on stderr (one updating line on a terminal)
   requeue.py     requeue: `requeue` (the bubble_sync.requeue call), `render_requeue`, `run_requeue`
   backfill/      backfill: `plan_backfill` (the checks and counts), `queue_chunks`, `follow`, `Progress`,
                  `run_backfill`, a module each (backfill/__init__.py); its queries are in

@@ -18,8 +18,8 @@
     bubble.write_delete  DELETE removes it again (if this fails, the fix names the thing to delete by hand)
 
 Read-only without --write-probe: GETs only. Sources: Bubble's manual (Data API requests: searches,
-"Creating users", bulk; hard limits) and ../shared/reference/facts-confirmed-2026-11.md, whose UNCONFIRMED
-answers are exactly what these checks settle on a real app.
+"Creating users", bulk; hard limits) and the facts checked against primary sources in November 2026, whose
+UNCONFIRMED answers are exactly what these checks settle on a real app.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from components.stack_file import is_encrypted
 __all__ = ["FUNCTION_SLUG", "GROUP", "SCOPES", "checks"]
 
 GROUP = "management_api"
-#: what a deploy needs (README, "Using it on a Supabase project")
+#: what a deploy needs (docs/configuration.md, "Deploying the Edge Function")
 SCOPES = ("edge_functions:read", "edge_functions:write", "secrets:read", "secrets:write")
 FUNCTION_SLUG = "bubble_sync"
 

@@ -13,6 +13,7 @@ import psycopg
 
 from components.operator.backfill.chunks import Counts, read_progress, update_counts
 from components.operator.backfill.plan import Plan
+from components.operator.progress_line import ProgressLine, eta
 
 __all__ = ["STALL_SECONDS", "Progress", "follow"]
 
@@ -45,21 +46,10 @@ def follow(
         elif not warned and clock() - last_change >= stall_seconds:
             warned = True
             progress.note(
-                f"nothing synced for {_eta(clock() - last_change)} while {counts.outstanding:,} rows wait: "
+                f"nothing synced for {eta(clock() - last_change)} while {counts.outstanding:,} rows wait: "
                 f"is the processor running? `{status_hint}` says why"
             )
         sleep(poll_seconds)
-
-
-def _eta(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 1:
-        return "<1s"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class Progress:
@@ -77,17 +67,12 @@ class Progress:
         redraw: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.out = out
         self.to_scan = to_scan
         self.to_queue = to_queue
-        self.tty = tty
-        self.interval = redraw if tty else interval
         self.clock = clock
         self.started = clock()
-        self.syncing_since: float | None = None
-        self._last_shown = float("-inf")
+        self._line = ProgressLine(out, tty=tty, interval=interval, redraw=redraw, clock=clock)
         self._last_phase: str | None = None
-        self._open_line = False
 
     def line(self, phase: str, counts: Counts) -> str:
         elapsed = max(self.clock() - self.started, 1e-9)
@@ -96,42 +81,29 @@ class Progress:
             rate = counts.queued / elapsed
             scan_rate = counts.scanned / elapsed
             left = max(self.to_scan - counts.scanned, 0)
-            eta = _eta(left / scan_rate) if scan_rate > 0 else "-"
+            when = eta(left / scan_rate) if scan_rate > 0 else "-"
             return (
                 f"queueing: {counts.queued:,}/{max(self.to_queue, counts.queued):,} queued, "
-                f"{counts.synced:,} synced, {failed}; {rate:,.0f} rows/s queued, ETA {eta}"
+                f"{counts.synced:,} synced, {failed}; {rate:,.0f} rows/s queued, ETA {when}"
             )
         total = counts.synced + counts.failed + counts.outstanding
         rate = counts.synced / elapsed
-        eta = _eta(counts.outstanding / rate) if rate > 0 else "-"
+        when = eta(counts.outstanding / rate) if rate > 0 else "-"
         if counts.outstanding == 0:
-            eta = "0s"
+            when = "0s"
         return (
             f"syncing: {counts.queued:,} queued, {counts.synced:,}/{total:,} synced, {failed}; "
-            f"{rate:,.0f} rows/s synced, ETA {eta}"
+            f"{rate:,.0f} rows/s synced, ETA {when}"
         )
 
     def show(self, phase: str, counts: Counts, *, force: bool = False) -> None:
-        now = self.clock()
-        if not force and phase == self._last_phase and now - self._last_shown < self.interval:
-            return
-        self._last_shown, self._last_phase = now, phase
-        text = self.line(phase, counts)
-        if self.tty:
-            self.out.write(f"\r\x1b[2K{text}")
-            self._open_line = True
-        else:
-            self.out.write(text + "\n")
-        self.out.flush()
+        """The phase's line, at most every interval; at once when the phase changes or `force` says so."""
+        self._line.show(self.line(phase, counts), force=force or phase != self._last_phase)
+        self._last_phase = phase
 
     def note(self, text: str) -> None:
         """A message on a line of its own (the updating line, if any, is ended first)."""
-        self.close()
-        self.out.write(text + "\n")
-        self.out.flush()
+        self._line.note(text)
 
     def close(self) -> None:
-        if self._open_line:
-            self.out.write("\n")
-            self.out.flush()
-            self._open_line = False
+        self._line.close()

@@ -24,7 +24,7 @@ The modules, one job each:
   values.py    --show-values: source and Bubble values of stale fields, credentials hidden
   report.py    the text and JSON reports, the summary line
   repair.py    --repair: the plan, queueing through bubble_sync.enqueue, following the rows
-  progress.py  the progress line on stderr (one updating line on a terminal)
+  (progress: the operators' shared line, components/operator/progress_line.py)
   command.py   run_reconcile: the command and its exit codes
   queries.py   the queries of sql/operator_reconcile.sql
 """

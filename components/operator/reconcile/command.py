@@ -18,6 +18,8 @@ from components.mappings import Mapping
 from components.operator.connection import OperatorError, connect, mask_url
 from components.operator.formatting import one_line
 from components.operator.mappings import deployed_mappings, mapping_names, reference_order
+from components.operator.progress_line import ProgressLine as Progress
+from components.operator.progress_line import counted
 from components.operator.queries import one_row
 from components.operator.reconcile.base import (
     EXIT_DIFFERENCES,
@@ -30,7 +32,6 @@ from components.operator.reconcile.bubble import BubbleReader
 from components.operator.reconcile.examine import Examiner
 from components.operator.reconcile.findings import MappingFindings
 from components.operator.reconcile.gate import SharedGate
-from components.operator.reconcile.progress import Progress, counted
 from components.operator.reconcile.queries import reconcile_query
 from components.operator.reconcile.repair import (
     MappingRepair,

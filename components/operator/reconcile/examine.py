@@ -23,10 +23,11 @@ from typing import Any
 
 import psycopg
 
+from components.operator.progress_line import ProgressLine as Progress
+from components.operator.progress_line import counted, rate_and_eta
 from components.operator.reconcile.bubble import BubbleReader
 from components.operator.reconcile.fetch import look_up, scan
 from components.operator.reconcile.findings import MappingFindings
-from components.operator.reconcile.progress import Progress, counted, rate_and_eta
 from components.operator.reconcile.source import Target
 from components.operator.reconcile.things import ThingStore, kept_fields
 

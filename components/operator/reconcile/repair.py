@@ -26,9 +26,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from components.operator.progress_line import ProgressLine as Progress
+from components.operator.progress_line import counted, eta
 from components.operator.queries import one_row
 from components.operator.reconcile.findings import MappingFindings
-from components.operator.reconcile.progress import Progress, counted, eta
 from components.operator.reconcile.queries import reconcile_query
 from components.operator.reconcile.source import Target
 

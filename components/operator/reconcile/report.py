@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.operator.progress_line import counted
 from components.operator.reconcile.findings import KINDS, Difference, MappingFindings
-from components.operator.reconcile.progress import counted
 from components.operator.reconcile.values import HIDDEN, shown
 
 __all__ = ["RunFigures", "findings_json", "render_findings", "summary"]

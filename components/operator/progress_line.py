@@ -1,6 +1,7 @@
-"""Showing a run on stderr: one line rewritten in place on a terminal (at most every 0.2 s), a line every
-`interval` seconds to anything else (a CI log, a file), as backfill's progress; a phase's last line is always
-shown. `eta` writes a duration the way the lines do."""
+"""A command's progress on stderr, for backfill and reconcile: `ProgressLine` rewrites one line in place on a
+terminal (at most every 0.2 s) and writes a line every `interval` seconds to anything else (a CI log, a file);
+`force` shows a phase's last line whatever the interval. `eta`, `rate_and_eta` and `counted` write durations,
+rates and counts the way the lines do."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["Progress", "counted", "eta", "rate_and_eta"]
+__all__ = ["ProgressLine", "counted", "eta", "rate_and_eta"]
 
 
 def counted(n: int, noun: str) -> str:
@@ -35,7 +36,7 @@ def rate_and_eta(done: int, total: int | None, seconds: float, unit: str) -> str
     return f"{rate:,.0f} {unit}/s, ETA {when}"
 
 
-class Progress:
+class ProgressLine:
     def __init__(
         self,
         out: TextIO,
