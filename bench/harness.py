@@ -248,7 +248,7 @@ def parse_bubble_time(text: str) -> float:
 
 
 @dataclass
-class _Stack:
+class Stack:
     dsn: str
     admin_dsn: str
     double: BubbleDouble
@@ -272,7 +272,7 @@ def _profile_config(profile: Profile, settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator[_Stack]:
+def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator[Stack]:
     state = workdir / profile.name
     state.mkdir(parents=True, exist_ok=True)
     logs = state / "logs"
@@ -280,12 +280,18 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
     started: list[Started] = []
     with ExitStack() as cleanup:
         cleanup.callback(cluster.destroy)
-        cleanup.callback(lambda: [stop(s) for s in reversed(started)])
+
+        def stop_started() -> None:
+            for s in reversed(started):
+                stop(s)
+
+        cleanup.callback(stop_started)
         _log(f"[{profile.name}] starting PostgreSQL (pg_cron), pg_net worker, Bubble double, Deno host")
         cluster.create()
         started.append(start_pgnet_worker(cluster, logs))
 
         token = secrets.token_hex(16)
+        app_knobs: dict[str, Any] = {"schema": mapped_app.SCHEMA} if profile.mapped else {}
         double = BubbleDouble(
             token=token,
             latency_ms=settings.latency_ms,
@@ -294,7 +300,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
             rate_limit_burst=settings.rate_limit_burst,
             bulk_ms_per_line=settings.bulk_ms_per_line,
             seed=settings.seed,
-            **({"schema": mapped_app.SCHEMA} if profile.mapped else {}),
+            **app_knobs,
         )
         double.start()
         cleanup.callback(double.stop)
@@ -336,7 +342,7 @@ def local_stack(profile: Profile, settings: Settings, workdir: Path) -> Iterator
         )
         if profile.rows_per_invocation is not None:
             _limit_processor_job(cluster.dsn(), profile.rows_per_invocation)
-        yield _Stack(
+        yield Stack(
             dsn=cluster.dsn(),
             admin_dsn=cluster.admin_dsn("postgres"),
             double=double,
@@ -459,7 +465,7 @@ def run_profile(profile: Profile, settings: Settings, workdir: Path | None = Non
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
+def _drive(profile: Profile, settings: Settings, stack: Stack) -> Observation:
     n_steady = round(settings.signups * settings.steady_fraction)
     n_burst = settings.signups - n_steady
     steady_ids = [f"s{i}" for i in range(1, n_steady + 1)]

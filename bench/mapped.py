@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import Observation, Profile, Settings, _Stack, parse_bubble_time
+from bench.harness import Observation, Profile, Settings, Stack, parse_bubble_time
 from bench.mapped_app import KEY_FIELD, Sizes, burst_sql, sizes_for
 from devstack.bubble_double import BubbleDouble
 
@@ -102,7 +102,7 @@ def row_key(table: str, record_id: str, operation: str) -> str:
     return f"{table}:{record_id}" + (DELETE_SUFFIX if operation == "DELETE" else "")
 
 
-def drive(profile: Profile, settings: Settings, stack: _Stack) -> Observation:
+def drive(profile: Profile, settings: Settings, stack: Stack) -> Observation:
     sizes = sizes_for(settings.signups)
     deleter = Deleter(stack.double)
     with psycopg.connect(stack.dsn, autocommit=True) as conn:
@@ -222,9 +222,9 @@ def _reached_bubble(
         by_bubble_id[bubble_id] = message_id
     for request in requests:
         if request["method"] == "DELETE" and 200 <= request["status"] < 300:
-            message_id = by_bubble_id.get(request["path"].rsplit("/", 1)[-1])
-            if message_id is not None:
-                key = f"messages:{message_id}{DELETE_SUFFIX}"
+            deleted_id = by_bubble_id.get(request["path"].rsplit("/", 1)[-1])
+            if deleted_id is not None:
+                key = f"messages:{deleted_id}{DELETE_SUFFIX}"
                 at = parse_bubble_time(request["time"])
                 reached[key] = min(at, reached.get(key, at))
     return reached
@@ -244,8 +244,8 @@ def check(
         by_key: dict[str, list[dict[str, Any]]] = {}
         stored = double.records(data_type, env=ENV)
         checked.bubble_counts[data_type] = len(stored)
-        for thing in stored:
-            by_key.setdefault(str(thing.get(KEY_FIELD)), []).append(thing)
+        for record in stored:
+            by_key.setdefault(str(record.get(KEY_FIELD)), []).append(record)
         for key, found in by_key.items():
             if len(found) > 1:
                 checked.duplicates += len(found) - 1

@@ -19,6 +19,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -61,7 +62,9 @@ def fill(conn: psycopg.Connection, history: int, pending: int) -> None:
     conn.execute("analyze public.sync_queue")
 
 
-def timed(conn: psycopg.Connection, sql: str, params: tuple[object, ...]) -> tuple[float, list[tuple]]:
+def timed(
+    conn: psycopg.Connection, sql: str, params: tuple[object, ...]
+) -> tuple[float, list[tuple[Any, ...]]]:
     started = time.perf_counter()
     rows = conn.execute(sql, params).fetchall()
     return (time.perf_counter() - started) * 1000, rows

@@ -43,6 +43,7 @@ import psycopg
 from bench.harness import BUBBLE_PREFIX, REPO_ROOT, Profile, Settings, local_stack
 from components.mapping_config import parse_mappings
 from components.mappings import mappings_json
+from components.operator.queries import one_row
 from components.sql_plan import mapping_unit
 from devstack.bubble_double import BubbleDouble
 
@@ -179,9 +180,10 @@ def shared_run(stack: Any, options: Options) -> dict[str, Any]:
         _log(f"shared: a reconcile beside the sync ({name})")
         runs[name] = run_command(stack.dsn, double, stack.bubble_token, limit, *extra)
     with psycopg.connect(stack.dsn, autocommit=True) as conn:
-        waiting = conn.execute(
+        unfinished = (
             "select count(*) from public.sync_queue where table_name = 'messages' and status <> 'completed'"
-        ).fetchone()[0]
+        )
+        waiting = one_row(conn.execute(unfinished))[0]
     log = [
         e for e in double.requests() if e["type"] in ("user", "message") and _epoch(e["time"]) >= queued_at
     ]

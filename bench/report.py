@@ -186,7 +186,7 @@ def request_time(request: dict[str, Any]) -> float:
 
 def is_failed_for_good(row: dict[str, Any]) -> bool:
     """The seed's retry condition never takes it again (bubble_sync.is_due)."""
-    return row["status"] == "failed" and row["retry_count"] >= row["max_retries"]
+    return bool(row["status"] == "failed" and row["retry_count"] >= row["max_retries"])
 
 
 def queue_empty_at(rows: list[dict[str, Any]]) -> float | None:
@@ -375,7 +375,7 @@ def _throughput_lines(results: list[dict[str, Any]], rl: float) -> list[str]:
 
 def plan_ceiling_rps(r: dict[str, Any]) -> float:
     """What the profile could reach: its rate limit, or the double alone when that serves less."""
-    limit = r["rate_limit_per_minute"] / 60
+    limit: float = r["rate_limit_per_minute"] / 60
     ceiling = r["ceiling"]
     return limit if ceiling is None else min(limit, ceiling["requests_per_s"])
 
@@ -541,9 +541,12 @@ def ratios_against(results: list[dict[str, Any]], baseline: str) -> dict[str, di
 
     def p(r: dict[str, Any], which: str, q: str) -> float | None:
         lat = r["latency_s"]
+        value: float | None
         if which == "all" and lat.get("all_with_unsynced"):
-            return lat["all_with_unsynced"][q]  # None when that percentile was never synced
-        return (lat[f"{which}_with_derived"] or lat[f"measured_{which}"])[q]
+            value = lat["all_with_unsynced"][q]  # None when that percentile was never synced
+        else:
+            value = (lat[f"{which}_with_derived"] or lat[f"measured_{which}"])[q]
+        return value
 
     return {
         r["profile"]: {
@@ -562,7 +565,8 @@ def _cdf_label(r: dict[str, Any], derived: bool) -> str:
         return f"{r['profile']} (measured + derived)"
     if r["synced_measured"] < r["signups"]:
         return f"{r['profile']} ({r['synced_measured']}/{r['signups']} synced)"
-    return r["profile"]
+    profile: str = r["profile"]
+    return profile
 
 
 def write_json(path: Path, results: list[dict[str, Any]], settings: dict[str, Any], command: str) -> None:

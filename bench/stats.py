@@ -46,7 +46,8 @@ def steady_throughput(times: list[float]) -> float | None:
 
 def request_kind(request: dict[str, Any]) -> str:
     """A logged `/obj` request as the tables count it: create, bulk create, search, get, patch, delete..."""
-    path, method = request["path"], request["method"]
+    path: str = request["path"]
+    method: str = request["method"]
     if path.endswith("/bulk"):
         return "bulk create"
     if method == "POST":

@@ -124,7 +124,7 @@ def _add_connection_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
+def _add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status = commands.add_parser(
         "status",
         help="health, cron runs, failing rows, pg_net errors; exit 0 healthy, 1 unhealthy, 2 cannot connect",
@@ -248,7 +248,7 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     _add_reconcile_command(commands)
 
 
-def _add_reconcile_command(commands: argparse._SubParsersAction) -> None:
+def _add_reconcile_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     reconcile = commands.add_parser(
         "reconcile",
         help="does Bubble hold what Supabase holds? each mapping's records against Bubble's things; exit 0 "
@@ -331,7 +331,7 @@ def _add_reconcile_command(commands: argparse._SubParsersAction) -> None:
     )
 
 
-def _add_preflight_command(commands: argparse._SubParsersAction) -> None:
+def _add_preflight_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = commands.add_parser(
         "preflight",
         help="check a stack's real database, Management API token and Bubble app before pulumi up; exit 0 "

@@ -209,7 +209,7 @@ class _Parser:
                 # without the CLI keeps the file's order; the trigger and the definition must not differ.
                 fields=tuple(sorted(fields, key=lambda f: f.column)),
                 where=where,
-                operations=operations,  # type: ignore[arg-type]  # checked when there is no problem
+                operations=operations,
                 on_delete=on_delete,
             )
         return entry

@@ -192,7 +192,7 @@ def from_definition(definition: MappingType[str, object]) -> Mapping:
             ),
             where=None if definition.get("where") is None else str(definition["where"]),
             operations=tuple(op for op in OPERATIONS if op in operations),
-            on_delete=OnDelete(on_delete["action"], dict(on_delete.get("fields") or {})),  # type: ignore[arg-type]
+            on_delete=OnDelete(on_delete["action"], dict(on_delete.get("fields") or {})),
         )
     except (KeyError, TypeError, AssertionError, AttributeError) as exc:
         raise ValueError(f"not a mapping definition ({exc!r}): {dict(definition)!r}"[:500]) from None

@@ -51,13 +51,13 @@ def render_script(config: StackConfig, *, stack: str | None = None) -> str:
                 f"drop trigger if exists {DISPATCH_TRIGGER} on {QUEUE_TABLE};",
             )
         )
-    for unit in plan.mappings:
-        mapping = unit.mapping
+    for mapping_unit in plan.mappings:
+        mapping = mapping_unit.mapping
         parts.append(
             _section(
                 f"Mapping {mapping.name}: {mapping.qualified_table} -> Bubble {mapping.data_type}"
-                f" (sql/{unit.record.source}, sql/{unit.trigger.source})",
-                unit.sql(),
+                f" (sql/{mapping_unit.record.source}, sql/{mapping_unit.trigger.source})",
+                mapping_unit.sql(),
             )
         )
     parts.append(
@@ -122,7 +122,9 @@ def _variables(config: StackConfig, extra: list[str]) -> str:
             f"  \\set supabase_url {_literal(config.supabase_url)}",
             "\\endif",
         ]
-    required = ("service_role_key",) if config.supabase_url else ("supabase_url", "service_role_key")
+    required: tuple[str, ...] = (
+        ("service_role_key",) if config.supabase_url else ("supabase_url", "service_role_key")
+    )
     required += tuple(extra)
     for variable in required:
         lines += [

@@ -59,8 +59,10 @@ def parse(sql: str) -> list[Statement]:
     return statements
 
 
-def qualified_name(names: Sequence[Any]) -> tuple[str | None, str]:
-    """(schema or None, name) of a parsed name list such as a function's `funcname`."""
+def qualified_name(names: Sequence[Any] | None) -> tuple[str | None, str]:
+    """(schema or None, name) of a parsed name list such as a function's `funcname` (pglast types every
+    node field as optional; a name the parser produced always has its list)."""
+    assert names is not None
     parts = [n.sval for n in names]
     return (parts[0], parts[-1]) if len(parts) > 1 else (None, parts[0])
 
@@ -82,15 +84,17 @@ _FORMAT_TYPE = {
 }
 
 
-def type_name(node: ast.TypeName) -> str:
+def type_name(node: ast.TypeName | None) -> str:
     """A parsed type as format_type() prints it (without a typmod): `integer`, `text[]`, `timestamp with
-    time zone`. Types outside pg_catalog keep their schema."""
+    time zone`. Types outside pg_catalog keep their schema. (Optional as pglast types a parameter's or an
+    argument's type; the parser always gives one.)"""
+    assert node is not None
     schema, name = qualified_name(node.names)
     spelled = _FORMAT_TYPE.get(name, name) if schema in (None, "pg_catalog") else f"{schema}.{name}"
     return spelled + "[]" * len(node.arrayBounds or ())
 
 
-_IDENTITY_MODES = {
+_IDENTITY_MODES: dict[FunctionParameterMode | None, str] = {
     FunctionParameterMode.FUNC_PARAM_DEFAULT: "",
     FunctionParameterMode.FUNC_PARAM_IN: "",
     FunctionParameterMode.FUNC_PARAM_INOUT: "INOUT ",
@@ -131,6 +135,7 @@ def function_grant(node: Any) -> list[FunctionGrant]:
     privileges = [p.priv_name for p in node.privileges or ()]
     if privileges and privileges != ["execute"]:
         return []
+    assert node.grantees is not None and node.objects is not None and node.is_grant is not None  # always set
     roles = tuple(
         "public" if role.roletype == RoleSpecType.ROLESPEC_PUBLIC else role.rolename for role in node.grantees
     )

@@ -218,7 +218,7 @@ def sql_plan(config: StackConfig, stack: str | None = None) -> SqlPlan:
         FunctionUnit(spec=spec, definition=spec.statement(params)) for spec in sql_catalogue.functions()
     )
     trigger = _dispatch_trigger(params) if config.dispatch_mode == "immediate" else None
-    secrets = (
+    secrets: tuple[VaultSecretUnit, ...] = (
         VaultSecretUnit(
             "supabase_url", "bubble-sync: the project's API URL, for pg_net calls", "supabase_url"
         ),

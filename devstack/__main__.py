@@ -198,8 +198,7 @@ def _pulumi(state_dir: Path, args: list[str]) -> int:
     workspace = local_workspace(state_dir, engine)
     os.chdir(workspace.project_dir)
     args = args[1:] if args[:1] == ["--"] else args
-    os.execve(engine.pulumi, workspace.command(args), workspace.environment())
-    return 0  # not reached
+    os.execve(engine.pulumi, workspace.command(args), workspace.environment())  # never returns
 
 
 def _status(state_dir: Path) -> int:

@@ -206,7 +206,8 @@ class NetWorker:
             self.stop()
             raise TimeoutError(f"the pg_net double worker did not start within {timeout} s")
         if self._startup_error is not None:
-            self._thread.join()
+            # mypy still sees the None assigned above: the worker thread sets it meanwhile
+            self._thread.join()  # type: ignore[unreachable]
             self._thread = None
             raise self._startup_error
         return self
@@ -337,7 +338,8 @@ class NetWorker:
             while not self._stopping:
                 consumed, expired = await self._run_batch(conn, client)
                 if self._stopping:  # asked to stop while the batch ran: it is committed, leave now
-                    break
+                    # mypy still sees the False the loop tested: stop() sets it meanwhile, from another thread
+                    break  # type: ignore[unreachable]
                 # like WaitLatch(1 s): a wake during the batch or the pause ends the pause early, and
                 # leaves should_wake set so the outer loop comes round again
                 await self._wait(conn, timeout=_BATCH_PAUSE)

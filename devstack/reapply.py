@@ -137,10 +137,10 @@ def _drop_removed_mappings(
             unit = mapping_unit(mapping, tuple(before))
             try:
                 with conn.transaction():
-                    conn.execute(unit.trigger.drop_sql)  # type: ignore[arg-type]
+                    conn.execute(unit.trigger.drop_sql)
             except psycopg.errors.UndefinedTable:
                 pass  # the table was dropped, and its trigger with it
-            conn.execute(unit.record.drop_sql)  # type: ignore[arg-type]
+            conn.execute(unit.record.drop_sql)
     progress(
         f"  mapping {', '.join(m.name for m in gone)}: no longer in the config; trigger dropped, row deleted"
     )

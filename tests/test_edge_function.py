@@ -479,7 +479,7 @@ def deno(*args: str) -> subprocess.CompletedProcess[str]:
     "args",
     [
         ("test", "--no-prompt", "supabase/functions/tests/"),
-        ("check", "supabase/functions/bubble_sync/index.ts", "supabase/functions/tests/bubble_sync_test.ts"),
+        ("check", "supabase/functions"),
         ("lint", "supabase/functions"),
         ("fmt", "--check", "supabase/functions"),
     ],

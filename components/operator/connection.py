@@ -1,7 +1,7 @@
 """Where the database is, and connecting to it, for both operator commands.
 
 `resolve_database_url` finds the URL (first match wins: --database-url, --stack NAME,
-$BUBBLE_SYNC_DATABASE_URL, $DATABASE_URL; the package docstring says what each means); `_connect` opens a
+$BUBBLE_SYNC_DATABASE_URL, $DATABASE_URL; the package docstring says what each means); `connect` opens a
 connection, its error message scrubbed of the password. URLs are shown masked (components/url_secrets.py,
 `masked`, which the package exports as `mask_url`).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from components.config import KEYS, ConfigError
 from components.connection import ENV_VAR, ConnectionConfigError, database_url
@@ -22,7 +22,7 @@ from components.errors import BubbleSyncError
 from components.stack_file import is_encrypted, load_stack_config, read_stack_values
 from components.url_secrets import MASK, masked, password_of, spellings
 
-__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "resolve_database_url"]
+__all__ = ["ENV_VAR", "EXIT_CANNOT_CONNECT", "OperatorError", "connect", "resolve_database_url"]
 
 #: exit code of both commands when no connection is configured or the database cannot be reached
 EXIT_CANNOT_CONNECT = 2
@@ -102,7 +102,8 @@ def _stack_url(stack: str, project_dir: Path, env: Mapping[str, str]) -> tuple[s
         raise OperatorError(f"stack {stack}: {exc}") from None
 
 
-def _connect(url: str) -> psycopg.Connection:
+def connect(url: str) -> psycopg.Connection[DictRow]:
+    """A connection to `url` whose rows are dicts; OperatorError (the password masked) when there is none."""
     password = password_of(url)
     try:
         return psycopg.connect(url, connect_timeout=10, row_factory=dict_row)

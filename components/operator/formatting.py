@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 
-def _duration(value: timedelta | None) -> str:
+def format_duration(value: timedelta | None) -> str:
     if value is None:
         return "-"
     seconds = int(value.total_seconds())
@@ -19,20 +19,20 @@ def _duration(value: timedelta | None) -> str:
     return f"{days}d {text}" if days else text
 
 
-def _count(value: int | None) -> str:
+def format_count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _when(value: datetime | None) -> str:
+def format_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S%z") if value else "-"
 
 
-def _one_line(text: str | None, width: int = 100) -> str:
+def one_line(text: str | None, width: int = 100) -> str:
     line = " ".join((text or "").split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "  ") -> None:
+def print_table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "  ") -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]

@@ -1,5 +1,5 @@
 """What a healthy pipeline is: the `Status` that `status` reads (components/operator/status.py), the cron jobs
-that must be scheduled and active, and `_judge`, which turns what was read into problems (unhealthy, exit 1),
+that must be scheduled and active, and `judge`, which turns what was read into problems (unhealthy, exit 1),
 a Bubble outage (exit 3: nothing of ours to fix, the rows wait) and warnings (printed, still healthy)."""
 
 from __future__ import annotations
@@ -8,9 +8,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from components.operator.formatting import _duration, _one_line, _when
+from components.operator.formatting import format_duration, format_time, one_line
 
-__all__ = ["EXIT_BUBBLE_UNAVAILABLE", "EXIT_HEALTHY", "EXIT_UNHEALTHY", "EXPECTED_JOBS", "Status"]
+__all__ = [
+    "EXIT_BUBBLE_UNAVAILABLE",
+    "EXIT_HEALTHY",
+    "EXIT_UNHEALTHY",
+    "EXPECTED_JOBS",
+    "Status",
+    "health_time",
+    "judge",
+]
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
@@ -57,17 +65,19 @@ class Status:
         return EXIT_BUBBLE_UNAVAILABLE if self.bubble_outage is not None else EXIT_HEALTHY
 
 
-def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -> None:
+def judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -> None:
+    """Judges what was read into `status`: adds its problems and warnings (and Bubble's outage)."""
     h = status.health
     if h is not None:
         # .get: a stack deployed before the circuit breaker has no such column
         since = h.get("bubble_unavailable_since")
         if since is not None:
             status.bubble_outage = (
-                f"Bubble unavailable since {_when(since)} ({_duration(status.checked_at - since)}): its "
+                f"Bubble unavailable since {format_time(since)} "
+                f"({format_duration(status.checked_at - since)}): its "
                 f"transient failures in a row opened the circuit breaker, so only one probe request per "
                 f"bubbleProbeSeconds goes out and rows wait, using no attempt; last error: "
-                f"{_one_line(h.get('bubble_last_error'))}"
+                f"{one_line(h.get('bubble_last_error'))}"
             )
         if h["permanently_failed_items"]:
             status.problems.append(
@@ -76,7 +86,8 @@ def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -
             )
         age = h["oldest_pending_age"]
         if age is not None and age > timedelta(minutes=max_pending_minutes):
-            waited = f"the oldest pending row has waited {_duration(age)} (limit {max_pending_minutes:g} min)"
+            limit = f"limit {max_pending_minutes:g} min"
+            waited = f"the oldest pending row has waited {format_duration(age)} ({limit})"
             if status.bubble_outage is not None:
                 status.warnings.append(f"{waited}: it waits for Bubble to answer again")
             else:
@@ -100,7 +111,7 @@ def _judge(status: Status, *, max_pending_minutes: float, pg_net_minutes: int) -
         for job in status.cron_jobs:
             if job["last_status"] == "failed":
                 status.problems.append(
-                    f"the last run of cron job {job['jobname']} failed: {_one_line(job['last_message'])}"
+                    f"the last run of cron job {job['jobname']} failed: {one_line(job['last_message'])}"
                 )
             elif job["failed_24h"]:
                 status.warnings.append(
@@ -126,11 +137,11 @@ def _judge_verifications(status: Status, verifications: list[dict[str, Any]]) ->
         found = {kind: v[kind] for kind in ("missing", "stale", "orphaned", "duplicated") if v.get(kind)}
         if v.get("error"):
             status.warnings.append(
-                f"the last verification of mapping {v['mapping']} could not check: {_one_line(v['error'])}"
+                f"the last verification of mapping {v['mapping']} could not check: {one_line(v['error'])}"
             )
         elif found:
             counts = ", ".join(f"{n} {kind}" for kind, n in found.items())
-            at = _when(_time(v["finished_at"]))
+            at = format_time(health_time(v["finished_at"]))
             status.problems.append(
                 f"the verification of mapping {v['mapping']} at {at} found Bubble "
                 f"out of sync ({counts} of {v['checked']} checked; see 'Verification'): run "
@@ -138,8 +149,9 @@ def _judge_verifications(status: Status, verifications: list[dict[str, Any]]) ->
             )
 
 
-def _time(value: Any) -> datetime | None:
+def health_time(value: Any) -> datetime | None:
     """A time from health()'s JSON (ISO 8601 text), or as given."""
     if isinstance(value, str):
         return datetime.fromisoformat(value)
-    return value
+    given: datetime | None = value
+    return given

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 
 from components.mappings import Mapping, from_definition
 from components.operator.connection import OperatorError
-from components.operator.formatting import _one_line
+from components.operator.formatting import one_line
 from components.operator.queries import query
 
 __all__ = ["deployed_mappings", "mapping_names", "reference_order"]
@@ -33,7 +33,7 @@ def deployed_mappings(conn: psycopg.Connection[Any]) -> tuple[Mapping, ...]:
             return ()
         rows = cursor.execute(query("deployed_mappings")).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise OperatorError(f"cannot read bubble_sync.mappings: {_one_line(str(exc))}") from None
+        raise OperatorError(f"cannot read bubble_sync.mappings: {one_line(str(exc))}") from None
     return tuple(_mapping(row) for row in rows)
 
 
@@ -46,7 +46,7 @@ def _mapping(row: dict[str, Any]) -> Mapping:
         mapping = from_definition(definition)
     except ValueError as exc:
         raise OperatorError(
-            f"{where} is malformed ({_one_line(str(exc), 200)}); `pulumi up` writes it again"
+            f"{where} is malformed ({one_line(str(exc), 200)}); `pulumi up` writes it again"
         ) from None
     # The row's own columns are what claim and the function go by: a definition that disagrees with them is
     # as broken as one that does not parse.

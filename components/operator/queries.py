@@ -14,6 +14,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TypeVar
+
+import psycopg
 
 from components.errors import SourceError
 from components.sql_templates import OPERATOR_BACKFILL_FILE, OPERATOR_STATUS_FILE, load
@@ -23,6 +26,7 @@ __all__ = [
     "STATUS_FILE",
     "QueryFileError",
     "backfill_query",
+    "one_row",
     "query",
     "split_queries",
     "status_queries",
@@ -32,6 +36,8 @@ __all__ = [
 STATUS_FILE = OPERATOR_STATUS_FILE
 BACKFILL_FILE = OPERATOR_BACKFILL_FILE
 _NAME_LINE = "-- name:"
+
+Row = TypeVar("Row")
 
 
 class QueryFileError(SourceError):
@@ -90,3 +96,12 @@ def query(name: str) -> str:
 def backfill_query(name: str) -> str:
     """The query `name` of sql/operator_backfill.sql, as written (its `{slot}`s not filled in)."""
     return _named(BACKFILL_FILE, name)
+
+
+def one_row(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a query that always returns exactly one (a `select` without `from`, an aggregate, a
+    function's result): `fetchone()` says None for a query that returned none, which these never do."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("a query that always returns a row returned none")
+    return row

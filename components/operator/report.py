@@ -9,35 +9,36 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from components.operator.formatting import _count, _duration, _one_line, _table, _when
-from components.operator.health import EXPECTED_JOBS, Status, _time, repair_command
+from components.operator.formatting import format_count, format_duration, format_time, one_line, print_table
+from components.operator.health import EXPECTED_JOBS, Status, health_time, repair_command
 
 __all__ = ["render_status", "status_json"]
 
 
 def render_status(status: Status, out: TextIO) -> None:
-    print(f"bubble-sync status of {status.database} at {_when(status.checked_at)}", file=out)
+    print(f"bubble-sync status of {status.database} at {format_time(status.checked_at)}", file=out)
     print(file=out)
     h = status.health
     print("Health (select * from bubble_sync.health())", file=out)
     if h is None:
         print("  not available: bubble_sync.health() is missing", file=out)
     else:
-        jobs = _count(h["active_jobs"])
+        jobs = format_count(h["active_jobs"])
         lines = [
             ("active jobs", jobs, f"active cron jobs named bubble-sync% (expected {len(EXPECTED_JOBS)})"),
-            ("pending", str(h["pending_items"]), f"oldest waiting {_duration(h['oldest_pending_age'])}"),
+            ("pending", str(h["pending_items"]),
+             f"oldest waiting {format_duration(h['oldest_pending_age'])}"),
             ("processing", str(h["processing_items"]), f"of which expired leases: {h['expired_leases']}"),
             ("failed retryable", str(h["retryable_items"]), "will be retried by bubble-sync-retry"),
             ("permanently failed", str(h["permanently_failed_items"]), "need a person (requeue after a fix)"),
             ("completed today", str(h["completed_today"]), "completed in the last 24 hours"),
-            ("failed job runs 24h", _count(h["failed_job_runs_24h"]), "failed runs of our cron jobs"),
-            ("oldest pending age", _duration(h["oldest_pending_age"]), ""),
+            ("failed job runs 24h", format_count(h["failed_job_runs_24h"]), "failed runs of our cron jobs"),
+            ("oldest pending age", format_duration(h["oldest_pending_age"]), ""),
             ("Bubble", "UNAVAILABLE" if h.get("bubble_unavailable_since") else "answering",
-             f"circuit breaker open since {_when(h['bubble_unavailable_since'])}"
+             f"circuit breaker open since {format_time(h['bubble_unavailable_since'])}"
              if h.get("bubble_unavailable_since") else "circuit breaker closed"),
         ]  # fmt: skip
-        _table([(a, b, c) for a, b, c in lines], out)
+        print_table([(a, b, c) for a, b, c in lines], out)
     print(file=out)
 
     _render_by_mapping(status, out)
@@ -50,24 +51,26 @@ def render_status(status: Status, out: TextIO) -> None:
     elif not status.cron_jobs:
         print("  none of ours is scheduled", file=out)
     else:
-        rows = [("job", "schedule", "active", "last run", "last status", "runs/failed 24h")]
+        rows: list[tuple[str, ...]] = [
+            ("job", "schedule", "active", "last run", "last status", "runs/failed 24h")
+        ]
         for job in status.cron_jobs:
             rows.append(
                 (
                     job["jobname"],
                     job["schedule"],
                     "yes" if job["active"] else "NO",
-                    _when(job["last_start"]),
+                    format_time(job["last_start"]),
                     job["last_status"] or "never ran",
                     f"{job['runs_24h']}/{job['failed_24h']}",
                 )
             )
-        _table(rows, out)
+        print_table(rows, out)
         for job in status.cron_jobs:
             if job["last_failure_at"]:
                 print(
-                    f"  last failure of {job['jobname']} at {_when(job['last_failure_at'])}: "
-                    f"{_one_line(job['last_failure_message'])}",
+                    f"  last failure of {job['jobname']} at {format_time(job['last_failure_at'])}: "
+                    f"{one_line(job['last_failure_message'])}",
                     file=out,
                 )
     print(file=out)
@@ -82,12 +85,12 @@ def render_status(status: Status, out: TextIO) -> None:
                 (
                     str(group["rows"]),
                     str(group["permanent"]),
-                    _when(group["last_failed_at"]),
-                    _one_line(group["error_message"], 70),
+                    format_time(group["last_failed_at"]),
+                    one_line(group["error_message"], 70),
                     ", ".join(group["records"] or []),
                 )
             )
-        _table(rows, out)
+        print_table(rows, out)
     print(file=out)
 
     print("pg_net errors (net._http_response: HTTP >= 400, timeout or error, newest first)", file=out)
@@ -100,8 +103,8 @@ def render_status(status: Status, out: TextIO) -> None:
         for r in status.pg_net_errors:
             detail = r["error_msg"] or ("timed out" if r["timed_out"] else r["content"])
             code = "-" if r["status_code"] is None else str(r["status_code"])
-            rows.append((str(r["id"]), _when(r["created"]), code, _one_line(detail, 90)))
-        _table(rows, out)
+            rows.append((str(r["id"]), format_time(r["created"]), code, one_line(detail, 90)))
+        print_table(rows, out)
         if status.pg_net_error_count > len(status.pg_net_errors):
             print(f"  ({status.pg_net_error_count} in all)", file=out)
     print(file=out)
@@ -141,11 +144,11 @@ def _render_by_mapping(status: Status, out: TextIO) -> None:
                     str(e["retrying"]),
                     str(e["failed_for_good"]),
                     str(e["completed_24h"]),
-                    _duration(e["oldest_pending_age"]),
+                    format_duration(e["oldest_pending_age"]),
                     f"{_seconds(e['latency_p50'])} / {_seconds(e['latency_p95'])}",
                 )
             )
-        _table(rows, out)
+        print_table(rows, out)
     print(file=out)
 
 
@@ -164,18 +167,18 @@ def _render_verifications(status: Status, out: TextIO) -> None:
         rows = [("mapping", "finished", "checked", "missing", "stale", "orphaned", "duplicated", "examples")]
         for v in verifications:
             if v.get("error"):
-                rows.append((v["mapping"], _when(_time(v["finished_at"])), "-", "-", "-", "-", "-",
-                             "could not check: " + _one_line(v["error"], 70)))  # fmt: skip
+                rows.append((v["mapping"], format_time(health_time(v["finished_at"])), "-", "-", "-", "-",
+                             "-", "could not check: " + one_line(v["error"], 70)))  # fmt: skip
                 continue
             rows.append(
                 (
                     v["mapping"],
-                    _when(_time(v["finished_at"])),
+                    format_time(health_time(v["finished_at"])),
                     *(str(v[k]) for k in ("checked", "missing", "stale", "orphaned", "duplicated")),
                     _examples(v.get("examples") or {}),
                 )
             )
-        _table(rows, out)
+        print_table(rows, out)
         for v in verifications:
             if not v.get("error") and any(v[k] for k in ("missing", "stale", "orphaned", "duplicated")):
                 print(f"  repair {v['mapping']}: {repair_command(status.stack, v['mapping'])}", file=out)
@@ -188,7 +191,7 @@ def _examples(examples: Mapping[str, Any]) -> str:
              if examples.get(kind)]  # fmt: skip
     if examples.get("stale_fields"):
         parts.append(f"stale fields: {', '.join(examples['stale_fields'])}")
-    return _one_line("; ".join(parts), 110) or "-"
+    return one_line("; ".join(parts), 110) or "-"
 
 
 def _render_alerts(status: Status, out: TextIO) -> None:
@@ -205,19 +208,21 @@ def _render_alerts(status: Status, out: TextIO) -> None:
     announced = ", ".join(c["cause"] for c in a["announced"]) or "recovered or nothing"
     lines = [
         ("webhook", webhook),
-        ("causes now", f"{causes} (since {_when(a['changed_at'])}, evaluated {_when(a['evaluated_at'])})"
+        ("causes now",
+         f"{causes} (since {format_time(a['changed_at'])}, evaluated {format_time(a['evaluated_at'])})"
          if a["evaluated_at"] else "not evaluated yet (the job bubble_sync.alerts runs every minute)"),
-        ("last message", f"{announced} at {_when(a['announced_at'])}, HTTP {_count(a['announced_status'])}"
+        ("last message",
+         f"{announced} at {format_time(a['announced_at'])}, HTTP {format_count(a['announced_status'])}"
          if a["announced_at"] else "none posted"),
     ]  # fmt: skip
-    _table(lines, out)
+    print_table(lines, out)
     print(file=out)
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.1f} s" if value < 60 else _duration(timedelta(seconds=value))
+    return f"{value:.1f} s" if value < 60 else format_duration(timedelta(seconds=value))
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,8 +12,8 @@ from typing import Any, TextIO
 import psycopg
 from psycopg.rows import dict_row
 
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect
-from components.operator.formatting import _one_line, _table
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, connect
+from components.operator.formatting import one_line, print_table
 from components.url_secrets import masked
 
 __all__ = ["REQUEUE_PREFIX", "RequeueResult", "render_requeue", "requeue", "run_requeue"]
@@ -37,7 +37,7 @@ class RequeueResult:
 
 
 def requeue(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     *,
     all_permanently_failed: bool = False,
     ids: Sequence[str] = (),
@@ -87,10 +87,10 @@ def render_requeue(result: RequeueResult, out: TextIO, *, limit: int = 50) -> No
                     str(row["id"]),
                     f"{row['table_name']}:{row['record_id']}",
                     str(row["old_retry_count"]),
-                    _one_line(row["old_error"], 80),
+                    one_line(row["old_error"], 80),
                 )
             )
-        _table(rows, out)
+        print_table(rows, out)
         if n > limit:
             print(f"  ... and {n - limit} more", file=out)
     if result.not_requeued_ids:
@@ -111,7 +111,7 @@ def run_requeue(
 ) -> int:
     out = out or sys.stdout
     try:
-        conn = _connect(url)
+        conn = connect(url)
     except OperatorError as exc:
         print(f"requeue: {exc} (exit 2)", file=sys.stderr)
         return EXIT_CANNOT_CONNECT
@@ -125,7 +125,7 @@ def run_requeue(
                 dry_run=dry_run,
             )
         except psycopg.Error as exc:
-            print(f"requeue: failed, nothing changed: {_one_line(str(exc), 300)}", file=sys.stderr)
+            print(f"requeue: failed, nothing changed: {one_line(str(exc), 300)}", file=sys.stderr)
             return 1
     print(f"database: {masked(url)}", file=out)
     render_requeue(result, out)

@@ -10,14 +10,15 @@ import sys
 from typing import TextIO
 
 import psycopg
+from psycopg.rows import DictRow
 
 from components.mappings import Mapping
 from components.operator.by_mapping import queue_by_mapping
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect
-from components.operator.formatting import _one_line
-from components.operator.health import EXIT_UNHEALTHY, Status, _judge
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, connect
+from components.operator.formatting import one_line
+from components.operator.health import EXIT_UNHEALTHY, Status, judge
 from components.operator.mappings import deployed_mappings
-from components.operator.queries import query
+from components.operator.queries import one_row, query
 from components.operator.report import render_status, status_json
 from components.url_secrets import masked
 
@@ -25,7 +26,7 @@ __all__ = ["collect_status", "run_status"]
 
 
 def collect_status(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[DictRow],
     *,
     database: str,
     max_pending_minutes: float = 10,
@@ -38,9 +39,9 @@ def collect_status(
     commands it suggests)."""
     conn.read_only = True
     with conn.transaction():
-        now = conn.execute(query("now")).fetchone()["now"]
+        now = one_row(conn.execute(query("now")))["now"]
         status = Status(database=database, checked_at=now, stack=stack)
-        present = conn.execute(query("present")).fetchone()
+        present = one_row(conn.execute(query("present")))
         if present["health"]:
             status.health = conn.execute(query("health"), (now,)).fetchone()
         else:
@@ -64,26 +65,26 @@ def collect_status(
                 with conn.transaction():  # a savepoint: a role that may not read them still gets the rest
                     status.alerts = conn.execute(query("alert_state")).fetchone()
                     if present["vault"]:
-                        status.alert_webhook = conn.execute(query("alert_webhook")).fetchone()["configured"]
+                        status.alert_webhook = one_row(conn.execute(query("alert_webhook")))["configured"]
             except psycopg.errors.InsufficientPrivilege as exc:
-                status.warnings.append(f"cannot read the alerts' state: {_one_line(str(exc))}")
+                status.warnings.append(f"cannot read the alerts' state: {one_line(str(exc))}")
         status.pg_net_available = present["net"]
         if present["net"]:
             params = {"now": now, "minutes": pg_net_minutes, "limit": 10}
             try:
                 with conn.transaction():  # a savepoint: a role without access to net still gets the rest
                     status.pg_net_errors = conn.execute(query("pg_net_errors"), params).fetchall()
-                    count = conn.execute(query("pg_net_error_count"), params).fetchone()
+                    count = one_row(conn.execute(query("pg_net_error_count"), params))
                     status.pg_net_error_count = count["n"]
             except psycopg.errors.InsufficientPrivilege as exc:
-                status.warnings.append(f"cannot read net._http_response: {_one_line(str(exc))}")
+                status.warnings.append(f"cannot read net._http_response: {one_line(str(exc))}")
         else:
             status.problems.append("pg_net is not installed (no net._http_response): no request can be sent")
-    _judge(status, max_pending_minutes=max_pending_minutes, pg_net_minutes=pg_net_minutes)
+    judge(status, max_pending_minutes=max_pending_minutes, pg_net_minutes=pg_net_minutes)
     return status
 
 
-def _mappings(conn: psycopg.Connection, status: Status) -> tuple[Mapping, ...]:
+def _mappings(conn: psycopg.Connection[DictRow], status: Status) -> tuple[Mapping, ...]:
     """The deployed mappings; none, and a problem, when bubble_sync.mappings has a row that is not a mapping
     (claim and the function read the same rows) or cannot be read."""
     try:
@@ -105,7 +106,7 @@ def run_status(
 ) -> int:
     out = out or sys.stdout
     try:
-        conn = _connect(url)
+        conn = connect(url)
     except OperatorError as exc:
         return _cannot_connect(exc, as_json, out)
     try:
@@ -119,7 +120,7 @@ def run_status(
             )
     except psycopg.Error as exc:
         # Connected, but the queries failed (permissions, a broken schema): the pipeline is not healthy.
-        message = f"status queries failed: {_one_line(str(exc), 300)}"
+        message = f"status queries failed: {one_line(str(exc), 300)}"
         if as_json:
             print(json.dumps({"database": masked(url), "healthy": False, "exit_code": 1,
                               "problems": [message]}, indent=2), file=out)  # fmt: skip

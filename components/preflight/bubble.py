@@ -38,7 +38,7 @@ import httpx
 from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped, warning
 from components.stack_file import is_encrypted
 
-__all__ = ["GROUP", "TOKEN_ENV", "checks"]
+__all__ = ["GROUP", "TOKEN_ENV", "bubble_said", "checks", "search_results"]
 
 GROUP = "bubble"
 TOKEN_ENV = "BUBBLE_API_TOKEN"
@@ -148,7 +148,7 @@ def _read_checks(ctx: Context, bubble: _Bubble) -> Iterator[CheckResult]:
         yield failed(
             REACHABLE,
             _TITLES[REACHABLE],
-            f"{where} answered {first.status_code}: {_said(first)}",
+            f"{where} answered {first.status_code}: {bubble_said(first)}",
             "Bubble is failing: try again in a few minutes (https://status.bubble.io)",
         )
         yield from _skip_after(REACHABLE, f"Bubble answered {first.status_code}")
@@ -158,7 +158,7 @@ def _read_checks(ctx: Context, bubble: _Bubble) -> Iterator[CheckResult]:
         yield failed(
             TOKEN_ACCEPTED,
             _TITLES[TOKEN_ACCEPTED],
-            f"Bubble refused the token ({first.status_code}): {_said(first)}",
+            f"Bubble refused the token ({first.status_code}): {bubble_said(first)}",
             "create an API token in the Bubble editor > Settings > API for THIS app (live and version-test "
             f"share it); `pulumi config set --secret {TOKEN_KEY}` and export it as ${TOKEN_ENV}",
         )
@@ -178,13 +178,13 @@ def _read_checks(ctx: Context, bubble: _Bubble) -> Iterator[CheckResult]:
         yield failed(
             DATA_TYPE,
             _TITLES[DATA_TYPE],
-            f"GET /obj/{bubble.data_type} answered {first.status_code}: {_said(first)}",
+            f"GET /obj/{bubble.data_type} answered {first.status_code}: {bubble_said(first)}",
             f"set bubbleDataType to the type's name as the Data API spells it (lowercase, no spaces; "
             f"'user' for users), and {_DATA_API_SETTINGS}",
         )
         yield from _skip_after(DATA_TYPE, "the data type cannot be read")
         return
-    sample = _results(first)
+    sample = search_results(first)
     yield ok(DATA_TYPE, _TITLES[DATA_TYPE], f"/obj/{bubble.data_type}")
     yield _key_field(ctx, bubble)
     yield _email_lookup(ctx, bubble, sample)
@@ -203,7 +203,7 @@ def _key_field(ctx: Context, bubble: _Bubble) -> CheckResult:
     return failed(
         KEY_FIELD,
         title,
-        f"a search on {key!r} answered {answer.status_code}: {_said(answer)}",
+        f"a search on {key!r} answered {answer.status_code}: {bubble_said(answer)}",
         f"add a text field {key!r} to the type {bubble.data_type!r} (Bubble editor > Data > Data types), or "
         f"set bubbleExternalKeyField to the display name of the field that holds the key. Without it a "
         f"retried create cannot find the thing an earlier attempt made, and would make a second one",
@@ -240,10 +240,12 @@ def _look_up(bubble: _Bubble, email: str, title: str, check: str) -> CheckResult
         answer = bubble.search("email", "equals", email)
     except httpx.HTTPError as exc:
         return failed(check, title, f"no answer to a search by email: {exc}", "run preflight again")
-    found = [t for t in _results(answer) if (email_of(t) or "").lower() == email.lower()]
+    found = [t for t in search_results(answer) if (email_of(t) or "").lower() == email.lower()]
     if answer.status_code == 200 and found:
         return ok(check, title, "a search with key 'email' finds the user by the built-in email")
-    said = f"answered {answer.status_code}" + ("" if answer.status_code == 200 else f": {_said(answer)}")
+    said = f"answered {answer.status_code}" + (
+        "" if answer.status_code == 200 else f": {bubble_said(answer)}"
+    )
     return failed(
         check,
         title,
@@ -297,7 +299,7 @@ def _write_probe(ctx: Context, bubble: _Bubble) -> Iterator[CheckResult]:
         yield failed(
             WRITE_CREATE,
             _TITLES[WRITE_CREATE],
-            f"POST /obj/{bubble.data_type} answered {created.status_code}: {_said(created)}",
+            f"POST /obj/{bubble.data_type} answered {created.status_code}: {bubble_said(created)}",
             f"let the API token create {bubble.data_type} things (Bubble editor > Settings > API, and the "
             f"type's privacy rules); an 'Unrecognized field' names a field to add or to spell as its display "
             f"name",
@@ -329,7 +331,7 @@ def _modify(bubble: _Bubble, thing_id: str, key: str, marker: str) -> CheckResul
     return failed(
         WRITE_MODIFY,
         _TITLES[WRITE_MODIFY],
-        f"PATCH answered {answer.status_code}: {_said(answer)}",
+        f"PATCH answered {answer.status_code}: {bubble_said(answer)}",
         "let the API token modify the type's things (its privacy rules); UPDATE rows and linking a user "
         "Bubble already has both modify",
     )
@@ -385,13 +387,15 @@ def _remove(bubble: _Bubble, thing_id: str) -> int | None:
 def email_of(thing: dict[str, Any]) -> str | None:
     """A user's email as a GET returns it: under authentication.email.email (manual), else a plain field."""
     builtin = (thing.get("authentication") or {}).get("email", {})
-    if isinstance(builtin, dict) and isinstance(builtin.get("email"), str):
-        return builtin["email"]
+    email = builtin.get("email") if isinstance(builtin, dict) else None
+    if isinstance(email, str):
+        return email
     plain = thing.get("email")
     return plain if isinstance(plain, str) else None
 
 
-def _results(answer: httpx.Response) -> list[dict[str, Any]]:
+def search_results(answer: httpx.Response) -> list[dict[str, Any]]:
+    """The things a search answered (its `response.results`); none when the answer is not one."""
     try:
         results = answer.json()["response"]["results"]
     except (ValueError, KeyError, TypeError):
@@ -419,7 +423,7 @@ def _code(answer: httpx.Response) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _said(answer: httpx.Response) -> str:
+def bubble_said(answer: httpx.Response) -> str:
     """What Bubble said, in one short line: its envelope's code and message, a 401's translation, or text."""
     try:
         body = answer.json()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from components.connection import parse_database_url
 from components.operator.connection import OperatorError, resolve_database_url
@@ -97,7 +97,9 @@ def checks(ctx: Context) -> Iterator[CheckResult]:
         yield from _checks(ctx, conn, server)
 
 
-def _checks(ctx: Context, conn: psycopg.Connection, server: Mapping[str, Any]) -> Iterator[CheckResult]:
+def _checks(
+    ctx: Context, conn: psycopg.Connection[DictRow], server: Mapping[str, Any]
+) -> Iterator[CheckResult]:
     done: set[str] = set()
     try:
         yield _server_version(server)
@@ -149,7 +151,7 @@ class Extension:
     trusted: bool
 
 
-def _extension(conn: psycopg.Connection, name: str) -> Extension:
+def _extension(conn: psycopg.Connection[DictRow], name: str) -> Extension:
     row = _one(conn, "extension", {"name": name})
     return Extension(name=name, **row)
 
@@ -171,7 +173,7 @@ def installable_by(server: Mapping[str, Any], ext: Extension) -> str | None:
 
 
 def _extension_check(
-    ctx: Context, conn: psycopg.Connection, server: Mapping[str, Any], ext: Extension, check: str
+    ctx: Context, conn: psycopg.Connection[DictRow], server: Mapping[str, Any], ext: Extension, check: str
 ) -> CheckResult:
     title = _TITLES[check]
     user = server["user"]
@@ -223,7 +225,7 @@ def _why_not(server: Mapping[str, Any], ext: Extension) -> str:
     )
 
 
-def _missing_privileges(conn: psycopg.Connection, name: str) -> list[str]:
+def _missing_privileges(conn: psycopg.Connection[DictRow], name: str) -> list[str]:
     """The privileges the stack needs on an installed pg_cron or pg_net that the user lacks."""
     if name == "pg_cron":
         row = _one(conn, "pg_cron_usable")
@@ -244,7 +246,7 @@ def _missing_privileges(conn: psycopg.Connection, name: str) -> list[str]:
 
 
 def _cron_database(
-    conn: psycopg.Connection, server: Mapping[str, Any], cron: Extension, cron_result: CheckResult
+    conn: psycopg.Connection[DictRow], server: Mapping[str, Any], cron: Extension, cron_result: CheckResult
 ) -> CheckResult:
     title = _TITLES[PG_CRON_DATABASE]
     database = server["database"]
@@ -370,7 +372,9 @@ def _query(name: str) -> str:
     return _queries()[name]
 
 
-def _one(conn: psycopg.Connection, name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _one(
+    conn: psycopg.Connection[DictRow], name: str, params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     row = conn.execute(_query(name), params).fetchone()
     assert row is not None, name  # every query here returns exactly one row
     return dict(row)

@@ -33,7 +33,7 @@ from components.mappings import FieldMap, Mapping
 from components.operator.connection import OperatorError, resolve_database_url
 from components.operator.mappings import deployed_mappings
 from components.operator.queries import split_queries
-from components.preflight.bubble import TOKEN_ENV, _results, _said
+from components.preflight.bubble import TOKEN_ENV, bubble_said, search_results
 from components.preflight.bubble_types import BubbleType, column_kind, fit, fit_value, parse_meta
 from components.preflight.checks import CheckResult, Context, Status, failed, ok, skipped, warning
 
@@ -195,8 +195,8 @@ def _read_app(client: httpx.Client, base: str, data_types: Sequence[str]) -> tup
         except httpx.HTTPError as exc:
             app.probes[data_type] = (0, None, f"no answer: {type(exc).__name__}")
             continue
-        things = _results(probe) if probe.status_code == 200 else []
-        app.probes[data_type] = (probe.status_code, things[0] if things else None, _said(probe))
+        things = search_results(probe) if probe.status_code == 200 else []
+        app.probes[data_type] = (probe.status_code, things[0] if things else None, bubble_said(probe))
     return app, (
         f"GET {base}/meta {said} (not a description of the app), so each type was probed with a search "
         "(limit=1): a field the sample thing lacks may just be empty there, a warning only"

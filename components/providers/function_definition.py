@@ -114,6 +114,7 @@ def canonical_config(proconfig: Iterable[str] | None) -> list[str]:
 
 def _setting(clause: ast.VariableSetStmt) -> str:
     """A `set name = value, ...` clause as a canonical `name=value` entry."""
+    assert clause.name is not None  # a `set` clause always names its setting
     setting = clause.name.lower()
     if clause.kind == VariableSetKind.VAR_SET_CURRENT:
         raise DefinitionError(f"`set {setting} from current` is not supported; give the value")
@@ -129,10 +130,12 @@ def _constant(node: ast.A_Const) -> str:
     """A setting's value as text: identifiers and strings alike (the parser makes both string constants)."""
     value = node.val
     if isinstance(value, ast.String):
+        assert value.sval is not None  # the parser's string constants always have their text ('' too)
         return value.sval
     if isinstance(value, ast.Integer):
         return str(value.ival)
     if isinstance(value, ast.Float):
+        assert value.fval is not None
         return value.fval
     raise DefinitionError(f"cannot read the setting value {value!r}")
 

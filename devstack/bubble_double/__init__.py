@@ -126,12 +126,12 @@ Run it from the command line with `python -m devstack.bubble_double --port 0`, t
 
 The package, one module per part (at run time each imports only from those listed above it):
 
-* `replies.py`: `BubbleError` (the error envelope), the `_Request` / `_Reply` values and reply helpers.
+* `replies.py`: `BubbleError` (the error envelope), the `Request` / `Reply` values and reply helpers.
 * `schema.py`: the `schema` knob's data types, field types, Bubble's field ids and the value checks.
-* `store.py`: `_Store`, the per-environment data store, `AppRules`, and search constraint parsing.
-* `knobs.py`: `FaultRule`, knob validation (`_validated_knobs`) and `TokenBucket`, the rate limiter.
+* `store.py`: `Store`, the per-environment data store, `AppRules`, and search constraint parsing.
+* `knobs.py`: `FaultRule`, knob validation (`validated_knobs`) and `TokenBucket`, the rate limiter.
 * `meta.py`: the `/meta` document, with its sources.
-* `server.py`: HTTP plumbing, `_Server` and `_Handler` (bodies, keep-alive, dropping connections).
+* `server.py`: HTTP plumbing, `Server` and `_Handler` (bodies, keep-alive, dropping connections).
 * `admin.py`: the `/_double/` admin endpoints.
 * `double.py`: `BubbleDouble`, routing and the handling of Data API requests and `/meta`.
 * `cli.py` and `__main__.py`: the command line, `main`.

@@ -26,12 +26,12 @@ from urllib.parse import parse_qs, unquote
 
 from devstack.bubble_double.replies import (
     BubbleError,
-    _error_reply,
-    _invalid,
-    _json_body,
-    _json_reply,
-    _Reply,
-    _Request,
+    Reply,
+    Request,
+    error_reply,
+    invalid_data,
+    json_body,
+    json_reply,
 )
 from devstack.bubble_double.store import ENVS, missing_data
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from devstack.bubble_double.double import BubbleDouble
 
 
-def handle_admin(double: BubbleDouble, request: _Request) -> _Reply:
+def handle_admin(double: BubbleDouble, request: Request) -> Reply:
     name = request.path[len("/_double/") :].rstrip("/")
     params = {key: values[0] for key, values in parse_qs(request.query).items()}
     try:
@@ -47,55 +47,55 @@ def handle_admin(double: BubbleDouble, request: _Request) -> _Reply:
             return _records(double, request, params, unquote(name[len("records/") :]) or None)
         return _control(double, request, name)
     except BubbleError as exc:
-        return _error_reply(exc)
+        return error_reply(exc)
 
 
-def _control(double: BubbleDouble, request: _Request, name: str) -> _Reply:
+def _control(double: BubbleDouble, request: Request, name: str) -> Reply:
     action = (request.method, name)
     if action == ("GET", "health"):
-        return _json_reply(200, {"status": "ok"})
+        return json_reply(200, {"status": "ok"})
     if action == ("GET", "requests"):
         entries, dropped = double.request_log()
-        return _json_reply(200, {"requests": entries, "dropped": dropped})
+        return json_reply(200, {"requests": entries, "dropped": dropped})
     if action == ("GET", "config"):
-        return _json_reply(200, {"config": double.config()})
+        return json_reply(200, {"config": double.config()})
     if action == ("POST", "config"):
-        knobs = _json_body(request)
+        knobs = json_body(request)
         if not isinstance(knobs, dict):
-            raise _invalid("config needs a JSON object of knobs")
+            raise invalid_data("config needs a JSON object of knobs")
         try:
             double.configure(**knobs)
         except ValueError as exc:
-            raise _invalid(str(exc)) from exc
-        return _json_reply(200, {"config": double.config()})
+            raise invalid_data(str(exc)) from exc
+        return json_reply(200, {"config": double.config()})
     if action == ("POST", "reset"):
         double.reset()
-        return _json_reply(200, {"status": "ok"})
+        return json_reply(200, {"status": "ok"})
     raise _no_route(request)
 
 
-def _records(double: BubbleDouble, request: _Request, params: dict[str, str], thing_id: str | None) -> _Reply:
+def _records(double: BubbleDouble, request: Request, params: dict[str, str], thing_id: str | None) -> Reply:
     env, type_ = params.get("env", "live"), params.get("type")
     if env not in ENVS or not type_:
-        raise _invalid("records needs ?type=<type> and optionally env=live|test")
+        raise invalid_data("records needs ?type=<type> and optionally env=live|test")
     method = request.method
     if thing_id is None and method == "GET":
-        return _json_reply(200, {"records": double.records(type_, env)})
+        return json_reply(200, {"records": double.records(type_, env)})
     if thing_id is None and method == "POST":
-        return _json_reply(201, {"id": double.edit_create(type_, _json_body(request), env)})
+        return json_reply(201, {"id": double.edit_create(type_, json_body(request), env)})
     if thing_id is not None and method == "GET":
         thing = double.record(type_, thing_id, env)
         if thing is None:
             raise missing_data(type_, thing_id)
-        return _json_reply(200, {"record": thing})
+        return json_reply(200, {"record": thing})
     if thing_id is not None and method == "PATCH":
-        double.edit_modify(type_, thing_id, _json_body(request), env)
-        return _json_reply(200, {"record": double.record(type_, thing_id, env)})
+        double.edit_modify(type_, thing_id, json_body(request), env)
+        return json_reply(200, {"record": double.record(type_, thing_id, env)})
     if thing_id is not None and method == "DELETE":
         double.edit_delete(type_, thing_id, env)
-        return _json_reply(200, {"status": "ok"})
+        return json_reply(200, {"status": "ok"})
     raise _no_route(request)
 
 
-def _no_route(request: _Request) -> BubbleError:
+def _no_route(request: Request) -> BubbleError:
     return BubbleError(404, "NOT_FOUND", f"no admin route {request.method} {request.path}")

@@ -22,20 +22,20 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
 from devstack.bubble_double.admin import handle_admin
-from devstack.bubble_double.knobs import FaultRule, TokenBucket, _validated_knobs
+from devstack.bubble_double.knobs import FaultRule, TokenBucket, validated_knobs
 from devstack.bubble_double.meta import meta_document
 from devstack.bubble_double.replies import (
     BubbleError,
-    _error_reply,
-    _invalid,
-    _json_body,
-    _json_reply,
-    _Reply,
-    _Request,
-    _status_name,
+    Reply,
+    Request,
+    error_reply,
+    invalid_data,
+    json_body,
+    json_reply,
+    status_name,
 )
-from devstack.bubble_double.server import _Server
-from devstack.bubble_double.store import ENVS, _now_iso, _Store
+from devstack.bubble_double.server import Server
+from devstack.bubble_double.store import ENVS, Store, now_iso
 
 _T = TypeVar("_T")
 
@@ -45,7 +45,7 @@ BODY_SUMMARY_CHARS = 200
 # The knobs that describe the app itself (AppRules), not the double's behaviour.
 _APP_RULE_KNOBS = ("schema", "used_email_answer", "user_email_search", "user_email_patch", "null_modify")
 # Bubble's 401 body (captured responses): not the {statusCode, body} envelope of other errors.
-UNAUTHORIZED_BODY = {
+UNAUTHORIZED_BODY: dict[str, Any] = {
     "error_class": "Unauthorized",
     "args": {},
     "message": None,
@@ -111,11 +111,11 @@ class BubbleDouble:
         self._host = host
         self._port = port
         self._lock = threading.Lock()
-        self._store = _Store()
+        self._store = Store()
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX_ENTRIES)
         self._logged = 0
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._token = ""
         self._latency_ms = 0.0
@@ -141,7 +141,7 @@ class BubbleDouble:
         if self._server is not None:
             raise RuntimeError("the Bubble double is already running")
         self._stopping.clear()
-        self._server = _Server((self._host, self._port), self)
+        self._server = Server((self._host, self._port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # stop() waits for the loop to notice
@@ -176,6 +176,7 @@ class BubbleDouble:
         if self._server is None:
             raise RuntimeError("the Bubble double is not running")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # typed as maybe bytes too; an AF_INET(6) server's address is text
         if host in ("0.0.0.0", "", "::"):
             host = "127.0.0.1"
         return f"http://{host}:{port}"
@@ -184,7 +185,7 @@ class BubbleDouble:
 
     def configure(self, **knobs: Any) -> None:
         """Changes knobs at run time; raises ValueError (and changes nothing) on a bad value."""
-        checked = _validated_knobs(knobs)
+        checked = validated_knobs(knobs)
         with self._lock:
             rules = {name: checked.pop(name) for name in _APP_RULE_KNOBS if name in checked}
             if rules:
@@ -290,20 +291,20 @@ class BubbleDouble:
 
     # request handling (called from handler threads)
 
-    def handle(self, request: _Request) -> _Reply:
+    def handle(self, request: Request) -> Reply:
         if request.path.startswith("/_double/"):
             return handle_admin(self, request)
         started = time.monotonic()
         route = _route(request.path)
         fault: str | None = None
         if route is None:
-            reply = _error_reply(BubbleError(404, "NOT_FOUND", f"no Data API route for {request.path}"))
+            reply = error_reply(BubbleError(404, "NOT_FOUND", f"no Data API route for {request.path}"))
         else:
             reply, fault = self._handle_obj(request, route)
         self._record(request, route, reply, fault, started)
         return reply
 
-    def _handle_obj(self, request: _Request, route: Route) -> tuple[_Reply, str | None]:
+    def _handle_obj(self, request: Request, route: Route) -> tuple[Reply, str | None]:
         """The reply and the name of the fault that shaped it ("outage" or a rule's kind), if one did."""
         with self._lock:
             delay = self._latency_ms + self._jitter_rng.uniform(0, self._latency_jitter_ms)
@@ -317,14 +318,14 @@ class BubbleDouble:
             outage_status = self._outage_status
         if outage_status is not None:
             # Bubble is down: whatever answers checks no token and counts nothing against the rate limit.
-            error = BubbleError(outage_status, _status_name(outage_status), f"outage: {outage_status}")
-            return _error_reply(error), "outage"
+            error = BubbleError(outage_status, status_name(outage_status), f"outage: {outage_status}")
+            return error_reply(error), "outage"
 
         # A real app answers /meta without a token (a public client's notes of a real branch); a wrong token
         # is still refused there, as on every other route (the double's choice, UNCONFIRMED).
         tokenless_meta = route.meta and request.authorization is None
         if not tokenless_meta and not self._authorized(request.authorization, token):
-            return _json_reply(401, UNAUTHORIZED_BODY), None
+            return json_reply(401, UNAUTHORIZED_BODY), None
 
         with self._lock:
             wait = self._bucket.take(time.monotonic()) if self._bucket is not None else None
@@ -332,11 +333,11 @@ class BubbleDouble:
         if wait is not None:
             retry_after = max(1, math.ceil(wait))
             error = BubbleError(429, "TOO_MANY_REQUESTS", f"rate limit exceeded; retry in {retry_after} s")
-            return _error_reply(error, self._retry_after_header(retry_after)), None
+            return error_reply(error, self._retry_after_header(retry_after)), None
 
         if fault is not None and fault.kind == "status":
-            error = BubbleError(fault.status, _status_name(fault.status), f"injected fault: {fault.status}")
-            return _error_reply(error), fault.kind
+            error = BubbleError(fault.status, status_name(fault.status), f"injected fault: {fault.status}")
+            return error_reply(error), fault.kind
         if fault is not None and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
         if route.target == "bulk" and request.method == "POST":
@@ -348,13 +349,13 @@ class BubbleDouble:
             if fault is not None and fault.kind == "bulk_capacity":
                 # manual: a capacity or system failure gives one error and no per-line results
                 line = json.dumps({"status": "error", "message": "Bulk request failed: capacity exceeded"})
-                return _Reply(200, line.encode(), content_type="text/plain; charset=utf-8"), fault.kind
+                return Reply(200, line.encode(), content_type="text/plain; charset=utf-8"), fault.kind
 
         try:
             with self._lock:
                 reply = self._meta(request, route) if route.meta else self._operate(request, route)
         except BubbleError as exc:
-            reply = _error_reply(exc)
+            reply = error_reply(exc)
         if fault is not None and fault.kind == "close_after_store":
             reply.drop = True
         return reply, fault.kind if fault else None
@@ -382,7 +383,7 @@ class BubbleDouble:
             return rule
         return None
 
-    def _meta(self, request: _Request, route: Route) -> _Reply:
+    def _meta(self, request: Request, route: Route) -> Reply:
         if request.method != "GET":
             raise BubbleError(
                 405, "METHOD_NOT_ALLOWED", f"{request.method} is not supported on {request.path}"
@@ -391,9 +392,9 @@ class BubbleDouble:
             # An app that does not describe itself (knob meta_exposed, or no schema: an app nobody
             # described); callers probe the Data API instead. What such an app answers is UNCONFIRMED.
             raise BubbleError(404, "NOT_FOUND", "this app does not expose /meta")
-        return _json_reply(200, meta_document(self._store.rules.types, route.env))
+        return json_reply(200, meta_document(self._store.rules.types, route.env))
 
-    def _operate(self, request: _Request, route: Route) -> _Reply:
+    def _operate(self, request: Request, route: Route) -> Reply:
         method, env, target = request.method, route.env, route.target
         type_ = str(route.type)
         self._store.check_type(type_)
@@ -401,50 +402,50 @@ class BubbleDouble:
             params = {
                 key: values[0] for key, values in parse_qs(request.query, keep_blank_values=True).items()
             }
-            return _json_reply(200, {"response": self._store.search(env, type_, params)})
+            return json_reply(200, {"response": self._store.search(env, type_, params)})
         if target is None and method == "POST":
-            return _json_reply(
-                201, {"status": "success", "id": self._store.create(env, type_, _json_body(request))}
+            return json_reply(
+                201, {"status": "success", "id": self._store.create(env, type_, json_body(request))}
             )
         if target == "bulk" and method == "POST":
             return self._bulk(request, env, type_)
         if target is not None and method == "GET":
-            return _json_reply(200, {"response": copy.deepcopy(self._store.get(env, type_, target))})
+            return json_reply(200, {"response": copy.deepcopy(self._store.get(env, type_, target))})
         if target is not None and method in ("PATCH", "PUT"):
-            self._store.update(env, type_, target, _json_body(request), replace=method == "PUT")
-            return _Reply(204)
+            self._store.update(env, type_, target, json_body(request), replace=method == "PUT")
+            return Reply(204)
         if target is not None and method == "DELETE":
             self._store.delete(env, type_, target)
-            return _Reply(self._delete_status)  # knob delete_status: 204 (default) or 200, no body either way
+            return Reply(self._delete_status)  # knob delete_status: 204 (default) or 200, no body either way
         raise BubbleError(405, "METHOD_NOT_ALLOWED", f"{method} is not supported on {request.path}")
 
-    def _bulk(self, request: _Request, env: str, type_: str) -> _Reply:
+    def _bulk(self, request: Request, env: str, type_: str) -> Reply:
         if not request.content_type.lower().startswith("text/plain"):
-            raise _invalid("bulk requests need Content-Type: text/plain (one JSON object per line)")
+            raise invalid_data("bulk requests need Content-Type: text/plain (one JSON object per line)")
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _invalid(f"the body is not UTF-8: {exc}") from exc
+            raise invalid_data(f"the body is not UTF-8: {exc}") from exc
         # A trailing newline ends the last line; it does not start an empty one.
         lines = text.rstrip("\r\n").splitlines()
         if not lines:
-            raise _invalid("the bulk body has no lines")
+            raise invalid_data("the bulk body has no lines")
         if len(lines) > MAX_BULK_LINES:
-            raise _invalid(f"at most {MAX_BULK_LINES} lines per bulk call, got {len(lines)}")
+            raise invalid_data(f"at most {MAX_BULK_LINES} lines per bulk call, got {len(lines)}")
         results = self._store.bulk(env, type_, lines)
         body = "\n".join(json.dumps(result) for result in results).encode()
-        return _Reply(200, body, content_type="text/plain; charset=utf-8")
+        return Reply(200, body, content_type="text/plain; charset=utf-8")
 
     def _record(
         self,
-        request: _Request,
+        request: Request,
         route: Route | None,
-        reply: _Reply,
+        reply: Reply,
         fault: str | None,
         started: float,
     ) -> None:
         entry = {
-            "time": _now_iso(),
+            "time": now_iso(),
             "method": request.method,
             "path": request.path,
             "query": _redacted_query(request.query),

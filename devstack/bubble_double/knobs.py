@@ -1,4 +1,4 @@
-"""Knobs of the Bubble double: `FaultRule` (one injected fault), `_validated_knobs` (checks every knob
+"""Knobs of the Bubble double: `FaultRule` (one injected fault), `validated_knobs` (checks every knob
 passed to `BubbleDouble(...)`, `configure(...)` or `POST /_double/config` before any is applied) and
 `TokenBucket`, the rate limiter. Bad values raise `ValueError`; nothing here knows about HTTP.
 """
@@ -135,7 +135,7 @@ _CHOICES = {
 }
 
 
-def _validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
+def validated_knobs(raw: dict[str, Any]) -> dict[str, Any]:
     """Checks every knob before any is applied, so a bad call changes nothing."""
     unknown = set(raw) - set(KNOB_NAMES)
     if unknown:

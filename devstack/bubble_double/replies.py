@@ -1,5 +1,5 @@
 """Errors and replies of the Bubble double: `BubbleError` (Bubble's `{"statusCode", "body"}` error envelope),
-the `_Request` and `_Reply` values passed between the HTTP plumbing (`server.py`) and the double
+the `Request` and `Reply` values passed between the HTTP plumbing (`server.py`) and the double
 (`double.py`), and small helpers that build replies and `INVALID_DATA` errors and read a JSON body.
 """
 
@@ -24,19 +24,19 @@ class BubbleError(Exception):
         return {"statusCode": self.status_code, "body": {"status": self.status, "message": self.message}}
 
 
-def _status_name(code: int) -> str:
+def status_name(code: int) -> str:
     try:
         return HTTPStatus(code).name
     except ValueError:
         return "ERROR"
 
 
-def _invalid(message: str) -> BubbleError:
+def invalid_data(message: str) -> BubbleError:
     return BubbleError(400, "INVALID_DATA", message)
 
 
 @dataclass
-class _Reply:
+class Reply:
     status: int
     body: bytes = b""
     content_type: str = "application/json"
@@ -45,16 +45,16 @@ class _Reply:
     drop: bool = False
 
 
-def _json_reply(status: int, payload: Any) -> _Reply:
-    return _Reply(status, json.dumps(payload).encode())
+def json_reply(status: int, payload: Any) -> Reply:
+    return Reply(status, json.dumps(payload).encode())
 
 
-def _error_reply(error: BubbleError, headers: dict[str, str] | None = None) -> _Reply:
-    return _Reply(error.status_code, json.dumps(error.envelope()).encode(), headers=headers or {})
+def error_reply(error: BubbleError, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(error.status_code, json.dumps(error.envelope()).encode(), headers=headers or {})
 
 
 @dataclass
-class _Request:
+class Request:
     method: str
     path: str
     query: str
@@ -64,11 +64,11 @@ class _Request:
     connection: int
 
 
-def _json_body(request: _Request) -> Any:
+def json_body(request: Request) -> Any:
     """The request's JSON body ({} when empty), or a 400 when it is not JSON."""
     if not request.body.strip():
         return {}
     try:
         return json.loads(request.body)
     except ValueError as exc:
-        raise _invalid(f"the body is not valid JSON: {exc}") from exc
+        raise invalid_data(f"the body is not valid JSON: {exc}") from exc

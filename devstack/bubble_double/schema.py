@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from devstack.bubble_double.replies import BubbleError, _invalid
+from devstack.bubble_double.replies import BubbleError, invalid_data
 
 # Field types that hold a value of their own rather than another thing's id.
 PLAIN_KINDS = ("text", "number", "boolean", "date", "image", "file", "geographic_address")
@@ -110,7 +110,7 @@ def _wrong(name: str, field_type: FieldType, value: Any) -> BubbleError:
     # UNCONFIRMED wording: the manual says a value "must match field type" and shows no refusal. The status
     # INVALID_DATA is what a real app answered to an option-set value it did not know (a public Bubble
     # client's notes of a real branch); the message is this double's, naming the field as Bubble's do.
-    return _invalid(f"Invalid data for field {name}: {_shown(value)} is not {field_type.describe()}")
+    return invalid_data(f"Invalid data for field {name}: {_shown(value)} is not {field_type.describe()}")
 
 
 def _shown(value: Any) -> str:
@@ -177,7 +177,7 @@ def check_value(name: str, field_type: FieldType, value: Any, exists: Callable[[
                 # UNCONFIRMED: the manual does not say how Bubble refuses an id that names no thing of the
                 # field's type. The double answers 400 INVALID_DATA, worded after the manual's MISSING_DATA
                 # example ("object with id … does not exist"), and stores nothing.
-                raise _invalid(
+                raise invalid_data(
                     f"Invalid data for field {name}: object with id {item} of type {field_type.base} "
                     "does not exist"
                 )

@@ -1,6 +1,6 @@
-"""HTTP plumbing of the Bubble double: `_Server`, a threading HTTP server that tracks its connections so
+"""HTTP plumbing of the Bubble double: `Server`, a threading HTTP server that tracks its connections so
 `stop()` can drop keep-alive ones, and `_Handler`, which reads a request (Content-Length or chunked body,
-size-capped), hands it to `BubbleDouble.handle` as a `_Request` and writes the `_Reply` back (or closes
+size-capped), hands it to `BubbleDouble.handle` as a `Request` and writes the `Reply` back (or closes
 the connection when a fault says so).
 """
 
@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from devstack.bubble_double.replies import BubbleError, _error_reply, _invalid, _Reply, _Request
+from devstack.bubble_double.replies import BubbleError, Reply, Request, error_reply, invalid_data
 
 if TYPE_CHECKING:
     from devstack.bubble_double.double import BubbleDouble
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 16 * 1024 * 1024  # far above any real payload; only guards against runaway clients
 
 
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # benchmarks open many connections at once
 
@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
     server_version = "BubbleDouble/1.0"
     timeout = 120  # idle keep-alive limit; longer than Deno's (hyper's) 90 s pool idle timeout
-    server: _Server
+    server: Server
 
     def setup(self) -> None:
         super().setup()
@@ -108,9 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
         except _BodyError as exc:
             # The rest of the stream cannot be trusted, so answer and close.
             self.close_connection = True
-            self._send(_error_reply(exc.error, {"Connection": "close"}))
+            self._send(error_reply(exc.error, {"Connection": "close"}))
             return
-        request = _Request(
+        request = Request(
             method=self.command,
             path=split.path,
             query=split.query,
@@ -134,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             length = int(raw_length)
         except ValueError as exc:
-            raise _BodyError(_invalid(f"bad Content-Length {raw_length!r}")) from exc
+            raise _BodyError(invalid_data(f"bad Content-Length {raw_length!r}")) from exc
         if length < 0 or length > MAX_BODY_BYTES:
             raise _BodyError(BubbleError(413, "PAYLOAD_TOO_LARGE", f"body of {length} bytes refused"))
         return self.rfile.read(length)
@@ -147,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError as exc:
-                raise _BodyError(_invalid("malformed chunked body")) from exc
+                raise _BodyError(invalid_data("malformed chunked body")) from exc
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers, unused
@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()  # the CRLF after each chunk
 
-    def _send(self, reply: _Reply) -> None:
+    def _send(self, reply: Reply) -> None:
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():

@@ -1,4 +1,4 @@
-"""The data store of the Bubble double: `_Store` keeps things per (environment, type) in creation order and
+"""The data store of the Bubble double: `Store` keeps things per (environment, type) in creation order and
 implements create, get, update, delete, search and bulk with Bubble's checks (built-in fields, the app's
 schema and its field types, relations, user emails); `AppRules` holds the app's schema and the answers
 Bubble's manual leaves open; `_parse_constraints` and `_Constraint` read and apply search constraints. It
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from devstack.bubble_double.replies import BubbleError, _invalid
+from devstack.bubble_double.replies import BubbleError, invalid_data
 from devstack.bubble_double.schema import FieldType, check_value, field_id, field_types
 
 ENVS = ("live", "test")  # `/api/1.1` and `/version-test/api/1.1`, each with its own data, as on Bubble
@@ -109,7 +109,7 @@ def missing_data(type_: str, thing_id: str) -> BubbleError:
     return BubbleError(404, "MISSING_DATA", message)
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -124,8 +124,8 @@ def _is_empty(value: Any) -> bool:
 def _same(a: Any, b: Any) -> bool:
     # Python says True == 1; JSON-typed data should not.
     if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
+        return type(a) is type(b) and bool(a == b)
+    return bool(a == b)
 
 
 def _comparable(a: Any, b: Any) -> bool:
@@ -143,6 +143,7 @@ class _Constraint:
 
     def matches(self, record: dict[str, Any]) -> bool:
         kind = self.kind
+        value: Any  # a field's value, whatever JSON holds; the built-in email a string or None
         if self.key == "email" and "authentication" in record:
             # a user's built-in email, compared as Bubble keeps emails: without regard to case
             present, value = True, user_email(record)
@@ -170,7 +171,7 @@ class _Constraint:
             return found if kind == "contains" else not found
         if not (present and _comparable(value, self.value)):
             return False
-        return value > self.value if kind == "greater than" else value < self.value
+        return bool(value > self.value if kind == "greater than" else value < self.value)
 
 
 def _parse_constraints(raw: str | None) -> list[_Constraint]:
@@ -179,21 +180,21 @@ def _parse_constraints(raw: str | None) -> list[_Constraint]:
     try:
         items = json.loads(raw)
     except ValueError as exc:
-        raise _invalid(f"constraints is not valid JSON: {exc}") from exc
+        raise invalid_data(f"constraints is not valid JSON: {exc}") from exc
     if not isinstance(items, list):
-        raise _invalid("constraints must be a JSON array")
+        raise invalid_data("constraints must be a JSON array")
     parsed = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise _invalid(f"each constraint needs a string key: {item!r}")
+            raise invalid_data(f"each constraint needs a string key: {item!r}")
         kind = item.get("constraint_type")
         if kind not in CONSTRAINT_TYPES:
-            raise _invalid(f"unsupported constraint_type {kind!r}")
+            raise invalid_data(f"unsupported constraint_type {kind!r}")
         if kind not in ("is_empty", "is_not_empty") and "value" not in item:
-            raise _invalid(f"constraint {kind!r} on {item['key']!r} needs a value")
+            raise invalid_data(f"constraint {kind!r} on {item['key']!r} needs a value")
         value = item.get("value")
         if kind in ("in", "not in") and not isinstance(value, list):
-            raise _invalid(f"constraint {kind!r} needs a list value")
+            raise invalid_data(f"constraint {kind!r} needs a list value")
         parsed.append(_Constraint(item["key"], kind, value))
     return parsed
 
@@ -205,13 +206,13 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise _invalid(f"{name} must be an integer, got {raw!r}") from exc
+        raise invalid_data(f"{name} must be an integer, got {raw!r}") from exc
     if value < 0:
-        raise _invalid(f"{name} must not be negative, got {value}")
+        raise invalid_data(f"{name} must not be negative, got {value}")
     return value
 
 
-class _Store:
+class Store:
     """Things per (environment, type), in creation order. Not thread-safe: callers hold the lock.
 
     Lookups a real app answers from its database indexes are indexed here too, so the double's own speed does
@@ -295,10 +296,10 @@ class _Store:
         null kept as None for the caller to empty the field, a user's email moved under `authentication`
         and its password not kept."""
         if not isinstance(fields, dict):
-            raise _invalid("the body must be a JSON object of field: value")
+            raise invalid_data("the body must be a JSON object of field: value")
         builtin = BUILTIN_FIELDS.intersection(fields)
         if builtin:
-            raise _invalid(f"built-in fields cannot be set: {sorted(builtin)}")
+            raise invalid_data(f"built-in fields cannot be set: {sorted(builtin)}")
         known = None if self.rules.schema is None else self.rules.types.get(type_, {})
         credentials = USER_CREDENTIALS if type_ == "user" else ()
         checked: dict[str, Any] = {}
@@ -311,7 +312,7 @@ class _Store:
                 raise BubbleError(400, "ERROR", f"Unrecognized field: {key}")
             if value is None:
                 if own_id is not None and self.rules.null_modify == "refuse":
-                    raise _invalid(f"Invalid data for field {key}: null")  # UNCONFIRMED wording
+                    raise invalid_data(f"Invalid data for field {key}: null")  # UNCONFIRMED wording
                 checked[key] = None
                 continue
             checked[key] = value if known is None else check_value(key, known[key], value, self._exists(env))
@@ -319,11 +320,11 @@ class _Store:
             return checked
         if own_id is not None and any(key in fields for key in USER_CREDENTIALS):
             if self.rules.user_email_patch == "refuse":
-                raise _invalid("the email and password of a user cannot be changed through the Data API")
+                raise invalid_data("the email and password of a user cannot be changed through the Data API")
         email = fields.get("email")
         if email is None:
             if own_id is None:
-                raise _invalid("an email is required to create a user")  # manual: "Creating users"
+                raise invalid_data("an email is required to create a user")  # manual: "Creating users"
             return checked
         if not isinstance(email, str) or not _EMAIL_RE.match(email):
             raise BubbleError(400, "NOT_VALID_EMAIL", f"{email!r} is not a valid email address")
@@ -344,7 +345,7 @@ class _Store:
         thing_id = _new_id()
         while thing_id in table:
             thing_id = _new_id()
-        stamp = _now_iso()
+        stamp = now_iso()
         table[thing_id] = {**fields, "_id": thing_id, "Created Date": stamp, "Modified Date": stamp}
         self._next_serial += 1
         self._serials.setdefault((env, type_), {})[thing_id] = self._next_serial
@@ -365,7 +366,7 @@ class _Store:
             kept["authentication"] = fields["authentication"]
         base = {} if replace else thing
         self._indexed(env, type_, thing_id, thing, add=False)
-        merged = {**base, **fields, **kept, "Modified Date": _now_iso()}
+        merged = {**base, **fields, **kept, "Modified Date": now_iso()}
         # A null empties the field, and an empty field is left out of what Bubble returns.
         self.table(env, type_)[thing_id] = {k: v for k, v in merged.items() if v is not None}
         self._indexed(env, type_, thing_id, self.table(env, type_)[thing_id], add=True)
@@ -396,7 +397,7 @@ class _Store:
             try:
                 present.sort(key=lambda t: t[sort_field], reverse=descending)
             except TypeError as exc:
-                raise _invalid(f"cannot sort on {sort_field!r}: mixed value types") from exc
+                raise invalid_data(f"cannot sort on {sort_field!r}: mixed value types") from exc
             matches = present + missing
         page = matches[cursor : cursor + limit]
         return {
@@ -414,7 +415,7 @@ class _Store:
             return constraint
         name = self.rules.search_keys.get(type_, {}).get(constraint.key)
         if name is None:
-            raise _invalid(f"Unrecognized field: {constraint.key}")
+            raise invalid_data(f"Unrecognized field: {constraint.key}")
         return _Constraint(name, constraint.kind, constraint.value)
 
     def bulk(self, env: str, type_: str, lines: list[str]) -> list[dict[str, Any]]:
@@ -422,11 +423,11 @@ class _Store:
         for number, line in enumerate(lines, start=1):
             try:
                 if not line.strip():
-                    raise _invalid(f"line {number} is empty")
+                    raise invalid_data(f"line {number} is empty")
                 try:
                     fields = json.loads(line)
                 except ValueError as exc:
-                    raise _invalid(f"line {number} is not valid JSON: {exc}") from exc
+                    raise invalid_data(f"line {number} is not valid JSON: {exc}") from exc
                 results.append({"status": "success", "id": self.create(env, type_, fields)})
             except BubbleError as exc:
                 results.append({"status": "error", "message": exc.message})

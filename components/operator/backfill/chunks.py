@@ -17,7 +17,7 @@ from psycopg import sql
 
 from components.operator.backfill.base import run_query
 from components.operator.backfill.plan import Plan
-from components.operator.queries import backfill_query
+from components.operator.queries import backfill_query, one_row
 
 __all__ = ["CHUNK_ATTEMPTS", "Counts", "queue_chunks", "read_progress", "update_counts"]
 
@@ -79,7 +79,7 @@ def _one_chunk(
         try:
             with conn.transaction():
                 conn.execute(backfill_query("chunk_settings"))
-                return run_query(conn, query, params).fetchone()
+                return one_row(run_query(conn, query, params))
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             # Another transaction holds a record of this chunk, or the dispatch row, for long: give way.
             if attempt == CHUNK_ATTEMPTS:
@@ -95,7 +95,7 @@ def read_progress(conn: psycopg.Connection[Any], plans: Plan | Sequence[Plan]) -
     """The backfilled rows of the plans' tables as the queue has them now, by state."""
     every = [plans] if isinstance(plans, Plan) else list(plans)
     names = sorted({p.queue_table_name for p in every})
-    return run_query(conn, backfill_query("progress"), {"queue_table_names": names}).fetchone()
+    return one_row(run_query(conn, backfill_query("progress"), {"queue_table_names": names}))
 
 
 def update_counts(counts: Counts, now: Mapping[str, int], baseline: Mapping[str, int]) -> None:

@@ -22,8 +22,8 @@ from components.operator.backfill.interrupted import close_quietly, rows_queued
 from components.operator.backfill.plan import DEFAULT_CHUNK_SIZE, Plan, describe, plan_backfill
 from components.operator.backfill.progress import Progress, follow
 from components.operator.backfill.targets import Targets, choose_targets
-from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, _connect
-from components.operator.formatting import _one_line
+from components.operator.connection import EXIT_CANNOT_CONNECT, OperatorError, connect
+from components.operator.formatting import one_line
 from components.operator.mappings import deployed_mappings
 from components.url_secrets import masked
 
@@ -70,7 +70,7 @@ def run_backfill(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        conn = _connect(url)
+        conn = connect(url)
     except OperatorError as exc:
         print(f"backfill: {exc} (exit 2)", file=err)
         return EXIT_CANNOT_CONNECT
@@ -183,7 +183,7 @@ def _queue_and_follow(
                 progress.close()
                 of = f" of {current.label}" if len(plans) > 1 else ""
                 print(
-                    f"backfill: a chunk{of} failed and was rolled back: {_one_line(str(exc), 300)}. The "
+                    f"backfill: a chunk{of} failed and was rolled back: {one_line(str(exc), 300)}. The "
                     f"{counts.queued:,} rows queued before it stay queued and keep syncing; fix the cause "
                     "and run the command again (it skips them) (exit 1)",
                     file=err,

@@ -14,7 +14,8 @@ import psycopg
 
 from components.operator.backfill.chunks import read_progress
 from components.operator.backfill.plan import Plan
-from components.operator.connection import OperatorError, _connect
+from components.operator.connection import OperatorError, connect
+from components.operator.queries import one_row
 
 __all__ = ["close_quietly", "rows_queued"]
 
@@ -43,14 +44,17 @@ def rows_queued(
     pid = conn.info.backend_pid
     close_quietly(conn)
     try:
-        with _connect(url) as fresh:
+        with connect(url) as fresh:
             fresh.autocommit = True
             waited = 0.0
             while (
                 waited < SETTLE_SECONDS
-                and fresh.execute(
-                    "select exists (select 1 from pg_catalog.pg_stat_activity where pid = %s) as busy", (pid,)
-                ).fetchone()["busy"]
+                and one_row(
+                    fresh.execute(
+                        "select exists (select 1 from pg_catalog.pg_stat_activity where pid = %s) as busy",
+                        (pid,),
+                    )
+                )["busy"]
             ):
                 sleep(0.05)
                 waited += 0.05

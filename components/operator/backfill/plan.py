@@ -25,9 +25,9 @@ from components.operator.backfill.base import BackfillError, qualified_name, run
 from components.operator.backfill.flags import checked_fields, checked_key, describe_triggers, signup_triggers
 from components.operator.backfill.mapped import check_mapping, refuse_without_inserts
 from components.operator.connection import OperatorError
-from components.operator.formatting import _one_line
+from components.operator.formatting import one_line
 from components.operator.mappings import deployed_mappings
-from components.operator.queries import backfill_query
+from components.operator.queries import backfill_query, one_row
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -148,7 +148,7 @@ def plan_backfill(
     except OperatorError as exc:  # bubble_sync.mappings cannot be read back
         raise BackfillError(str(exc)) from None
     except psycopg.errors.OutOfMemory as exc:  # pragma: no cover - the lock table, on a busy database
-        message = _one_line(str(exc))
+        message = one_line(str(exc))
         raise BackfillError(f"the database ran out of lock slots ({message}): lower --chunk-size") from None
 
 
@@ -163,7 +163,7 @@ def _plan(
     mapping: Mapping | None,
     deployed: Sequence[Mapping],
 ) -> Plan:
-    present = run_query(conn, backfill_query("present")).fetchone()
+    present = one_row(run_query(conn, backfill_query("present")))
     if not present["queue"]:
         raise BackfillError(
             "public.sync_queue does not exist: the stack is not applied to this database (pulumi up first)"
@@ -235,7 +235,7 @@ def _source(conn: psycopg.Connection[Any], source: str, flag: str) -> MappingTyp
         with conn.transaction():
             row = run_query(conn, backfill_query("source"), {"name": source}).fetchone()
     except psycopg.Error as exc:
-        raise BackfillError(f"{flag}: {_one_line(str(exc))}") from None
+        raise BackfillError(f"{flag}: {one_line(str(exc))}") from None
     if row is None:
         raise BackfillError(
             f"{flag}: no such table (named as SQL names it: schema.table, unquoted names in lower "
@@ -256,7 +256,7 @@ def _check_queue_accepts_backfill(conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():  # a savepoint; the caller rolls the whole check back anyway
             conn.execute(backfill_query("accepts_backfill"))
     except psycopg.Error as exc:
-        message = _one_line(str(exc), 300)
+        message = one_line(str(exc), 300)
         hint = (
             ": its constraint predates backfills, run `pulumi up` for this stack first"
             if "sync_queue_operation_valid" in message
@@ -276,13 +276,13 @@ def _counted(conn: psycopg.Connection[Any], plan: Plan, warnings: tuple[str, ...
         with conn.transaction():
             conn.execute(plan.compose("check_where"), {})
     except psycopg.Error as exc:
-        raise BackfillError(f"{what}: {_one_line(str(exc), 300)}") from None
+        raise BackfillError(f"{what}: {one_line(str(exc), 300)}") from None
     params = {"queue_table_name": plan.queue_table_name, "key_column": plan.key}
     try:
         with conn.transaction():
-            row = run_query(conn, plan.compose("count"), params).fetchone()
+            row = one_row(run_query(conn, plan.compose("count"), params))
     except psycopg.Error as exc:
-        raise BackfillError(f"{what} failed while counting the rows: {_one_line(str(exc), 300)}") from None
+        raise BackfillError(f"{what} failed while counting the rows: {one_line(str(exc), 300)}") from None
     return replace(
         plan,
         matching=row["matching"],
@@ -296,7 +296,7 @@ def describe(plan: Plan) -> str:
     """One paragraph: what the run takes and what it would do."""
     fields = ", ".join(plan.fields) or "every column but credentials"
     condition = plan.condition
-    where = f" where {_one_line(condition, 80)}" if condition is not None else ""
+    where = f" where {one_line(condition, 80)}" if condition is not None else ""
     mapped = f"mapping {plan.mapping.name} (Bubble type {plan.mapping.data_type}): " if plan.mapping else ""
     lines = [
         f"{mapped}{plan.source}{where}: {plan.matching:,} rows (key {plan.key}, record ids "

@@ -15,11 +15,12 @@ from typing import Any, TextIO
 import psycopg
 
 from components.mappings import Mapping
-from components.operator.connection import OperatorError, _connect
-from components.operator.formatting import _one_line
+from components.operator.connection import OperatorError, connect
+from components.operator.formatting import one_line
 from components.operator.mappings import deployed_mappings, mapping_names, reference_order
 from components.operator.progress_line import ProgressLine as Progress
 from components.operator.progress_line import counted
+from components.operator.queries import one_row
 from components.operator.reconcile.base import (
     EXIT_DIFFERENCES,
     EXIT_IN_SYNC,
@@ -85,7 +86,7 @@ def run_reconcile(
         print(f"reconcile: {problem} (exit {EXIT_USAGE})", file=err)
         return EXIT_USAGE
     try:
-        conn = _connect(url)
+        conn = connect(url)
     except OperatorError as exc:
         print(f"reconcile: {exc} (exit {EXIT_USAGE})", file=err)
         return EXIT_USAGE
@@ -110,7 +111,7 @@ def run_reconcile(
             return EXIT_USAGE
         except psycopg.Error as exc:
             progress.close()
-            print(f"reconcile: the database failed: {_one_line(str(exc), 300)} (exit {EXIT_USAGE})", file=err)
+            print(f"reconcile: the database failed: {one_line(str(exc), 300)} (exit {EXIT_USAGE})", file=err)
             return EXIT_USAGE
         except KeyboardInterrupt:
             progress.close()
@@ -199,7 +200,7 @@ class _Run:
             if not chosen:
                 raise ReconcileError(f"--mapping {mapping}: no such mapping in this database (deployed: "
                                      f"{mapping_names(deployed)})")  # fmt: skip
-        present = self.conn.execute(reconcile_query("present")).fetchone()
+        present = one_row(self.conn.execute(reconcile_query("present")))
         if not (present["compare"] and present["gate"]):
             raise ReconcileError(
                 "this database has the SQL of an earlier release, without bubble_sync.compare_with_bubble or "
@@ -260,7 +261,7 @@ class _Run:
         except (ReconcileError, OperatorError, psycopg.Error) as exc:
             self.progress.close()
             queued = sum(p.queued for p in plans)
-            print(f"reconcile: {_one_line(str(exc), 300)} while {phase} repairs; {_kept_syncing(queued)} "
+            print(f"reconcile: {one_line(str(exc), 300)} while {phase} repairs; {_kept_syncing(queued)} "
                   f"(exit {EXIT_USAGE})", file=self.err)  # fmt: skip
             return EXIT_USAGE
         except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from components.operator.queries import one_row
 from components.operator.reconcile.base import BubbleUnavailable
 from components.operator.reconcile.queries import reconcile_query
 
@@ -109,9 +110,8 @@ class SharedGate:
         pause = None
         if answer == "rate_limited":
             pause = DEFAULT_RATE_LIMIT_PAUSE_SECONDS if retry_after_seconds is None else retry_after_seconds
-        row = (
-            self.conn.cursor()
-            .execute(
+        row = one_row(
+            self.conn.cursor().execute(
                 reconcile_query("note_answer"),
                 {
                     "answer": answer,
@@ -119,7 +119,6 @@ class SharedGate:
                     "retry_after_seconds": pause,
                 },
             )
-            .fetchone()
         )
         self._view = _View(row["breaker"], row["unavailable_since"], row["failures_in_a_row"])
         if self._view.breaker == "open" or answer == "rate_limited":
@@ -129,13 +128,11 @@ class SharedGate:
         """Reserves up to `wanted` turns. `ahead`: turns are in hand already; ask once, wait for nothing."""
         self._wait_until(self._not_before)  # reconcile's own share, before the gate is even asked
         while True:
-            row = (
-                self.conn.cursor()
-                .execute(
+            row = one_row(
+                self.conn.cursor().execute(
                     reconcile_query("take_requests"),
                     {"wanted": wanted, "per_minute": self.limit, "max_wait_ms": MAX_WAIT_MS},
                 )
-                .fetchone()
             )
             now = self.clock()
             self._view = _View(

@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 
 from components.operator.progress_line import ProgressLine as Progress
 from components.operator.progress_line import counted, eta
+from components.operator.queries import one_row
 from components.operator.reconcile.findings import MappingFindings
 from components.operator.reconcile.queries import reconcile_query
 from components.operator.reconcile.source import Target
@@ -172,13 +173,11 @@ def follow(
         counts = {"synced": 0, "failed": 0, "outstanding": 0}
         for plan in plans:
             if plan.record_ids:
-                row = (
-                    conn.cursor(row_factory=dict_row)
-                    .execute(
+                row = one_row(
+                    conn.cursor(row_factory=dict_row).execute(
                         reconcile_query("repair_progress"),
                         {"queue_table": plan.target.mapping.queue_table, "record_ids": plan.record_ids},
                     )
-                    .fetchone()
                 )
                 for name in counts:
                     counts[name] += row[name]
@@ -213,8 +212,9 @@ def _batches(ids: Sequence[str]) -> list[Sequence[str]]:
 
 def _one(conn: psycopg.Connection[Any], query: Any, params: dict[str, Any]) -> int:
     with conn.transaction():
-        return (
-            conn.cursor(row_factory=dict_row)
-            .execute(query, {**params, "record_ids": list(params["record_ids"])})
-            .fetchone()["queued"]
-        )
+        queued: int = one_row(
+            conn.cursor(row_factory=dict_row).execute(
+                query, {**params, "record_ids": list(params["record_ids"])}
+            )
+        )["queued"]
+        return queued

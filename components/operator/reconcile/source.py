@@ -13,9 +13,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from components.mappings import Mapping
-from components.operator.formatting import _one_line
+from components.operator.formatting import one_line
 from components.operator.reconcile.base import ReconcileError
 from components.operator.reconcile.findings import Difference
 from components.operator.reconcile.queries import reconcile_query
@@ -85,7 +86,8 @@ class Target:
     # -- reading ------------------------------------------------------------------------------------------
 
     def count(self, conn: psycopg.Connection[Any]) -> int:
-        return _rows(conn, self.compose("count"), {})[0]["records"]
+        records: int = _rows(conn, self.compose("count"), {})[0]["records"]
+        return records
 
     def chunks(self, conn: psycopg.Connection[Any], chunk_size: int) -> Iterator[list[str]]:
         """The records to compare, in key order, `chunk_size` at a time (keyset pagination)."""
@@ -116,7 +118,8 @@ class Target:
         return [r["record_id"] for r in _rows(conn, reconcile_query("uncompared"), self.params())]
 
     def things(self, conn: psycopg.Connection[Any]) -> int:
-        return _rows(conn, reconcile_query("counted_things"), self.params())[0]["things"]
+        things: int = _rows(conn, reconcile_query("counted_things"), self.params())[0]["things"]
+        return things
 
     def links(self, conn: psycopg.Connection[Any], record_ids: Sequence[str]) -> dict[str, str]:
         rows = _rows(conn, reconcile_query("links"), self.params(record_ids=list(record_ids)))
@@ -126,7 +129,7 @@ class Target:
         """Of these things, those holding every value the mapping's soft delete sets."""
         if self.mapping.on_delete.action != "set" or not bubble_ids:
             return set()
-        params = self.params(bubble_ids=list(bubble_ids), set_fields=psycopg.types.json.Jsonb(
+        params = self.params(bubble_ids=list(bubble_ids), set_fields=Jsonb(
             dict(self.mapping.on_delete.fields)
         ))  # fmt: skip
         return {r["bubble_id"] for r in _rows(conn, reconcile_query("archived"), params)}
@@ -155,7 +158,7 @@ def resolve_target(conn: psycopg.Connection[Any], mapping: Mapping, where: str |
         what = f"--where {where!r}" if where is not None else f"the where of mapping {mapping.name}"
         if where is not None and mapping.where is not None:
             what += f" (ANDed with the mapping's {mapping.where!r})"
-        raise ReconcileError(f"{what}: {_one_line(str(exc), 300)}") from None
+        raise ReconcileError(f"{what}: {one_line(str(exc), 300)}") from None
     return target
 
 
