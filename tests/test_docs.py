@@ -3,12 +3,14 @@ Markdown leads to a file (and heading) of the repository, and no file points out
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
+from components.sql_catalogue import functions
 from tests.markdown_support import README, ROOT, anchors, link_targets
 
 README_MAX_LINES = 150
@@ -73,3 +75,11 @@ def test_no_file_points_outside_the_repository() -> None:
         for number, line in enumerate(text.splitlines(), 1):
             found += [f"{path.relative_to(ROOT)}:{number}: {word}" for word in OUTSIDE if word in line]
     assert found == []
+
+
+def test_the_docs_count_the_functions_the_stack_creates() -> None:
+    said = {
+        doc: re.findall(r"\b(\d+) functions\b", (ROOT / doc).read_text())
+        for doc in ("docs/deploying.md", "docs/runbook.md")
+    }
+    assert said == {doc: [str(len(functions()))] for doc in said}
