@@ -153,16 +153,13 @@ begin
       'not a duplicate: nothing queued', p_bubble_id, p_table_name, p_record_id using errcode = '22023';
   end if;
 
-  if exists (select 1
-               from public.sync_queue q
-              where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
-                and q.operation = 'DELETE' and q.payload ->> 'bubble_sync_duplicate' = p_bubble_id) then
-    select * into v_row
-      from public.sync_queue q
-     where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
-       and q.operation = 'DELETE' and q.payload ->> 'bubble_sync_duplicate' = p_bubble_id
-     order by q.queue_order
-     limit 1;
+  select * into v_row
+    from public.sync_queue q
+   where q.table_name = p_table_name and q.record_id = p_record_id and q.status = 'pending'
+     and q.operation = 'DELETE' and q.payload ->> 'bubble_sync_duplicate' = p_bubble_id
+   order by q.queue_order
+   limit 1;
+  if found then
     return v_row;  -- queued already and still waiting: once is enough
   end if;
 
