@@ -18,8 +18,7 @@ from components.mappings import Mapping
 from components.operator.connection import OperatorError, connect
 from components.operator.formatting import one_line
 from components.operator.mappings import deployed_mappings, mapping_names, reference_order
-from components.operator.progress_line import ProgressLine as Progress
-from components.operator.progress_line import counted
+from components.operator.progress_line import ProgressLine, counted
 from components.operator.queries import one_row
 from components.operator.reconcile.base import (
     EXIT_DIFFERENCES,
@@ -76,7 +75,7 @@ def run_reconcile(
 ) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    progress = Progress(
+    progress = ProgressLine(
         err, tty=err.isatty() if tty is None else tty, interval=progress_interval, clock=clock
     )
     problem = _flag_problem(
@@ -157,7 +156,7 @@ class _Run:
         self,
         conn: psycopg.Connection[Any],
         settings: BubbleSettings,
-        progress: Progress,
+        progress: ProgressLine,
         *,
         out: TextIO,
         err: TextIO,

@@ -23,8 +23,7 @@ from typing import Any
 
 import psycopg
 
-from components.operator.progress_line import ProgressLine as Progress
-from components.operator.progress_line import counted, rate_and_eta
+from components.operator.progress_line import ProgressLine, counted, rate_and_eta
 from components.operator.reconcile.bubble import BubbleReader
 from components.operator.reconcile.fetch import look_up, scan
 from components.operator.reconcile.findings import MappingFindings
@@ -40,7 +39,7 @@ class Examiner:
         conn: psycopg.Connection[Any],
         reader: BubbleReader,
         store: ThingStore,
-        progress: Progress,
+        progress: ProgressLine,
         *,
         chunk_size: int,
         clock: Callable[[], float] = time.monotonic,

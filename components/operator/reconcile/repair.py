@@ -26,8 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from components.operator.progress_line import ProgressLine as Progress
-from components.operator.progress_line import counted, eta
+from components.operator.progress_line import ProgressLine, counted, eta
 from components.operator.queries import one_row
 from components.operator.reconcile.findings import MappingFindings
 from components.operator.reconcile.queries import reconcile_query
@@ -130,7 +129,9 @@ def describe_plan(plans: Sequence[MappingRepair]) -> str:
     return "\n".join(lines)
 
 
-def queue_repairs(conn: psycopg.Connection[Any], plans: Sequence[MappingRepair], progress: Progress) -> None:
+def queue_repairs(
+    conn: psycopg.Connection[Any], plans: Sequence[MappingRepair], progress: ProgressLine
+) -> None:
     """Queues every plan, BATCH records a transaction; `plan.queued` grows as each commits."""
     for plan in plans:
         t = plan.target
@@ -156,7 +157,7 @@ def queue_repairs(conn: psycopg.Connection[Any], plans: Sequence[MappingRepair],
 def follow(
     conn: psycopg.Connection[Any],
     plans: Sequence[MappingRepair],
-    progress: Progress,
+    progress: ProgressLine,
     *,
     poll_seconds: float = 1.0,
     stall_seconds: float = STALL_SECONDS,
