@@ -350,10 +350,12 @@ class FaultRig:
             extra=function_settings(
                 self.bubble.url + BUBBLE_DOUBLE_PREFIX,
                 BUBBLE_TOKEN,
-                BUBBLE_SYNC_LEASE_SECONDS=str(LEASE_SECONDS),
-                BUBBLE_SYNC_HTTP_TIMEOUT_MS=str(HTTP_TIMEOUT_MS),
-                BUBBLE_DATA_TYPE=self.data_type,
-                **settings,
+                **{
+                    "BUBBLE_SYNC_LEASE_SECONDS": str(LEASE_SECONDS),
+                    "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(HTTP_TIMEOUT_MS),
+                    "BUBBLE_DATA_TYPE": self.data_type,
+                    **settings,  # a test's own settings win over the rig's
+                },
             ),
         )
         self.host_proc, _ = start_functions_host(
