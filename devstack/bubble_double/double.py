@@ -35,7 +35,8 @@ from devstack.bubble_double.replies import (
     status_name,
 )
 from devstack.bubble_double.server import Server
-from devstack.bubble_double.store import ENVS, Store, now_iso
+from devstack.bubble_double.store import Store
+from devstack.bubble_double.things import ENVS, now_iso
 
 _T = TypeVar("_T")
 
