@@ -128,7 +128,10 @@ The package, one module per part (at run time each imports only from those liste
 
 * `replies.py`: `BubbleError` (the error envelope), the `Request` / `Reply` values and reply helpers.
 * `schema.py`: the `schema` knob's data types, field types, Bubble's field ids and the value checks.
-* `store.py`: `Store`, the per-environment data store, `AppRules`, and search constraint parsing.
+* `things.py`: a stored thing's environments, id, built-in fields and dates; where a user's email sits.
+* `app_rules.py`: `AppRules`, the app's schema and the answers the manual leaves open.
+* `search.py`: search constraints (`parse_constraints`, `Constraint`) and the paging parameters.
+* `store.py`: `Store`, the per-environment data store.
 * `knobs.py`: `FaultRule`, knob validation (`validated_knobs`) and `TokenBucket`, the rate limiter.
 * `meta.py`: the `/meta` document, with its sources.
 * `server.py`: HTTP plumbing, `Server` and `_Handler` (bodies, keep-alive, dropping connections).
@@ -144,6 +147,6 @@ from __future__ import annotations
 from devstack.bubble_double.cli import main
 from devstack.bubble_double.double import BubbleDouble
 from devstack.bubble_double.knobs import FaultRule
-from devstack.bubble_double.store import user_email
+from devstack.bubble_double.things import user_email
 
 __all__ = ["BubbleDouble", "FaultRule", "main", "user_email"]

@@ -33,7 +33,7 @@ from devstack.bubble_double.replies import (
     json_body,
     json_reply,
 )
-from devstack.bubble_double.store import ENVS, missing_data
+from devstack.bubble_double.things import ENVS, missing_data
 
 if TYPE_CHECKING:
     from devstack.bubble_double.double import BubbleDouble

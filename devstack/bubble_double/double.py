@@ -2,6 +2,9 @@
 behind the client's back) and the handling of one request: routing a path to a `Route`, latency, outage,
 auth, rate limit, faults, the Data API operations on the store, bulk calls and `/meta`. The HTTP side is in
 `server.py`, the `/_double/` admin endpoints in `admin.py`.
+
+Why one module (over 400 lines): the request pipeline and the control methods are one class sharing the knobs,
+the store and the request log under one lock; splitting the class would scatter that state.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from devstack.bubble_double.replies import (
     status_name,
 )
 from devstack.bubble_double.server import Server
-from devstack.bubble_double.store import ENVS, Store, now_iso
+from devstack.bubble_double.store import Store
+from devstack.bubble_double.things import ENVS, now_iso
 
 _T = TypeVar("_T")
 

@@ -10,13 +10,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from devstack.bubble_double.schema import parse_schema
-from devstack.bubble_double.store import (
+from devstack.bubble_double.app_rules import (
     NULL_MODIFIES,
     USED_EMAIL_ANSWERS,
     USER_EMAIL_PATCHES,
     USER_EMAIL_SEARCHES,
 )
+from devstack.bubble_double.schema import parse_schema
 
 KNOB_NAMES = (
     "token",

@@ -39,7 +39,7 @@ create extension if not exists supabase_vault;
 -- pg_net, as a project enables it: `create extension pg_net with schema extensions` run by `postgres`.
 -- Here it is the devstack's double (devstack/extensions/pg_net--0.20.4.sql), a trusted extension so
 -- that `postgres` may create it as supautils allows on Supabase; running it as `postgres` checks that.
--- Requests are only sent while devstack/pgnet_worker.py serves the database.
+-- Requests are only sent while devstack/pgnet_worker/ serves the database.
 -- ---------------------------------------------------------------------------------------------------
 set role postgres;
 create extension if not exists pg_net with schema extensions;
