@@ -34,7 +34,7 @@ from components.operator.backfill import ALL as BACKFILL_ALL
 from components.operator.backfill import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from components.operator.reconcile import DEFAULT_CHUNK_SIZE as RECONCILE_CHUNK_SIZE
 from components.operator.reconcile import ReconcileError, resolve_settings, run_reconcile
-from components.render_sql import render_script
+from components.sql.render import render_script
 from components.stack_file import load_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
