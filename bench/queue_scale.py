@@ -24,9 +24,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from components.sql_catalogue import split_statements
-from components.sql_params import DEFAULT_PARAMS
-from components.sql_templates import QUEUE_FILES, load, render
+from components.sql.catalogue import split_statements
+from components.sql.params import DEFAULT_PARAMS
+from components.sql.templates import QUEUE_FILES, load, render
 from devstack.cluster import Cluster
 
 HISTORY_ROWS = 1_000_000

@@ -44,7 +44,7 @@ from bench.harness import BUBBLE_PREFIX, REPO_ROOT, Profile, Settings, local_sta
 from components.mapping_config import parse_mappings
 from components.mappings import mappings_json
 from components.operator.queries import one_row
-from components.sql_plan import mapping_unit
+from components.sql.plan import mapping_unit
 from devstack.bubble_double import BubbleDouble
 
 TABLES = """

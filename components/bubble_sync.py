@@ -7,7 +7,7 @@ reverse: cron jobs are unscheduled before anything they call goes away):
                              (manageExtensions false: SqlObject checks that they are enabled, never drops)
     queue                    QueueSchema (public.sync_queue + private schema bubble_sync)    <- extensions
                              the table and its rows are kept on destroy unless dropQueueOnDestroy
-    functions                SqlFunction per function in sql/ (sql_catalogue)  <- queue, previous function
+    functions                SqlFunction per function in sql/ (sql.catalogue)  <- queue, previous function
     Vault secrets            VaultSecret supabase_url, service_role_key, and alert_webhook_url when
                              alertWebhookUrl is set                                   (Vault is built in)
     dispatch trigger         SqlObject, only when dispatchMode is `immediate`
@@ -62,7 +62,7 @@ from components.providers import (
     VaultSecretArgs,
     function_source_hash,
 )
-from components.sql_plan import QUEUE_TABLE, ExtensionUnit, SqlObjectUnit, SqlPlan, sql_plan
+from components.sql.plan import QUEUE_TABLE, ExtensionUnit, SqlObjectUnit, SqlPlan, sql_plan
 
 __all__ = ["FUNCTION_ENTRYPOINT", "FUNCTION_SLUG", "FUNCTION_SOURCE_DIR", "BubbleSync", "BubbleSyncArgs"]
 

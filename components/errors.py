@@ -5,8 +5,8 @@
     │   ├── ConfigError            the stack config, every problem at once     (config.py)
     │   └── ConnectionConfigError  where the database is                       (connection.py)
     ├── SourceError          the project's own sources cannot be used as they are
-    │   ├── SqlSyntaxError         PostgreSQL's parser refuses a text           (sql_parser.py)
-    │   ├── CatalogueError         a file under sql/ breaks the conventions     (sql_catalogue.py)
+    │   ├── SqlSyntaxError         PostgreSQL's parser refuses a text           (sql/parser.py)
+    │   ├── CatalogueError         a file under sql/ breaks the conventions     (sql/catalogue.py)
     │   ├── QueryFileError         a file of named queries under sql/           (operator/queries.py)
     │   ├── DefinitionError        a SQL function definition       (providers/function_definition.py)
     │   └── FunctionSourceError    the Edge Function's files       (providers/edge_function.py)

@@ -28,7 +28,8 @@ import psycopg
 from psycopg import sql
 
 from components.config_problem import ConfigProblem, did_you_mean
-from components.mapping_config import KEY, key_path, where_problem
+from components.mapping_config import KEY
+from components.mapping_values import key_path, where_problem
 from components.mappings import Mapping
 
 __all__ = ["check_mappings"]

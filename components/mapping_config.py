@@ -8,6 +8,10 @@ path of the value as `pulumi config set --path` spells it (`mappings[1].fields.h
 `mappings[0].fields["e-mail"]`). The CLI hands the program objects with their keys sorted, so under Pulumi a
 mapping's fields come in column-name order; from a stack file, in the file's order.
 
+Each single value is checked by components/mapping_values.py (re-exported here: `parse_table`,
+`where_problem`, `key_path`); this module reads the entries and applies the rules across the list (unique
+names and tables, references, their cycles: components/mapping_cycles.py).
+
 What needs the database (the table, its key and columns exist, their types can be sent, `where` is a boolean
 condition on the table) is components/mapping_check.py's job. Pure Python: nothing happens at import.
 """
@@ -15,16 +19,21 @@ condition on the table) is components/mapping_check.py's job. Pure Python: nothi
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
-from typing import Any
-
-import pglast
 
 from components.bubble_names import DATA_TYPE, FIELD_NAME, field_id_problem
 from components.config_problem import ConfigProblem, did_you_mean
+from components.mapping_cycles import reference_cycles
+from components.mapping_values import (
+    identifier_problem,
+    json_problem,
+    key_path,
+    parse_table,
+    value_kind,
+    where_problem,
+)
 from components.mappings import OPERATIONS, FieldMap, Mapping, OnDelete, Operation
 
 __all__ = ["KEY", "MAPPING_KEYS", "key_path", "parse_mappings", "parse_table", "where_problem"]
@@ -38,11 +47,6 @@ _ON_DELETE = ("delete", "ignore")
 
 # The trigger is bubble_sync_<name>: 12 + 40 characters stay within PostgreSQL's 63-byte identifiers.
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# Longer identifiers are cut to this many bytes by PostgreSQL, which would then name another object.
-_IDENTIFIER_BYTES = 63
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A key that `pulumi config set --path` can write after a dot; others go in ["..."].
-_PATH_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def parse_mappings(raw: object, default_key_field: str) -> tuple[tuple[Mapping, ...], list[ConfigProblem]]:
@@ -55,73 +59,6 @@ def parse_mappings(raw: object, default_key_field: str) -> tuple[tuple[Mapping, 
     mappings = parser.parse(raw)
     problems = sorted(parser.problems, key=lambda p: _entry_index(p.key))
     return (() if problems else mappings), problems
-
-
-def parse_table(text: str) -> tuple[str, str] | str:
-    """(schema, table) of `schema.table` or `table` (schema public), each part as PostgreSQL names it, without
-    quotes; or why the text cannot name a table."""
-    parts = text.split(".")
-    if len(parts) > 2:
-        return (
-            f"must be schema.table or table, got {text!r} ({len(parts)} parts; names are written without "
-            f"quotes and cannot contain a dot)"
-        )
-    for part in parts:
-        reason = _identifier_problem(part)
-        if reason:
-            return f"{reason}, got {text!r}"
-    return (parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0])
-
-
-_WHERE_PREFIX = "SELECT 1 FROM t WHERE ("
-_WHERE_SHAPE = pglast.parse_sql("SELECT 1 FROM t")[0].stmt
-
-
-def where_problem(where: str) -> str | None:
-    """Why `where` is not one SQL condition, as PostgreSQL's parser reads it; None when it is.
-
-    The trigger runs it as `select (<where>) is true from ...` (bubble_sync.row_matches), on one line. So it
-    must parse as the condition of `SELECT 1 FROM t WHERE (<where>)` and leave that statement as it is (text
-    that closes the parenthesis and goes on, `true) union select (1` or `1; drop table x`, is refused), never
-    close a parenthesis it did not open, and hold no `--` comment (which would swallow what follows it)."""
-    try:
-        tokens = pglast.parser.scan(where)
-    except pglast.parser.ParseError:
-        tokens = []  # an unterminated literal or comment: the parse below says so
-    depth = 0
-    for token in tokens:
-        if token.name == "SQL_COMMENT":
-            return (
-                "has a -- comment, which would swallow the rest of the statement it is put in: use /* ... */"
-            )
-        depth += {"ASCII_40": 1, "ASCII_41": -1}.get(token.name, 0)
-        if depth < 0:
-            return "must be one condition, as in a WHERE clause: it closes a parenthesis it did not open"
-    sql = f"{_WHERE_PREFIX}{where})"
-    try:
-        statements = pglast.parse_sql(sql)
-    except pglast.parser.ParseError as exc:
-        message = str(exc.args[0])
-        location = exc.args[1] if len(exc.args) > 1 else None
-        if isinstance(location, int) and len(_WHERE_PREFIX) <= location < len(sql) - 1:
-            message += f" (at character {location - len(_WHERE_PREFIX) + 1})"
-        elif location == len(sql) - 1:  # at the parenthesis this function added
-            message = message.replace('at or near ")"', "at the end of the condition")
-        return f"does not parse as a SQL condition: {message}"
-    if len(statements) == 1:
-        statement = statements[0].stmt
-        if isinstance(statement, pglast.ast.SelectStmt) and statement.whereClause is not None:
-            # Without its condition the statement must be the bare SELECT: nothing was appended to it.
-            statement.whereClause = None
-            if statement == _WHERE_SHAPE:
-                return None
-    return "must be one condition, as in a WHERE clause, and nothing after it"
-
-
-def key_path(base: str, key: str) -> str:
-    """The path of `key` inside `base`, as problems name it: `base.key`, or `base["key"]` for a key that
-    `pulumi config set --path` cannot write after a dot."""
-    return f"{base}.{key}" if _PATH_WORD.match(key) else f"{base}[{json.dumps(key, ensure_ascii=False)}]"
 
 
 # -- the parser ----------------------------------------------------------------------------------------------
@@ -164,7 +101,7 @@ class _Parser:
                 self._problem(KEY, f"must be a list of mappings (JSON), and is not JSON: {exc}")
                 return []
         if not isinstance(raw, list):
-            self._problem(KEY, f"must be a list of mappings, got {_kind(raw)}")
+            self._problem(KEY, f"must be a list of mappings, got {value_kind(raw)}")
             return []
         return raw
 
@@ -175,7 +112,8 @@ class _Parser:
         path = f"{KEY}[{index}]"
         if not isinstance(item, MappingType):
             self._problem(
-                path, f"must be a mapping (an object with name, table, dataType, fields), got {_kind(item)}"
+                path,
+                f"must be a mapping (an object with name, table, dataType, fields), got {value_kind(item)}",
             )
             return entry
         before = len(self.problems)
@@ -224,7 +162,7 @@ class _Parser:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
-            self._problem(path, f"must be a string, got {_kind(value)}")
+            self._problem(path, f"must be a string, got {value_kind(value)}")
             return None
         return value
 
@@ -253,7 +191,7 @@ class _Parser:
         column = self._text(path, value, required=True)
         if column is None:
             return None
-        reason = _identifier_problem(column)
+        reason = identifier_problem(column)
         if reason:
             self._problem(path, f"must be a column name: {reason}, got {column!r}")
             return None
@@ -280,14 +218,14 @@ class _Parser:
             self._problem(path, "is required: at least one `column: Field Name`")
             return None
         if not isinstance(value, MappingType):
-            self._problem(path, f"must be an object of `column: Field Name`, got {_kind(value)}")
+            self._problem(path, f"must be an object of `column: Field Name`, got {value_kind(value)}")
             return None
         result: list[FieldMap] = []
         filled: dict[str, str] = {}  # Bubble field -> the column filling it
         for column_key, spec in value.items():
             column_path = key_path(path, str(column_key))
             column: str | None = str(column_key)
-            reason = _identifier_problem(str(column_key))
+            reason = identifier_problem(str(column_key))
             if reason:
                 self._problem(column_path, f"must be a column name: {reason}, got {column!r}")
                 column = None
@@ -310,7 +248,7 @@ class _Parser:
                 name = self._field_name(field_path, spec)
             else:
                 self._problem(
-                    column_path, f"must be a Bubble field name or {{field, ref}}, got {_kind(spec)}"
+                    column_path, f"must be a Bubble field name or {{field, ref}}, got {value_kind(spec)}"
                 )
                 continue
             if name is not None and name == key_field:
@@ -334,7 +272,7 @@ class _Parser:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         if not isinstance(value, str):
-            self._problem(path, f"must be a SQL condition (a string), got {_kind(value)}")
+            self._problem(path, f"must be a SQL condition (a string), got {value_kind(value)}")
             return None
         where = value.strip()
         reason = where_problem(where)
@@ -347,7 +285,9 @@ class _Parser:
         if value is None or value in _ON_DELETE:
             return OnDelete("ignore" if value == "ignore" else "delete")
         if not isinstance(value, MappingType):
-            self._problem(path, f"must be delete, ignore or {{set: {{Field: value}}}}, got {_kind(value)}")
+            self._problem(
+                path, f"must be delete, ignore or {{set: {{Field: value}}}}, got {value_kind(value)}"
+            )
             return None
         for key in value:
             if key != "set":
@@ -355,7 +295,7 @@ class _Parser:
         set_path = key_path(path, "set")
         fields = value.get("set")
         if not isinstance(fields, MappingType) or not fields:
-            got = "none" if fields == {} else _kind(fields)
+            got = "none" if fields == {} else value_kind(fields)
             self._problem(set_path, f"must be the fields a delete sets, {{Field: value, ...}}, got {got}")
             return None
         for name, field_value in fields.items():
@@ -365,7 +305,7 @@ class _Parser:
                 self._problem(
                     field_path, f"{checked!r} is the mapping's keyField, which holds each record's stable key"
                 )
-            reason = _json_problem(field_value)
+            reason = json_problem(field_value)
             if reason:
                 self._problem(field_path, reason)
         return OnDelete("set", {str(k): v for k, v in fields.items()})
@@ -378,7 +318,7 @@ class _Parser:
         if value is None:
             return ("insert", "update", "delete") if deletes else ("insert", "update")
         if not isinstance(value, list):
-            self._problem(path, f"must be a list of insert, update, delete, got {_kind(value)}")
+            self._problem(path, f"must be a list of insert, update, delete, got {value_kind(value)}")
             return ()
         if not value:
             self._problem(
@@ -440,7 +380,7 @@ class _Parser:
                     )
                 elif entry.name is not None:
                     graph.setdefault(entry.name, []).append((path, target))
-        for cycle, path in _cycles(graph, [e.name for e in entries if e.name is not None]):
+        for cycle, path in reference_cycles(graph, [e.name for e in entries if e.name is not None]):
             self._problem(
                 path,
                 f"reference cycle {' -> '.join(cycle)}: each record would wait for the other to reach Bubble "
@@ -448,93 +388,8 @@ class _Parser:
             )
 
 
-def _cycles(graph: dict[str, list[tuple[str, str]]], order: list[str]) -> list[tuple[list[str], str]]:
-    """The reference cycles, each once: from each mapping the shortest chain of references back to it, unless
-    a mapping earlier in config order is on it; as names (`users -> listings -> users`) with the path of the
-    first mapping's reference into the cycle."""
-    rank = {name: i for i, name in enumerate(order)}
-    found: list[tuple[list[str], str]] = []
-    seen_groups: set[frozenset[str]] = set()
-    for start in order:
-        cycle = _cycle_from(graph, start)
-        if cycle is None:
-            continue
-        names, path = cycle
-        group = frozenset(names)
-        if group in seen_groups or min(group, key=rank.__getitem__) != start:
-            continue
-        seen_groups.add(group)
-        found.append(([*names, start], path))
-    return found
-
-
-def _cycle_from(graph: dict[str, list[tuple[str, str]]], start: str) -> tuple[list[str], str] | None:
-    """The shortest chain of references from `start` back to it (breadth first), and the path of its first
-    reference; None when there is none."""
-    queue: list[tuple[str, list[str], str]] = [
-        (target, [start], path) for path, target in graph.get(start, [])
-    ]
-    visited: set[str] = set()
-    while queue:
-        node, chain, first_path = queue.pop(0)
-        if node == start:
-            return chain, first_path
-        if node in visited:
-            continue
-        visited.add(node)
-        queue.extend((target, [*chain, node], first_path) for _, target in graph.get(node, []))
-    return None
-
-
-# -- values --------------------------------------------------------------------------------------------------
-
-
-def _identifier_problem(name: str) -> str | None:
-    """Why `name` cannot be a table, schema or column name written without quotes; None when it can."""
-    if name == "":
-        return "has an empty name"
-    if '"' in name:
-        return 'has a double quote: write names without quotes (public.Listings, not public."Listings")'
-    if ":" in name or _CONTROL.search(name):
-        return "has a colon or a control character"
-    if name != name.strip():
-        return "has a space at the start or end of a name"
-    if len(name.encode()) > _IDENTIFIER_BYTES:
-        return f"has a name longer than PostgreSQL's {_IDENTIFIER_BYTES} bytes"
-    return None
-
-
-def _json_problem(value: object, depth: int = 0) -> str | None:
-    """Why `value` cannot be sent as JSON to Bubble; None when it can."""
-    if depth > 20:
-        return "is nested too deeply"
-    if value is None or isinstance(value, (str, bool, int)):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
-    if isinstance(value, list):
-        return next((r for r in (_json_problem(v, depth + 1) for v in value) if r), None)
-    if isinstance(value, MappingType):
-        if not all(isinstance(k, str) for k in value):
-            return "has an object key that is not a string"
-        return next((r for r in (_json_problem(v, depth + 1) for v in value.values()) if r), None)
-    return f"must be a JSON value (string, number, boolean, null, list, object), got {_kind(value)}"
-
-
 def _or_default(value: object, default: str) -> object:
     return default if value is None or value == "" else value
-
-
-def _kind(value: Any) -> str:
-    """A value as a message shows it: short, and its type when that is the point."""
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, MappingType):
-        return "an object"
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _entry_index(key: str) -> int:

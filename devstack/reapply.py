@@ -32,7 +32,7 @@ import psycopg
 from components.config import ConfigError, StackConfig
 from components.mapping_check import check_mappings
 from components.mappings import Mapping as SyncMapping
-from components.sql_plan import mapping_unit
+from components.sql.plan import mapping_unit
 from devstack.processes import stop
 from devstack.pulumi_engine import Engine, find_engine
 from devstack.stack import (

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from components.render_sql import render_script
+from components.sql.render import render_script
 from components.stack_file import load_stack_config
 
 __all__ = ["StackSqlError", "apply_stack_sql"]

@@ -95,9 +95,9 @@ def cron_db(cluster: Cluster) -> Database:
 def apply_sql(conn: psycopg.Connection, relative_path: str, params: dict[str, object] | None = None) -> None:
     """Runs one file under sql/, rendered with the suggested defaults (overridden by `params`), one statement
     at a time."""
-    from components.sql_catalogue import split_statements
-    from components.sql_params import DEFAULT_PARAMS
-    from components.sql_templates import load, render
+    from components.sql.catalogue import split_statements
+    from components.sql.params import DEFAULT_PARAMS
+    from components.sql.templates import load, render
 
     for statement in split_statements(render(load(relative_path), {**DEFAULT_PARAMS, **(params or {})})):
         conn.execute(statement)
@@ -107,7 +107,7 @@ def apply_sql(conn: psycopg.Connection, relative_path: str, params: dict[str, ob
 def queue_template(cluster: Cluster) -> str:
     """A database with the queue layer (sql/, default params) applied once, in one transaction, as `postgres`;
     `queue_db` copies it, which is cheaper than applying the SQL for every test."""
-    from components.sql_templates import QUEUE_FILES
+    from components.sql.templates import QUEUE_FILES
 
     name = "bubble_sync_queue_template"
     cluster.create_database(name)

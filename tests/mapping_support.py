@@ -1,6 +1,6 @@
 """Mappings as the operator tools' tests deploy them: two source tables (users in public.profiles, listings
 that name their host), their `Mapping`s, and `deploy`, which applies each mapping's row in
-bubble_sync.mappings and its trigger with the statements the stack itself applies (components/sql_plan.py,
+bubble_sync.mappings and its trigger with the statements the stack itself applies (components/sql/plan.py,
 mapping_unit)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from components.mappings import FieldMap, Mapping, OnDelete
-from components.sql_plan import mapping_unit
+from components.sql.plan import mapping_unit
 
 PROFILES = """
 create table public.profiles (

@@ -19,7 +19,7 @@ import psycopg
 from components.mapping_config import parse_mappings
 from components.mappings import Mapping
 from components.operator.reconcile import BubbleSettings, run_reconcile
-from components.sql_plan import mapping_unit
+from components.sql.plan import mapping_unit
 from devstack.bubble_double import BubbleDouble
 from tests.function_support import Host
 

@@ -21,8 +21,8 @@ from psycopg.rows import dict_row
 
 from components.operator.report import render_status
 from components.operator.status import collect_status
-from components.sql_params import DEFAULT_PARAMS
-from components.sql_templates import CRON_JOBS, QUEUE_FILES
+from components.sql.params import DEFAULT_PARAMS
+from components.sql.templates import CRON_JOBS, QUEUE_FILES
 from devstack.pgnet_worker import NetWorker
 from tests.conftest import Database, apply_sql
 from tests.queue_support import T0

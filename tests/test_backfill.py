@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 
 from components.__main__ import main
 from components.operator import backfill as bf
-from components.sql_templates import QUEUE_FILES
+from components.sql.templates import QUEUE_FILES
 from tests.conftest import Database, apply_sql
 from tests.queue_support import T0, at, claim, enqueue
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from components.sql_catalogue import functions
+from components.sql.catalogue import functions
 from tests.markdown_support import README, ROOT, anchors, link_targets
 
 README_MAX_LINES = 150

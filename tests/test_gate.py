@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_params import DEFAULT_PARAMS
+from components.sql.params import DEFAULT_PARAMS
 from tests.conftest import Database
 from tests.queue_support import PROCESS, RETRY, T0, at, claim, complete, enqueue, fail, row_of, scalar
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_params import DEFAULT_PARAMS
-from components.sql_templates import DISPATCH_TRIGGER_FILE, QUEUE_FILES
+from components.sql.params import DEFAULT_PARAMS
+from components.sql.templates import DISPATCH_TRIGGER_FILE, QUEUE_FILES
 from tests.conftest import Database, apply_sql
 
 SUPABASE_URL = "https://abcdefghijklmnopqrst.supabase.co"

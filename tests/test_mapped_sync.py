@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 
 from components.mapping_config import parse_mappings
 from components.mappings import Mapping, mappings_json
-from components.sql_plan import mapping_unit
+from components.sql.plan import mapping_unit
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster
 from tests import function_support

@@ -1,4 +1,4 @@
-"""A mapping's two database objects (components/sql_plan.py, mapping_unit) through the SqlObject provider,
+"""A mapping's two database objects (components/sql/plan.py, mapping_unit) through the SqlObject provider,
 against real PostgreSQL: the trigger is attached as `expected` says, drift (dropped, disabled, changed by
 hand, the row edited) is read back and repaired, destroy leaves the table and its rows, a hand-made trigger is
 taken over rather than doubled, and a mapping that would break the table's writes is refused before anything
@@ -16,7 +16,7 @@ from pulumi.dynamic import Config, ConfigureRequest
 
 from components.mappings import FieldMap, Mapping, OnDelete
 from components.providers import ProviderError, SqlObjectProvider
-from components.sql_plan import MappingUnit, SqlObjectUnit, mapping_unit
+from components.sql.plan import MappingUnit, SqlObjectUnit, mapping_unit
 from tests.conftest import Database
 
 HOSTS = """

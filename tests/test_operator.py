@@ -20,8 +20,8 @@ from psycopg.rows import dict_row
 
 from components import operator
 from components.__main__ import main
-from components.sql_catalogue import functions
-from components.sql_params import DEFAULT_PARAMS
+from components.sql.catalogue import functions
+from components.sql.params import DEFAULT_PARAMS
 from tests.conftest import Database
 from tests.mapping_support import add_users, create_tables, deploy
 

@@ -23,8 +23,8 @@ from pulumi.runtime.rpc import is_rpc_secret
 from components.bubble_sync import FUNCTION_ENTRYPOINT, FUNCTION_SOURCE_DIR
 from components.config import PROJECT, ConfigError
 from components.providers import function_source_hash
-from components.sql_catalogue import functions
-from components.sql_templates import CRON_JOBS, QUEUE_FILES
+from components.sql.catalogue import functions
+from components.sql.templates import CRON_JOBS, QUEUE_FILES
 
 MAIN = Path(__file__).resolve().parent.parent / "__main__.py"
 REF = "abcdefghijklmnopqrst"
@@ -360,7 +360,7 @@ def test_dependency_order(run_program: Any) -> None:
     assert extensions <= deps["bubble-sync-queue"]
     for registration in program.of_type(FUNCTION):
         assert queue in deps[registration.name], registration.name
-    # one after another, in the order of their files in sql_templates.QUEUE_FILES (as the script has them)
+    # one after another, in the order of their files in sql.templates.QUEUE_FILES (as the script has them)
     for earlier, later in zip(fn_urns, fn_urns[1:], strict=False):
         later_name = later.rsplit("::", 1)[1]
         assert earlier in deps[later_name], later_name
@@ -455,7 +455,8 @@ def test_no_secret_in_any_plain_input_or_export(run_program: Any) -> None:
 
 def test_modules_import_without_side_effects() -> None:
     """The dynamic-provider process imports these to unpickle providers: no engine, resources or output."""
-    modules = ("bubble_sync", "render_sql", "sql_plan", "sql_catalogue", "config", "__main__")
+    modules = ("bubble_sync", "sql.render", "sql.plan", "sql.catalogue", "config", "__main__")
+    modules += ("render_sql", "sql_plan", "sql_catalogue")  # the old paths, which old pickles may name
     code = "; ".join(f"import components.{module}" for module in modules)
     result = subprocess.run([sys.executable, "-c", code], cwd=MAIN.parent, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -14,8 +14,8 @@ from pulumi.output import Unknown
 
 from components.providers import ProviderError, QueueSchemaProvider
 from components.providers.queue_schema import normalize_type
-from components.sql_params import DEFAULT_PARAMS
-from components.sql_templates import QUEUE_COLUMNS, load, render
+from components.sql.params import DEFAULT_PARAMS
+from components.sql.templates import QUEUE_COLUMNS, load, render
 from tests.conftest import Database
 
 

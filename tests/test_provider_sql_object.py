@@ -10,7 +10,7 @@ from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
 from components.providers import ProviderError, SqlObjectProvider
-from components.sql_plan import ExtensionUnit
+from components.sql.plan import ExtensionUnit
 from tests.conftest import Database
 
 

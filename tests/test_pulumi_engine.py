@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from components.sql_catalogue import functions
+from components.sql.catalogue import functions
 from devstack.cluster import free_port
 from devstack.pulumi_engine import Engine
 from tests.engine_support import (

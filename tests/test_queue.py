@@ -15,9 +15,9 @@ import psycopg.types.json
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_catalogue import functions
-from components.sql_params import DEFAULT_PARAMS
-from components.sql_templates import CRON_JOBS, QUEUE_FILES
+from components.sql.catalogue import functions
+from components.sql.params import DEFAULT_PARAMS
+from components.sql.templates import CRON_JOBS, QUEUE_FILES
 from tests.conftest import Database, apply_sql
 from tests.queue_support import (
     PROCESS,

@@ -1,6 +1,6 @@
 """The queue layer against Supabase's defaults (everything in `public` granted to the API roles): anon and
 authenticated can neither reach the queue nor run our functions; every function pins search_path; the
-grants are those components.sql_templates.FUNCTIONS declares; and the Supabase linter's security checks
+grants are those components.sql.templates.FUNCTIONS declares; and the Supabase linter's security checks
 (supabase/splinter) find nothing in our objects."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from components.sql_catalogue import FunctionSpec, functions
+from components.sql.catalogue import FunctionSpec, functions
 from tests.conftest import Database
 
 API_ROLES = ["anon", "authenticated"]

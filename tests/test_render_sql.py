@@ -19,10 +19,10 @@ import pytest
 
 from components.__main__ import main
 from components.config import ConfigError, load_config
-from components.render_sql import render_script
-from components.sql_catalogue import functions
-from components.sql_plan import QUEUE_COLUMNS, sql_plan
-from components.sql_templates import CRON_JOBS
+from components.sql.catalogue import functions
+from components.sql.plan import QUEUE_COLUMNS, sql_plan
+from components.sql.render import render_script
+from components.sql.templates import CRON_JOBS
 from components.stack_file import load_stack_config
 from tests.conftest import Database
 

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from components.mappings import mappings_json
 from components.operator.report import render_status
 from components.operator.status import collect_status
-from components.sql_plan import mapping_unit
+from components.sql.plan import mapping_unit
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster
 from devstack.pgnet_worker import NetWorker

@@ -1,4 +1,4 @@
-"""components.sql_catalogue: what sql/ defines, read by PostgreSQL's own parser (pglast). No database here;
+"""components.sql.catalogue: what sql/ defines, read by PostgreSQL's own parser (pglast). No database here;
 tests/test_queue_security.py checks the catalogue against a live one (signatures, grants, search_path)."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from components import sql_catalogue
-from components.sql_catalogue import CatalogueError, FunctionSpec, functions, split_statements
-from components.sql_params import DEFAULT_PARAMS
-from components.sql_parser import SqlSyntaxError
-from components.sql_templates import QUEUE_FILES, load, render
+from components.sql import catalogue as sql_catalogue
+from components.sql.catalogue import CatalogueError, FunctionSpec, functions, split_statements
+from components.sql.params import DEFAULT_PARAMS
+from components.sql.parser import SqlSyntaxError
+from components.sql.templates import QUEUE_FILES, load, render
 
 # -- splitting -----------------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""components.sql_params: each template parameter a stack config key sets takes its default from that key, and
+"""components.sql.params: each template parameter a stack config key sets takes its default from that key, and
 a stack's value through the same table. No database here."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from components.config import load_config
 from components.config_keys import KEYS
-from components.sql_params import DEFAULT_PARAMS, KEY_PARAMS, KeyParam, sql_params
+from components.sql.params import DEFAULT_PARAMS, KEY_PARAMS, KeyParam, sql_params
 
 SPECS = {spec.name: spec for spec in KEYS}
 

@@ -1,4 +1,4 @@
-"""components.sql_templates: rendering, the files of sql/, and the cron jobs. No database here; what the files
+"""components.sql.templates: rendering, the files of sql/, and the cron jobs. No database here; what the files
 define is tests/test_sql_catalogue.py's."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from components import sql_templates as st
-from components.sql_catalogue import split_statements
-from components.sql_params import DEFAULT_PARAMS
+from components.sql import templates as st
+from components.sql.catalogue import split_statements
+from components.sql.params import DEFAULT_PARAMS
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_cron_job_statements_schedule_and_reactivate_by_name() -> None:
 
 
 def test_module_imports_nothing_but_the_standard_library() -> None:
-    tree = ast.parse((st.SQL_DIR.parent / "components" / "sql_templates.py").read_text())
+    tree = ast.parse((st.SQL_DIR.parent / "components" / "sql" / "templates.py").read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert {name.split(".")[0] for name in imported} <= set(sys.stdlib_module_names) | {"__future__"}

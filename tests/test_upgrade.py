@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from components.sql_catalogue import functions
+from components.sql.catalogue import functions
 from devstack.pulumi_engine import PROJECT_ENTRIES, REPO_ROOT, Engine
 from tests.engine_support import (
     STACK,

@@ -19,7 +19,7 @@ from typing import TypeVar
 import psycopg
 
 from components.errors import SourceError
-from components.sql_templates import OPERATOR_BACKFILL_FILE, OPERATOR_STATUS_FILE, load
+from components.sql.templates import OPERATOR_BACKFILL_FILE, OPERATOR_STATUS_FILE, load
 
 __all__ = [
     "BACKFILL_FILE",

@@ -1,5 +1,5 @@
 """What a `create or replace function` statement will leave in `pg_proc`, read from its text by PostgreSQL's
-own parser (components/sql_parser.py).
+own parser (components/sql/parser.py).
 
 The live function's `prosrc` is the body's text, `proconfig` follows from the `set` clauses, and `prosecdef`
 and the language from their clauses. The SqlFunction provider compares these with the live catalog to detect
@@ -18,7 +18,7 @@ from pglast import ast
 from pglast.enums import VariableSetKind
 
 from components.errors import SourceError
-from components.sql_parser import SqlSyntaxError, parse, qualified_name
+from components.sql.parser import SqlSyntaxError, parse, qualified_name
 
 __all__ = [
     "DefinitionError",

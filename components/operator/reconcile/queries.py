@@ -7,7 +7,7 @@ import functools
 from collections.abc import Mapping
 
 from components.operator.queries import QueryFileError, split_queries
-from components.sql_templates import OPERATOR_RECONCILE_FILE, load
+from components.sql.templates import OPERATOR_RECONCILE_FILE, load
 
 __all__ = ["reconcile_query"]
 
