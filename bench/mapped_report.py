@@ -1,6 +1,6 @@
 """The `mappings` profile's own figures and lines of results.md: per mapping (and the messages' deletes) the
 rows, their rate, latency and Bubble requests; what the correctness checks found; and the profile's cost per
-row against the single-type `growth` profile of the same run. The plan table (bench/report.py) has the
+row against the single-type `growth` profile of the same run. The plan table (bench/markdown.py) has the
 profile's overall figures like every plan profile's."""
 
 from __future__ import annotations
