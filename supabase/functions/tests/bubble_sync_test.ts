@@ -3,7 +3,7 @@
 //
 //   deno test --config supabase/functions/deno.json supabase/functions/tests/
 
-import { autoConcurrency, PARALLEL_RUNS, runsWanted } from "../bubble_sync/process.ts";
+import { autoConcurrency, PARALLEL_RUNS, runsWanted } from "../bubble_sync/sizing.ts";
 import { loadConfig } from "../bubble_sync/config.ts";
 import { SETTINGS } from "../bubble_sync/settings.ts";
 import { PostgresQueue, VerdictBatcher } from "../bubble_sync/queue.ts";
