@@ -27,7 +27,8 @@ import {
 } from "./config.ts";
 import { SharedGate } from "./gate.ts";
 import { Run, type RunOptions } from "./process.ts";
-import { type Action, ACTIONS, postgresQueue, type Queue } from "./queue.ts";
+import { postgresQueue } from "./postgres_queue.ts";
+import { type Action, ACTIONS, type Queue } from "./queue.ts";
 import type { Summary } from "./summary.ts";
 import { verifyMappings, type VerifySummary } from "./verify.ts";
 

@@ -6,7 +6,8 @@
 import { autoConcurrency, PARALLEL_RUNS, runsWanted } from "../bubble_sync/sizing.ts";
 import { loadConfig } from "../bubble_sync/config.ts";
 import { SETTINGS } from "../bubble_sync/settings.ts";
-import { PostgresQueue, VerdictBatcher } from "../bubble_sync/queue.ts";
+import { PostgresQueue } from "../bubble_sync/postgres_queue.ts";
+import { VerdictBatcher } from "../bubble_sync/verdict_batcher.ts";
 import {
   assert,
   assertEquals,
@@ -1386,7 +1387,7 @@ Deno.test("concurrency 0 without a rate limit keeps 20 requests in flight", asyn
   assertEquals(inFlight.most, 20);
 });
 
-// --- verdicts in batches (queue.ts) -------------------------------------------------------------------------------
+// --- verdicts in batches (verdict_batcher.ts) ----------------------------------------------------------------------
 
 Deno.test("verdicts given within the linger share one write, and each caller gets its own row's outcome", async () => {
   const writes: unknown[][] = [];

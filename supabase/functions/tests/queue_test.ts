@@ -1,7 +1,7 @@
 // deno test for PostgresQueue's statements that mappings added: links (bubble_sync.links) and a completion's
 // note. postgres.js is replaced by a tagged template that records each statement and answers as told.
 
-import { PostgresQueue } from "../bubble_sync/queue.ts";
+import { PostgresQueue } from "../bubble_sync/postgres_queue.ts";
 import { assert, assertEquals } from "./fakes.ts";
 
 type Answer = Record<string, unknown>[] | { code: string; message: string };
