@@ -4,7 +4,8 @@
 // (process.ts) decides when a row may be sent and writes its verdict.
 
 import { isBackfill } from "./backfill.ts";
-import { type BubbleClient, emailOf, type Failure } from "./bubble.ts";
+import type { BubbleClient, Failure } from "./bubble.ts";
+import { emailOf } from "./bubble_answers.ts";
 import type { Config } from "./config.ts";
 import { syncDelete } from "./deletes.ts";
 import { createFields, type Prepared } from "./prepare.ts";
