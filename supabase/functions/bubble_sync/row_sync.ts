@@ -23,7 +23,10 @@ import {
 /** A user's built-in fields that a modify leaves out unless BUBBLE_MODIFY_USER_CREDENTIALS says otherwise. */
 const USER_CREDENTIALS = ["email", "password"];
 
-/** Syncs one row at a time with Bubble, by the requests its operation takes (at most MAX_REQUESTS_PER_ROW). */
+/**
+ * Sends a row to Bubble alone (not in a bulk call): the requests its operation takes, at most
+ * MAX_REQUESTS_PER_ROW.
+ */
 export class RowSync {
   constructor(
     private readonly bubble: BubbleClient,
