@@ -1,5 +1,6 @@
-// How the sync reads what Bubble answers: its error bodies and Retry-After, the exceptions of a request that got
-// no answer, a bulk call's lines, and a user's email in a thing. The client (bubble.ts) turns them into failures.
+// How the sync reads what Bubble answers: its error bodies and Retry-After, the exceptions of a request that
+// got no answer, a bulk call's lines, and a user's email in a thing. The client (bubble.ts) turns them into
+// failures.
 
 /** The most characters of a failure's message that are kept. */
 const MAX_MESSAGE_CHARS = 500;

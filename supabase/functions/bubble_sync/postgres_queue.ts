@@ -1,6 +1,6 @@
-// The queue in PostgreSQL (queue.ts's Queue), called over SUPABASE_DB_URL with postgres.js: claim in a statement of
-// its own, then complete or fail each row by its lease_token, the verdicts in batches (verdict_batcher.ts). It
-// also keeps Bubble's gate beside the queue (sql/functions/gate.sql).
+// The queue in PostgreSQL (queue.ts's Queue), called over SUPABASE_DB_URL with postgres.js: claim in a
+// statement of its own, then complete or fail each row by its lease_token, the verdicts in batches
+// (verdict_batcher.ts). It also keeps Bubble's gate beside the queue (sql/functions/gate.sql).
 
 import postgres from "npm:postgres@3.4.9";
 import type { Answer, GateView, Grant } from "./gate.ts";

@@ -1,7 +1,7 @@
-// The queue as the worker sees it (sql/functions/lease.sql; sql/README.md, "The worker's contract"): the rows it
-// claims, the verdicts it gives them by lease_token, the links from each record to its Bubble id (bubble_sync.links,
-// read for references.ts) and the runs it registers. postgres_queue.ts is the queue in the database; tests use
-// fakes of it.
+// The queue as the worker sees it (sql/functions/lease.sql; sql/README.md, "The worker's contract"): the rows
+// it claims, the verdicts it gives them by lease_token, the links from each record to its Bubble id
+// (bubble_sync.links, read for references.ts) and the runs it registers. postgres_queue.ts is the queue in
+// the database; tests use fakes of it.
 
 import type { GateStore } from "./gate.ts";
 

@@ -1,7 +1,7 @@
-// The Bubble calls for one row, sent alone: an INSERT creates its thing (looking first when an earlier attempt
-// may have made it, and recovering a used email), an UPDATE modifies it (or creates a mapped record Bubble lacks),
-// a DELETE does what its mapping says (deletes.ts). What comes back is the row's verdict (verdicts.ts); the run
-// (process.ts) decides when a row may be sent and writes its verdict.
+// The Bubble calls for one row, sent alone: an INSERT creates its thing (looking first when an earlier
+// attempt may have made it, and recovering a used email), an UPDATE modifies it (or creates a mapped record
+// Bubble lacks), a DELETE does what its mapping says (deletes.ts). What comes back is the row's verdict
+// (verdicts.ts); the run (process.ts) decides when a row may be sent and writes its verdict.
 
 import { isBackfill } from "./backfill.ts";
 import type { BubbleClient, Failure } from "./bubble.ts";

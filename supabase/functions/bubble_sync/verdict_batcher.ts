@@ -1,5 +1,5 @@
-// Verdicts written in batches (bubble_sync.report_verdicts): those given within a short moment share one round
-// trip to the database (postgres_queue.ts).
+// Verdicts written in batches (bubble_sync.report_verdicts): those given within a short moment share one
+// round trip to the database (postgres_queue.ts).
 
 /** A verdict as bubble_sync.report_verdicts takes it. */
 export type VerdictItem =

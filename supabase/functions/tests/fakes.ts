@@ -1,7 +1,7 @@
 // The fakes the bubble_sync tests share, and the one module they import them from: no database, no network.
-// FakeQueue (fake_queue.ts) is an in-memory queue that follows sql/functions/lease.sql; FakeBubble (fake_bubble.ts)
-// is a fake `fetch` holding things in memory. Both record every call. `setup` builds the handler under test
-// around them.
+// FakeQueue (fake_queue.ts) is an in-memory queue that follows sql/functions/lease.sql; FakeBubble
+// (fake_bubble.ts) is a fake `fetch` holding things in memory. Both record every call. `setup` builds the
+// handler under test around them.
 
 import { createHandler, type HandlerDeps } from "../bubble_sync/handler.ts";
 import { assertEquals } from "./assertions.ts";
