@@ -7,7 +7,7 @@
 //   2. a row whose key Bubble has is completed with that thing's id: linked, not created and not modified;
 //   3. the rest are created with the bulk endpoint in their data type, whatever bubbleBulkCreate says (a lone row, or a run with
 //      no time for a bulk call, with a plain create). A line Bubble refuses is sent again alone by the usual
-//      path, which links a user whose email Bubble already has (process.ts, recoverUsedEmail).
+//      path, which links a user whose email Bubble already has (row_sync.ts, recoverUsedEmail).
 // A row whose search failed fails as the search did (a 5xx is retried, a 429 deferred) without a create sent.
 // process.ts calls syncBackfills from one place, where a claimed batch is split (processBatch), and lends it
 // its own ways to run, report and create (BackfillDeps), so a backfilled row is paced, handed back, reported

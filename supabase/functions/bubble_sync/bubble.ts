@@ -4,6 +4,14 @@
 // exceptions, so the batch loop can classify each one. Every request waits for its turn at Bubble's gate, shared
 // with every other worker through the database (gate.ts): a request the gate refuses is not sent.
 
+import {
+  clip,
+  describeError,
+  describeException,
+  isTimeout,
+  parseRetryAfter,
+  wholeCallError,
+} from "./bubble_answers.ts";
 import { breakerOpen, type SharedGate } from "./gate.ts";
 
 /** fetch, as Deno has it (the `client` option picks a connection pool). */
@@ -48,60 +56,7 @@ export const BULK_MS_PER_LINE = 240;
 /** Bubble's search answers at most 100 things a page (manual: `limit`, at most 100). */
 export const SEARCH_PAGE = 100;
 const MAX_SEARCH_PAGES = 10;
-const MAX_MESSAGE_CHARS = 500;
 const LATENCY_WEIGHT = 0.1;
-
-/** Seconds from a Retry-After header (delay-seconds or an HTTP date); null when absent or unreadable. */
-export function parseRetryAfter(value: string | null, nowMs: number): number | null {
-  if (value === null || value.trim() === "") return null;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return null;
-  return Math.max(0, Math.ceil((date - nowMs) / 1000));
-}
-
-function clip(text: string): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length <= MAX_MESSAGE_CHARS ? flat : `${flat.slice(0, MAX_MESSAGE_CHARS)}…`;
-}
-
-/**
- * Bubble's error envelope `{"statusCode", "body": {"status", "message"}}` (or the same fields at the top), or
- * its 401 body `{"error_class", "args", "message": null, "translation"}`.
- */
-function describeError(status: number, bodyText: string): { code: string | null; message: string } {
-  let code: string | null = null;
-  let message: string | null = null;
-  try {
-    const parsed = JSON.parse(bodyText) as Record<string, unknown>;
-    const body = (typeof parsed.body === "object" && parsed.body !== null ? parsed.body : parsed) as Record<
-      string,
-      unknown
-    >;
-    if (typeof body.status === "string") code = body.status;
-    if (typeof body.message === "string") message = body.message;
-    else if (typeof body.translation === "string") message = body.translation;
-    if (message !== null && code === null && typeof body.error_class === "string") {
-      message = `${body.error_class}: ${message}`;
-    }
-  } catch {
-    // not JSON: use the text itself
-  }
-  const detail = message ?? (bodyText.trim() || "(no body)");
-  return { code, message: clip(`Bubble answered ${status}${code ? ` ${code}` : ""}: ${detail}`) };
-}
-
-/** An exception's message with its cause's (Deno's fetch says only "fetch failed", the cause says why). */
-function describeException(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? error.cause.message : null;
-  return cause && cause !== error.message ? `${error.message} (${cause})` : error.message;
-}
-
-function isTimeout(error: unknown): boolean {
-  return error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError");
-}
 
 export class BubbleClient {
   /** Requests sent (attempted), for the run's summary. */
@@ -381,27 +336,6 @@ export class BubbleClient {
       return null;
     });
     return { ok: true, lines };
-  }
-}
-
-/**
- * A Bubble user's email as a GET or search returns it: under `authentication.email.email` (manual; captured
- * responses), or a plain `email` field (a data type of the app's own); null when it carries none.
- */
-export function emailOf(thing: Record<string, unknown>): string | null {
-  const authentication = thing.authentication as { email?: { email?: unknown } } | undefined;
-  const builtIn = authentication?.email?.email;
-  if (typeof builtIn === "string") return builtIn;
-  return typeof thing.email === "string" ? thing.email : null;
-}
-
-/** The message of a lone `{"status": "error"}` line, or null when the line is anything else. */
-function wholeCallError(line: string): string | null {
-  try {
-    const parsed = JSON.parse(line) as { status?: unknown; message?: unknown };
-    return parsed.status === "error" ? String(parsed.message ?? "(no message)") : null;
-  } catch {
-    return null;
   }
 }
 

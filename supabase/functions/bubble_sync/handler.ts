@@ -26,8 +26,10 @@ import {
   secretsOf,
 } from "./config.ts";
 import { SharedGate } from "./gate.ts";
-import { Run, type RunOptions, type Summary } from "./process.ts";
-import { type Action, ACTIONS, postgresQueue, type Queue } from "./queue.ts";
+import { Run, type RunOptions } from "./process.ts";
+import { postgresQueue } from "./postgres_queue.ts";
+import { type Action, ACTIONS, type Queue } from "./queue.ts";
+import type { Summary } from "./summary.ts";
 import { verifyMappings, type VerifySummary } from "./verify.ts";
 
 /** What a caller may ask for: a run of the queue, or the scheduled verification. */

@@ -4,116 +4,37 @@
 // circuit breaker is open (gate.ts) nothing is sent: the rows go back to pending without using an attempt.
 // A row follows its table's mapping, if one names it (mapping.ts, prepare.ts): its data type, its fields, its
 // references (references.ts, resolved before the batch is sent) and what its delete does (deletes.ts).
+// Here is the run loop and the sending of a batch; a row's own requests are row_sync.ts's, what a Bubble answer
+// makes of a row verdicts.ts's, how much is in flight sizing.ts's, and the runs beside this one runs.ts's.
 
 import { isBackfill, syncBackfills } from "./backfill.ts";
-import { type BubbleClient, BULK_MS_PER_LINE, emailOf, type Failure, MAX_BULK_LINES } from "./bubble.ts";
+import { type BubbleClient, BULK_MS_PER_LINE, MAX_BULK_LINES } from "./bubble.ts";
 import { type Config, MAX_REQUESTS_PER_ROW } from "./config.ts";
-import { syncDelete } from "./deletes.ts";
-import { breakerOpen, DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
+import { DEFAULT_RATE_LIMIT_PAUSE_SECONDS } from "./gate.ts";
 import { Mappings } from "./mapping.ts";
 import { WorkPool } from "./pool.ts";
 import { createFields, prepare, type Prepared } from "./prepare.ts";
 import { type Action, type Queue, type QueueRow, triedBefore } from "./queue.ts";
 import { resolveReferences } from "./references.ts";
+import { RowSync } from "./row_sync.ts";
+import { RunsGoing } from "./runs.ts";
+import { autoConcurrency } from "./sizing.ts";
+import { emptySummary, type Summary } from "./summary.ts";
 import {
-  aboutUsedEmail,
+  deferral,
   failedWith,
   noAnswer,
   type Pause,
+  pausedVerdict,
   pauseFor,
-  permanent,
-  refusedCreate,
+  unsettled,
   type Verdict,
 } from "./verdicts.ts";
-
-/** What a run did; also the 200 answer with `"wait": true`. */
-export interface Summary {
-  action: Action;
-  claimed: number;
-  /**
-   * Synced: the row is completed with its Bubble id (or, for a delete with nothing to delete or ignored, with a
-   * note saying so in its error_message).
-   */
-  completed: number;
-  /** Of the completed rows, the DELETEs whose thing Bubble deleted. */
-  deleted: number;
-  /** Failed an attempt that will be retried (retry_failed picks it up after its backoff). */
-  failed: number;
-  /**
-   * Back to pending without using an attempt: Bubble's rate limit, its circuit breaker open, or the run ran
-   * out of time to send it.
-   */
-  deferred: number;
-  /** Failed for good: a permanent error, or the last attempt. */
-  permanently_failed: number;
-  /** Verdicts the queue refused because the lease had been taken back meanwhile (nothing was changed). */
-  lease_lost: number;
-  /** Rows left in 'processing' because their verdict could not be written; their lease brings them back. */
-  unreported: number;
-  bubble_requests: number;
-  /** Statements the run sent to the database (claims, verdict batches, the gate's calls); null if unknown. */
-  db_round_trips: number | null;
-  /**
-   * drained | limit | time_budget | row_budget | rate_limited | token_refused | bubble_unavailable.
-   * row_budget: the run claimed BUBBLE_SYNC_ROWS_PER_RUN rows, as many as fit in the CPU time a worker
-   * leaves an invocation; it then has a successor invoked (runs_invoked).
-   */
-  stopped_by: string;
-  /**
-   * Runs this one had the database invoke (bubble_sync.fan_out): parallel runs when its first claim showed a
-   * backlog bigger than one run carries at Bubble's rate, and a successor when it stopped at its row or time
-   * budget with rows still due and too few runs going.
-   */
-  runs_invoked: number;
-  /**
-   * Why the database could not invoke runs when this one asked (say, a Vault secret is missing): the rows
-   * then wait for the next cron tick, whose run fails saying the same.
-   */
-  invoke_error?: string;
-  duration_ms: number;
-}
 
 export interface RunOptions {
   action: Action;
   /** The most rows this run claims in total; null for no limit. */
   limit: number | null;
-}
-
-/** A user's built-in fields that a modify leaves out unless BUBBLE_MODIFY_USER_CREDENTIALS says otherwise. */
-const USER_CREDENTIALS = ["email", "password"];
-/**
- * Requests in flight with BUBBLE_SYNC_CONCURRENCY 0 (the default): enough to keep the rate limit busy at
- * Bubble's answer time (Little's law, a quarter more for the spread of answer times), between these bounds;
- * before the first answer the time is assumed; without a rate limit, AUTO_UNPACED.
- */
-export const AUTO_CONCURRENCY = { least: 2, most: 200, assumedLatencyMs: 250, headroom: 1.25, unpaced: 20 };
-
-/** The requests in flight that keep `perMinute` busy when Bubble answers in `latencyMs` (null: not known yet). */
-export function autoConcurrency(perMinute: number, latencyMs: number | null): number {
-  const { least, most, assumedLatencyMs, headroom, unpaced } = AUTO_CONCURRENCY;
-  if (perMinute <= 0) return unpaced;
-  const seconds = (latencyMs ?? assumedLatencyMs) / 1000;
-  return Math.min(most, Math.max(least, Math.ceil(perMinute / 60 * seconds * headroom)));
-}
-
-/**
- * Runs that share a backlog with BUBBLE_SYNC_CONCURRENCY 0 (the default). A run keeps at most a batch in
- * flight, and about half of one on average (a batch waits for its slowest answer before the next claim): when
- * the rate needs more requests in flight than that, the backlog is shared by more runs, which the database
- * invokes and paces together (its gate). At most `most`.
- */
-export const PARALLEL_RUNS = { most: 10, batchShareInFlight: 0.5 };
-
-/** The runs that keep `perMinute` busy at Bubble's answer time when each claims `batchSize` rows at a time. */
-export function runsWanted(perMinute: number, latencyMs: number | null, batchSize: number): number {
-  if (perMinute <= 0) return 1;
-  const { assumedLatencyMs, headroom } = AUTO_CONCURRENCY;
-  const needed = perMinute / 60 * ((latencyMs ?? assumedLatencyMs) / 1000) * headroom;
-  const perRun = Math.min(
-    autoConcurrency(perMinute, latencyMs),
-    Math.max(1, batchSize * PARALLEL_RUNS.batchShareInFlight),
-  );
-  return Math.min(PARALLEL_RUNS.most, Math.max(1, Math.ceil(needed / perRun)));
 }
 
 export class Run {
@@ -131,13 +52,14 @@ export class Run {
   private leaseWindowMissed = false;
   /** The verdict writes of the current batch, not yet awaited. */
   private readonly writes: Promise<void>[] = [];
-  /** This run's registration among the runs going (bubble_sync.begin_run); null if it has none. */
-  private runId: string | null = null;
+  /** This run among the runs going: its registration, and the runs it has invoked. */
+  private readonly runs: RunsGoing;
   /** The fan-out asked for after the first full claim, running beside the first batch. */
   private fanning: Promise<void> | null = null;
   /** The run's end, begun beside its last batch when its row budget is reached. */
   private ending: Promise<void> | null = null;
   private readonly mappings: Mappings;
+  private readonly rowSync: RowSync;
 
   constructor(
     private readonly config: Config,
@@ -152,81 +74,9 @@ export class Run {
       dataType: config.dataType,
       keyField: config.externalKeyField,
     });
-    this.summary = {
-      action: options.action,
-      claimed: 0,
-      completed: 0,
-      deleted: 0,
-      failed: 0,
-      deferred: 0,
-      permanently_failed: 0,
-      lease_lost: 0,
-      unreported: 0,
-      bubble_requests: 0,
-      db_round_trips: null,
-      stopped_by: "drained",
-      runs_invoked: 0,
-      duration_ms: 0,
-    };
-  }
-
-  /** Registers the run, so that runs fanning out count it; unregistered (null) it still works alone. */
-  private async beginRun(): Promise<void> {
-    // Registered for its time budget and the longest its last requests can take; past that it no longer counts.
-    const seconds = Math.ceil(
-      (this.config.timeBudgetMs + MAX_REQUESTS_PER_ROW * this.config.httpTimeoutMs) / 1000,
-    );
-    try {
-      this.runId = await this.queue.beginRun?.(this.options.action, seconds) ?? null;
-    } catch {
-      this.runId = null; // the claim that follows meets the same trouble and says so
-    }
-  }
-
-  /**
-   * The runs a backlog should be shared by: with a fixed BUBBLE_SYNC_CONCURRENCY, one at a time (that number
-   * is all the requests in flight); otherwise as many as Bubble's rate and answer time need (runsWanted).
-   */
-  private runsWanted(): number {
-    if (this.config.concurrency > 0) return 1;
-    return runsWanted(this.config.rateLimitPerMinute, this.bubble.latencyMs, this.config.batchSize);
-  }
-
-  /** Has the runs missing invoked, beside this one; a failure only leaves this run alone with the backlog. */
-  private async fanOut(): Promise<void> {
-    try {
-      this.summary.runs_invoked += await this.queue.fanOut?.(
-        this.options.action,
-        this.runsWanted(),
-        this.config.batchSize,
-      ) ?? 0;
-    } catch (error) {
-      this.noteInvokeError(error);
-    }
-  }
-
-  /** The run goes on without the runs it asked for; the summary says why they were not invoked. */
-  private noteInvokeError(error: unknown): void {
-    this.summary.invoke_error = this.redact(error instanceof Error ? error.message : String(error));
-  }
-
-  /**
-   * Leaves the runs going; a run stopped by its row or time budget has the runs missing invoked at once (a
-   * successor at least, if rows are still due), instead of leaving the rows to the next cron tick. A failure
-   * costs only that wait.
-   */
-  private async endRun(budgetSpent: boolean): Promise<void> {
-    try {
-      this.summary.runs_invoked += await this.queue.endRun?.(
-        this.options.action,
-        this.runId,
-        budgetSpent ? this.runsWanted() : 0,
-        this.config.batchSize,
-      ) ?? 0;
-    } catch (error) {
-      // The next tick picks the rows up, and the run's registration expires.
-      this.noteInvokeError(error);
-    }
+    this.summary = emptySummary(options.action);
+    this.runs = new RunsGoing(config, queue, bubble, options.action, redact, this.summary);
+    this.rowSync = new RowSync(bubble, config);
   }
 
   private get budgetEnd(): number {
@@ -237,7 +87,7 @@ export class Run {
   async execute(): Promise<Summary> {
     const { batchSize, leaseSeconds } = this.config;
     try {
-      await this.beginRun();
+      await this.runs.begin();
       while (true) {
         if (this.now() >= this.budgetEnd) {
           this.summary.stopped_by = "time_budget";
@@ -265,9 +115,9 @@ export class Run {
         this.summary.claimed += rows.length;
         if (rows.length === asked) {
           // A full claim means a backlog: runs beside this one share it when the rate needs more than one.
-          if (this.fanning === null && this.runsWanted() > 1) this.fanning = this.fanOut();
+          if (this.fanning === null && this.runs.wanted() > 1) this.fanning = this.runs.fanOut();
           // The run's last claim: its successor starts while this batch is sent, not after.
-          if (this.summary.claimed >= this.config.rowsPerRun) this.ending = this.endRun(true);
+          if (this.summary.claimed >= this.config.rowsPerRun) this.ending = this.runs.end(true);
         }
         const completedBefore = this.summary.completed;
         if (rows.length > 0) await this.processBatch(rows, claimedAt);
@@ -291,7 +141,7 @@ export class Run {
       await this.fanning;
       const budgetSpent = this.summary.stopped_by === "row_budget" ||
         this.summary.stopped_by === "time_budget";
-      await (this.ending ?? this.endRun(budgetSpent));
+      await (this.ending ?? this.runs.end(budgetSpent));
     } finally {
       this.summary.bubble_requests = this.bubble.requests;
       this.summary.db_round_trips = this.queue.roundTrips ?? null;
@@ -410,7 +260,7 @@ export class Run {
     if (this.pausedUntil > now) {
       const seconds = Math.ceil((this.pausedUntil - now) / 1000);
       this.cutShort = this.pausedBy;
-      return this.pausedVerdict(seconds);
+      return pausedVerdict(this.pausedBy, seconds, this.bubble.gate.unavailableSince);
     }
     if (now >= startBy) {
       const budgetSpent = now >= this.budgetEnd;
@@ -420,187 +270,14 @@ export class Run {
           "came back late); claimed again";
       if (budgetSpent) this.cutShort ??= "time_budget";
       else this.leaseWindowMissed = true;
-      return this.deferral(error, 0);
+      return deferral(error, 0);
     }
     return null;
   }
 
-  /**
-   * A create whose outcome is unknown (no answer, or no line for the row in a bulk answer): Bubble may still
-   * store it, so the row is looked up again only once that can no longer happen (bubbleSettleSeconds).
-   */
-  private unsettled(verdict: Verdict): Verdict {
-    if (verdict.kind !== "fail") return verdict;
-    const seconds = this.config.settleSeconds;
-    return {
-      ...verdict,
-      error: `${verdict.error} (the create may still be stored: looked up again after ${seconds} s)`,
-      retryAfterSeconds: seconds,
-    };
-  }
-
-  /** A row not sent because the run is paused: it waits for the pause's end without using an attempt. */
-  private pausedVerdict(seconds: number): Verdict {
-    switch (this.pausedBy) {
-      case "token_refused":
-        return this.deferral(
-          `refused token: not sent, Bubble refused the API token earlier in this run; waiting ${seconds} s`,
-          seconds,
-        );
-      case "rate_limited":
-        return this.deferral(
-          `rate limited: not sent, Bubble asked to wait ${seconds} s (Retry-After) during this run`,
-          seconds,
-        );
-      case "bubble_unavailable":
-        return {
-          kind: "fail",
-          error: `bubble unavailable: not sent, ${breakerOpen(this.bubble.gate.unavailableSince, seconds)}`,
-          reason: { kind: "unavailable" },
-          retryAfterSeconds: seconds,
-        };
-    }
-  }
-
-  private deferral(error: string, seconds: number): Verdict {
-    return { kind: "fail", error, reason: { kind: "deferred" }, retryAfterSeconds: seconds };
-  }
-
+  /** Sends one row alone (row_sync.ts) and gives its verdict. */
   private async syncOne(item: Prepared): Promise<void> {
-    const verdict = item.operation === "INSERT"
-      ? await this.insert(item)
-      : item.operation === "UPDATE"
-      ? await this.update(item)
-      : await syncDelete(item, this.bubble);
-    this.record(item.row, verdict);
-  }
-
-  /**
-   * Creates the thing, unless Bubble has it already: an earlier attempt (or Deno re-sending the create) created
-   * it, or the database links the record to a thing (it left its mapping's rows and came back, say), which is
-   * modified instead. At most MAX_REQUESTS_PER_ROW requests: a search, or a modify, then a create and what
-   * recovering a used email takes.
-   */
-  private async insert(item: Prepared): Promise<Verdict> {
-    const { dataType, keyField } = item.target;
-    // A backfilled row is looked up by its key whatever the link says (backfill.ts).
-    let existing = isBackfill(item.row) ? null : item.row.bubble_id;
-    const searched = triedBefore(item.row);
-    if (searched) {
-      // An earlier attempt may have created it and died before completing the row: look before creating. The
-      // search also finds a linked thing, and Bubble no longer having it.
-      const found = await this.bubble.findOne(dataType, keyField, item.key);
-      if (!found.ok) return failedWith(found, "looking up an earlier attempt");
-      if (found.thing && existing === null) return { kind: "complete", bubbleId: String(found.thing._id) };
-      existing = found.thing ? String(found.thing._id) : null;
-    }
-    if (existing !== null) {
-      const modified = await this.bubble.modify(dataType, existing, this.modifiable(item));
-      if (modified.ok) return { kind: "complete", bubbleId: existing };
-      if (modified.status !== 404) return failedWith(modified, `modifying ${existing}`);
-      if (searched) {
-        // Deleted in Bubble since the search: the retry searches again, and creates it.
-        return {
-          kind: "fail",
-          error: `modifying ${existing}: ${modified.message} (deleted since it was found; retrying)`,
-          reason: { kind: "retryable" },
-          retryAfterSeconds: null,
-        };
-      }
-      // 404: Bubble no longer has the linked thing (deleted there): it is created anew.
-    }
-    return await this.create(item);
-  }
-
-  /** Creates the row's thing: a create, or a mapped modify whose thing Bubble does not have (update). */
-  private async create(item: Prepared): Promise<Verdict> {
-    const { dataType } = item.target;
-    const created = await this.bubble.create(dataType, createFields(item));
-    if (created.ok) return { kind: "complete", bubbleId: created.id };
-    // A table no mapping names keeps the rule of a stack without mappings: any type whose fields have an email.
-    const users = item.target.mapping === null || dataType === "user";
-    if (users && refusedCreate(created) && typeof item.fields.email === "string") {
-      return await this.recoverUsedEmail(item, item.fields.email, created);
-    }
-    return noAnswer(created) ? this.unsettled(failedWith(created)) : failedWith(created);
-  }
-
-  /**
-   * Bubble refused the create, perhaps because the email is taken (however it words that). Either we created
-   * this user already (an earlier attempt, or a create Deno re-sent on its own), or the person had a Bubble
-   * account before: find the user by email and link the row to it, unless that user belongs to another
-   * record. When no user has the email, the refusal was about something else and keeps its own message.
-   */
-  private async recoverUsedEmail(item: Prepared, email: string, refusal: Failure): Promise<Verdict> {
-    const { dataType, keyField } = item.target;
-    const found = await this.bubble.findOne(dataType, "email", email);
-    if (!found.ok) return failedWith(found, `${refusal.message}; looking up the user holding the email`);
-    // A search that ignored the constraint would hand back someone else: only the same email counts.
-    const holder = found.thing && emailOf(found.thing)?.toLowerCase() === email.toLowerCase()
-      ? found.thing
-      : null;
-    if (holder === null) {
-      if (!aboutUsedEmail(refusal)) return failedWith(refusal);
-      return {
-        kind: "fail",
-        error: `${refusal.message} (but no user with that email was found; retrying)`,
-        reason: { httpStatus: null },
-        retryAfterSeconds: null,
-      };
-    }
-    const bubbleId = String(holder._id);
-    const owner = holder[keyField];
-    if (owner === item.key) return { kind: "complete", bubbleId };
-    if (owner !== undefined && owner !== null && owner !== "") {
-      return permanent(
-        `the email is already used by Bubble ${dataType} ${bubbleId}, which belongs to ` +
-          `${keyField} ${JSON.stringify(owner)}`,
-      );
-    }
-    // A user made in Bubble itself: adopt it, with this row's fields and key.
-    const linked = await this.bubble.modify(dataType, bubbleId, this.modifiable(item));
-    if (!linked.ok) return failedWith(linked, `linking the existing Bubble user ${bubbleId}`);
-    return { kind: "complete", bubbleId };
-  }
-
-  /**
-   * The fields a modify sends (a mapped row's nulls included: they empty the field): a user's email and password
-   * are left out unless configured, since Bubble does not document that a modify may change them (a refused
-   * modify would fail every UPDATE of a user).
-   */
-  private modifiable(item: Prepared): Record<string, unknown> {
-    if (item.target.dataType !== "user" || this.config.modifyUserCredentials) return item.fields;
-    return Object.fromEntries(
-      Object.entries(item.fields).filter(([name]) => !USER_CREDENTIALS.includes(name)),
-    );
-  }
-
-  /** Modifies the thing the row names by bubble_id, else the one carrying the row's key. */
-  /**
-   * Modifies the thing the row names by its link, else the one carrying its key. A mapped row carries every
-   * mapped column, so when Bubble has no such thing (a record from before the trigger that no backfill
-   * reached, or one deleted in Bubble) it is created: Bubble then holds what Supabase holds. An unmapped row's
-   * payload may be a part of the record only: it fails for good, saying so.
-   */
-  private async update(item: Prepared): Promise<Verdict> {
-    const { dataType, keyField } = item.target;
-    const mapped = item.target.mapping !== null;
-    let bubbleId = item.row.bubble_id;
-    if (bubbleId === null) {
-      const found = await this.bubble.findOne(dataType, keyField, item.key);
-      if (!found.ok) return failedWith(found, "looking up the thing to modify");
-      if (!found.thing) {
-        if (mapped) return await this.create(item);
-        const key = JSON.stringify(item.key);
-        return permanent(`no Bubble ${dataType} has ${keyField} = ${key} to modify (was its INSERT synced?)`);
-      }
-      bubbleId = String(found.thing._id);
-    }
-    const modified = await this.bubble.modify(dataType, bubbleId, this.modifiable(item));
-    if (modified.ok) return { kind: "complete", bubbleId };
-    // The linked thing was deleted in Bubble: a mapped record is made again (its retry would search first).
-    if (mapped && modified.status === 404 && item.row.bubble_id !== null) return await this.create(item);
-    return failedWith(modified, `modifying ${bubbleId}`);
+    this.record(item.row, await this.rowSync.sync(item));
   }
 
   /**
@@ -617,7 +294,7 @@ export class Run {
       this.cutShort ??= "time_budget";
       const error =
         "time budget: not sent, too little of the run's time left for Bubble to finish the bulk call";
-      for (const { row } of items) this.record(row, this.deferral(error, 0));
+      for (const { row } of items) this.record(row, deferral(error, 0));
       return;
     }
     const answer = await this.bubble.bulkCreate(items[0].target.dataType, items.map(createFields), timeoutMs);
@@ -628,7 +305,7 @@ export class Run {
         return;
       }
       const verdict = failedWith(answer, "bulk create");
-      const settled = noAnswer(answer) ? this.unsettled(verdict) : verdict;
+      const settled = noAnswer(answer) ? unsettled(verdict, this.config.settleSeconds) : verdict;
       for (const { row } of items) this.record(row, settled);
       return;
     }
@@ -637,12 +314,12 @@ export class Run {
       if (line === null) {
         this.record(
           item.row,
-          this.unsettled({
+          unsettled({
             kind: "fail",
             error: "the bulk create answer has no readable line for this row",
             reason: { httpStatus: null },
             retryAfterSeconds: null,
-          }),
+          }, this.config.settleSeconds),
         );
       } else if (line.ok) this.record(item.row, { kind: "complete", bubbleId: line.id });
       else pool.add(() => this.gate([item], startBy, () => this.syncOne(item)));

@@ -1,8 +1,10 @@
 // What becomes of a row, as a run decides it: completed with its Bubble id, or failed with a message and a reason
 // the database classifies (queue.ts, FailReason). Bubble's failures are turned into verdicts here, one rule for
-// every kind of request (process.ts, deletes.ts, references.ts).
+// every kind of request (process.ts, row_sync.ts, deletes.ts, references.ts), and so are the verdicts of rows a
+// run does not send (a pause, its time budget).
 
 import type { Failure } from "./bubble.ts";
+import { breakerOpen } from "./gate.ts";
 import type { FailReason } from "./queue.ts";
 import { statusKind } from "./status_kind.ts";
 
@@ -113,4 +115,48 @@ export function noAnswer(failure: Failure): boolean {
 
 export function permanent(error: string): Verdict {
   return { kind: "fail", error, reason: { kind: "permanent" }, retryAfterSeconds: null };
+}
+
+/** A row that waits `seconds` without using an attempt (a pause, or the run's time running out). */
+export function deferral(error: string, seconds: number): Verdict {
+  return { kind: "fail", error, reason: { kind: "deferred" }, retryAfterSeconds: seconds };
+}
+
+/**
+ * A row not sent because the run is paused by `pause`: it waits for the pause's end without using an attempt.
+ * `unavailableSince`: when Bubble's circuit breaker opened (gate.ts).
+ */
+export function pausedVerdict(pause: Pause, seconds: number, unavailableSince: string | null): Verdict {
+  switch (pause) {
+    case "token_refused":
+      return deferral(
+        `refused token: not sent, Bubble refused the API token earlier in this run; waiting ${seconds} s`,
+        seconds,
+      );
+    case "rate_limited":
+      return deferral(
+        `rate limited: not sent, Bubble asked to wait ${seconds} s (Retry-After) during this run`,
+        seconds,
+      );
+    case "bubble_unavailable":
+      return {
+        kind: "fail",
+        error: `bubble unavailable: not sent, ${breakerOpen(unavailableSince, seconds)}`,
+        reason: { kind: "unavailable" },
+        retryAfterSeconds: seconds,
+      };
+  }
+}
+
+/**
+ * A create whose outcome is unknown (no answer, or no line for the row in a bulk answer): Bubble may still
+ * store it, so the row is looked up again only once that can no longer happen (bubbleSettleSeconds).
+ */
+export function unsettled(verdict: Verdict, settleSeconds: number): Verdict {
+  if (verdict.kind !== "fail") return verdict;
+  return {
+    ...verdict,
+    error: `${verdict.error} (the create may still be stored: looked up again after ${settleSeconds} s)`,
+    retryAfterSeconds: settleSeconds,
+  };
 }

@@ -1,7 +1,9 @@
-// deno test for PostgresQueue's statements that mappings added: links (bubble_sync.links) and a completion's
-// note. postgres.js is replaced by a tagged template that records each statement and answers as told.
+// deno test for the queue's database side (postgres_queue.ts, verdict_batcher.ts): links (bubble_sync.links), a
+// completion's note, verdicts written in batches, and a statement the database never answers. postgres.js is
+// replaced by a tagged template that records each statement and answers as told.
 
-import { PostgresQueue } from "../bubble_sync/queue.ts";
+import { PostgresQueue } from "../bubble_sync/postgres_queue.ts";
+import { VerdictBatcher } from "../bubble_sync/verdict_batcher.ts";
 import { assert, assertEquals } from "./fakes.ts";
 
 type Answer = Record<string, unknown>[] | { code: string; message: string };
@@ -83,4 +85,73 @@ Deno.test("a completion's note and a completion without a Bubble id go to report
     { lease_token: "t2", bubble_id: null, note: "Bubble never had user profiles:2: nothing to delete" },
     { lease_token: "t3", bubble_id: "b3", note: "onDelete ignore: nothing sent" },
   ]);
+});
+
+// --- verdicts in batches (verdict_batcher.ts) ----------------------------------------------------------------------
+
+Deno.test("verdicts given within the linger share one write, and each caller gets its own row's outcome", async () => {
+  const writes: unknown[][] = [];
+  const batcher = new VerdictBatcher((items) => {
+    writes.push(items);
+    const outcome = (item: (typeof items)[number]) =>
+      "bubble_id" in item ? "completed" : item.lease_token === "lost" ? null : "retrying";
+    return Promise.resolve(items.map(outcome));
+  }, 5);
+  const outcomes = await Promise.all([
+    batcher.add({ lease_token: "a", bubble_id: "1x1" }),
+    batcher.add({ lease_token: "b", error: "503", kind: null, http_status: 503, retry_after_seconds: null }),
+    batcher.add({
+      lease_token: "lost",
+      error: "x",
+      kind: "permanent",
+      http_status: null,
+      retry_after_seconds: null,
+    }),
+  ]);
+  assertEquals(outcomes, ["completed", "retrying", null]);
+  assertEquals(writes.length, 1);
+  assertEquals(writes[0].length, 3);
+});
+
+Deno.test("a full batch is written at once; a failed write fails each of its verdicts", async () => {
+  let calls = 0;
+  const batcher = new VerdictBatcher(
+    (items) => {
+      calls++;
+      if (items.length === 2) return Promise.reject(new Error("database gone"));
+      return Promise.resolve(items.map(() => "completed"));
+    },
+    60_000,
+    2,
+  );
+  const started = Date.now();
+  const results = await Promise.allSettled([
+    batcher.add({ lease_token: "a", bubble_id: "1" }),
+    batcher.add({ lease_token: "b", bubble_id: "2" }),
+  ]);
+  assert(Date.now() - started < 1000, "a full batch waited for the linger");
+  assertEquals(results.map((r) => r.status), ["rejected", "rejected"]);
+  assertEquals(calls, 1);
+});
+
+Deno.test("a statement the database never answers fails the call after the timeout and drops the pool", async () => {
+  // postgres.js 3.4.9 may wait forever on a connection closed during startup (porsager/postgres#1193)
+  let dropped = 0;
+  const never = () => new Promise<never>(() => {});
+  const sql = Object.assign(never, { json: (value: unknown) => value });
+  const queue = new PostgresQueue(
+    sql as unknown as ConstructorParameters<typeof PostgresQueue>[0],
+    () => dropped++,
+    50,
+  );
+  const started = Date.now();
+  let message = "";
+  try {
+    await queue.claim("process_queue_data_api", 10, 60);
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertEquals(message, "the database did not answer within 0.05 s");
+  assert(Date.now() - started < 2000);
+  assertEquals(dropped, 1);
 });
