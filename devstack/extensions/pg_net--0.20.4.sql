@@ -19,7 +19,7 @@
 --     extensions.grant_pg_net_access() adds USAGE on `net` for postgres, anon, authenticated and
 --     service_role. So anon can call net.http_post and read queued headers, as on Supabase.
 -- Differs from the real one:
---   * nothing is sent unless devstack/pgnet_worker.py runs against this database (the real worker is a
+--   * nothing is sent unless devstack/pgnet_worker/ runs against this database (the real worker is a
 --     background process that serves one database per cluster, `pg_net.database_name`);
 --   * the worker is found by its application_name (starting with 'pg_net') in pg_stat_activity of the
 --     current database, not by backend_type;
@@ -306,7 +306,7 @@ $$;
 
 -- Asks the worker to process the queue once this transaction commits. NOTIFY is queued until commit,
 -- dropped on rollback, and sent once per transaction however often it is called: the same guarantees
--- as pg_net's commit callback. The channel name is WAKE_CHANNEL in devstack/pgnet_worker.py.
+-- as pg_net's commit callback. The channel name is WAKE_CHANNEL in devstack/pgnet_worker/worker.py.
 create function net.wake()
 returns void
 language sql
