@@ -110,13 +110,14 @@ class LocalStack:
         *,
         bubble: BubbleDouble | str | None = None,
         pgnet_in_process: bool = False,
-        host_env: Mapping[str, str] | None = None,
+        host_env: Callable[[], Mapping[str, str]] | None = None,
         step: Step = _quietly,
     ) -> LocalStack:
         """Starts PostgreSQL, the pg_net worker, Bubble and the function host; stops them all if one fails.
 
         bubble: None starts the double as a process; a BubbleDouble is started in this process; a URL is
-        the Bubble app to sync to. host_env: the function host's environment (default: function_host_env's).
+        the Bubble app to sync to. host_env: makes the function host's environment once Bubble is there
+        (default: function_host_env's).
         """
         try:
             with step("PostgreSQL with pg_cron"):
@@ -131,7 +132,7 @@ class LocalStack:
             else:
                 self.bubble_url, self.bubble_is_double = bubble, False
             with step("edge function host (Deno)"):
-                self.start_function_host(host_env)
+                self.start_function_host(None if host_env is None else host_env())
         except BaseException:
             self.stop()
             raise

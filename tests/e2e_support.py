@@ -5,15 +5,14 @@
   quiescent, moving time forward between rounds by rewriting `next_retry_at` / `lease_expires_at` in SQL;
 * `assert_invariants`: the ONE check every fault test ends with (nothing lost, no duplicate Bubble record,
   every row completed or failed for good with its reason, nothing stuck in `processing`);
-* `FaultRig` (`running_rig`): a whole local stack composed from its parts so a test can break each one: its
-  own PostgreSQL cluster (restartable, never the session `cluster`), the pg_net worker in-process
+* `FaultRig` (`running_rig`): a whole local stack (devstack/assembly.py's LocalStack) whose parts a test can
+  break: its own PostgreSQL cluster (restartable, never the session `cluster`), the pg_net worker in-process
   (`NetWorker`, stoppable), the Bubble double in-process (knobs), the Deno functions host (killable).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import time
@@ -28,12 +27,10 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
+from devstack.assembly import LocalStack
 from devstack.bubble_double import BubbleDouble, user_email
-from devstack.cluster import Cluster, free_port
-from devstack.functions import runtime_env, start_functions_host, stop_process
-from devstack.pgnet_worker import NetWorker
-from devstack.stack import BUBBLE_DOUBLE_PREFIX, FUNCTIONS_DIR, LOCAL_STACK
-from devstack.stack_sql import apply_stack_sql
+from devstack.cluster import Cluster
+from devstack.functions import runtime_env
 from tests.function_support import HEALTHY_BUBBLE, function_settings
 from tests.queue_support import EMPTY_GATE
 
@@ -279,14 +276,19 @@ HTTP_TIMEOUT_MS = 1000
 
 
 class FaultRig:
+    """devstack/assembly.py's LocalStack with the parts a test breaks at hand: its own PostgreSQL cluster, the
+    pg_net worker in-process, the Bubble double in-process and the function host on the tests' settings."""
+
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.cluster = Cluster(state_dir / "cluster")
+        self.stack = LocalStack(
+            Cluster(state_dir / "cluster"),
+            state_dir / "logs",
+            service_role_key=SERVICE_KEY,
+            bubble_token=BUBBLE_TOKEN,
+        )
         self.bubble = BubbleDouble(token=BUBBLE_TOKEN, seed=11)
-        self.net: NetWorker | None = None
-        self.host_proc: Any = None
-        self.port = free_port()
-        self.log_path = state_dir / "functions.log"
+        self.log_path = self.stack.logs / "functions_host.log"
         self.client = httpx.Client(timeout=60, trust_env=False)
         self.data_type = "user"
         #: set by database_outage: the next test starts with a fresh function host (see reset)
@@ -295,15 +297,8 @@ class FaultRig:
     # lifecycle
 
     def start(self) -> None:
-        self.cluster.create()
-        self.bubble.start()
-        self.start_net_worker()
-        self.start_host()
-        apply_stack_sql(
-            LOCAL_STACK,
-            dsn=self.dsn,
-            variables={"supabase_url": self.supabase_url, "service_role_key": SERVICE_KEY},
-        )
+        self.stack.start(bubble=self.bubble, pgnet_in_process=True, host_env=self._host_env)
+        self.stack.apply_sql()
         with self.connect() as conn:
             # Recovery is driven explicitly (the real cron is proven in test_end_to_end.py): no minute ticks
             # landing at random moments of a fault test. The immediate-dispatch trigger stays on.
@@ -312,18 +307,19 @@ class FaultRig:
 
     def stop(self) -> None:
         self.client.close()
-        self.kill_host(sig=signal.SIGTERM)
-        self.stop_net_worker()
-        self.bubble.stop()
-        self.cluster.destroy()
+        self.stack.stop()
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.stack.cluster
 
     @property
     def dsn(self) -> str:
-        return self.cluster.dsn("postgres")
+        return self.stack.dsn
 
     @property
     def supabase_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.stack.supabase_url
 
     @property
     def function_url(self) -> str:
@@ -335,20 +331,19 @@ class FaultRig:
     # parts
 
     def start_net_worker(self) -> None:
-        self.net = NetWorker(self.cluster.admin_dsn("postgres")).start()
+        self.stack.start_pgnet_worker(in_process=True)
 
     def stop_net_worker(self) -> None:
-        if self.net is not None:
-            self.net.stop()
-            self.net = None
+        self.stack.stop_pgnet_worker()
 
-    def start_host(self, **settings: str) -> None:
-        env = runtime_env(
+    def _host_env(self, **settings: str) -> dict[str, str]:
+        """The function's settings as the tests give them (unpaced, short leases and timeouts)."""
+        return runtime_env(
             supabase_url=self.supabase_url,
             db_url=self.dsn,
             service_role_key=SERVICE_KEY,
             extra=function_settings(
-                self.bubble.url + BUBBLE_DOUBLE_PREFIX,
+                self.stack.bubble_base_url,
                 BUBBLE_TOKEN,
                 BUBBLE_SYNC_LEASE_SECONDS=str(LEASE_SECONDS),
                 BUBBLE_SYNC_HTTP_TIMEOUT_MS=str(HTTP_TIMEOUT_MS),
@@ -356,23 +351,16 @@ class FaultRig:
                 **settings,
             ),
         )
-        self.host_proc, _ = start_functions_host(
-            functions_dir=FUNCTIONS_DIR, port=self.port, env=env, log_path=self.log_path
-        )
+
+    def start_host(self, **settings: str) -> None:
+        self.stack.start_function_host(self._host_env(**settings))
 
     def kill_host(self, sig: int = signal.SIGKILL) -> None:
         """SIGKILL (default) the Deno host's whole process group: no cleanup, no verdicts, sockets reset."""
-        proc, self.host_proc = self.host_proc, None
-        if proc is None:
-            return
         if sig == signal.SIGKILL:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+            self.stack.kill_function_host()
         else:
-            stop_process(proc)
+            self.stack.stop_function_host()
 
     def database_outage(self, seconds: float) -> None:
         """PostgreSQL stopped (fast: sessions cut) for `seconds`, then started again on the same port."""
