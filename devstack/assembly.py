@@ -180,16 +180,17 @@ class LocalStack:
         self.bubble_url, self.bubble_is_double = double.url, True
 
     def function_host_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The function host's environment as a deploy of the `local` stack with `config` would set it."""
-        env = function_host_env(
+        """The function host's environment as a deploy of the `local` stack with `config` would set it,
+        `extra` (more of the function's secrets) on top."""
+        return function_host_env(
             supabase_url=self.supabase_url,
             database_url=self.dsn,
             service_role_key=self.service_role_key,
             bubble_base=self.bubble_base_url,
             bubble_token=self.bubble_token,
             config=self.config,
+            extra=extra,
         )
-        return {**env, **(extra or {})}
 
     def start_function_host(self, env: Mapping[str, str] | None = None) -> None:
         self.host, self.functions_url = functions.start_functions_host(
@@ -286,9 +287,10 @@ def function_host_env(
     bubble_base: str,
     bubble_token: str,
     config: Mapping[str, object],
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The function host's environment: what Supabase gives a function, plus the function's secrets as a
-    deploy of the `local` stack (Pulumi.local.yaml with `config` on top) would set them."""
+    deploy of the `local` stack (Pulumi.local.yaml with `config` on top) would set them, `extra` on top."""
     overrides, secret_overrides = split_secrets(config)
     local = local_config(
         {**overrides, "supabaseUrl": supabase_url, "bubbleBaseUrl": bubble_base},
@@ -298,7 +300,7 @@ def function_host_env(
         supabase_url=supabase_url,
         db_url=database_url,
         service_role_key=service_role_key,
-        extra={name: str(value) for name, value in function_env(local).items()},
+        extra={**{name: str(value) for name, value in function_env(local).items()}, **(extra or {})},
     )
 
 
