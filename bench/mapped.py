@@ -22,8 +22,10 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import Observation, Profile, Settings, Stack, parse_bubble_time
 from bench.mapped_app import KEY_FIELD, Sizes, burst_sql, sizes_for
+from bench.observation import Observation, parse_bubble_time
+from bench.profiles import Profile, Settings
+from bench.stack import Stack
 from devstack.bubble_double import BubbleDouble
 
 ENV = "test"  # the harness's Bubble base URL is the version-test one

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from bench.harness import Observation
 from bench.mapped_app import MAPPINGS
+from bench.observation import Observation
 from bench.stats import request_kind, steady_throughput, summary
 
 #: the single-type profile the mappings are compared with, and how much more a row may cost

@@ -1,5 +1,5 @@
 """`python -m bench.reconcile`: `reconcile` over 100,000 records (issue 19, item 5), on a local stack of
-its own (bench/harness.py's: PostgreSQL with the real pg_cron, the pg_net worker double, the Bubble double,
+its own (bench/stack.py's: PostgreSQL with the real pg_cron, the pg_net worker double, the Bubble double,
 the Deno function host; the stack's function paced at --shared-per-minute).
 
 Two mapped tables: `users` (public.profiles -> Bubble user, --records of them, their things put into the
@@ -40,7 +40,8 @@ from typing import Any
 
 import psycopg
 
-from bench.harness import BUBBLE_PREFIX, REPO_ROOT, Profile, Settings, local_stack
+from bench.profiles import Profile, Settings
+from bench.stack import BUBBLE_PREFIX, REPO_ROOT, local_stack
 from components.mapping_config import parse_mappings
 from components.mappings import mappings_json
 from components.operator.queries import one_row

@@ -33,22 +33,18 @@ from components.config import ConfigError, StackConfig
 from components.mapping_check import check_mappings
 from components.mappings import Mapping as SyncMapping
 from components.sql.plan import mapping_unit
-from devstack.processes import stop
-from devstack.pulumi_engine import Engine, find_engine
-from devstack.stack import (
+from devstack.assembly import (
     LOCAL_STACK,
     LOCAL_STACK_NAME,
     StackError,
-    StackInfo,
     function_host_env,
     local_config,
-    local_workspace,
-    progress,
-    save,
     split_secrets,
     start_function_host,
-    step,
 )
+from devstack.processes import stop
+from devstack.pulumi_engine import Engine, find_engine
+from devstack.stack import StackInfo, local_workspace, progress, save, step
 from devstack.stack_pulumi import set_config, up_stack
 from devstack.stack_sql import apply_stack_sql
 

@@ -6,53 +6,51 @@ Pulumi engine (devstack/pulumi_engine.py), else from the same generated SQL with
 Everything a later `down` or `status` needs is kept in <state dir>/stack.json (mode 600: it holds the
 generated keys); the Pulumi workspace of the `local` stack (its config, state and passphrase) in
 <state dir>/pulumi, removed by `down` with the database it describes. Progress goes to stderr; `up` prints
-the connection lines on stdout.
+the connection lines on stdout. The parts are started by devstack/assembly.py's LocalStack, as the benchmark's
+and the fault tests' stacks are.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psycopg
-
-from components.config import KEYS, ConfigError, StackConfig
-from components.function_env import function_env
-from components.stack_file import load_stack_config
 from devstack import functions
-from devstack.cluster import Cluster, free_port
-from devstack.processes import Started, is_alive, spawn, stop
+from devstack.assembly import (
+    BUBBLE_DOUBLE_PREFIX,
+    FUNCTIONS_DIR,
+    LOCAL_STACK,
+    LOCAL_STACK_NAME,
+    REPO_ROOT,
+    LocalStack,
+    StackError,
+    bubble_base_url,
+    function_host_env,
+    local_config,
+    split_secrets,
+    start_function_host,
+    start_pgnet_worker,
+)
+from devstack.cluster import Cluster
+from devstack.processes import Started, is_alive, stop
 from devstack.pulumi_engine import Engine, Workspace, find_engine
-from devstack.stack_pulumi import configure_stack, up_stack
-from devstack.stack_sql import apply_stack_sql
 
-__all__ = ["LOCAL_STACK", "LOCAL_STACK_NAME", "AlreadyUp", "StackError", "StackInfo", "bubble_base_url",
-           "down", "function_host_env", "load", "local_config", "local_workspace", "progress", "save",
-           "split_secrets", "start_function_host", "start_pgnet_worker", "status", "step", "up"]  # fmt: skip
+# The assembly's names are re-exported: they were this module's; the devstack CLI and tests use them here.
+__all__ = ["BUBBLE_DOUBLE_PREFIX", "FUNCTIONS_DIR", "LOCAL_STACK", "LOCAL_STACK_NAME", "REPO_ROOT",
+           "AlreadyUp", "StackError", "StackInfo", "bubble_base_url", "down", "function_host_env", "load",
+           "local_config", "local_workspace", "progress", "save", "split_secrets", "start_function_host",
+           "start_pgnet_worker", "status", "step", "up"]  # fmt: skip
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS_DIR = REPO_ROOT / "supabase" / "functions"
-# The stack whose database objects the devstack applies (rendered by `python -m components render-sql`).
-LOCAL_STACK = REPO_ROOT / "Pulumi.local.yaml"
-LOCAL_STACK_NAME = "local"
 STATE_FILE = "stack.json"
 #: the `local` stack's Pulumi workspace, inside the state directory
 PULUMI_DIR = "pulumi"
-_SECRET_KEYS = {spec.name for spec in KEYS if spec.secret}
-# The devstack's function talks to the double's development environment, as a dev stack would.
-BUBBLE_DOUBLE_PREFIX = "/version-test/api/1.1"
-
-
-class StackError(RuntimeError):
-    """A part of the local stack failed; the message names the part."""
 
 
 @dataclass
@@ -155,107 +153,43 @@ def up(
         )
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(state_dir)
-    logs = state_dir / "logs"
-    processes: dict[str, Started] = {}
+    stack = LocalStack(
+        Cluster(state_dir),
+        state_dir / "logs",
+        service_role_key="sb_secret_devstack_" + secrets.token_urlsafe(24),
+        bubble_token=bubble_token or secrets.token_hex(16),
+        config=config or {},
+    )
     try:
-        with step("PostgreSQL with pg_cron"):
-            cluster.create()
-
-        with step("pg_net double (delivery worker)"):
-            processes["pgnet_worker"] = start_pgnet_worker(cluster, logs)
-
-        token = bubble_token or secrets.token_hex(16)
-        if bubble_url is None:
-            with step("Bubble double"):
-                proc, bubble_url = spawn(
-                    "Bubble double",
-                    [sys.executable, "-m", "devstack.bubble_double", "--port", "0"],
-                    env=_child_env(BUBBLE_DOUBLE_TOKEN=token),
-                    log_path=logs / "bubble_double.log",
-                    ready_prefix="BUBBLE_URL=",
-                )
-                processes["bubble_double"] = Started.of(proc.pid)
-        assert bubble_url is not None
-
-        service_role_key = "sb_secret_devstack_" + secrets.token_urlsafe(24)
-        with step("edge function host (Deno)"):
-            # SUPABASE_URL must be known before the host starts, so its port is chosen here.
-            port = free_port()
-            supabase_url = f"http://127.0.0.1:{port}"
-            bubble_base = bubble_base_url(bubble_url, is_double="bubble_double" in processes)
-            # The function runs on the `local` stack's settings, as a deploy of that stack would set them.
-            env = function_host_env(
-                supabase_url=supabase_url,
-                database_url=cluster.dsn(),
-                service_role_key=service_role_key,
-                bubble_base=bubble_base,
-                bubble_token=token,
-                config=config or {},
-            )
-            processes["functions_host"], functions_url = start_function_host(logs, port=port, env=env)
-
+        stack.start(bubble=bubble_url, step=step)
         if engine is not None:
             version = engine.version()
             with step(f"bubble-sync database objects: pulumi up (stack {LOCAL_STACK_NAME}, {version})"):
-                workspace = local_workspace(state_dir, engine)
-                configure_stack(
-                    workspace,
-                    LOCAL_STACK_NAME,
-                    base_file=LOCAL_STACK,
-                    values={
-                        "supabaseUrl": supabase_url,
-                        "bubbleBaseUrl": bubble_base,
-                        "dbHost": "127.0.0.1",
-                        "dbPort": str(cluster.port),
-                        "dbUser": "postgres",
-                        **overrides,
-                    },
-                    secret_values={
-                        "dbPassword": cluster.password,
-                        "serviceRoleKey": service_role_key,
-                        "bubbleApiToken": token,
-                        **secret_overrides,
-                    },
-                )
-                up_stack(workspace, LOCAL_STACK_NAME)
+                stack.apply_with_pulumi(local_workspace(state_dir, engine))
             applied_with = f"pulumi up ({version})"
         else:
             with step(f"bubble-sync database objects: psql (stack {LOCAL_STACK_NAME}, no Pulumi engine)"):
-                apply_stack_sql(
-                    LOCAL_STACK,
-                    overrides=overrides,
-                    dsn=cluster.dsn(),
-                    variables={"supabase_url": supabase_url, "service_role_key": service_role_key},
-                )
+                stack.apply_sql()
             applied_with = "psql (render-sql)"
 
+        assert stack.bubble_url is not None and stack.functions_url is not None
         info = StackInfo(
-            database_url=cluster.dsn(),
-            functions_url=functions_url,
-            bubble_url=bubble_url,
-            bubble_is_double="bubble_double" in processes,
-            service_role_key=service_role_key,
-            bubble_token=token,
-            processes=processes,
+            database_url=stack.dsn,
+            functions_url=stack.functions_url,
+            bubble_url=stack.bubble_url,
+            bubble_is_double=stack.bubble_is_double,
+            service_role_key=stack.service_role_key,
+            bubble_token=stack.bubble_token,
+            processes=dict(stack.processes),
             applied_with=applied_with,
             config=dict(config or {}),
         )
         save(state_dir, info)
         return info
     except BaseException:
-        for started in processes.values():
-            stop(started)
-        cluster.destroy()
+        stack.stop()
         _remove_state(state_dir)
         raise
-
-
-def split_secrets(config: Mapping[str, object]) -> tuple[dict[str, object], dict[str, str]]:
-    """(the plain values, the secret keys' values): `pulumi config set` and `set --secret`."""
-    plain = {key: value for key, value in config.items() if key not in _SECRET_KEYS}
-    secret = {key: str(value) for key, value in config.items() if key in _SECRET_KEYS}
-    return plain, secret
 
 
 def save(state_dir: Path, info: StackInfo) -> None:
@@ -265,43 +199,6 @@ def save(state_dir: Path, info: StackInfo) -> None:
     state_file.chmod(0o600)
 
 
-def bubble_base_url(bubble_url: str, *, is_double: bool) -> str:
-    """The function's `bubbleBaseUrl`: on the double, its development environment, as a dev stack's."""
-    return bubble_url.rstrip("/") + BUBBLE_DOUBLE_PREFIX if is_double else bubble_url
-
-
-def function_host_env(
-    *,
-    supabase_url: str,
-    database_url: str,
-    service_role_key: str,
-    bubble_base: str,
-    bubble_token: str,
-    config: Mapping[str, object],
-) -> dict[str, str]:
-    """The function host's environment: what Supabase gives a function, plus the function's secrets as a
-    deploy of the `local` stack (Pulumi.local.yaml with `config` on top) would set them."""
-    overrides, secret_overrides = split_secrets(config)
-    local = local_config(
-        {**overrides, "supabaseUrl": supabase_url, "bubbleBaseUrl": bubble_base},
-        {"bubbleApiToken": bubble_token, **secret_overrides},
-    )
-    return functions.runtime_env(
-        supabase_url=supabase_url,
-        db_url=database_url,
-        service_role_key=service_role_key,
-        extra={name: str(value) for name, value in function_env(local).items()},
-    )
-
-
-def start_function_host(logs: Path, *, port: int, env: Mapping[str, str]) -> tuple[Started, str]:
-    """The edge-function host on `port` with `env`; returns it and its FUNCTIONS_URL."""
-    proc, functions_url = functions.start_functions_host(
-        functions_dir=FUNCTIONS_DIR, port=port, env=env, log_path=logs / "functions_host.log"
-    )
-    return Started.of(proc.pid), functions_url
-
-
 def local_workspace(state_dir: Path, engine: Engine) -> Workspace:
     """The `local` stack's Pulumi workspace; the committed stack files other than local's are linked in."""
     committed = [
@@ -309,31 +206,6 @@ def local_workspace(state_dir: Path, engine: Engine) -> Workspace:
     ]
     linked = [stack for stack in committed if stack != LOCAL_STACK_NAME]
     return Workspace(state_dir.resolve() / PULUMI_DIR, engine).prepare(linked_stacks=linked)
-
-
-def local_config(overrides: Mapping[str, object], secret_overrides: Mapping[str, str]) -> StackConfig:
-    """Pulumi.local.yaml with values set on top, validated; a bad one is a StackError naming the key."""
-    try:
-        return load_stack_config(LOCAL_STACK, overrides=overrides, secret_overrides=secret_overrides)
-    except ConfigError as exc:
-        raise StackError(f"--config: {exc}") from None
-
-
-def start_pgnet_worker(cluster: Cluster, logs: Path) -> Started:
-    """The pg_net double's delivery worker for the cluster's `postgres` database, once it is connected."""
-    proc, _ = spawn(
-        "pg_net worker",
-        [sys.executable, "-m", "devstack.pgnet_worker", "--dsn", cluster.admin_dsn("postgres")],
-        env=_child_env(),
-        log_path=logs / "pgnet_worker.log",
-    )
-    started = Started.of(proc.pid)
-    try:
-        _wait_until(lambda: _pg_net_worker_is_up(cluster.dsn()), "the pg_net worker to connect", logs)
-    except BaseException:
-        stop(started)
-        raise
-    return started
 
 
 def down(state_dir: Path) -> bool:
@@ -387,33 +259,6 @@ def step(part: str) -> Iterator[None]:
 
 def progress(message: str) -> None:
     print(f"devstack: {message}", file=sys.stderr, flush=True)
-
-
-def _child_env(**extra: str) -> dict[str, str]:
-    """Environment for our Python children: enough to run, nothing inherited by accident."""
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TZ") if key in os.environ}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def _pg_net_worker_is_up(dsn: str) -> bool:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        try:
-            conn.execute("select net.check_worker_is_up()")
-        except psycopg.Error:
-            return False
-    return True
-
-
-def _wait_until(check: Callable[[], bool], what: str, logs: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise StackError(f"timed out waiting for {what}; see {logs}")
 
 
 def _remove_state(state_dir: Path) -> None:

@@ -5,37 +5,23 @@
   quiescent, moving time forward between rounds by rewriting `next_retry_at` / `lease_expires_at` in SQL;
 * `assert_invariants`: the ONE check every fault test ends with (nothing lost, no duplicate Bubble record,
   every row completed or failed for good with its reason, nothing stuck in `processing`);
-* `FaultRig` (`running_rig`): a whole local stack composed from its parts so a test can break each one: its
-  own PostgreSQL cluster (restartable, never the session `cluster`), the pg_net worker in-process
-  (`NetWorker`, stoppable), the Bubble double in-process (knobs), the Deno functions host (killable).
+* the fault tests' rig, a local stack whose parts a test can break, is tests/fault_rig.py's `FaultRig`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from psycopg.rows import dict_row
 
-from devstack.bubble_double import BubbleDouble, user_email
-from devstack.cluster import Cluster, free_port
-from devstack.functions import runtime_env, start_functions_host, stop_process
-from devstack.pgnet_worker import NetWorker
-from devstack.stack import BUBBLE_DOUBLE_PREFIX, FUNCTIONS_DIR, LOCAL_STACK
-from devstack.stack_sql import apply_stack_sql
-from tests.function_support import HEALTHY_BUBBLE, function_settings
-from tests.queue_support import EMPTY_GATE
+from devstack.bubble_double import user_email
 
 PROCESS = "process_queue_data_api"
 RETRY = "retry_failed"
@@ -267,170 +253,3 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float) -> float:
         assert time.monotonic() - started < timeout, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.05)
     return time.monotonic() - started
-
-
-# --- the rig: a local stack whose parts a test can break ----------------------------------------------------
-
-BUBBLE_TOKEN = "bubble-fault-token-3a9d0c7e51f2"
-SERVICE_KEY = "sb_secret_faults_" + "7c1e9b3a5d0f2468"
-# Small enough that a dead worker's rows come back quickly, long enough for 4 Bubble timeouts in a row.
-LEASE_SECONDS = 10
-HTTP_TIMEOUT_MS = 1000
-
-
-class FaultRig:
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.cluster = Cluster(state_dir / "cluster")
-        self.bubble = BubbleDouble(token=BUBBLE_TOKEN, seed=11)
-        self.net: NetWorker | None = None
-        self.host_proc: Any = None
-        self.port = free_port()
-        self.log_path = state_dir / "functions.log"
-        self.client = httpx.Client(timeout=60, trust_env=False)
-        self.data_type = "user"
-        #: set by database_outage: the next test starts with a fresh function host (see reset)
-        self.database_restarted = False
-
-    # lifecycle
-
-    def start(self) -> None:
-        self.cluster.create()
-        self.bubble.start()
-        self.start_net_worker()
-        self.start_host()
-        apply_stack_sql(
-            LOCAL_STACK,
-            dsn=self.dsn,
-            variables={"supabase_url": self.supabase_url, "service_role_key": SERVICE_KEY},
-        )
-        with self.connect() as conn:
-            # Recovery is driven explicitly (the real cron is proven in test_end_to_end.py): no minute ticks
-            # landing at random moments of a fault test. The immediate-dispatch trigger stays on.
-            conn.execute("select cron.unschedule(jobname) from cron.job where jobname like 'bubble%'")
-            create_signup_table(conn)
-
-    def stop(self) -> None:
-        self.client.close()
-        self.kill_host(sig=signal.SIGTERM)
-        self.stop_net_worker()
-        self.bubble.stop()
-        self.cluster.destroy()
-
-    @property
-    def dsn(self) -> str:
-        return self.cluster.dsn("postgres")
-
-    @property
-    def supabase_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def function_url(self) -> str:
-        return f"{self.supabase_url}/functions/v1/bubble_sync"
-
-    def connect(self) -> psycopg.Connection[dict[str, Any]]:
-        return psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row)
-
-    # parts
-
-    def start_net_worker(self) -> None:
-        self.net = NetWorker(self.cluster.admin_dsn("postgres")).start()
-
-    def stop_net_worker(self) -> None:
-        if self.net is not None:
-            self.net.stop()
-            self.net = None
-
-    def start_host(self, **settings: str) -> None:
-        env = runtime_env(
-            supabase_url=self.supabase_url,
-            db_url=self.dsn,
-            service_role_key=SERVICE_KEY,
-            extra=function_settings(
-                self.bubble.url + BUBBLE_DOUBLE_PREFIX,
-                BUBBLE_TOKEN,
-                **{
-                    "BUBBLE_SYNC_LEASE_SECONDS": str(LEASE_SECONDS),
-                    "BUBBLE_SYNC_HTTP_TIMEOUT_MS": str(HTTP_TIMEOUT_MS),
-                    "BUBBLE_DATA_TYPE": self.data_type,
-                    **settings,  # a test's own settings win over the rig's
-                },
-            ),
-        )
-        self.host_proc, _ = start_functions_host(
-            functions_dir=FUNCTIONS_DIR, port=self.port, env=env, log_path=self.log_path
-        )
-
-    def kill_host(self, sig: int = signal.SIGKILL) -> None:
-        """SIGKILL (default) the Deno host's whole process group: no cleanup, no verdicts, sockets reset."""
-        proc, self.host_proc = self.host_proc, None
-        if proc is None:
-            return
-        if sig == signal.SIGKILL:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
-        else:
-            stop_process(proc)
-
-    def database_outage(self, seconds: float) -> None:
-        """PostgreSQL stopped (fast: sessions cut) for `seconds`, then started again on the same port."""
-        port = self.cluster.port
-        self.cluster.stop()
-        time.sleep(seconds)
-        self.cluster.start()
-        self.database_restarted = True
-        assert self.cluster.port == port, "a restarted database must come back where it was"
-
-    # driving and checking
-
-    def post(self, action: str, **body: Any) -> dict[str, Any]:
-        return post_action(self.client, self.function_url, SERVICE_KEY, action, **body)
-
-    def records(self) -> list[dict[str, Any]]:
-        return self.bubble.records(self.data_type, env="test")
-
-    @contextmanager
-    def syncing_to(self, data_type: str) -> Iterator[None]:
-        """The function syncs to another Bubble data type meanwhile (its host restarted with it): a type of
-        the app's own has no built-in unique email to rescue a retried create, unlike `user`."""
-        self.kill_host(signal.SIGTERM)
-        self.data_type = data_type
-        self.start_host()
-        try:
-            yield
-        finally:
-            self.kill_host(signal.SIGTERM)
-            self.data_type = "user"
-            self.start_host()
-
-    def reset(self) -> None:
-        """An empty signup table, queue and Bubble, with no latency, rate limit or fault; after a database
-        restart, a fresh function host too (its pool may hold connections closed while the database started:
-        the function gives up on those after QUERY_TIMEOUT_MS, but the next test should not wait for that)."""
-        if self.database_restarted:
-            self.kill_host(signal.SIGTERM)
-            self.start_host()
-            self.database_restarted = False
-        self.bubble.configure(**HEALTHY_BUBBLE)
-        with self.connect() as conn:
-            conn.execute("truncate public.profiles, public.sync_queue restart identity")
-            conn.execute(
-                "update bubble_sync.dispatch_state set wake_requested_at = null, wake_consumed_at = null"
-            )
-            conn.execute(EMPTY_GATE)
-        self.bubble.reset()
-
-
-@contextmanager
-def running_rig(state_dir: Path) -> Iterator[FaultRig]:
-    """A whole stack of its own (cluster included, so a test may restart PostgreSQL), stopped afterwards."""
-    rig = FaultRig(state_dir)
-    try:
-        rig.start()
-        yield rig
-    finally:
-        rig.stop()

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import yaml
 
-from devstack import stack
+from devstack import assembly, stack
 from devstack.processes import is_alive
 from tests.engine_support import engine_or_skip
 
@@ -155,14 +155,14 @@ def test_a_failed_part_is_named_and_everything_is_cleaned_up(
 
     monkeypatch.setattr(stack.functions, "start_functions_host", broken_host)
     spawned: list[object] = []
-    real_spawn = stack.spawn
+    real_spawn = assembly.spawn  # the Bubble double and the pg_net worker are spawned by the assembly
 
     def recording_spawn(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         proc, value = real_spawn(*args, **kwargs)  # type: ignore[arg-type]
         spawned.append(proc)
         return proc, value
 
-    monkeypatch.setattr(stack, "spawn", recording_spawn)
+    monkeypatch.setattr(assembly, "spawn", recording_spawn)
     with pytest.raises(stack.StackError, match="edge function host .*deno exploded"):
         stack.up(tmp_path / "s")
     assert len(spawned) == 2

@@ -1,5 +1,5 @@
 """The fault suite: the whole pipeline (signup trigger → sync_queue → immediate dispatch → pg_net → the Deno
-edge function → the Bubble double) on a stack this module owns (tests/e2e_support.py `FaultRig`), with one
+edge function → the Bubble double) on a stack this module owns (tests/fault_rig.py `FaultRig`), with one
 part broken per test. Each test breaks something, then recovers — `process_queue_data_api` / `retry_failed`
 POSTed with `"wait": true` until the queue is quiescent, time moved forward in SQL between rounds — and ends
 with `assert_invariants`: zero rows lost, zero duplicate Bubble records, every row `completed` or failed for
@@ -28,17 +28,16 @@ from tests.e2e_support import (
     OPEN_ROWS_SQL,
     PROCESS,
     RETRY,
-    FaultRig,
     Outcome,
     assert_invariants,
     creates_per_key,
     keys_for,
     move_time_forward,
     recover,
-    running_rig,
     sign_up,
     wait_for,
 )
+from tests.fault_rig import FaultRig, running_rig
 
 Conn = psycopg.Connection[dict[str, Any]]
 
