@@ -14,6 +14,8 @@ import psycopg
 import pytest
 
 from devstack.cluster import TEMPLATE_DB, Cluster
+from devstack.pulumi_engine import Engine
+from tests.engine_support import engine_or_skip
 from tests.queue_support import EMPTY_GATE
 
 # pulumi.dynamic's serialize_provider wraps pickle._Pickler._batch_setitems in a sorting wrapper on every
@@ -48,6 +50,13 @@ class Database:
         conn = psycopg.connect(self.dsn, autocommit=autocommit)
         conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
         return conn
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The real Pulumi engine (scripts/setup builds it), or a skip that says it is missing. Cheap: found, not
+    started."""
+    return engine_or_skip()
 
 
 @pytest.fixture(scope="session")
@@ -151,6 +160,38 @@ def shared_queue_db(_module_queue_db: Database) -> Database:
     with _module_queue_db.connect() as conn:
         conn.execute(_EMPTY_QUEUE)
     return _module_queue_db
+
+
+# The modules that take longest on 2 cores (`./dev test --durations=0`), longest first, the rest after them in
+# file order: `./dev test` hands work to its workers in this order (--no-loadscope-reorder), and a long module
+# handed out last would run alone while the other workers sit idle.
+SLOWEST_FIRST = (
+    "test_devstack_mappings", "test_pulumi_engine", "test_upgrade", "test_faults", "test_end_to_end",
+    "test_devstack_cli", "test_pg_cron", "test_bad_input", "test_edge_function", "test_bench_smoke",
+    "test_bench_reconcile_smoke", "test_backfill", "test_reconcile_pacing", "test_functions_host_limits",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: position for position, module in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: file order within a module
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """`./dev test` runs the suite on several workers (pytest-xdist, `--dist loadgroup`). A test that uses a
+    module-scoped fixture (a running rig, a deployed stack, a shared database) shares it with the module's
+    other tests, which may rely on their order: they go to one worker together, in file order. Every other
+    test goes to whichever worker is free, so a module of independent slow tests (each upgrade of an earlier
+    release, say) is spread over the workers. (Marked as each test is collected: pytest-xdist reads the marks
+    in its own pytest_collection_modifyitems.)"""
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    if fixture_info is None:
+        return
+    if any(
+        definitions[-1].scope in ("module", "package", "class")
+        for definitions in fixture_info.name2fixturedefs.values()
+    ):
+        item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

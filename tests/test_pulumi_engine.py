@@ -35,7 +35,6 @@ from tests.engine_support import (
     Cli,
     Postgres,
     drift_exit_codes,
-    engine_or_skip,
     fresh_postgres,
     make_stack_the_readme_way,
     new_cli,
@@ -77,11 +76,6 @@ class Project:
 
 
 # -- the README's flow ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return engine_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,6 @@ from tests.engine_support import (
     STACK,
     Cli,
     Postgres,
-    engine_or_skip,
     fresh_postgres,
     make_stack_the_readme_way,
     new_cli,
@@ -174,11 +173,6 @@ def unpack_release(commit: str, into: Path) -> Path:
 def run_workflow(cli: Cli, args: list[str], env: dict[str, str | None]) -> Any:
     cli.env.update(env)
     return cli.run([a.replace("$STACK", STACK) for a in args])
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return engine_or_skip()
 
 
 @pytest.mark.parametrize("release", sorted(RELEASES), ids=lambda c: f"from {c}")
