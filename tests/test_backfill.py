@@ -2,7 +2,11 @@
 real PostgreSQL with the queue layer: what it queues (exactly what the signup trigger writes), chunk by chunk
 and resumable, what it skips, its flags' checks, its progress; the claim order that keeps backfilled rows
 behind signups. The Edge Function's side (look up, link, bulk create) against the Bubble double is in
-tests/test_backfill_sync.py."""
+tests/test_backfill_sync.py.
+
+Why one module: its tests share the `conn` and `backfill` helpers and follow one command from what it queues
+through chunks, interruption and progress to where the claim puts what it queued.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Bad input, end to end: each one gives a clear error at the right place and harms nothing else.
 
+Why one module: its tests share one module-scoped stack (database, Bubble double, function host, cron probe)
+and read together as the catalogue, listed below, of where each bad input is caught.
+
 Where each bad input is caught:
   * queue rows the function cannot or must not send (payload not an object, an operation it does not know,
     an oversized payload, an UPDATE of a record Bubble never had, fields Bubble refuses, a revoked token): the

@@ -1,4 +1,8 @@
-"""Tests for the Bubble Data API test double (devstack/bubble_double/), driven over real HTTP."""
+"""Tests for the Bubble Data API test double (devstack/bubble_double/), driven over real HTTP.
+
+Why one module: its tests share the `bubble`/`client` fixtures and together specify the double's Data API
+behaviour, which devstack/bubble_double/double.py implements as one class.
+"""
 
 from __future__ import annotations
 

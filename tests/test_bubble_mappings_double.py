@@ -2,6 +2,9 @@
 field types and relation fields, deletes, `/meta`, and editing things behind the client's back. Driven over
 real HTTP like tests/test_bubble_double.py.
 
+Why one module: its tests share the double serving a schema and the create/read/bulk/refusal helpers, and read
+as one account, source by source, of what the double serves for mappings.
+
 Each test names its source. "manual" is Bubble's manual, Data API requests (manual.bubble.io,
 core-resources/api/the-bubble-api/the-data-api/data-api-requests) and "The Bubble API" reference; "facts"
 are the facts checked against sources in December 2026. Where the manual is silent the test says so, and the

@@ -1,4 +1,8 @@
-"""Stack config validation: every key's rules, all problems in one error, no secret ever in a message."""
+"""Stack config validation: every key's rules, all problems in one error, no secret ever in a message.
+
+Why one module: its tests share the `load`/`problems`/`assert_problem` helpers and read as one table of every
+key's rules, which the all-problems-at-once and no-secret tests at the end span.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """The bubble_sync edge function end to end on the local stack: real PostgreSQL with the queue SQL, the
 function served by Deno (devstack/functions_host.ts) and the Bubble double (devstack/bubble_double/).
 
+Why one module: its tests share one module-scoped local stack (database, Bubble double, function hosts) that
+takes seconds to start, and the helpers that fill the queue and drive a run.
+
 Each test fills the queue, drives the function with `"wait": true` (the answer is the run's summary), and
 checks the queue and what the double stored and logged. Time is moved forward by rewriting `next_retry_at` in
 the database, never by sleeping out a backoff. The function's `deno test`, `deno check`, `deno lint` and

@@ -5,6 +5,9 @@ POSTed with `"wait": true` until the queue is quiescent, time moved forward in S
 with `assert_invariants`: zero rows lost, zero duplicate Bubble records, every row `completed` or failed for
 good with its reason, nothing stuck in `processing`.
 
+Why one module: its tests share one module-scoped `FaultRig`, a whole stack that is slow to start, and each
+ends with the same `assert_invariants`.
+
 The function runs with a 10 s lease and a 1 s Bubble timeout (BUBBLE_SYNC_LEASE_SECONDS,
 BUBBLE_SYNC_HTTP_TIMEOUT_MS) so a dead worker's rows come back fast. Time moves forward only for what waits in
 the database (backoffs, Retry-After, leases); what happens in real time at Bubble (a hung create finishing,

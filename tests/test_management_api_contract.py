@@ -4,6 +4,9 @@ Edge Functions and secrets operations of supabase/supabase's `apps/docs/spec/api
 06fd6bce9e0b), copied as the source has them (re-indented) but for the `fga_permissions` security entries the
 source never declares, a shorter `info`, and a `servers` entry for https://api.supabase.com.
 
+Why one module: the spec checker (`resolve`, `validate`, `check_request`, `check_response`) serves only these
+tests, and the tests at the end check the checker itself, so both are read together.
+
 For each exchange: the path matches a path template of the spec and the method exists on it; the path and
 query parameters are declared and match their schemas (ref: 20 lowercase letters; slug patterns); the
 bearer token is sent; the body matches the operation's requestBody -- JSON validated against its schema,

@@ -1,5 +1,9 @@
 """`bubble-sync:mappings` from the config alone (components/mapping_config.py): the docs' example, every rule,
-each problem keyed by its path, every problem at once, and the JSON the Pulumi CLI hands the program."""
+each problem keyed by its path, every problem at once, and the JSON the Pulumi CLI hands the program.
+
+Why one module: its tests share the `parse`/`problems` helpers and the docs' example, and read as one list of
+the rules of `bubble-sync:mappings`, key by key.
+"""
 
 from __future__ import annotations
 

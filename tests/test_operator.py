@@ -1,6 +1,9 @@
 """The operator tools (`python -m components status | requeue`) against real PostgreSQL with the queue layer,
 and the GitHub Actions workflows under actionlint.
 
+Why one module: status and requeue read the same fake pg_cron schema and seeded rows (`_add_cron`,
+`_seed_rows`), and the workflows that run them are checked beside them against the runbook.
+
 `queue_db` has no pg_cron (it runs only in the `postgres` database), so most tests give it a `cron` schema
 with pg_cron's two tables and the columns status reads; one test runs the status queries against the real
 pg_cron catalog in `cron_db`, read-only."""

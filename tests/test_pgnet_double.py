@@ -1,7 +1,11 @@
 """The pg_net 0.20 double (devstack/extensions/pg_net--0.20.4.sql + devstack/pgnet_worker/) behaves
 as pg_net does where our pipeline can observe it: sent only after commit, pg_net's defaults, errors
 and response rows, one concurrent batch, TTL cleanup, Supabase's grants, and a worker that survives a
-database restart."""
+database restart.
+
+Why one module: its tests share the `endpoint` and `worker` fixtures and read as one specification of the
+double against what pg_net does.
+"""
 
 from __future__ import annotations
 

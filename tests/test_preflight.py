@@ -2,6 +2,10 @@
 double, and failing the way a user's project can make it fail, with the output's shape, the exit codes, and
 no secret in any output (text and JSON) of any failing run.
 
+Why one module: its tests share the `Run` harness and the stack and environment builders, and walk the
+command's checks in the order preflight runs them, from the stack file through the database to the Management
+API.
+
 The database checks run against real PostgreSQL 15 with the real pg_cron and the devstack's pg_net and Vault
 doubles: `cron_db` (the cluster's `postgres` database, where pg_cron is installed and runs jobs; preflight
 only reads it) or a fresh copy of the Supabase-shaped template (`db`, where pg_cron is not installed and

@@ -1,6 +1,9 @@
 """`python -m components preflight`'s mapping checks (components/preflight/mappings.py, bubble_types.py): each
 mapping's Bubble type and fields exist and each column's type fits its field's.
 
+Why one module: its tests share the Bubble double, the deployed mappings and the `Run` harness, and take both
+sources of the app's types (/meta and probing) through the same checks.
+
 Where the app's types come from: GET <base>/meta, parsed from recorded shapes (the shape public clients of
 Bubble's /meta read, and the one the project's Bubble double is gaining) and served here through an httpx
 MockTransport; else a probe per type, against the Bubble double (devstack/bubble_double), whose things show

@@ -1,5 +1,8 @@
 """The Pulumi program (`__main__.py` + `BubbleSync`) under `pulumi.runtime.set_mocks`: no CLI, no engine.
 
+Why one module: its tests share the recording mock monitor and the `run_program` fixture, and each reads the
+same list of registrations the program makes.
+
 A recording mock monitor keeps every RegisterResource request, so the tests see what the engine would:
 types, names, parents, `depends_on`, `retainOnDelete`, providers, and which inputs are secret.
 """

@@ -1,5 +1,9 @@
 """EdgeFunction against the Management API test double over real HTTP: the deploy form, read/diff/update for
-every drift case, delete, 429/401/402/403 handling, and what the pickled provider holds."""
+every drift case, delete, 429/401/402/403 handling, and what the pickled provider holds.
+
+Why one module: its tests share the Management API double and the `configured`/`inputs` helpers, and follow
+one provider through create, read/diff for every drift case, delete and each error status.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,11 @@
 """The queue in sql/ against real PostgreSQL: the state machine (enqueue, claim, complete, fail, reclaim) with
 an injected clock, claim races between connections, adoption of a hand-made table, the enqueue trigger, purge
-and health, and the seed's own queries. No sleeping anywhere: time is the p_now argument."""
+and health, and the seed's own queries. No sleeping anywhere: time is the p_now argument.
+
+Why one module: its tests share the queue fixtures (`conn`, `queue_db`, `adopted_db`) and the injected-clock
+helpers, and read as one specification of the queue's state machine, from enqueue through claim, verdicts and
+retries to adoption.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """`python -m components render-sql`: the stack's setup script, generated from the units the component uses,
 applied with psql as `postgres` the way a user would on Supabase.
 
+Why one module: its tests follow one script from rendering to applying it, and those that apply it share the
+session's `cron_db` through `postgres_db`, which clears our objects before and after.
+
 pg_cron runs only in the `postgres` database (cron.database_name), so the script is applied there
 (`cron_db`, shared by the session): the fixture makes sure none of our objects is there before, and removes
 them all afterwards, cron jobs included.
