@@ -1,6 +1,9 @@
 """TEST DOUBLE of the Supabase Management API (Edge Functions and function secrets) -- for tests only, never
 used by the product.
 
+Why one module: the per-project state, the faults and the `exchanges` log are one class under one lock that
+the HTTP handler serves, and the contract test reads that log whole.
+
 A stdlib HTTP server on 127.0.0.1 with state per project: deployed functions (id, version, status,
 verify_jwt, entrypoint, the uploaded files) and secrets (name -> value). It implements what the providers
 use, shaped after `tests/contracts/supabase-management-api.functions.json` (the official spec extract):

@@ -1,5 +1,8 @@
 """The Bubble checks: the stack's Bubble app answers the way the sync needs, asked with the stack's own token.
 
+Why one module: the checks run in order against one `_Bubble` client, each skipped with the reason of an
+earlier one that failed (`_skip_after`), and the write probe's steps share the thing it creates.
+
     bubble.token         a token is there: $BUBBLE_API_TOKEN (the stack's bubbleApiToken is encrypted, so it
                          cannot be read here; the check says how to export it)
     bubble.reachable     GET <bubbleBaseUrl>/obj/<bubbleDataType>?limit=1 gets an answer, not a 5xx

@@ -1,5 +1,8 @@
 """The `bubble_sync` Edge Function, deployed through the Supabase Management API.
 
+Why one module: which files go up, their hash and the deploy form are one definition of what is uploaded,
+which the component (for preview) and the provider (for deploy and drift) must share exactly.
+
 Deploy (create and update) is `POST /v1/projects/{ref}/functions/deploy?slug=<slug>` with a
 `multipart/form-data` body built as the official CLI builds it for `supabase functions deploy --use-api`
 (supabase/cli `pkg/function/deploy.go`, `writeForm`): one form field `metadata` holding the JSON
