@@ -1,5 +1,8 @@
 -- bubble-sync: the queue's tables and privileges.
 --
+-- Why one file: it is applied as one transaction, so a refused adoption leaves the database as it was, and
+-- its tables, indexes and grants are read together.
+--
 -- Applied first, before the functions (sql/functions/*.sql, sql/monitoring.sql). Safe to apply again: every
 -- statement is create-if-missing or idempotent. Apply it in one transaction: then a refused adoption (below)
 -- leaves the database as it was. The double-brace placeholders are filled in from stack config by

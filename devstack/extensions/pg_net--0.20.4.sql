@@ -1,5 +1,8 @@
 -- TEST DOUBLE of pg_net 0.20.4 (supabase/pg_net; bubble-sync devstack).
 --
+-- Why one file: PostgreSQL installs an extension's version from one script, `pg_net--0.20.4.sql`, which this
+-- double stands in for.
+--
 -- Mirrors what callers of the real extension can observe:
 --   * schema `net`, the domain net.http_method, the types net.request_status, net.http_response and
 --     net.http_response_result, and the UNLOGGED tables net.http_request_queue and net._http_response

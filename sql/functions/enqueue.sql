@@ -1,5 +1,8 @@
 -- bubble-sync: putting changes into the queue (the producer's side).
 --
+-- Why one file: the producer's side is one contract: enqueue's folding rules and the triggers that feed it
+-- (enqueue_change, enqueue_mapped, with their payload builders) are read together.
+--
 -- Either call bubble_sync.enqueue(...) from your own code, or attach the ready-made trigger function
 -- bubble_sync.enqueue_change() to the table your signups land in:
 --

@@ -1,5 +1,8 @@
 -- bubble-sync: claiming rows and reporting on them (the worker's side of the queue).
 --
+-- Why one file: is_due, the backoff, the claim with its lease and the verdicts (complete, fail,
+-- report_verdicts) are one protocol over the lease token, read together.
+--
 -- A worker (the bubble_sync edge function) runs:
 --     rows := bubble_sync.claim(action, batch size, lease)     -- each row comes back with its own lease_token
 --     for each row: call Bubble, then
