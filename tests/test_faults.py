@@ -58,6 +58,16 @@ def conn(rig: FaultRig) -> Iterator[Conn]:
         yield c
 
 
+def runs_are_over(conn: Conn) -> bool:
+    """No run is registered or holds a row, and pg_net has no request for the function still to send."""
+    row = conn.execute(
+        "select (select count(*) from bubble_sync.worker_runs)"
+        "     + (select count(*) from public.sync_queue where status = 'processing')"
+        "     + (select count(*) from net.http_request_queue) as n"
+    ).fetchone()
+    return int(row["n"]) == 0
+
+
 def held(conn: Conn) -> int:
     """Rows a run holds right now (claimed, no verdict yet)."""
     return int(
@@ -434,6 +444,9 @@ def _outage_round(rig: FaultRig, conn: Conn, hours_failing: float) -> None:
     moves on (the rows' backoffs due, their first failure `hours_failing` ago)."""
     rig.post(PROCESS)
     rig.post(RETRY)
+    # A run the dispatch trigger woke through pg_net may still hold rows: on a loaded machine its verdicts
+    # came after the clock had moved, and its rows' first failure was "now" again.
+    wait_for(lambda: runs_are_over(conn), "the runs the dispatch trigger woke to end", 30)
     conn.execute(
         "update public.sync_queue set failing_since = now() - make_interval(secs => %s)"
         " where failing_since is not null",

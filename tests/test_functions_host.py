@@ -274,7 +274,9 @@ def test_stop_process_ends_host(tmp_path: Path, client: httpx.Client, by: str) -
     )
     assert url == f"http://127.0.0.1:{port}/functions/v1"
     stop_process(proc if by == "popen" else proc.pid, timeout=10)
-    assert proc.poll() is not None
+    # By pid, stop_process sees the host gone once its main thread is; on a loaded machine Deno's other
+    # threads may take a moment more before the process can be reaped.
+    assert proc.wait(timeout=10) is not None
     if by == "popen":
         assert proc.returncode == 0, "SIGTERM should be a clean exit"
     with pytest.raises(httpx.TransportError):
