@@ -66,14 +66,24 @@ class FunctionSpec:
         """The `create or replace function` statement for this function, rendered with `params` (from its
         first keyword to its closing quote: the comments above it and the `;` are not part of it)."""
         found = [
-            s.text
-            for s in parse(render(load(self.file), params))
-            if isinstance(s.node, ast.CreateFunctionStmt)
-            and qualified_name(s.node.funcname) == (self.schema, self.name)
+            text
+            for name, text in _function_statements(render(load(self.file), params))
+            if name == (self.schema, self.name)
         ]
         if len(found) != 1:
             raise CatalogueError(f"sql/{self.file} defines {self.schema}.{self.name} {len(found)} times")
         return found[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _function_statements(script: str) -> tuple[tuple[tuple[str | None, str], str], ...]:
+    """Each `create function` statement of a rendered file with its qualified name. Cached: a program run asks
+    for each of the catalogue's functions, many to a file, and parsing a file is what costs."""
+    return tuple(
+        (qualified_name(s.node.funcname), s.text)
+        for s in parse(script)
+        if isinstance(s.node, ast.CreateFunctionStmt)
+    )
 
 
 @functools.cache
