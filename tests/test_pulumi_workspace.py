@@ -65,3 +65,14 @@ def test_the_users_own_engine_keeps_its_plugins_and_downloads(tmp_path: Path) ->
     assert env.get("PULUMI_HOME") == os.environ.get("PULUMI_HOME")
     assert str(tmp_path / "bin") not in env["PATH"].split(os.pathsep)[:1]
     assert workspace.run(["version"]).stdout.strip() == "v3.0.0-fake"
+
+
+def test_the_engines_go_programs_collect_garbage_less_often_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = Workspace(tmp_path / "ws", Engine(fake_pulumi(tmp_path / "bin"), built=True)).prepare()
+    monkeypatch.delenv("GOGC", raising=False)
+    assert workspace.environment()["GOGC"] == "400"
+    monkeypatch.setenv("GOGC", "100")
+    assert workspace.environment()["GOGC"] == "100"
+    assert workspace.environment({"GOGC": None}).get("GOGC") is None
