@@ -83,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pulumi":
         return _pulumi(args.state_dir, args.args)
     if args.command == "down":
-        if down(args.state_dir):
+        try:
+            stopped = down(args.state_dir)
+        except StackError as exc:
+            print(f"devstack: {exc}", file=sys.stderr)
+            return 1
+        if stopped:
             print(f"devstack: down; removed {args.state_dir}", file=sys.stderr)
         else:
             print(f"devstack: nothing to stop in {args.state_dir}", file=sys.stderr)

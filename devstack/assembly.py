@@ -28,7 +28,7 @@ from devstack import functions
 from devstack.bubble_double import BubbleDouble
 from devstack.cluster import Cluster, free_port
 from devstack.pgnet_worker import NetWorker
-from devstack.processes import Started, spawn, stop
+from devstack.processes import ProcessError, Started, spawn, stop
 from devstack.pulumi_engine import Workspace
 from devstack.stack_pulumi import configure_stack, up_stack
 from devstack.stack_sql import apply_stack_sql
@@ -139,14 +139,25 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        self.stop_function_host()
-        for started in reversed(self.processes.values()):
-            stop(started)
+        """Stops every part, even when one will not stop, then raises StackError naming those that would
+        not."""
+        survivors = []
+        try:
+            self.stop_function_host()
+        except ProcessError as exc:
+            survivors.append(f"the function host: {exc}")
+        for name, started in reversed(self.processes.items()):
+            try:
+                stop(started)
+            except ProcessError as exc:
+                survivors.append(f"{name}: {exc}")
         self.processes.clear()
         self.stop_pgnet_worker()
         if self.double is not None:
             self.double.stop()
         self.cluster.destroy()
+        if survivors:
+            raise StackError(f"could not stop {'; '.join(survivors)}")
 
     # -- the parts ---------------------------------------------------------------------------------------
 

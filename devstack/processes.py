@@ -18,7 +18,7 @@ __all__ = ["ProcessError", "Started", "is_alive", "spawn", "stop"]
 
 
 class ProcessError(RuntimeError):
-    """A devstack process did not start or did not become ready."""
+    """A devstack process did not start, did not become ready, or would not stop."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ def is_alive(started: Started) -> bool:
 
 
 def stop(started: Started | None, timeout: float = 10.0) -> None:
-    """SIGTERM to the process group, then SIGKILL if it is still there after `timeout`."""
+    """SIGTERM to the process group, then SIGKILL if it is still there after `timeout`. Raises ProcessError
+    if it outlives the SIGKILL by `timeout` too (a process blocked in the kernel), rather than return as if
+    it had stopped."""
     if started is None or not is_alive(started):
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -89,6 +91,10 @@ def stop(started: Started | None, timeout: float = 10.0) -> None:
             if not is_alive(started):
                 return
             time.sleep(0.05)
+    raise ProcessError(
+        f"process {started.pid} is still running {timeout:.0f} s after SIGKILL"
+        f" (its state is in /proc/{started.pid}/status)"
+    )
 
 
 def _wait_for_line(

@@ -39,7 +39,7 @@ from devstack.assembly import (
     start_pgnet_worker,
 )
 from devstack.cluster import Cluster
-from devstack.processes import Started, is_alive, stop
+from devstack.processes import ProcessError, Started, is_alive, stop
 from devstack.pulumi_engine import Engine, Workspace, find_engine
 
 # The assembly's names are re-exported: they were this module's; the devstack CLI and tests use them here.
@@ -215,11 +215,18 @@ def down(state_dir: Path) -> bool:
     cluster = Cluster(state_dir)
     if info is None and not cluster.exists():
         return False
+    survivors = []
     for name, started in reversed(list((info.processes if info else {}).items())):
         progress(f"stopping {name} (pid {started.pid})")
-        stop(started)
+        try:
+            stop(started)
+        except ProcessError as exc:  # stop the others all the same
+            survivors.append(f"{name}: {exc}")
     progress("stopping PostgreSQL")
     cluster.destroy()
+    if survivors:
+        # The state keeps their pids, so that `down` can be run again once they can be stopped.
+        raise StackError(f"could not stop {'; '.join(survivors)}; {state_dir} is kept: run `down` again")
     _remove_state(state_dir)
     return True
 
