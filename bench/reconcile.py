@@ -34,12 +34,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from bench.observation import parse_bubble_time
 from bench.profiles import Profile, Settings
 from bench.stack import BUBBLE_PREFIX, REPO_ROOT, local_stack
 from components.mapping_config import parse_mappings
@@ -154,10 +154,6 @@ def run_command(dsn: str, double: BubbleDouble, token: str, per_minute: int, *ex
     }
 
 
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def shared_run(stack: Any, options: Options) -> dict[str, Any]:
     """The sync with a backlog of signups: alone for a while, then beside a reconcile that looks the records
     up (`--where true`: cheap answers from the double), then beside a whole one (a scan: the double's slowest
@@ -186,15 +182,19 @@ def shared_run(stack: Any, options: Options) -> dict[str, Any]:
         )
         waiting = one_row(conn.execute(unfinished))[0]
     log = [
-        e for e in double.requests() if e["type"] in ("user", "message") and _epoch(e["time"]) >= queued_at
+        e
+        for e in double.requests()
+        if e["type"] in ("user", "message") and parse_bubble_time(e["time"]) >= queued_at
     ]
     syncing = [e for e in log if e["type"] == "message"]
-    alone_from = _epoch(syncing[0]["time"]) + 2  # its first second or two is the runs fanning out
+    alone_from = parse_bubble_time(syncing[0]["time"]) + 2  # its first second or two is the runs fanning out
     windows = {"alone": _window(log, alone_from, runs["look_up"]["started_at"], limit)}
     for name, document in runs.items():
-        mine = [e for e in log if e["type"] == "user" and document["started_at"] <= _epoch(e["time"])
-                <= document["ended_at"]]  # fmt: skip
-        windows[name] = _window(log, _epoch(mine[0]["time"]), _epoch(mine[-1]["time"]), limit)
+        started, ended = document["started_at"], document["ended_at"]
+        mine = [e for e in log if e["type"] == "user" and started <= parse_bubble_time(e["time"]) <= ended]
+        windows[name] = _window(
+            log, parse_bubble_time(mine[0]["time"]), parse_bubble_time(mine[-1]["time"]), limit
+        )
     return {
         "limit_per_minute": limit,
         "messages_queued": messages,
@@ -207,7 +207,7 @@ def shared_run(stack: Any, options: Options) -> dict[str, Any]:
 def _window(log: Sequence[dict[str, Any]], start: float, end: float, limit: int) -> dict[str, Any]:
     """What each sent between `start` and `end`: per minute, its share of the limit, its 429s, and the
     double's median answer time to it (ms)."""
-    inside = [e for e in log if start <= _epoch(e["time"]) < end]
+    inside = [e for e in log if start <= parse_bubble_time(e["time"]) < end]
     minutes = max(end - start, 1e-9) / 60
     by_type = {t: [e for e in inside if e["type"] == t] for t in ("message", "user")}
     return {
@@ -243,7 +243,7 @@ def _figures(document: dict[str, Any]) -> dict[str, Any]:
 def page_times(double: BubbleDouble, since: float) -> dict[str, float]:
     """The double's answer times (ms, median) of reconcile's scan pages and `in` searches since `since`."""
     searches = [e for e in double.requests() if e["type"] == "user" and e["method"] == "GET"
-                and _epoch(e["time"]) >= since and e["status"] == 200]  # fmt: skip
+                and parse_bubble_time(e["time"]) >= since and e["status"] == 200]  # fmt: skip
     scan = [e["duration_ms"] for e in searches if "is_not_empty" in e["query"]]
     look = [e["duration_ms"] for e in searches if "%22in%22" in e["query"]]
     return {
