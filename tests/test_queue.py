@@ -702,7 +702,12 @@ def test_claims_condition_lets_the_planner_use_the_actions_partial_index(
     where = source[source.rindex("where", 0, call) : source.index("order by", call)]
     order = source[source.index("order by", call) : source.index("limit", call)]
     query = psycopg.sql.SQL("explain select 1 from public.sync_queue q {} {}").format(
-        psycopg.sql.SQL(where.replace("v_now", "clock_timestamp()")), psycopg.sql.SQL(order)
+        psycopg.sql.SQL(
+            where.replace("v_now", "clock_timestamp()").replace(
+                "v_referring", "bubble_sync.tables_with_references()"
+            )
+        ),
+        psycopg.sql.SQL(order),
     )
     with conn.transaction():
         conn.execute("set local enable_seqscan = off")

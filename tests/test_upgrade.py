@@ -52,6 +52,7 @@ RELEASES = {
     "4451dda": "issues 10-11, issue 12 items 2-3 (real Bubble, preflight, batched verdicts, backfill)",
     "c79ac09": "issue 12 (parallel runs, per-record order in claim, plan benchmarks)",
     "dfaa985": "issue 18 (mappings as code) and issue 19's verification and alerts",
+    "986db5c": "issue 20 items 1-4 (README as an entry point, each rule once, one job per module)",
 }
 DEPLOY = workflow_command("pulumi-up.yml", "pulumi up --refresh --yes")
 DRIFT_CHECK = workflow_command("drift.yml", "pulumi preview --refresh --expect-no-changes")

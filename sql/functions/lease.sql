@@ -259,6 +259,27 @@ revoke all on function bubble_sync.waits_for_reference(text, text, jsonb)
   from public, anon, authenticated, service_role;
 grant execute on function bubble_sync.waits_for_reference(text, text, jsonb) to service_role;
 
+-- tables_with_references: the tables whose mapping has a `ref` field, the only ones whose rows can wait
+-- (waits_for_reference). claim asks once per call, so rows of other tables, and every row of a stack without
+-- references, skip waits_for_reference: a SQL function with a pinned search_path is not inlined, and calling
+-- it for every candidate row cost about 15 µs a row (bench/results-queue-scale.md).
+create or replace function bubble_sync.tables_with_references()
+returns text[]
+language sql
+stable
+parallel safe
+set search_path = ''
+as $fn$
+  select coalesce(array_agg(m.table_name order by m.table_name), '{}')
+    from bubble_sync.mappings m
+   where exists (select 1
+                   from jsonb_array_elements(m.definition -> 'fields') as f(item)
+                  where f.item ? 'refTable')
+$fn$;
+
+revoke all on function bubble_sync.tables_with_references() from public, anon, authenticated, service_role;
+grant execute on function bubble_sync.tables_with_references() to service_role;
+
 -- claim: leases up to p_limit rows for one action and returns them, each with a fresh lease_token that
 -- complete/fail must present; the lease runs out after p_lease_seconds.
 --   process_queue_data_api  the rows bubble_sync.is_due says are due for it: changes (signups, updates)
@@ -292,9 +313,10 @@ language plpgsql
 set search_path = ''
 as $fn$
 declare
-  v_now     timestamptz := coalesce(p_now, clock_timestamp());
-  v_expires timestamptz;
-  v_limit   integer;
+  v_now       timestamptz := coalesce(p_now, clock_timestamp());
+  v_expires   timestamptz;
+  v_limit     integer;
+  v_referring text[];  -- tables_with_references(): whose rows may wait for a record they refer to
 begin
   if p_action is null or p_action not in ('process_queue_data_api', 'retry_failed') then
     raise exception 'bubble_sync.claim: unknown action %', coalesce(quote_literal(p_action), 'NULL')
@@ -312,6 +334,7 @@ begin
   perform bubble_sync.reclaim(v_now);
   perform bubble_sync.give_up(v_now);
   v_limit := bubble_sync.rows_to_claim(p_limit, v_now);
+  v_referring := bubble_sync.tables_with_references();
 
   if p_action = 'process_queue_data_api' then
     -- Consume the outstanding wake, if there is one. Updating the row waits for every transaction that is
@@ -342,7 +365,8 @@ begin
                                    or ((coalesce(o.queue_order, 0), o.created_at)
                                          < (coalesce(q.queue_order, 0), q.created_at)
                                        and o.status in ('pending', 'failed') and o.retry_count < o.max_retries)))
-           and not bubble_sync.waits_for_reference(q.table_name, q.operation, q.payload)
+           and (q.table_name <> all (v_referring)
+                or not bubble_sync.waits_for_reference(q.table_name, q.operation, q.payload))
          order by (q.operation is not distinct from 'BACKFILL'), q.created_at
          limit v_limit
          for update skip locked
@@ -374,7 +398,8 @@ begin
                                    or ((coalesce(o.queue_order, 0), o.created_at)
                                          < (coalesce(q.queue_order, 0), q.created_at)
                                        and o.status in ('pending', 'failed') and o.retry_count < o.max_retries)))
-           and not bubble_sync.waits_for_reference(q.table_name, q.operation, q.payload)
+           and (q.table_name <> all (v_referring)
+                or not bubble_sync.waits_for_reference(q.table_name, q.operation, q.payload))
          order by q.next_retry_at nulls first, q.created_at
          limit v_limit
          for update skip locked
