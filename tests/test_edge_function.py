@@ -228,14 +228,15 @@ def test_202_at_once_and_the_work_finishes_in_the_background(
     conn: psycopg.Connection[Any], client: httpx.Client, host: Host, bubble: BubbleDouble
 ) -> None:
     ids = enqueue(conn, 5)
-    bubble.configure(latency_ms=300)
+    bubble.configure(latency_ms=700)  # short of the function's 1 s timeout (HTTP_TIMEOUT_MS)
     started = time.monotonic()
     response = client.post(
         host.function_url, json={"action": PROCESS}, headers={"Authorization": f"Bearer {LEGACY_KEY}"}
     )
     assert response.status_code == 202
     assert response.json() == {"accepted": True, "action": PROCESS}
-    assert time.monotonic() - started < 0.3, "the answer waited for Bubble"
+    # an answer that waited for Bubble took 0.7 s at least; a loaded machine still answers well before
+    assert time.monotonic() - started < 0.7, "the answer waited for Bubble"
     deadline = time.monotonic() + 10
     while conn.execute("select count(*) as n from public.sync_queue where status = 'completed'").fetchone()[
         "n"
