@@ -219,7 +219,7 @@ def test_a_slow_endpoint_times_out_with_pg_nets_message(
 ) -> None:
     with db.connect() as conn:
         started = time.monotonic()
-        request_id = http_post(conn, endpoint.url("/sleep/1.5"), timeout_milliseconds=200)
+        request_id = http_post(conn, endpoint.url("/sleep/3"), timeout_milliseconds=200)
         response = wait_for_response(conn, request_id)
         elapsed = time.monotonic() - started
 
@@ -232,7 +232,7 @@ def test_a_slow_endpoint_times_out_with_pg_nets_message(
     assert match["timeout"] == "200"
     assert 200 <= float(match["total"]) < 1000
     assert float(match["http"]) > 0  # the server accepted the connection: time went to the exchange
-    assert elapsed < 1.5  # the worker gave up; it did not wait for the answer
+    assert elapsed < 2.5  # the worker gave up; it did not wait for the 3 s answer
 
 
 def test_a_refused_connection_records_curls_error(db: Database, worker: NetWorker) -> None:
@@ -277,7 +277,7 @@ def test_one_batch_sends_its_requests_concurrently(
     db: Database, worker: NetWorker, endpoint: Endpoint
 ) -> None:
     with db.connect(autocommit=False) as conn:
-        ids = [http_post(conn, endpoint.url("/sleep/0.5"), {"i": i}) for i in range(5)]
+        ids = [http_post(conn, endpoint.url("/sleep/1"), {"i": i}) for i in range(5)]
         conn.commit()
         committed = time.monotonic()
         responses = [wait_for_response(conn, i) for i in ids]
@@ -287,9 +287,10 @@ def test_one_batch_sends_its_requests_concurrently(
         ).fetchone()
 
     assert [r["status_code"] for r in responses] == [200] * 5
-    assert elapsed < 1.5, f"5 requests of 0.5 s took {elapsed:.2f} s: not concurrent"
+    # One after another they would take 5 s and arrive 1 s apart; the bounds leave a loaded machine room.
+    assert elapsed < 3, f"5 requests of 1 s took {elapsed:.2f} s: not concurrent"
     arrivals = [r.at for r in endpoint.received]
-    assert max(arrivals) - min(arrivals) < 0.3
+    assert max(arrivals) - min(arrivals) < 0.8
     assert batches == (1,)  # one transaction: the rows share its now()
 
 
